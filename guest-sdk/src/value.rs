@@ -1,0 +1,68 @@
+//! Helpers on the event value a handler receives.
+
+use serde_json::{Map, Value};
+
+/// Helpers for the event value (`value` in a Python handler).
+pub trait ValueExt {
+    /// Sets `value["metadata"][key]`, creating the metadata object when it is
+    /// missing or not an object: the `value["metadata"]["owner"] = identity`
+    /// idiom. The stamp persists on the created or updated resource, and
+    /// overwrites whatever the client sent under that key.
+    fn stamp_metadata(&mut self, key: &str, stamp: impl Into<Value>);
+
+    /// The store namespace of a `store` event, e.g. `["user1", "docs"]`;
+    /// empty when there is none.
+    fn namespace(&self) -> Vec<&str>;
+}
+
+impl ValueExt for Value {
+    fn stamp_metadata(&mut self, key: &str, stamp: impl Into<Value>) {
+        if !self.is_object() {
+            return;
+        }
+        let metadata = self.as_object_mut().map(|o| {
+            o.entry("metadata")
+                .or_insert_with(|| Value::Object(Map::new()))
+        });
+        if let Some(metadata) = metadata {
+            if !metadata.is_object() {
+                *metadata = Value::Object(Map::new());
+            }
+            if let Some(m) = metadata.as_object_mut() {
+                m.insert(key.to_owned(), stamp.into());
+            }
+        }
+    }
+
+    fn namespace(&self) -> Vec<&str> {
+        self.get("namespace")
+            .and_then(Value::as_array)
+            .map(|labels| labels.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stamp_creates_or_overwrites_metadata() {
+        let mut v = json!({"thread_id": "t"});
+        v.stamp_metadata("owner", "u1");
+        assert_eq!(v, json!({"thread_id": "t", "metadata": {"owner": "u1"}}));
+        let mut v = json!({"metadata": {"owner": "spoof", "k": 1}});
+        v.stamp_metadata("owner", "u2");
+        assert_eq!(v, json!({"metadata": {"owner": "u2", "k": 1}}));
+        let mut v = json!({"metadata": null});
+        v.stamp_metadata("owner", "u3");
+        assert_eq!(v["metadata"], json!({"owner": "u3"}));
+    }
+
+    #[test]
+    fn namespace_reads_labels() {
+        assert_eq!(json!({"namespace": ["a", "b"]}).namespace(), ["a", "b"]);
+        assert!(json!({"namespace": null}).namespace().is_empty());
+    }
+}

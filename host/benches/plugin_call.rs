@@ -1,0 +1,169 @@
+//! Per-request cost of authenticate + authorize on `examples/reference/auth`.
+//!
+//! Modes, interleaved round by round so that machine drift hits them alike:
+//! - `fresh`: a new pooled instance per request (what the server does);
+//! - `fresh-no-deadline`: the same on an engine without epoch interruption,
+//!   to price the deadline machinery;
+//! - `instantiate`: only creating the instance;
+//! - `reused`: one instance serving every request (not what Warden does);
+//! - `native`: the same policy compiled natively, no wasm.
+//!
+//! `cargo bench -p warden --bench plugin_call` (needs the guests built:
+//! `cargo build --release --target wasm32-wasip2 -p reference-auth`).
+//! `WARDEN_BENCH_ROUNDS` / `WARDEN_BENCH_ITERS` change the sample size.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
+use warden::types::{Action, AuthContext, Request, Resource};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn component() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("wasm32-wasip2/release/reference_auth.wasm")
+}
+
+fn request() -> Request {
+    Request::new("GET", "/threads/0193a0d2-8a3e-7c4e-9d1b-3f2a1b0c9d8e")
+        .with_header("host", "127.0.0.1:8123")
+        .with_header("user-agent", "langgraph-sdk-py/0.4.14")
+        .with_header("accept", "application/json")
+        .with_header("authorization", "Bearer user1-token")
+}
+
+fn value() -> serde_json::Value {
+    json!({"thread_id": "0193a0d2-8a3e-7c4e-9d1b-3f2a1b0c9d8e"})
+}
+
+fn wasm_request(
+    session: &mut warden::plugin::Session,
+    request: &Request,
+    value: &serde_json::Value,
+) {
+    let user = session.authenticate(request).unwrap().unwrap();
+    let ctx = AuthContext::new(user, Resource::Threads, Action::Read);
+    black_box(session.authorize(&ctx, value).unwrap().unwrap());
+}
+
+fn load(deadlines: bool) -> (Runtime, Arc<AuthPlugin>) {
+    let runtime = Runtime::new(RuntimeOptions {
+        deadlines,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let path = component();
+    let plugin = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap_or_else(|e| {
+        panic!("{e} (build it: cargo build --release --target wasm32-wasip2 -p reference-auth)")
+    });
+    (runtime, plugin)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds = env_or("WARDEN_BENCH_ROUNDS", 10);
+    let iters = env_or("WARDEN_BENCH_ITERS", 2000);
+    let (_rt, plugin) = load(true);
+    let (_rt2, plugin_nodeadline) = load(false);
+    let native = reference_auth::auth();
+    let request = request();
+    let value = value();
+    let mut reused = plugin.session().unwrap();
+
+    type Mode<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+    let mut modes: Vec<Mode> = vec![
+        (
+            "fresh",
+            Box::new(|| wasm_request(&mut plugin.session().unwrap(), &request, &value)),
+        ),
+        (
+            "fresh-no-deadline",
+            Box::new(|| wasm_request(&mut plugin_nodeadline.session().unwrap(), &request, &value)),
+        ),
+        (
+            "instantiate",
+            Box::new(|| drop(black_box(plugin.session().unwrap()))),
+        ),
+        (
+            "reused",
+            Box::new(|| wasm_request(&mut reused, &request, &value)),
+        ),
+        (
+            "native",
+            Box::new(|| {
+                let user = native.authenticate(&request).unwrap();
+                let ctx = AuthContext::new(user, Resource::Threads, Action::Read);
+                let mut v = value.clone();
+                black_box(native.authorize(&ctx, &mut v).unwrap());
+            }),
+        ),
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds * iters); modes.len()];
+    for (_, run) in modes.iter_mut() {
+        for _ in 0..iters / 10 {
+            run(); // warm up
+        }
+    }
+    for _ in 0..rounds {
+        for (i, (_, run)) in modes.iter_mut().enumerate() {
+            for _ in 0..iters {
+                let start = Instant::now();
+                run();
+                samples[i].push(start.elapsed());
+            }
+        }
+    }
+    println!(
+        "authenticate + authorize(threads.read) on examples/reference/auth, {rounds} interleaved rounds x {iters} calls"
+    );
+    println!(
+        "{:<20} {:>10} {:>10} {:>10} {:>10}",
+        "mode", "p50 µs", "p90 µs", "p99 µs", "mean µs"
+    );
+    let mut p50s = Vec::new();
+    for ((name, _), s) in modes.iter().zip(samples.iter_mut()) {
+        s.sort();
+        let mean = s.iter().sum::<Duration>() / s.len() as u32;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{:<20} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+            name,
+            us(percentile(s, 0.5)),
+            us(percentile(s, 0.9)),
+            us(percentile(s, 0.99)),
+            us(mean)
+        );
+        p50s.push((*name, us(percentile(s, 0.5))));
+    }
+    let p50 = |n: &str| {
+        p50s.iter()
+            .find(|(m, _)| *m == n)
+            .map(|(_, v)| *v)
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "ratios (p50): fresh/native {:.1}x, fresh/reused {:.1}x, deadline cost {:+.1} µs ({:+.0} %)",
+        p50("fresh") / p50("native"),
+        p50("fresh") / p50("reused"),
+        p50("fresh") - p50("fresh-no-deadline"),
+        (p50("fresh") / p50("fresh-no-deadline") - 1.0) * 100.0
+    );
+}

@@ -1,0 +1,266 @@
+//! `langgraph.json`: the keys Warden reads, with Warden's per-plugin settings
+//! (`timeout_ms`, `memory_mib`) beside LangGraph's (`path`,
+//! `disable_studio_auth`, `cache`, `openapi`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Default deadline of one plugin call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 100;
+/// Default memory cap of one plugin instance.
+pub const DEFAULT_MEMORY_MIB: u64 = 32;
+/// The largest memory cap a plugin may ask for.
+pub const MAX_MEMORY_MIB: u64 = 1024;
+/// The longest deadline a plugin may ask for.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// A configuration file that cannot be used, with the file and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// A parsed `langgraph.json`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The graphs, by id, as written (paths relative to the file).
+    pub graphs: BTreeMap<String, String>,
+    /// The `auth` section, if any.
+    pub auth: Option<AuthConfig>,
+}
+
+/// The `auth` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The plugin: a component `.wasm` or a plugin crate directory, relative
+    /// to the configuration file.
+    pub path: String,
+    /// Ignore `x-auth-scheme: langsmith`; run the plugin for every request.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub disable_studio_auth: bool,
+    /// LangGraph's authenticate-result cache settings.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    /// OpenAPI security schemes merged into `/openapi.json`.
+    #[serde(default)]
+    pub openapi: Option<serde_json::Value>,
+    /// Deadline of one plugin call, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Memory cap of one plugin instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+}
+
+/// `auth.cache`: LangGraph's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Header names whose values key the cache.
+    #[serde(default)]
+    pub cache_keys: Vec<String>,
+    /// How long an entry lives.
+    #[serde(default = "default_ttl")]
+    pub ttl_seconds: u64,
+    /// The most entries kept.
+    #[serde(default = "default_max_size")]
+    pub max_size: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_memory_mib() -> u64 {
+    DEFAULT_MEMORY_MIB
+}
+fn default_ttl() -> u64 {
+    60
+}
+fn default_max_size() -> u64 {
+    1000
+}
+
+/// A boolean, also spelled `"true"` / `"false"` as LangGraph's own
+/// configuration loader accepts (the reference `langgraph.json` does).
+fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Bool(bool),
+        Text(String),
+    }
+    match Lenient::deserialize(deserializer)? {
+        Lenient::Bool(b) => Ok(b),
+        Lenient::Text(t) if t.eq_ignore_ascii_case("true") => Ok(true),
+        Lenient::Text(t) if t.eq_ignore_ascii_case("false") => Ok(false),
+        Lenient::Text(t) => Err(serde::de::Error::custom(format!(
+            "invalid value {t:?}, expected a boolean"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    graphs: BTreeMap<String, String>,
+    #[serde(default)]
+    auth: Option<AuthConfig>,
+}
+
+impl Config {
+    /// Reads and validates a `langgraph.json`. Top-level keys Warden does not
+    /// use (`dependencies`, `env`, ...) are accepted; the `auth` section is
+    /// strict: an unknown or ill-typed key is an error naming it.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let error = |message: String| ConfigError {
+            file: file.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| error(format!("cannot read: {e}")))?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses the text of a `langgraph.json` read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let error = |message: String| ConfigError {
+            file: file.to_owned(),
+            message,
+        };
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                error(inner.to_string())
+            } else {
+                error(format!("`{path}`: {inner}"))
+            }
+        })?;
+        if let Some(auth) = &raw.auth {
+            if auth.timeout_ms == 0 || auth.timeout_ms > MAX_TIMEOUT_MS {
+                return Err(error(format!(
+                    "`auth.timeout_ms`: {} is out of range 1..={MAX_TIMEOUT_MS}",
+                    auth.timeout_ms
+                )));
+            }
+            if auth.memory_mib == 0 || auth.memory_mib > MAX_MEMORY_MIB {
+                return Err(error(format!(
+                    "`auth.memory_mib`: {} is out of range 1..={MAX_MEMORY_MIB}",
+                    auth.memory_mib
+                )));
+            }
+            if auth.path.ends_with(".py") || auth.path.contains(".py:") {
+                return Err(error(format!(
+                    "`auth.path`: {:?} names a Python object; Warden runs WebAssembly plugins: \
+                     name a component .wasm or a plugin crate directory",
+                    auth.path
+                )));
+            }
+        }
+        Ok(Self {
+            file: file.to_owned(),
+            graphs: raw.graphs,
+            auth: raw.auth,
+        })
+    }
+
+    /// The directory paths in the file are relative to.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+}
+
+impl AuthConfig {
+    /// The plugin path, resolved against the configuration file's directory.
+    pub fn resolved_path(&self, config: &Config) -> PathBuf {
+        config.dir().join(&self.path)
+    }
+
+    /// The deadline of one call.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The memory cap of one instance, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib << 20).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("/p/langgraph.json"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_langgraph_keys_and_warden_settings() {
+        let c = parse(
+            r#"{"dependencies": ["."], "graphs": {"agent": "./agent"}, "env": ".env",
+                "auth": {"path": "./auth", "disable_studio_auth": "true", "timeout_ms": 250,
+                         "cache": {"cache_keys": ["authorization"]}}}"#,
+        )
+        .unwrap();
+        let auth = c.auth.as_ref().unwrap();
+        assert!(auth.disable_studio_auth);
+        assert_eq!(
+            (auth.timeout_ms, auth.memory_mib),
+            (250, DEFAULT_MEMORY_MIB)
+        );
+        assert_eq!(auth.cache.as_ref().unwrap().ttl_seconds, 60);
+        assert_eq!(auth.resolved_path(&c), Path::new("/p/./auth"));
+        assert_eq!(c.graphs["agent"], "./agent");
+    }
+
+    #[test]
+    fn an_unknown_auth_key_is_named_with_the_file() {
+        let e = parse(r#"{"auth": {"path": "./a", "timeout": 5}}"#).unwrap_err();
+        assert!(e.starts_with("/p/langgraph.json: "), "{e}");
+        assert!(e.contains("unknown field `timeout`"), "{e}");
+    }
+
+    #[test]
+    fn an_ill_typed_key_is_named() {
+        let e = parse(r#"{"auth": {"path": "./a", "memory_mib": "lots"}}"#).unwrap_err();
+        assert!(e.contains("`auth.memory_mib`"), "{e}");
+        let e = parse(r#"{"auth": {"path": "./a", "disable_studio_auth": "maybe"}}"#).unwrap_err();
+        assert!(e.contains("`auth.disable_studio_auth`"), "{e}");
+    }
+
+    #[test]
+    fn limits_and_python_paths_are_refused() {
+        assert!(
+            parse(r#"{"auth": {"path": "./a", "timeout_ms": 0}}"#)
+                .unwrap_err()
+                .contains("auth.timeout_ms")
+        );
+        assert!(
+            parse(r#"{"auth": {"path": "./a", "memory_mib": 4096}}"#)
+                .unwrap_err()
+                .contains("auth.memory_mib")
+        );
+        assert!(
+            parse(r#"{"auth": {"path": "./auth.py:auth"}}"#)
+                .unwrap_err()
+                .contains("Python")
+        );
+    }
+
+    #[test]
+    fn a_missing_path_is_named() {
+        let e = parse(r#"{"auth": {}}"#).unwrap_err();
+        assert!(e.contains("missing field `path`"), "{e}");
+    }
+}

@@ -1,0 +1,350 @@
+//! The `warden` command: `serve` a `langgraph.json`, or `call` a plugin's
+//! handlers from the command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+use warden::config::Config;
+use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
+use warden::server::{AppState, router};
+use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "A LangGraph-compatible agent server with WebAssembly auth plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and validate every plugin of a langgraph.json, then serve.
+    Serve(ServeArgs),
+    /// Call one handler of a plugin and print the result as JSON.
+    ///
+    /// Exit status: 0 on success, 1 when the plugin answers with an HTTP
+    /// error (or denies), 2 on a fault or when the plugin cannot be loaded.
+    Call(CallArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The langgraph.json to serve.
+    #[arg(long, default_value = "langgraph.json")]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8123)]
+    port: u16,
+    /// Where Warden keeps its data (database, compiled plugins).
+    #[arg(long, default_value = "./.warden")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// The plugin: a component .wasm or a plugin crate directory.
+    plugin: PathBuf,
+    #[command(subcommand)]
+    handler: Handler,
+    /// Where compiled plugins are cached.
+    #[arg(long, global = true, default_value = "./.warden")]
+    data_dir: PathBuf,
+    /// Deadline of the call, in milliseconds.
+    #[arg(long, global = true, default_value_t = warden::config::DEFAULT_TIMEOUT_MS)]
+    timeout_ms: u64,
+    /// Memory cap of the instance, in MiB.
+    #[arg(long, global = true, default_value_t = warden::config::DEFAULT_MEMORY_MIB)]
+    memory_mib: u64,
+}
+
+#[derive(Subcommand)]
+enum Handler {
+    /// Run `authenticate` on a request.
+    Authenticate {
+        /// A request header, `name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// A query parameter, `key=value` (repeatable).
+        #[arg(long = "query", short = 'q')]
+        query: Vec<String>,
+        /// The request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request path.
+        #[arg(long, default_value = "/")]
+        path: String,
+    },
+    /// Run the handler that covers an authorization event.
+    Authorize {
+        /// The resource: threads, assistants, crons or store.
+        #[arg(long)]
+        resource: String,
+        /// The action: create, read, update, delete, search, create_run, put,
+        /// get or list_namespaces.
+        #[arg(long)]
+        action: String,
+        /// The user, as `authenticate` returns it: a JSON object with
+        /// `identity` and optionally `display_name`, `is_authenticated`,
+        /// `permissions` and other fields.
+        #[arg(long)]
+        user: String,
+        /// The event's value, as JSON.
+        #[arg(long, default_value = "{}")]
+        value: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Call(args) => call(args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(args.data_dir.join("plugins")),
+        ..RuntimeOptions::default()
+    })?;
+    let auth = match &config.auth {
+        Some(auth) => {
+            let limits = Limits {
+                timeout: auth.timeout(),
+                memory_bytes: auth.memory_bytes(),
+            };
+            let plugin = AuthPlugin::load(&runtime, "auth", &auth.resolved_path(&config), limits)
+                .with_context(|| {
+                format!("loading the auth plugin of {}", config.file.display())
+            })?;
+            let info = plugin.info();
+            tracing::info!(
+                plugin = %info.name,
+                path = %info.path.display(),
+                digest = %info.digest,
+                contract = %info.contract,
+                "auth plugin loaded"
+            );
+            Some(plugin)
+        }
+        None => None,
+    };
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
+    let app = router(Arc::new(AppState { auth }));
+    let tokio = tokio::runtime::Runtime::new()?;
+    tokio.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!("warden listening on http://{}", listener.local_addr()?);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        drop(runtime);
+        Ok(())
+    })
+}
+
+fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(args.data_dir.join("plugins")),
+        ..RuntimeOptions::default()
+    })?;
+    let limits = Limits {
+        timeout: std::time::Duration::from_millis(args.timeout_ms),
+        memory_bytes: usize::try_from(args.memory_mib << 20)?,
+    };
+    let plugin = AuthPlugin::load(&runtime, &plugin_name(&args.plugin), &args.plugin, limits)?;
+    let mut session = match plugin.session() {
+        Ok(session) => session,
+        Err(fault) => return Ok(print_fault(&fault)),
+    };
+    match args.handler {
+        Handler::Authenticate {
+            headers,
+            query,
+            method,
+            path,
+        } => {
+            let mut request = Request::new(method.to_ascii_uppercase(), path);
+            for header in headers {
+                let Some((name, value)) = header.split_once(':') else {
+                    bail!("--header {header:?}: expected `name: value`");
+                };
+                request = request.with_header(name.trim(), value.trim());
+            }
+            for pair in query {
+                let (key, value) = pair.split_once('=').unwrap_or((&pair, ""));
+                request = request.with_query(key, value);
+            }
+            match session.authenticate(&request) {
+                Ok(Ok(user)) => Ok(print(&user_json(&user), ExitCode::SUCCESS)),
+                Ok(Err(error)) => Ok(print(
+                    &error_json(error.status, error.detail.as_deref(), &error.headers),
+                    ExitCode::from(1),
+                )),
+                Err(fault) => Ok(print_fault(&fault)),
+            }
+        }
+        Handler::Authorize {
+            resource,
+            action,
+            user,
+            value,
+        } => {
+            let resource = parse_name(&resource, Resource::ALL, "resource")?;
+            let action = parse_name(&action, Action::ALL, "action")?;
+            if !resource.actions().contains(&action) {
+                bail!("{resource} has no action {action}");
+            }
+            let user = parse_user(&user)?;
+            let value: Value = serde_json::from_str(&value).context("--value is not JSON")?;
+            let ctx = AuthContext::new(user, resource, action);
+            match session.authorize(&ctx, &value) {
+                Ok(Ok(verdict)) => {
+                    let handler = verdict.handler.map(|h| match h {
+                        warden::types::On::Event(r, a) => format!("{r}.{a}"),
+                        warden::types::On::Resource(r) => format!("{r}.*"),
+                        warden::types::On::Action(a) => format!("*.{a}"),
+                        warden::types::On::All => "*".to_owned(),
+                    });
+                    let value = verdict.value.unwrap_or(value);
+                    let (decision, filter, code) = match verdict.outcome {
+                        Outcome::Allow => ("allow", Value::Null, ExitCode::SUCCESS),
+                        Outcome::Deny => ("deny", Value::Null, ExitCode::from(1)),
+                        Outcome::Filter(f) => ("filter", f.to_json(), ExitCode::SUCCESS),
+                    };
+                    let mut out = json!({"event": format!("{resource}.{action}"), "handler": handler, "decision": decision});
+                    if decision == "deny" {
+                        out["status"] = json!(403);
+                        out["detail"] = json!("Forbidden");
+                    }
+                    if !filter.is_null() {
+                        out["filter"] = filter;
+                    }
+                    out["value"] = value;
+                    Ok(print(&out, code))
+                }
+                Ok(Err(error)) => Ok(print(
+                    &error_json(error.status, error.detail.as_deref(), &error.headers),
+                    ExitCode::from(1),
+                )),
+                Err(fault) => Ok(print_fault(&fault)),
+            }
+        }
+    }
+}
+
+fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned())
+}
+
+fn parse_name<T: Copy + std::fmt::Display>(text: &str, all: &[T], what: &str) -> anyhow::Result<T> {
+    let wanted = text.replace('-', "_");
+    all.iter()
+        .copied()
+        .find(|v| v.to_string() == wanted)
+        .with_context(|| {
+            let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+            format!(
+                "unknown {what} {text:?}; expected one of {}",
+                names.join(", ")
+            )
+        })
+}
+
+fn parse_user(text: &str) -> anyhow::Result<User> {
+    let Value::Object(mut fields) = serde_json::from_str(text).context("--user is not JSON")?
+    else {
+        bail!("--user must be a JSON object");
+    };
+    let Some(Value::String(identity)) = fields.remove("identity") else {
+        bail!("--user needs a string `identity`");
+    };
+    let mut user = User::new(identity);
+    if let Some(name) = fields.remove("display_name") {
+        user.display_name = Some(
+            name.as_str()
+                .context("`display_name` must be a string")?
+                .to_owned(),
+        );
+    }
+    if let Some(flag) = fields.remove("is_authenticated") {
+        user.is_authenticated = flag
+            .as_bool()
+            .context("`is_authenticated` must be a boolean")?;
+    }
+    if let Some(permissions) = fields.remove("permissions") {
+        user.permissions = serde_json::from_value(permissions)
+            .context("`permissions` must be a list of strings")?;
+    }
+    user.extra = fields;
+    Ok(user)
+}
+
+/// The user as LangGraph's mapping view shows it.
+fn user_json(user: &User) -> Value {
+    let mut out = Map::new();
+    out.insert("identity".into(), json!(user.identity));
+    out.insert("display_name".into(), json!(user.name()));
+    out.insert("is_authenticated".into(), json!(user.is_authenticated));
+    out.insert("permissions".into(), json!(user.permissions));
+    for (k, v) in &user.extra {
+        out.insert(k.clone(), v.clone());
+    }
+    if !user.private_fields.is_empty() {
+        out.insert("private_fields".into(), json!(user.private_fields));
+    }
+    Value::Object(out)
+}
+
+fn error_json(status: u16, detail: Option<&str>, headers: &[(String, String)]) -> Value {
+    let mut out = json!({"status": status, "detail": detail});
+    if !headers.is_empty() {
+        out["headers"] = json!(headers);
+    }
+    out
+}
+
+fn print(value: &Value, code: ExitCode) -> ExitCode {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+    code
+}
+
+fn print_fault(fault: &warden::plugin::Fault) -> ExitCode {
+    eprintln!("fault ({}): {fault}", fault.kind());
+    ExitCode::from(2)
+}

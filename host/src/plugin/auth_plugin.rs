@@ -1,0 +1,404 @@
+//! One loaded auth plugin, and the fresh instances (sessions) it serves
+//! requests with.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use warden_sdk::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+use super::AUTH_CONTRACT_VERSION;
+use super::bindings::{self, HANDLERS_INTERFACE};
+use super::build::locate_component;
+use super::engine::Runtime;
+use super::error::{Fault, LoadError};
+use super::sandbox::Sandbox;
+
+/// The deadline and memory cap of a plugin's calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deadline of one call (instantiation included).
+    pub timeout: Duration,
+    /// Memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
+            memory_bytes: (crate::config::DEFAULT_MEMORY_MIB << 20) as usize,
+        }
+    }
+}
+
+/// What identifies a loaded plugin (shown by `/info` and in logs).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PluginInfo {
+    /// The plugin's name in the configuration (`auth`).
+    pub name: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// SHA-256 of the component, hex.
+    pub digest: String,
+    /// The `warden:auth` contract version it was built for.
+    pub contract: String,
+}
+
+/// A loaded, validated auth plugin. Cheap to share; every request gets its
+/// own [`Session`].
+pub struct AuthPlugin {
+    info: PluginInfo,
+    label: Arc<str>,
+    engine: Engine,
+    pre: bindings::AuthPluginPre<Sandbox>,
+    registered: Vec<On>,
+    limits: Limits,
+    deadline_ticks: u64,
+}
+
+/// The result of an authorization call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The handler that ran, or `None` when no handler covers the event (and
+    /// the plugin was not called).
+    pub handler: Option<On>,
+    /// What it decided.
+    pub outcome: Outcome,
+    /// The event's value as the handler left it, when it changed it.
+    pub value: Option<Value>,
+}
+
+impl AuthPlugin {
+    /// Loads the plugin at `path` (a component `.wasm` or a plugin crate
+    /// directory, which is built first).
+    pub fn load(
+        runtime: &Runtime,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<Arc<Self>, LoadError> {
+        let wasm = locate_component(path)?;
+        let bytes = std::fs::read(&wasm).map_err(|source| LoadError::Read {
+            path: wasm.clone(),
+            source,
+        })?;
+        Self::from_bytes(runtime, name, &wasm, &bytes, limits)
+    }
+
+    /// Loads a plugin from the bytes of a component read from `path`.
+    pub fn from_bytes(
+        runtime: &Runtime,
+        name: &str,
+        path: &Path,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<Arc<Self>, LoadError> {
+        check_header(path, bytes)?;
+        let engine = runtime.engine();
+        let digest = hex(&Sha256::digest(bytes));
+        let component = match runtime.cache().and_then(|c| c.load(engine, &digest)) {
+            Some(component) => component,
+            None => {
+                let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile {
+                    path: path.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
+                if let Some(cache) = runtime.cache() {
+                    cache.store(&digest, &component);
+                }
+                component
+            }
+        };
+        let contract = contract_version(engine, &component, path)?;
+
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        bindings::AuthPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = bindings::AuthPluginPre::new(pre).map_err(link_error)?;
+
+        let label: Arc<str> = Arc::from(name);
+        let mut plugin = Self {
+            info: PluginInfo {
+                name: name.to_owned(),
+                path: path.to_owned(),
+                digest,
+                contract,
+            },
+            label,
+            engine: engine.clone(),
+            pre,
+            registered: Vec::new(),
+            limits,
+            deadline_ticks: runtime.deadline_ticks(limits.timeout),
+        };
+        let registered = plugin.instantiate().and_then(|(mut store, instance)| {
+            let keys = instance
+                .warden_auth_handlers()
+                .call_registered(&mut store)
+                .map_err(|e| plugin.fault(&store, e))?;
+            Ok(keys
+                .into_iter()
+                .map(bindings::key_from_wit)
+                .collect::<Vec<_>>())
+        });
+        plugin.registered = registered.map_err(|fault| LoadError::Registration {
+            path: path.to_owned(),
+            fault,
+        })?;
+        plugin.warn_uncovered();
+        Ok(Arc::new(plugin))
+    }
+
+    /// Name, path, digest and contract version.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The keys the plugin registered handlers under.
+    pub fn registered(&self) -> &[On] {
+        &self.registered
+    }
+
+    /// The handler that covers `(resource, action)`, most specific first;
+    /// `None` means the event is allowed without calling the plugin.
+    pub fn handler_for(&self, resource: Resource, action: Action) -> Option<On> {
+        On::resolve(self.registered.iter().copied(), resource, action)
+    }
+
+    /// A fresh instance of the plugin for one request.
+    pub fn session(self: &Arc<Self>) -> Result<Session, Fault> {
+        let (store, instance) = self.instantiate().inspect_err(|fault| {
+            self.log_fault("instantiate", fault);
+        })?;
+        Ok(Session {
+            plugin: Arc::clone(self),
+            store,
+            instance,
+            failed: None,
+        })
+    }
+
+    fn instantiate(&self) -> Result<(Store<Sandbox>, bindings::AuthPlugin), Fault> {
+        let sandbox = Sandbox::new(self.label.clone(), self.limits.memory_bytes);
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|sandbox| &mut sandbox.memory);
+        store.set_epoch_deadline(self.deadline_ticks);
+        match self.pre.instantiate(&mut store) {
+            Ok(instance) => Ok((store, instance)),
+            Err(e) => match self.fault(&store, e) {
+                Fault::Trap(reason) => Err(Fault::Instantiate(reason)),
+                fault => Err(fault),
+            },
+        }
+    }
+
+    /// Classifies a failed call.
+    fn fault(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> Fault {
+        if store.data().memory.exceeded {
+            return Fault::Memory((self.limits.memory_bytes >> 20) as u64);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Fault::Timeout(self.limits.timeout.as_millis() as u64),
+            Some(trap) => Fault::Trap(trap.to_string()),
+            None => Fault::Trap(error.root_cause().to_string()),
+        }
+    }
+
+    fn log_fault(&self, event: &str, fault: &Fault) {
+        tracing::error!(
+            plugin = %self.info.name,
+            digest = %&self.info.digest[..12],
+            event,
+            %fault,
+            "auth plugin fault: request refused"
+        );
+    }
+
+    /// LangGraph warns at start-up when handlers exist but some events have
+    /// none (and are therefore allowed unfiltered).
+    fn warn_uncovered(&self) {
+        if self.registered.is_empty() || self.registered.contains(&On::All) {
+            return;
+        }
+        let uncovered: Vec<String> = Resource::ALL
+            .iter()
+            .flat_map(|r| r.actions().iter().map(move |a| (*r, *a)))
+            .filter(|(r, a)| self.handler_for(*r, *a).is_none())
+            .map(|(r, a)| format!("{r}.{a}"))
+            .collect();
+        if !uncovered.is_empty() {
+            tracing::warn!(
+                plugin = %self.info.name,
+                "no handler covers {}: these events are allowed unfiltered",
+                uncovered.join(", ")
+            );
+        }
+    }
+}
+
+/// One fresh plugin instance, for one request: authenticate, then any number
+/// of authorization events. A fault ends it: later calls report the same fault.
+pub struct Session {
+    plugin: Arc<AuthPlugin>,
+    store: Store<Sandbox>,
+    instance: bindings::AuthPlugin,
+    failed: Option<Fault>,
+}
+
+impl Session {
+    /// The plugin this session is an instance of.
+    pub fn plugin(&self) -> &Arc<AuthPlugin> {
+        &self.plugin
+    }
+
+    /// Runs `authenticate`: the user, or the HTTP error the plugin answered with.
+    pub fn authenticate(&mut self, request: &Request) -> Result<Result<User, HttpError>, Fault> {
+        let request = bindings::request_to_wit(request);
+        self.call("authenticate", |store, instance| {
+            instance
+                .warden_auth_handlers()
+                .call_authenticate(store, &request)
+        })
+        .and_then(|result| match result {
+            Ok(user) => bindings::user_from_wit(user).map(Ok),
+            Err(error) => bindings::error_from_wit(error).map(Err),
+        })
+        .inspect_err(|fault| self.fail("authenticate", fault))
+    }
+
+    /// Authorizes an event: runs the handler that covers it, or allows
+    /// without a call when none does.
+    pub fn authorize(
+        &mut self,
+        ctx: &AuthContext,
+        value: &Value,
+    ) -> Result<Result<Verdict, HttpError>, Fault> {
+        let Some(handler) = self.plugin.handler_for(ctx.resource, ctx.action) else {
+            return Ok(Ok(Verdict {
+                handler: None,
+                outcome: Outcome::Allow,
+                value: None,
+            }));
+        };
+        let event = format!("{}.{}", ctx.resource, ctx.action);
+        let key = bindings::key_to_wit(handler);
+        let context = bindings::types::AuthContext {
+            user: bindings::user_to_wit(&ctx.user),
+            permissions: ctx.permissions.clone(),
+            resource: bindings::resource_to_wit(ctx.resource),
+            action: bindings::action_to_wit(ctx.action),
+        };
+        let value = value.to_string();
+        self.call(&event, |store, instance| {
+            instance
+                .warden_auth_handlers()
+                .call_authorize(store, key, &context, &value)
+        })
+        .and_then(|result| match result {
+            Ok(verdict) => {
+                let outcome = match verdict.decision {
+                    bindings::types::Decision::Allow => Outcome::Allow,
+                    bindings::types::Decision::Deny => Outcome::Deny,
+                    bindings::types::Decision::Filter(f) => {
+                        Outcome::Filter(bindings::filter_from_wit(f)?)
+                    }
+                };
+                let value = verdict
+                    .value
+                    .map(|v| serde_json::from_str(&v))
+                    .transpose()
+                    .map_err(|e| {
+                        Fault::BadOutput(format!("the modified value is not JSON: {e}"))
+                    })?;
+                Ok(Ok(Verdict {
+                    handler: Some(handler),
+                    outcome,
+                    value,
+                }))
+            }
+            Err(error) => bindings::error_from_wit(error).map(Err),
+        })
+        .inspect_err(|fault| self.fail(&event, fault))
+    }
+
+    fn call<R>(
+        &mut self,
+        event: &str,
+        f: impl FnOnce(&mut Store<Sandbox>, &bindings::AuthPlugin) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        if let Some(fault) = &self.failed {
+            return Err(Fault::Instantiate(format!(
+                "the instance is unusable after an earlier fault ({}); {event} not called",
+                fault.kind()
+            )));
+        }
+        self.store.set_epoch_deadline(self.plugin.deadline_ticks);
+        f(&mut self.store, &self.instance).map_err(|e| self.plugin.fault(&self.store, e))
+    }
+
+    fn fail(&mut self, event: &str, fault: &Fault) {
+        if self.failed.is_none() {
+            self.plugin.log_fault(event, fault);
+            self.failed = Some(fault.clone());
+        }
+    }
+}
+
+/// Refuses files that are not components, with a message that says what they are.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let not = |what| {
+        Err(LoadError::NotAComponent {
+            path: path.to_owned(),
+            what,
+        })
+    };
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => not("a core WebAssembly module"),
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', ..]) => not("a WebAssembly binary of an unknown version"),
+        _ => not("not a WebAssembly binary"),
+    }
+}
+
+/// The `warden:auth` version the component exports its handlers for.
+fn contract_version(
+    engine: &Engine,
+    component: &Component,
+    path: &Path,
+) -> Result<String, LoadError> {
+    let prefix = format!("{HANDLERS_INTERFACE}@");
+    let mut found = None;
+    for (name, _) in component.component_type().exports(engine) {
+        if let Some(version) = name.strip_prefix(&prefix) {
+            if version == AUTH_CONTRACT_VERSION {
+                return Ok(version.to_owned());
+            }
+            found = Some(version.to_owned());
+        }
+    }
+    match found {
+        Some(found) => Err(LoadError::Contract {
+            path: path.to_owned(),
+            found,
+            supported: AUTH_CONTRACT_VERSION.to_owned(),
+        }),
+        None => Err(LoadError::NotAPlugin {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

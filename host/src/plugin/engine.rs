@@ -1,0 +1,119 @@
+//! The wasmtime engine: every setting Warden uses, in one place.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::cache::ArtefactCache;
+use super::error::LoadError;
+use crate::config::MAX_MEMORY_MIB;
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled artefacts are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// How many plugin instances may be alive at once (pool slots).
+    pub max_instances: u32,
+    /// Deadlines by epoch interruption. Turning it off is only for measuring
+    /// its cost: without it a runaway plugin is never stopped.
+    pub deadlines: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 1000,
+            deadlines: true,
+        }
+    }
+}
+
+/// The shared wasmtime engine, its epoch ticker and the artefact cache.
+pub struct Runtime {
+    engine: Engine,
+    cache: Option<ArtefactCache>,
+    deadlines: bool,
+    ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Runtime {
+    /// Builds the engine and starts the epoch ticker.
+    pub fn new(options: RuntimeOptions) -> Result<Self, LoadError> {
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(options.max_instances)
+            .total_core_instances(options.max_instances * 4)
+            .total_memories(options.max_instances)
+            .total_tables(options.max_instances * 4)
+            .max_memory_size((MAX_MEMORY_MIB << 20) as usize);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
+            .memory_init_cow(true)
+            .epoch_interruption(options.deadlines);
+        let engine = Engine::new(&config).map_err(|e| LoadError::Runtime(e.to_string()))?;
+
+        let ticker = options.deadlines.then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (engine, flag) = (engine.clone(), stop.clone());
+            let handle = std::thread::Builder::new()
+                .name("warden-epoch".into())
+                .spawn(move || {
+                    while !flag.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .expect("spawning the epoch thread");
+            (stop, handle)
+        });
+
+        let cache = options
+            .cache_dir
+            .map(|dir| ArtefactCache::new(dir, &engine));
+        Ok(Self {
+            engine,
+            cache,
+            deadlines: options.deadlines,
+            ticker,
+        })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn cache(&self) -> Option<&ArtefactCache> {
+        self.cache.as_ref()
+    }
+
+    /// The epoch deadline, in ticks, for a call of at most `timeout`.
+    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
+        if !self.deadlines {
+            return u64::MAX;
+        }
+        let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros());
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! What goes wrong with plugins: loading errors and call faults.
+
+use std::path::PathBuf;
+
+/// A plugin that cannot be loaded. Start-up stops with it: Warden never
+/// serves without the auth plugin it was configured with.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The path does not exist.
+    #[error("{}: no such file or directory", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Building a plugin crate failed.
+    #[error("{}: building the plugin crate failed: {reason}", dir.display())]
+    Build {
+        /// The crate directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a WebAssembly component.
+    #[error("{}: {what}, not a WebAssembly component: build the plugin for wasm32-wasip2", path.display())]
+    NotAComponent {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// The component does not compile.
+    #[error("{}: invalid component: {reason}", path.display())]
+    Compile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The component was built for a contract version this host does not speak.
+    #[error(
+        "{}: built for contract warden:auth@{found}, but this warden speaks warden:auth@{supported}: rebuild it with a warden-sdk for {supported}",
+        path.display()
+    )]
+    Contract {
+        /// The file.
+        path: PathBuf,
+        /// The version the plugin was built for.
+        found: String,
+        /// The version this host speaks.
+        supported: String,
+    },
+    /// The component is not a Warden auth plugin.
+    #[error("{}: does not export warden:auth/handlers: is it a Warden auth plugin?", path.display())]
+    NotAPlugin {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The component imports something the sandbox does not grant.
+    #[error("{}: cannot be linked: {reason}", path.display())]
+    Link {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Asking the plugin for its handlers failed.
+    #[error("{}: handler registration failed: {fault}", path.display())]
+    Registration {
+        /// The file.
+        path: PathBuf,
+        /// The fault.
+        fault: Fault,
+    },
+    /// The engine could not be set up.
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(String),
+}
+
+/// A plugin call that failed. The request is refused (fail closed) with a
+/// 500 whose detail names only the [`kind`](Fault::kind).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fault {
+    /// The call ran past its deadline.
+    #[error("timeout: the call ran past its {0} ms deadline")]
+    Timeout(u64),
+    /// The instance tried to grow past its memory cap.
+    #[error("memory: the instance tried to grow past its {0} MiB cap")]
+    Memory(u64),
+    /// The guest trapped (a panic, an `unreachable`, ...).
+    #[error("trap: {0}")]
+    Trap(String),
+    /// The guest returned output the host cannot accept.
+    #[error("bad output: {0}")]
+    BadOutput(String),
+    /// A fresh instance could not be created.
+    #[error("instantiation: {0}")]
+    Instantiate(String),
+}
+
+impl Fault {
+    /// A short name of the kind of fault, for responses and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Timeout(_) => "timeout",
+            Fault::Memory(_) => "memory limit",
+            Fault::Trap(_) => "trap",
+            Fault::BadOutput(_) => "invalid output",
+            Fault::Instantiate(_) => "instantiation failure",
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The `warden` binary: `call` as a plugin author uses it, `serve` as a
+//! deployment starts it, and configuration errors as a user meets them.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{component, root};
+
+fn warden(args: &[&str], data_dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .current_dir(root())
+        .output()
+        .expect("warden runs")
+}
+
+fn call(plugin: &Path, args: &[&str]) -> (i32, Value, String) {
+    let data = tempfile::tempdir().unwrap();
+    let mut all = vec!["call", plugin.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = warden(&all, data.path());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn call_authenticate_prints_the_user() {
+    let (code, user, _) = call(
+        &component("reference_auth"),
+        &[
+            "authenticate",
+            "--header",
+            "authorization: Bearer user1-token",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(user["identity"], "user1");
+    assert_eq!(user["display_name"], "Alice");
+    assert_eq!(user["is_authenticated"], true);
+    assert!(
+        user["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("threads:create"))
+    );
+}
+
+#[test]
+fn call_authenticate_prints_an_http_error_and_exits_1() {
+    let (code, error, _) = call(
+        &component("reference_auth"),
+        &["authenticate", "--header", "authorization: Bearer nope"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(error, json!({"status": 401, "detail": "Invalid token"}));
+}
+
+#[test]
+fn call_authorize_prints_the_decision_filter_and_value() {
+    let (code, out, _) = call(
+        &component("reference_auth"),
+        &[
+            "authorize",
+            "--resource",
+            "threads",
+            "--action",
+            "create",
+            "--user",
+            r#"{"identity":"user1","permissions":["threads:create"]}"#,
+            "--value",
+            r#"{"metadata":{"owner":"spoof"}}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["handler"], "threads.create");
+    assert_eq!(out["decision"], "filter");
+    assert_eq!(out["filter"], json!({"owner": "user1"}));
+    assert_eq!(out["value"]["metadata"]["owner"], "user1");
+
+    let (code, out, _) = call(
+        &component("reference_auth"),
+        &[
+            "authorize",
+            "--resource",
+            "threads",
+            "--action",
+            "create",
+            "--user",
+            r#"{"identity":"reader"}"#,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(
+        out,
+        json!({"status": 403, "detail": "Missing permission: threads:create"})
+    );
+}
+
+#[test]
+fn call_reports_a_fault_with_exit_2() {
+    let (code, out, stderr) = call(
+        &component("fixture_hostile"),
+        &["authenticate", "--path", "/spin/forever"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(out, Value::Null, "nothing on stdout");
+    assert!(stderr.contains("fault (timeout)"), "{stderr}");
+}
+
+#[test]
+fn guest_logs_and_output_reach_the_host_log_tagged_with_the_plugin() {
+    let (code, _, stderr) = call(
+        &component("fixture_hostile"),
+        &["authenticate", "--path", "/log"],
+    );
+    assert_eq!(code, 0);
+    for line in [
+        "hello from the guest",
+        "answer=42",
+        "guest stdout line",
+        "guest stderr line",
+    ] {
+        let found = stderr.lines().find(|l| l.contains(line));
+        let found = found.unwrap_or_else(|| panic!("{line:?} not in:\n{stderr}"));
+        assert!(found.contains("fixture_hostile"), "untagged: {found}");
+    }
+}
+
+#[test]
+fn call_builds_a_plugin_crate_directory() {
+    let (code, user, _) = call(
+        &root().join("examples/tutorial/auth"),
+        &["authenticate", "-H", "Authorization: Bearer user2-token"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(user["identity"], "user2");
+}
+
+/// A `warden serve` on a free port, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(config: &Path, data_dir: &Path) -> Result<Self, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(["serve", "--port", &port.to_string(), "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut stderr = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+                return Err(stderr);
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Self { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("warden did not start listening");
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_loads_the_plugin_and_answers_ok_and_info() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = component("reference_auth");
+    std::fs::copy(&wasm, dir.path().join("auth.wasm")).unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(
+        &config,
+        r#"{"graphs": {}, "auth": {"path": "./auth.wasm", "timeout_ms": 50}}"#,
+    )
+    .unwrap();
+
+    let server = Server::start(&config, data.path()).expect("starts");
+    assert_eq!(server.get("/ok"), (200, json!({"ok": true})));
+    let (status, info) = server.get("/info");
+    assert_eq!(status, 200);
+    let plugin = &info["plugins"][0];
+    assert_eq!(plugin["name"], "auth");
+    assert_eq!(plugin["contract"], "warden:auth@0.1.0");
+    assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
+    assert!(plugin["path"].as_str().unwrap().ends_with("auth.wasm"));
+}
+
+fn serve_error(config_text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(&config, config_text).unwrap();
+    match Server::start(&config, dir.path()) {
+        Ok(_) => panic!("started with {config_text}"),
+        Err(stderr) => stderr,
+    }
+}
+
+#[test]
+fn serve_refuses_an_unknown_key_naming_it_and_the_file() {
+    let stderr = serve_error(r#"{"auth": {"path": "./auth.wasm", "memory": 64}}"#);
+    assert!(stderr.contains("langgraph.json"), "{stderr}");
+    assert!(stderr.contains("unknown field `memory`"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_missing_plugin_file() {
+    let stderr = serve_error(r#"{"auth": {"path": "./missing.wasm"}}"#);
+    assert!(
+        stderr.contains("missing.wasm: no such file or directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_python_auth_path() {
+    let stderr = serve_error(r#"{"auth": {"path": "./src/security/auth.py:auth"}}"#);
+    assert!(stderr.contains("`auth.path`"), "{stderr}");
+    assert!(stderr.contains("Python"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_plugin_for_another_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        component("fixture_future_contract"),
+        dir.path().join("auth.wasm"),
+    )
+    .unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(&config, r#"{"auth": {"path": "./auth.wasm"}}"#).unwrap();
+    let stderr = Server::start(&config, dir.path()).err().expect("refused");
+    assert!(stderr.contains("warden:auth@0.2.0"), "{stderr}");
+}
