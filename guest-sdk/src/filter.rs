@@ -1,5 +1,6 @@
 //! Filters that scope reads, searches, updates and deletes to what a user may see.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// A filter operator.
@@ -73,24 +74,25 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn condition(key: impl Into<String>, op: Operator, operand: impl Into<Value>) -> Self {
+    fn condition(key: impl Into<String>, op: Operator, operand: impl Serialize) -> Self {
         Self {
             clauses: vec![Clause::Condition(Condition {
                 key: key.into(),
                 op,
-                operand: operand.into(),
+                operand: crate::value::to_json(operand),
             })],
         }
     }
 
-    /// `{key: value}`: the metadata key equals `value`.
-    pub fn eq(key: impl Into<String>, value: impl Into<Value>) -> Self {
+    /// `{key: value}`: the metadata key equals `value` (any serializable
+    /// value: `&str`, `&String`, numbers, `json!(...)`).
+    pub fn eq(key: impl Into<String>, value: impl Serialize) -> Self {
         Self::condition(key, Operator::Eq, value)
     }
 
     /// `{key: {"$contains": value}}`: the metadata key is a list containing
     /// `value` (every item of it, when `value` is a list).
-    pub fn contains(key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn contains(key: impl Into<String>, value: impl Serialize) -> Self {
         Self::condition(key, Operator::Contains, value)
     }
 

@@ -1,6 +1,15 @@
 //! Helpers on the event value a handler receives.
 
+use serde::Serialize;
 use serde_json::{Map, Value};
+
+/// A serializable value as JSON.
+///
+/// # Panics
+/// When the value cannot be represented as JSON (a map with non-string keys).
+pub(crate) fn to_json(value: impl Serialize) -> Value {
+    serde_json::to_value(value).expect("the value is representable as JSON")
+}
 
 /// Helpers for the event value (`value` in a Python handler).
 pub trait ValueExt {
@@ -8,7 +17,7 @@ pub trait ValueExt {
     /// missing or not an object: the `value["metadata"]["owner"] = identity`
     /// idiom. The stamp persists on the created or updated resource, and
     /// overwrites whatever the client sent under that key.
-    fn stamp_metadata(&mut self, key: &str, stamp: impl Into<Value>);
+    fn stamp_metadata(&mut self, key: &str, stamp: impl Serialize);
 
     /// The store namespace of a `store` event, e.g. `["user1", "docs"]`;
     /// empty when there is none.
@@ -16,7 +25,7 @@ pub trait ValueExt {
 }
 
 impl ValueExt for Value {
-    fn stamp_metadata(&mut self, key: &str, stamp: impl Into<Value>) {
+    fn stamp_metadata(&mut self, key: &str, stamp: impl Serialize) {
         if !self.is_object() {
             return;
         }
@@ -29,7 +38,7 @@ impl ValueExt for Value {
                 *metadata = Value::Object(Map::new());
             }
             if let Some(m) = metadata.as_object_mut() {
-                m.insert(key.to_owned(), stamp.into());
+                m.insert(key.to_owned(), to_json(stamp));
             }
         }
     }

@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
     world: "auth-plugin",
 });
 
+pub(crate) use self::warden::auth::{log, types};
 use types as wit;
-pub(crate) use warden::auth::{log, types};
 
 /// The export interface whose presence marks an auth plugin.
 pub(crate) const HANDLERS_INTERFACE: &str = "warden:auth/handlers";

@@ -155,6 +155,10 @@ struct Server {
 }
 
 impl Server {
+    #[allow(
+        clippy::zombie_processes,
+        reason = "Drop kills and waits for the child"
+    )]
     fn start(config: &Path, data_dir: &Path) -> Result<Self, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()

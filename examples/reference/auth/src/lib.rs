@@ -66,17 +66,17 @@ fn owner_only(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
         ctx.action,
         Action::Create | Action::CreateRun | Action::Update
     ) {
-        value.stamp_metadata("owner", ctx.user.identity.as_str());
+        value.stamp_metadata("owner", &ctx.user.identity);
     }
-    Ok(Filter::eq("owner", ctx.user.identity.as_str()).into())
+    Ok(Filter::eq("owner", &ctx.user.identity).into())
 }
 
 fn threads_create(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
     if !ctx.has_permission("threads:create") {
         return Err(HttpError::forbidden("Missing permission: threads:create"));
     }
-    value.stamp_metadata("owner", ctx.user.identity.as_str());
-    Ok(Filter::eq("owner", ctx.user.identity.as_str()).into())
+    value.stamp_metadata("owner", &ctx.user.identity);
+    Ok(Filter::eq("owner", &ctx.user.identity).into())
 }
 
 fn assistants(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
@@ -85,7 +85,7 @@ fn assistants(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
             return Err(HttpError::forbidden("Only admin may modify assistants"));
         }
         if ctx.action == Action::Create {
-            value.stamp_metadata("owner", ctx.user.identity.as_str());
+            value.stamp_metadata("owner", &ctx.user.identity);
         }
     }
     Ok(Outcome::Allow)
