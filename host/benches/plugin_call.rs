@@ -4,6 +4,8 @@
 //! - `fresh`: a new pooled instance per request (what the server does);
 //! - `fresh-no-deadline`: the same on an engine without epoch interruption,
 //!   to price the deadline machinery;
+//! - `fresh-madvise`: the same with nothing kept resident in pool slots
+//!   (every page released with `madvise`, faulted in again next time);
 //! - `instantiate`: only creating the instance;
 //! - `reused`: one instance serving every request (not what Warden does);
 //! - `native`: the same policy compiled natively, no wasm.
@@ -58,12 +60,8 @@ fn wasm_request(
     black_box(session.authorize(&ctx, value).unwrap().unwrap());
 }
 
-fn load(deadlines: bool) -> (Runtime, Arc<AuthPlugin>) {
-    let runtime = Runtime::new(RuntimeOptions {
-        deadlines,
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
+fn load(options: RuntimeOptions) -> (Runtime, Arc<AuthPlugin>) {
+    let runtime = Runtime::new(options).unwrap();
     let path = component();
     let plugin = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap_or_else(|e| {
         panic!("{e} (build it: cargo build --release --target wasm32-wasip2 -p reference-auth)")
@@ -81,8 +79,15 @@ fn main() {
     }
     let rounds = env_or("WARDEN_BENCH_ROUNDS", 10);
     let iters = env_or("WARDEN_BENCH_ITERS", 2000);
-    let (_rt, plugin) = load(true);
-    let (_rt2, plugin_nodeadline) = load(false);
+    let (_rt, plugin) = load(RuntimeOptions::default());
+    let (_rt2, plugin_nodeadline) = load(RuntimeOptions {
+        deadlines: false,
+        ..RuntimeOptions::default()
+    });
+    let (_rt3, plugin_madvise) = load(RuntimeOptions {
+        keep_resident_bytes: 0,
+        ..RuntimeOptions::default()
+    });
     let native = reference_auth::auth();
     let request = request();
     let value = value();
@@ -97,6 +102,10 @@ fn main() {
         (
             "fresh-no-deadline",
             Box::new(|| wasm_request(&mut plugin_nodeadline.session().unwrap(), &request, &value)),
+        ),
+        (
+            "fresh-madvise",
+            Box::new(|| wasm_request(&mut plugin_madvise.session().unwrap(), &request, &value)),
         ),
         (
             "instantiate",
@@ -160,9 +169,10 @@ fn main() {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "ratios (p50): fresh/native {:.1}x, fresh/reused {:.1}x, deadline cost {:+.1} µs ({:+.0} %)",
+        "ratios (p50): fresh/native {:.1}x, fresh/reused {:.1}x, keep-resident gain {:.1}x, deadline cost {:+.1} µs ({:+.0} %)",
         p50("fresh") / p50("native"),
         p50("fresh") / p50("reused"),
+        p50("fresh-madvise") / p50("fresh"),
         p50("fresh") - p50("fresh-no-deadline"),
         (p50("fresh") / p50("fresh-no-deadline") - 1.0) * 100.0
     );

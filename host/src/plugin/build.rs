@@ -34,10 +34,11 @@ fn build_crate(dir: &Path) -> Result<PathBuf, LoadError> {
     let manifest = manifest
         .canonicalize()
         .map_err(|e| fail(format!("{}: {e}", manifest.display())))?;
+    ensure_wasm_target();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     tracing::info!(dir = %dir.display(), "building the plugin crate for wasm32-wasip2");
     let mut child = Command::new(&cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(["build", "--release", "--target", WASM_TARGET])
         .args([
             "--message-format",
             "json-render-diagnostics",
@@ -78,4 +79,36 @@ fn build_crate(dir: &Path) -> Result<PathBuf, LoadError> {
     }
     artefact
         .ok_or_else(|| fail("the crate produced no .wasm: is its crate-type \"cdylib\"?".into()))
+}
+
+/// The Rust target plugins are built for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Installs the wasm32-wasip2 target with rustup when it is missing, so a
+/// fresh checkout serves its examples with one command. Without rustup the
+/// build itself reports what is missing.
+fn ensure_wasm_target() {
+    let Ok(installed) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return;
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t.trim() == WASM_TARGET)
+    {
+        return;
+    }
+    tracing::info!("installing the {WASM_TARGET} target with rustup");
+    let added = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status();
+    if !matches!(added, Ok(status) if status.success()) {
+        tracing::warn!(
+            "`rustup target add {WASM_TARGET}` failed; the build will say what is missing"
+        );
+    }
 }

@@ -23,7 +23,7 @@ mod sandbox;
 
 pub use auth_plugin::{AuthPlugin, Limits, PluginInfo, Session, Verdict};
 pub use build::locate_component;
-pub use engine::{Runtime, RuntimeOptions};
+pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 
 /// The `warden:auth` contract versions this host speaks.

@@ -195,20 +195,29 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, "")
+    }
+
+    /// A GET with extra header lines (each ending in `\r\n`).
+    fn get_with(&self, path: &str, headers: &str) -> (u16, Value) {
+        let (status, _, body) = self.raw_get(path, headers);
+        (status, body)
+    }
+
+    /// Status, lower-cased head and JSON body of a GET.
+    fn raw_get(&self, path: &str, headers: &str) -> (u16, String, Value) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let body = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status, head.to_ascii_lowercase(), body)
     }
 }
 
@@ -241,6 +250,74 @@ fn serve_loads_the_plugin_and_answers_ok_and_info() {
     assert_eq!(plugin["contract"], "warden:auth@0.1.0");
     assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
     assert!(plugin["path"].as_str().unwrap().ends_with("auth.wasm"));
+}
+
+/// Serves a prebuilt component as the auth plugin of a fresh project.
+fn serve_component(crate_name: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(component(crate_name), dir.path().join("auth.wasm")).unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(&config, r#"{"auth": {"path": "./auth.wasm"}}"#).unwrap();
+    (Server::start(&config, dir.path()).expect("starts"), dir)
+}
+
+#[test]
+fn serve_authenticates_before_routing() {
+    let (server, _dir) = serve_component("reference_auth");
+    assert_eq!(
+        server.get("/threads/search"),
+        (401, json!({"detail": "Missing Authorization header"}))
+    );
+    assert_eq!(
+        server.get_with("/no/such/route", "Authorization: Bearer nope\r\n"),
+        (401, json!({"detail": "Invalid token"}))
+    );
+    assert_eq!(
+        server.get_with("/no/such/route", "Authorization: Bearer user1-token\r\n"),
+        (404, json!({"detail": "Not Found"}))
+    );
+    assert_eq!(
+        server.get("/ok"),
+        (200, json!({"ok": true})),
+        "public routes need no token"
+    );
+}
+
+#[test]
+fn serve_sends_the_plugin_error_headers() {
+    let (server, _dir) = serve_component("fixture_levels");
+    let (status, head, body) = server.raw_get(
+        "/x",
+        "x-status: 401\r\nx-detail: Token expired\r\nx-header: Bearer error=\"invalid_token\"\r\n",
+    );
+    assert_eq!((status, body), (401, json!({"detail": "Token expired"})));
+    assert!(
+        head.contains("www-authenticate: bearer error=\"invalid_token\""),
+        "{head}"
+    );
+    assert_eq!(
+        server.get_with("/x", "x-status: 418\r\n"),
+        (418, json!({"detail": "I'm a teapot"}))
+    );
+}
+
+#[test]
+fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
+    let (server, _dir) = serve_component("fixture_hostile");
+    let faults = [
+        ("/spin/forever", "timeout"),
+        ("/alloc/64", "memory limit"),
+        ("/panic", "trap"),
+    ];
+    for (path, kind) in faults {
+        let (status, body) = server.get(path);
+        assert_eq!(status, 500, "{path}");
+        assert_eq!(
+            body["detail"],
+            format!("Authentication failed: auth plugin {kind}")
+        );
+    }
+    assert_eq!(server.get("/fine"), (404, json!({"detail": "Not Found"})));
 }
 
 fn serve_error(config_text: &str) -> String {
