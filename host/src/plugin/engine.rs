@@ -37,7 +37,7 @@ pub struct RuntimeOptions {
 
 /// The default [`RuntimeOptions::keep_resident_bytes`]: covers the stack,
 /// data and early heap of a typical Rust guest.
-pub const DEFAULT_KEEP_RESIDENT: usize = 4 << 20;
+pub const DEFAULT_KEEP_RESIDENT: usize = 2 << 20;
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
