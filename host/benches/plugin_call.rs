@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p warden --bench plugin_call` (needs the guests built:
 //! `cargo build --release --target wasm32-wasip2 -p reference-auth`).
-//! `WARDEN_BENCH_ROUNDS` / `WARDEN_BENCH_ITERS` change the sample size.
+//! `WARDEN_BENCH_ROUNDS` / `WARDEN_BENCH_ITERS` change the sample size;
+//! `WARDEN_BENCH_MODES=fresh,native` runs only the modes named (for profiling).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -125,6 +126,10 @@ fn main() {
             }),
         ),
     ];
+    if let Ok(only) = std::env::var("WARDEN_BENCH_MODES") {
+        let only: Vec<&str> = only.split(',').collect();
+        modes.retain(|(name, _)| only.contains(name));
+    }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds * iters); modes.len()];
     for (_, run) in modes.iter_mut() {
         for _ in 0..iters / 10 {
@@ -161,6 +166,9 @@ fn main() {
             us(mean)
         );
         p50s.push((*name, us(percentile(s, 0.5))));
+    }
+    if p50s.len() < 6 {
+        return; // ratios need every mode
     }
     let p50 = |n: &str| {
         p50s.iter()
