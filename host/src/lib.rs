@@ -5,7 +5,9 @@
 //!
 //! - [`config`]: `langgraph.json`, with Warden's per-plugin settings.
 //! - [`plugin`]: the plugin runtime; the only module that touches wasmtime.
-//! - [`server`]: the HTTP server.
+//! - [`storage`]: where threads, assistants, crons and store items live
+//!   (embedded SQLite by default), scoped by the plugin's filters in SQL.
+//! - [`server`]: the HTTP server: the Agent Server API under auth.
 //!
 //! The domain types handlers exchange (users, resources, actions, filters)
 //! are the guest SDK's own ([`warden_sdk`]), so host and plugins agree on
@@ -14,5 +16,6 @@
 pub mod config;
 pub mod plugin;
 pub mod server;
+pub mod storage;
 
 pub use warden_sdk as types;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
 use warden::server::{AppState, router};
+use warden::storage::SqliteStorage;
 use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};
 
 #[derive(Parser)]
@@ -156,7 +157,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
-    let app = router(Arc::new(AppState { auth }));
+    let storage = SqliteStorage::open(&args.data_dir)
+        .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
+    let state = AppState::new(&config, auth, Arc::new(storage))?;
+    let app = router(Arc::new(state));
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)

@@ -1,0 +1,307 @@
+//! `/assistants`: create, read, update, delete, search, count.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{
+    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
+    sort_by, stamped_metadata,
+};
+use super::{AppState, Caller};
+use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, sqlite::now};
+use crate::types::{Action, Resource};
+
+const FIELDS: &[&str] = &[
+    "assistant_id",
+    "graph_id",
+    "config",
+    "context",
+    "metadata",
+    "name",
+    "description",
+    "version",
+    "created_at",
+    "updated_at",
+];
+const SORTS: &[&str] = &[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "created_at",
+    "updated_at",
+];
+
+/// 404 unless `graph_id` is a graph of `langgraph.json`.
+pub(super) fn known_graph(state: &AppState, graph_id: &str) -> Result<(), ApiError> {
+    if state.graphs.contains_key(graph_id) {
+        return Ok(());
+    }
+    let expected: Vec<String> = state.graphs.keys().map(|g| format!("'{g}'")).collect();
+    Err(ApiError::not_found(format!(
+        "Graph '{graph_id}' not found. Expected one of: [{}]",
+        expected.join(", ")
+    )))
+}
+
+/// Keeps `config.configurable` and `context` in sync, as LangGraph does;
+/// both given is a 400.
+fn config_and_context(
+    config: Option<Value>,
+    context: Option<Value>,
+) -> Result<(Value, Value), ApiError> {
+    let mut config = config.unwrap_or_else(|| json!({}));
+    if !config.is_object() {
+        return Err(ApiError::unprocessable("config: must be an object"));
+    }
+    let configurable = config.get("configurable").cloned();
+    match (configurable, context) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "Cannot specify both configurable and context. Prefer setting context alone.",
+        )),
+        (Some(configurable), None) => Ok((config, configurable)),
+        (None, Some(context)) => {
+            config["configurable"] = context.clone();
+            Ok((config, context))
+        }
+        (None, None) => Ok((config, json!({}))),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct Create {
+    graph_id: String,
+    assistant_id: Option<Uuid>,
+    config: Option<Value>,
+    context: Option<Value>,
+    metadata: Option<Object>,
+    if_exists: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Create>,
+) -> Response {
+    blocking(move || {
+        known_graph(&state, &body.graph_id)?;
+        let if_exists = body.if_exists.unwrap_or_else(|| "raise".into());
+        if !matches!(if_exists.as_str(), "raise" | "do_nothing") {
+            return Err(ApiError::unprocessable(format!(
+                "Invalid if_exists: '{if_exists}'. Expected 'raise' or 'do_nothing'"
+            )));
+        }
+        let (config, context) = config_and_context(body.config, body.context)?;
+        let id = body.assistant_id.unwrap_or_else(Uuid::new_v4);
+        let metadata = client_metadata(body.metadata);
+        let name = body.name.unwrap_or_else(|| "Untitled".into());
+        let value = json!({"assistant_id": id, "graph_id": body.graph_id, "config": config,
+            "context": context, "metadata": metadata, "name": name,
+            "description": body.description});
+        let authorized = caller.authorize(Resource::Assistants, Action::Create, value)?;
+        let now = now();
+        let assistant = Assistant {
+            assistant_id: id,
+            graph_id: body.graph_id,
+            config,
+            context,
+            metadata: stamped_metadata(&authorized.value, metadata),
+            name,
+            description: body.description,
+            version: 1,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        if state.storage.insert_assistant(&assistant)? {
+            return ok(assistant);
+        }
+        let exists = || ApiError::conflict(format!("Assistant {id} already exists"));
+        let Some(existing) = state.storage.assistant(id, authorized.filter.as_ref())? else {
+            return Err(exists());
+        };
+        match if_exists.as_str() {
+            "do_nothing" => ok(existing),
+            _ => Err(exists()),
+        }
+    })
+    .await
+}
+
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "assistant")?;
+        let scope = caller.scope(
+            Resource::Assistants,
+            Action::Read,
+            json!({"assistant_id": id}),
+        )?;
+        match state.storage.assistant(id, scope.as_ref())? {
+            // An assistant whose graph is no longer served is hidden.
+            Some(a) if state.graphs.contains_key(&a.graph_id) => ok(a),
+            _ => Err(ApiError::not_found("Not Found")),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Patch {
+    graph_id: Option<String>,
+    config: Option<Value>,
+    context: Option<Value>,
+    metadata: Option<Object>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub(super) async fn patch(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Patch>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "assistant")?;
+        if let Some(g) = &body.graph_id {
+            known_graph(&state, g)?;
+        }
+        let (config, context) = match (&body.config, &body.context) {
+            (None, None) => (None, None),
+            _ => {
+                let (c, x) = config_and_context(body.config, body.context)?;
+                (Some(c), Some(x))
+            }
+        };
+        let metadata = body.metadata.map(|m| client_metadata(Some(m)));
+        let value = json!({"assistant_id": id, "graph_id": body.graph_id, "config": config,
+            "context": context, "metadata": metadata.clone().unwrap_or_default(),
+            "name": body.name, "description": body.description});
+        let authorized = caller.authorize(Resource::Assistants, Action::Update, value)?;
+        let stamped = stamped_metadata(&authorized.value, metadata.clone().unwrap_or_default());
+        let patch = AssistantPatch {
+            graph_id: body.graph_id,
+            config,
+            context,
+            metadata: (metadata.is_some() || !stamped.is_empty()).then_some(stamped),
+            name: body.name,
+            description: body.description,
+        };
+        ok(state
+            .storage
+            .update_assistant(id, authorized.filter.as_ref(), &patch)?
+            .ok_or_else(|| ApiError::not_found(format!("Assistant {id} not found")))?)
+    })
+    .await
+}
+
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "assistant")?;
+        let scope = caller.scope(
+            Resource::Assistants,
+            Action::Delete,
+            json!({"assistant_id": id}),
+        )?;
+        // LangGraph cancels the assistant's runs first, as a threads.update.
+        caller.authorize(
+            Resource::Threads,
+            Action::Update,
+            json!({"thread_id": null, "action": "interrupt",
+                   "metadata": {"run_ids": null, "status": null}}),
+        )?;
+        if state.storage.delete_assistant(id, scope.as_ref())? {
+            no_content()
+        } else {
+            Err(ApiError::not_found(format!(
+                "Assistant with ID {id} not found"
+            )))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct Search {
+    metadata: Option<Object>,
+    graph_id: Option<String>,
+    name: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    #[serde(default)]
+    select: Vec<String>,
+}
+
+impl Search {
+    fn query(self, state: &AppState) -> Result<(AssistantQuery, Value, Vec<String>), ApiError> {
+        if let Some(g) = &self.graph_id {
+            known_graph(state, g)?;
+        }
+        let (limit, offset) = limits(self.limit, self.offset, 10)?;
+        let value = json!({"graph_id": self.graph_id,
+            "metadata": self.metadata.clone().unwrap_or_default(),
+            "limit": limit, "offset": offset});
+        let query = AssistantQuery {
+            metadata: self.metadata.unwrap_or_default(),
+            graph_id: self.graph_id,
+            name: self.name,
+            sort_by: sort_by(self.sort_by.as_deref(), SORTS)?,
+            order: order(self.sort_order.as_deref())?,
+            limit,
+            offset,
+        };
+        Ok((query, value, self.select))
+    }
+}
+
+pub(super) async fn search(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        let (query, value, fields) = body.query(&state)?;
+        let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
+        let page = state.storage.search_assistants(&query, scope.as_ref())?;
+        let items = select(page.items, &fields, FIELDS)?;
+        paged(
+            Page {
+                items,
+                total: page.total,
+            },
+            query.offset,
+        )
+    })
+    .await
+}
+
+pub(super) async fn count(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        let (query, mut value, _) = body.query(&state)?;
+        value["limit"] = json!(0);
+        value["offset"] = json!(0);
+        let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
+        ok(state.storage.count_assistants(&query, scope.as_ref())?)
+    })
+    .await
+}

@@ -1,0 +1,385 @@
+//! `/runs/crons`: create (stateless or on a thread), read, update, delete,
+//! search, count. Firing them comes with runs.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{
+    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
+    sort_by, stamped_metadata,
+};
+use super::{AppState, Caller};
+use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
+use crate::types::{Action, Resource};
+
+const FIELDS: &[&str] = &[
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "user_id",
+    "end_time",
+    "schedule",
+    "timezone",
+    "payload",
+    "next_run_date",
+    "metadata",
+    "on_run_completed",
+    "enabled",
+    "created_at",
+    "updated_at",
+];
+const SORTS: &[&str] = &[
+    "cron_id",
+    "assistant_id",
+    "thread_id",
+    "next_run_date",
+    "end_time",
+    "created_at",
+    "updated_at",
+];
+
+/// The schedule's next firing after now, or the reference's 422.
+fn next_run(schedule: &str) -> Result<String, ApiError> {
+    let invalid = |why: String| {
+        ApiError::unprocessable(format!("Invalid cron schedule: '{schedule}'. {why}"))
+    };
+    if schedule.split_whitespace().count() != 5 {
+        return Err(invalid(
+            "Expected 5 fields: minute hour day month weekday".into(),
+        ));
+    }
+    let cron = croner::Cron::from_str(schedule).map_err(|e| invalid(e.to_string()))?;
+    let next = cron
+        .find_next_occurrence(&chrono::Utc::now(), false)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(next.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
+}
+
+/// A run body's `assistant_id`: a registered graph name (its system
+/// assistant) or a UUID; anything else is the reference's 422.
+pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
+    if let Some(id) = state.graphs.get(text) {
+        return Ok(*id);
+    }
+    Uuid::parse_str(text).map_err(|_| {
+        let graphs: Vec<&str> = state.graphs.keys().map(String::as_str).collect();
+        ApiError::unprocessable(format!(
+            "Invalid assistant: '{text}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+            graphs.join(", ")
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct Create {
+    assistant_id: String,
+    schedule: String,
+    metadata: Option<Object>,
+    timezone: Option<String>,
+    end_time: Option<String>,
+    enabled: Option<bool>,
+    on_run_completed: Option<String>,
+    /// Everything else is the run payload (input, config, context, …).
+    #[serde(flatten)]
+    payload: Map<String, Value>,
+}
+
+async fn create(
+    state: Arc<AppState>,
+    mut caller: Caller,
+    thread: Option<String>,
+    body: Create,
+) -> Response {
+    blocking(move || {
+        let thread_id = thread.map(|t| path_id(&t, "thread")).transpose()?;
+        let assistant_id = resolve_assistant(&state, &body.assistant_id)?;
+        let next_run_date = next_run(&body.schedule)?;
+        if let Some(end) = &body.end_time {
+            chrono::DateTime::parse_from_rfc3339(end)
+                .map_err(|_| ApiError::unprocessable(format!("Invalid end_time: '{end}'")))?;
+        }
+        let on_run_completed = match (&thread_id, body.on_run_completed) {
+            (Some(_), _) => None,
+            (None, None) => Some("delete".to_owned()),
+            (None, Some(o)) if o == "delete" || o == "keep" => Some(o),
+            (None, Some(o)) => {
+                return Err(ApiError::unprocessable(format!(
+                    "Invalid on_run_completed: '{o}'"
+                )));
+            }
+        };
+        let metadata = client_metadata(body.metadata);
+        let system = state.graphs.values().any(|id| *id == assistant_id);
+        if !system {
+            let scope = caller.scope(
+                Resource::Assistants,
+                Action::Read,
+                json!({"assistant_id": assistant_id}),
+            )?;
+            if state
+                .storage
+                .assistant(assistant_id, scope.as_ref())?
+                .is_none()
+            {
+                return Err(ApiError::not_found("Not Found"));
+            }
+        } else if state.storage.assistant(assistant_id, None)?.is_none() {
+            return Err(ApiError::not_found("Not Found"));
+        }
+        if let Some(tid) = thread_id {
+            let scope = caller.scope(
+                Resource::Threads,
+                Action::Read,
+                json!({"thread_id": tid, "metadata": metadata}),
+            )?;
+            if state.storage.thread(tid, scope.as_ref())?.is_none() {
+                return Err(ApiError::not_found(format!(
+                    "Thread with ID {tid} not found"
+                )));
+            }
+        }
+        let cron_id = Uuid::now_v7();
+        let mut payload = body.payload;
+        payload.insert("assistant_id".into(), json!(assistant_id));
+        let configurable = payload
+            .entry("config")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .ok_or_else(|| ApiError::unprocessable("config: must be an object"))?
+            .entry("configurable")
+            .or_insert_with(|| json!({}));
+        if let Some(c) = configurable.as_object_mut() {
+            c.retain(|k, _| !k.starts_with("langgraph_auth_") && k != "langgraph_request_id");
+            c.insert("cron_id".into(), json!(cron_id));
+        }
+        let value = json!({"payload": payload, "schedule": body.schedule, "cron_id": cron_id,
+            "thread_id": thread_id, "end_time": body.end_time, "metadata": metadata,
+            "user_id": caller.user.identity});
+        let authorized = caller.authorize(Resource::Crons, Action::Create, value)?;
+        let now = now();
+        let cron = Cron {
+            cron_id,
+            assistant_id,
+            thread_id,
+            user_id: Some(caller.user.identity.clone()),
+            end_time: body.end_time,
+            schedule: body.schedule,
+            timezone: body.timezone,
+            payload,
+            next_run_date: Some(next_run_date),
+            metadata: stamped_metadata(&authorized.value, metadata),
+            on_run_completed,
+            enabled: body.enabled.unwrap_or(true),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        state.storage.insert_cron(&cron)?;
+        ok(cron)
+    })
+    .await
+}
+
+pub(super) async fn create_stateless(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Create>,
+) -> Response {
+    create(state, caller, None, body).await
+}
+
+pub(super) async fn create_for_thread(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    JsonBody(body): JsonBody<Create>,
+) -> Response {
+    create(state, caller, Some(thread_id), body).await
+}
+
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "cron")?;
+        let scope = caller.scope(Resource::Crons, Action::Read, json!({"cron_id": id}))?;
+        ok(state
+            .storage
+            .cron(id, scope.as_ref())?
+            .ok_or_else(|| ApiError::not_found("Not Found"))?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Patch {
+    schedule: Option<String>,
+    #[serde(default, deserialize_with = "explicit")]
+    end_time: Option<Option<String>>,
+    enabled: Option<bool>,
+    on_run_completed: Option<String>,
+    metadata: Option<Object>,
+    #[serde(flatten)]
+    payload: Map<String, Value>,
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the key is absent.
+fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+pub(super) async fn patch(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Patch>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "cron")?;
+        if body.schedule.is_none()
+            && body.end_time.is_none()
+            && body.enabled.is_none()
+            && body.on_run_completed.is_none()
+            && body.metadata.is_none()
+            && body.payload.is_empty()
+        {
+            return Err(ApiError::bad_request(
+                "At least one field must be provided to update",
+            ));
+        }
+        let schedule = body
+            .schedule
+            .map(|s| next_run(&s).map(|next| (s, next)))
+            .transpose()?;
+        let metadata = body.metadata.map(|m| client_metadata(Some(m)));
+        let mut value = json!({"cron_id": id, "schedule": schedule.as_ref().map(|s| &s.0),
+            "end_time": body.end_time.clone().flatten(), "enabled": body.enabled,
+            "on_run_completed": body.on_run_completed, "payload": body.payload});
+        if let Some(m) = &metadata {
+            value["metadata"] = json!(m);
+        }
+        let authorized = caller.authorize(Resource::Crons, Action::Update, value)?;
+        let patch = CronPatch {
+            schedule,
+            end_time: body.end_time,
+            enabled: body.enabled,
+            on_run_completed: body.on_run_completed,
+            payload: (!body.payload.is_empty()).then_some(body.payload),
+            metadata: metadata.map(|m| stamped_metadata(&authorized.value, m)),
+        };
+        ok(state
+            .storage
+            .update_cron(id, authorized.filter.as_ref(), &patch)?
+            .ok_or_else(|| ApiError::not_found(format!("Cron '{id}' not found")))?)
+    })
+    .await
+}
+
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "cron")?;
+        let scope = caller.scope(Resource::Crons, Action::Delete, json!({"cron_id": id}))?;
+        if state.storage.delete_cron(id, scope.as_ref())? {
+            no_content()
+        } else {
+            Err(ApiError::not_found("Not Found"))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct Search {
+    assistant_id: Option<String>,
+    thread_id: Option<String>,
+    enabled: Option<bool>,
+    metadata: Option<Object>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    #[serde(default)]
+    select: Vec<String>,
+}
+
+/// Cron search fires `crons.search` (on the crons' metadata) and
+/// `threads.search` (on their threads' metadata).
+fn search_page(
+    state: &AppState,
+    caller: &mut Caller,
+    body: Search,
+    count: bool,
+) -> Result<(Page<Cron>, u64, Vec<String>), ApiError> {
+    let assistant_id = body
+        .assistant_id
+        .as_deref()
+        .map(|a| path_id(a, "assistant"))
+        .transpose()?;
+    let thread_id = body
+        .thread_id
+        .as_deref()
+        .map(|t| path_id(t, "thread"))
+        .transpose()?;
+    let (limit, offset) = limits(body.limit, body.offset, 10)?;
+    let mut value = json!({"assistant_id": assistant_id, "thread_id": thread_id,
+        "metadata": body.metadata.clone().unwrap_or_default()});
+    if !count {
+        value["limit"] = json!(limit);
+        value["offset"] = json!(offset);
+    }
+    let scope = caller.scope(Resource::Crons, Action::Search, value)?;
+    let thread_scope = caller.scope(Resource::Threads, Action::Search, json!({}))?;
+    let query = CronQuery {
+        assistant_id,
+        thread_id,
+        enabled: body.enabled,
+        metadata: body.metadata.unwrap_or_default(),
+        sort_by: sort_by(body.sort_by.as_deref(), SORTS)?,
+        order: order(body.sort_order.as_deref())?,
+        limit: if count { 0 } else { limit },
+        offset,
+    };
+    let page = state
+        .storage
+        .search_crons(&query, scope.as_ref(), thread_scope.as_ref())?;
+    Ok((page, offset, body.select))
+}
+
+pub(super) async fn search(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        let (page, offset, fields) = search_page(&state, &mut caller, body, false)?;
+        let items = select(page.items, &fields, FIELDS)?;
+        paged(
+            Page {
+                items,
+                total: page.total,
+            },
+            offset,
+        )
+    })
+    .await
+}
+
+pub(super) async fn count(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || ok(search_page(&state, &mut caller, body, true)?.0.total)).await
+}

@@ -1,0 +1,135 @@
+//! The HTTP server: the public system routes, and everything else behind
+//! authentication, which runs **before routing** as in LangGraph (an unknown
+//! path with bad credentials is 401, with good ones 404). Every protected
+//! route is an entry of one table ([`routes::endpoints`]) that names the
+//! authorization events it fires.
+
+mod assistants;
+mod auth;
+mod crons;
+mod error;
+mod extract;
+pub mod routes;
+mod store;
+mod system;
+mod threads;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method};
+use axum::middleware;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+use uuid::Uuid;
+
+pub use auth::{Authorized, Caller, Event, Events};
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::plugin::AuthPlugin;
+use crate::storage::{Assistant, Storage, StorageError};
+
+/// The largest request body accepted (LangGraph's default).
+pub const MAX_BODY_BYTES: usize = 300 * 1024 * 1024;
+
+/// What the routes share.
+pub struct AppState {
+    /// The auth plugin, when `langgraph.json` names one.
+    pub auth: Option<Arc<AuthPlugin>>,
+    /// `auth.disable_studio_auth`.
+    pub disable_studio_auth: bool,
+    /// Where the records live.
+    pub storage: Arc<dyn Storage>,
+    /// The graphs of `langgraph.json`, by id, with their system assistant's id.
+    pub graphs: BTreeMap<String, Uuid>,
+}
+
+impl AppState {
+    /// The state serving `config`: upserts one system assistant per graph
+    /// (id = uuid5 of the graph id, metadata `created_by: system`; no auth
+    /// event, as in LangGraph).
+    pub fn new(
+        config: &Config,
+        auth: Option<Arc<AuthPlugin>>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, StorageError> {
+        let mut graphs = BTreeMap::new();
+        for graph_id in config.graphs.keys() {
+            let id = system_assistant_id(graph_id);
+            let now = crate::storage::sqlite::now();
+            let mut metadata = crate::storage::Object::new();
+            metadata.insert("created_by".into(), "system".into());
+            storage.upsert_system_assistant(&Assistant {
+                assistant_id: id,
+                graph_id: graph_id.clone(),
+                config: serde_json::json!({}),
+                context: serde_json::json!({}),
+                metadata,
+                name: graph_id.clone(),
+                description: None,
+                version: 1,
+                created_at: now.clone(),
+                updated_at: now,
+            })?;
+            graphs.insert(graph_id.clone(), id);
+        }
+        Ok(Self {
+            disable_studio_auth: config.auth.as_ref().is_some_and(|a| a.disable_studio_auth),
+            auth,
+            storage,
+            graphs,
+        })
+    }
+}
+
+/// The namespace of system assistant ids (LangGraph's `NAMESPACE_GRAPH`).
+pub const NAMESPACE_GRAPH: Uuid = uuid::uuid!("6ba7b821-9dad-11d1-80b4-00c04fd430c8");
+
+/// The id of a graph's system assistant: uuid5 of the graph id.
+pub fn system_assistant_id(graph_id: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE_GRAPH, graph_id.as_bytes())
+}
+
+/// The application's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = routes::endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, endpoint| {
+            router.route(endpoint.path, endpoint.handler)
+        })
+        .fallback(system::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    system::router()
+        .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors())
+        .with_state(state)
+}
+
+/// LangGraph's default CORS: any origin, method and header; the pagination
+/// and location headers exposed; preflights answered before auth.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::list([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ]))
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            HeaderName::from_static("x-pagination-total"),
+            HeaderName::from_static("x-pagination-next"),
+            HeaderName::from_static("content-location"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
+}

@@ -1,0 +1,192 @@
+//! The one table of protected routes: each names the authorization events
+//! it may fire (in order), so no endpoint escapes authorization and no
+//! route fires an event it does not declare ([`super::Caller::authorize`]
+//! refuses an undeclared one).
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+
+use super::auth::{Event, Events};
+use super::{AppState, assistants, crons, store, threads};
+use crate::types::Action::{self, *};
+use crate::types::Resource::{self, *};
+
+/// A protected route.
+pub struct Endpoint {
+    /// Its method.
+    pub method: Method,
+    /// Its path, in axum's syntax (`/threads/{thread_id}`).
+    pub path: &'static str,
+    /// The events it fires, in order.
+    pub events: &'static [Event],
+    /// The handler, with its events attached.
+    pub handler: MethodRouter<Arc<AppState>>,
+}
+
+fn endpoint(
+    method: Method,
+    path: &'static str,
+    events: &'static [(Resource, Action)],
+    handler: MethodRouter<Arc<AppState>>,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        events,
+        handler: handler.layer(Extension(Events(events))),
+    }
+}
+
+/// Every protected route.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        // threads
+        endpoint(
+            M::POST,
+            "/threads",
+            &[(Threads, Create)],
+            post(threads::create),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/search",
+            &[(Threads, Search)],
+            post(threads::search),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/count",
+            &[(Threads, Search)],
+            post(threads::count),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}",
+            &[(Threads, Read)],
+            get(threads::get),
+        ),
+        endpoint(
+            M::PATCH,
+            "/threads/{thread_id}",
+            &[(Threads, Update)],
+            patch(threads::patch),
+        ),
+        endpoint(
+            M::DELETE,
+            "/threads/{thread_id}",
+            &[(Threads, Delete)],
+            delete(threads::delete),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/copy",
+            &[(Threads, Read), (Threads, Create)],
+            post(threads::copy),
+        ),
+        // assistants
+        endpoint(
+            M::POST,
+            "/assistants",
+            &[(Assistants, Create)],
+            post(assistants::create),
+        ),
+        endpoint(
+            M::POST,
+            "/assistants/search",
+            &[(Assistants, Search)],
+            post(assistants::search),
+        ),
+        endpoint(
+            M::POST,
+            "/assistants/count",
+            &[(Assistants, Search)],
+            post(assistants::count),
+        ),
+        endpoint(
+            M::GET,
+            "/assistants/{assistant_id}",
+            &[(Assistants, Read)],
+            get(assistants::get),
+        ),
+        endpoint(
+            M::PATCH,
+            "/assistants/{assistant_id}",
+            &[(Assistants, Update)],
+            patch(assistants::patch),
+        ),
+        endpoint(
+            M::DELETE,
+            "/assistants/{assistant_id}",
+            &[(Assistants, Delete), (Threads, Update)],
+            delete(assistants::delete),
+        ),
+        // crons
+        endpoint(
+            M::POST,
+            "/runs/crons",
+            &[(Assistants, Read), (Crons, Create)],
+            post(crons::create_stateless),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/runs/crons",
+            &[(Assistants, Read), (Threads, Read), (Crons, Create)],
+            post(crons::create_for_thread),
+        ),
+        endpoint(
+            M::POST,
+            "/runs/crons/search",
+            &[(Crons, Search), (Threads, Search)],
+            post(crons::search),
+        ),
+        endpoint(
+            M::POST,
+            "/runs/crons/count",
+            &[(Crons, Search), (Threads, Search)],
+            post(crons::count),
+        ),
+        endpoint(
+            M::GET,
+            "/runs/crons/{cron_id}",
+            &[(Crons, Read)],
+            get(crons::get),
+        ),
+        endpoint(
+            M::PATCH,
+            "/runs/crons/{cron_id}",
+            &[(Crons, Update)],
+            patch(crons::patch),
+        ),
+        endpoint(
+            M::DELETE,
+            "/runs/crons/{cron_id}",
+            &[(Crons, Delete)],
+            delete(crons::delete),
+        ),
+        // store
+        endpoint(M::PUT, "/store/items", &[(Store, Put)], put(store::put)),
+        endpoint(M::GET, "/store/items", &[(Store, Get)], get(store::get)),
+        endpoint(
+            M::DELETE,
+            "/store/items",
+            &[(Store, Delete)],
+            delete(store::delete),
+        ),
+        endpoint(
+            M::POST,
+            "/store/items/search",
+            &[(Store, Search)],
+            post(store::search),
+        ),
+        endpoint(
+            M::POST,
+            "/store/namespaces",
+            &[(Store, ListNamespaces)],
+            post(store::namespaces),
+        ),
+    ]
+}

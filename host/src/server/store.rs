@@ -1,0 +1,273 @@
+//! `/store`: long-term memory items in namespaces.
+//!
+//! As in LangGraph, the server re-reads the event's value after the handler,
+//! so a plugin may rewrite the namespace (e.g. prefix the caller's id); the
+//! namespace is validated before and after it.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::extract::{JsonBody, blocking, no_content, ok};
+use super::{AppState, Caller};
+use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object};
+use crate::types::{Action, Clause, Condition, Operator, Resource};
+
+/// Each label non-empty and without `.`; else the reference's plain-text 422.
+fn validate(namespace: &[String]) -> Result<(), ApiError> {
+    match namespace.iter().find(|l| l.is_empty() || l.contains('.')) {
+        Some(label) => Err(ApiError::unprocessable(format!(
+            "Namespace label '{label}' must be a non-empty string without periods"
+        ))
+        .plain()),
+        None => Ok(()),
+    }
+}
+
+/// The namespace the handler left in `value` (LangGraph re-reads it).
+fn namespace_of(value: &Value) -> Result<Vec<String>, ApiError> {
+    let namespace: Vec<String> = match value.get("namespace") {
+        Some(Value::Array(labels)) => labels
+            .iter()
+            .map(|l| l.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ApiError::internal("the auth plugin left a namespace that is not a list of strings")
+            })?,
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => {
+            return Err(ApiError::internal(
+                "the auth plugin left a namespace that is not a list",
+            ));
+        }
+    };
+    validate(&namespace)?;
+    Ok(namespace)
+}
+
+fn text_of(value: &Value, key: &str, fallback: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
+#[derive(Deserialize)]
+pub(super) struct Put {
+    namespace: Vec<String>,
+    key: String,
+    value: Value,
+    index: Option<Value>,
+    ttl: Option<Value>,
+}
+
+pub(super) async fn put(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Put>,
+) -> Response {
+    blocking(move || {
+        validate(&body.namespace)?;
+        if !body.value.is_object() {
+            return Err(ApiError::unprocessable("value: must be an object"));
+        }
+        let value = json!({"namespace": body.namespace, "key": body.key, "value": body.value,
+                           "index": body.index, "ttl": body.ttl});
+        let value = caller.authorize(Resource::Store, Action::Put, value)?.value;
+        let namespace = namespace_of(&value)?;
+        let key = text_of(&value, "key", &body.key);
+        let item: Object = match value.get("value") {
+            Some(Value::Object(o)) => o.clone(),
+            _ => return Err(ApiError::unprocessable("value: must be an object")),
+        };
+        state.storage.put_item(&namespace, &key, &item)?;
+        no_content()
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Get {
+    namespace: Option<String>,
+    key: Option<String>,
+    refresh_ttl: Option<String>,
+}
+
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Query(query): Query<Get>,
+) -> Response {
+    blocking(move || {
+        let Some(key) = query.key.filter(|k| !k.is_empty()) else {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "Key is required"})),
+            )
+                .into_response());
+        };
+        let namespace: Vec<String> = query
+            .namespace
+            .unwrap_or_default()
+            .split('.')
+            .map(str::to_owned)
+            .collect();
+        validate(&namespace)?;
+        let refresh = query
+            .refresh_ttl
+            .map(|r| matches!(r.as_str(), "true" | "1"));
+        let value = json!({"namespace": namespace, "key": key, "refresh_ttl": refresh});
+        let value = caller.authorize(Resource::Store, Action::Get, value)?.value;
+        let namespace = namespace_of(&value)?;
+        ok(state
+            .storage
+            .item(&namespace, &text_of(&value, "key", &key))?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Delete {
+    namespace: Vec<String>,
+    key: String,
+}
+
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Delete>,
+) -> Response {
+    blocking(move || {
+        validate(&body.namespace)?;
+        let value = json!({"namespace": body.namespace, "key": body.key});
+        let value = caller
+            .authorize(Resource::Store, Action::Delete, value)?
+            .value;
+        let namespace = namespace_of(&value)?;
+        state
+            .storage
+            .delete_item(&namespace, &text_of(&value, "key", &body.key))?;
+        no_content()
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Search {
+    #[serde(default)]
+    namespace_prefix: Vec<String>,
+    filter: Option<Map<String, Value>>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    query: Option<String>,
+    refresh_ttl: Option<bool>,
+}
+
+/// A client's item filter: `{k: v}`, `{k: {"$eq": v}}`, `{k: {"$contains": v}}`.
+fn client_filter(filter: &Map<String, Value>) -> Result<Filter, ApiError> {
+    let mut out = Filter::default();
+    for (key, operand) in filter {
+        let (op, operand) = match operand {
+            Value::Object(o) if o.len() == 1 && o.keys().all(|k| k.starts_with('$')) => {
+                let (name, operand) = o.iter().next().expect("one entry");
+                let op = match name.as_str() {
+                    "$eq" => Operator::Eq,
+                    "$contains" => Operator::Contains,
+                    other => {
+                        return Err(ApiError::unprocessable(format!(
+                            "Unsupported filter operator: '{other}'"
+                        )));
+                    }
+                };
+                (op, operand.clone())
+            }
+            other => (Operator::Eq, other.clone()),
+        };
+        out.clauses.push(Clause::Condition(Condition {
+            key: key.clone(),
+            op,
+            operand,
+        }));
+    }
+    Ok(out)
+}
+
+pub(super) async fn search(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        validate(&body.namespace_prefix)?;
+        let value = json!({"namespace": body.namespace_prefix, "filter": body.filter,
+            "limit": body.limit.unwrap_or(10), "offset": body.offset.unwrap_or(0),
+            "query": body.query, "refresh_ttl": body.refresh_ttl});
+        let authorized = caller.authorize(Resource::Store, Action::Search, value)?;
+        let value = authorized.value;
+        let mut filter = match value.get("filter") {
+            Some(Value::Object(f)) => client_filter(f)?,
+            _ => Filter::default(),
+        };
+        if let Some(scope) = authorized.filter {
+            filter = filter.and(scope);
+        }
+        let query = ItemQuery {
+            prefix: namespace_of(&value)?,
+            filter,
+            limit: value.get("limit").and_then(Value::as_u64).unwrap_or(10),
+            offset: value.get("offset").and_then(Value::as_u64).unwrap_or(0),
+        };
+        let items: Vec<Value> = state
+            .storage
+            .search_items(&query)?
+            .into_iter()
+            .map(|item| {
+                let mut v = serde_json::to_value(item).unwrap_or_default();
+                v["score"] = Value::Null;
+                v
+            })
+            .collect();
+        ok(json!({"items": items}))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Namespaces {
+    prefix: Option<Vec<String>>,
+    #[serde(default)]
+    suffix: Vec<String>,
+    max_depth: Option<usize>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+pub(super) async fn namespaces(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Namespaces>,
+) -> Response {
+    blocking(move || {
+        let value = json!({"namespace": body.prefix, "suffix": body.suffix,
+            "max_depth": body.max_depth, "limit": body.limit.unwrap_or(100),
+            "offset": body.offset.unwrap_or(0)});
+        let value = caller
+            .authorize(Resource::Store, Action::ListNamespaces, value)?
+            .value;
+        let query = NamespaceQuery {
+            prefix: namespace_of(&value)?,
+            suffix: body.suffix,
+            max_depth: body.max_depth,
+            limit: body.limit.unwrap_or(100),
+            offset: body.offset.unwrap_or(0),
+        };
+        ok(json!({"namespaces": state.storage.list_namespaces(&query)?}))
+    })
+    .await
+}

@@ -1,0 +1,273 @@
+//! `/threads`: create, read, update, delete, search, count, copy.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{
+    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
+    sort_by, stamped_metadata,
+};
+use super::{AppState, Caller};
+use crate::storage::{Object, Thread, ThreadQuery, sqlite::now};
+use crate::types::{Action, Resource};
+
+const FIELDS: &[&str] = &[
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "status",
+    "config",
+    "values",
+    "interrupts",
+    "error",
+];
+const SORTS: &[&str] = &[
+    "thread_id",
+    "status",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+];
+const STATUSES: &[&str] = &["idle", "busy", "interrupted", "error"];
+
+fn missing(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("Thread with ID {id} not found"))
+}
+
+/// A new, idle thread.
+pub(super) fn new_thread(thread_id: Uuid, metadata: Object) -> Thread {
+    let now = now();
+    Thread {
+        thread_id,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        state_updated_at: now,
+        metadata,
+        status: "idle".into(),
+        config: json!({}),
+        values: Value::Null,
+        interrupts: json!({}),
+        error: Value::Null,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct Create {
+    thread_id: Option<Uuid>,
+    metadata: Option<Object>,
+    if_exists: Option<String>,
+}
+
+pub(super) async fn create(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Create>,
+) -> Response {
+    blocking(move || {
+        let if_exists = body.if_exists.unwrap_or_else(|| "raise".into());
+        if !matches!(if_exists.as_str(), "raise" | "do_nothing") {
+            return Err(ApiError::unprocessable(format!(
+                "Invalid if_exists: '{if_exists}'. Expected 'raise' or 'do_nothing'"
+            )));
+        }
+        let id = body.thread_id.unwrap_or_else(Uuid::now_v7);
+        let metadata = client_metadata(body.metadata);
+        let value = json!({"thread_id": id, "metadata": metadata, "if_exists": if_exists});
+        let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
+        let thread = new_thread(id, stamped_metadata(&authorized.value, metadata));
+        if state.storage.insert_thread(&thread)? {
+            return ok(thread);
+        }
+        let exists = || ApiError::conflict(format!("Thread with ID {id} already exists"));
+        // The id is taken: one the caller may not see stays a conflict.
+        let Some(existing) = state.storage.thread(id, authorized.filter.as_ref())? else {
+            return Err(exists());
+        };
+        match if_exists.as_str() {
+            "do_nothing" => ok(existing),
+            _ => Err(exists()),
+        }
+    })
+    .await
+}
+
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "thread")?;
+        let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
+        ok(state
+            .storage
+            .thread(id, scope.as_ref())?
+            .ok_or_else(|| missing(id))?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct Patch {
+    metadata: Option<Object>,
+}
+
+pub(super) async fn patch(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Patch>,
+) -> Response {
+    let minimal = headers
+        .get("prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("return=minimal"));
+    blocking(move || {
+        let id = path_id(&id, "thread")?;
+        let metadata = client_metadata(body.metadata);
+        let value = json!({"thread_id": id, "metadata": metadata});
+        let authorized = caller.authorize(Resource::Threads, Action::Update, value)?;
+        let metadata = stamped_metadata(&authorized.value, metadata);
+        let thread = state
+            .storage
+            .update_thread(id, authorized.filter.as_ref(), &metadata)?
+            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        if minimal { no_content() } else { ok(thread) }
+    })
+    .await
+}
+
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "thread")?;
+        let scope = caller.scope(Resource::Threads, Action::Delete, json!({"thread_id": id}))?;
+        if state.storage.delete_thread(id, scope.as_ref())? {
+            no_content()
+        } else {
+            Err(missing(id))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct Search {
+    metadata: Option<Object>,
+    values: Option<Object>,
+    ids: Option<Vec<Uuid>>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    #[serde(default)]
+    select: Vec<String>,
+}
+
+impl Search {
+    fn query(self) -> Result<(ThreadQuery, Value, Vec<String>), ApiError> {
+        let (limit, offset) = limits(self.limit, self.offset, 10)?;
+        if let Some(s) = self.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+            return Err(ApiError::unprocessable(format!(
+                "Invalid status: '{s}'. Expected one of {STATUSES:?}"
+            )));
+        }
+        let value = json!({
+            "metadata": self.metadata.clone().unwrap_or_default(),
+            "values": self.values.clone().unwrap_or_default(),
+            "status": self.status,
+            "limit": limit,
+            "offset": offset,
+        });
+        let query = ThreadQuery {
+            metadata: self.metadata.unwrap_or_default(),
+            values: self.values.unwrap_or_default(),
+            ids: self.ids,
+            status: self.status,
+            sort_by: sort_by(self.sort_by.as_deref(), SORTS)?,
+            order: order(self.sort_order.as_deref())?,
+            limit,
+            offset,
+        };
+        Ok((query, value, self.select))
+    }
+}
+
+pub(super) async fn search(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        let (query, value, fields) = body.query()?;
+        let scope = caller.scope(Resource::Threads, Action::Search, value)?;
+        let page = state.storage.search_threads(&query, scope.as_ref())?;
+        let items = select(page.items, &fields, FIELDS)?;
+        paged(
+            crate::storage::Page {
+                items,
+                total: page.total,
+            },
+            query.offset,
+        )
+    })
+    .await
+}
+
+pub(super) async fn count(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    JsonBody(body): JsonBody<Search>,
+) -> Response {
+    blocking(move || {
+        let (query, mut value, _) = body.query()?;
+        value["limit"] = json!(0);
+        value["offset"] = json!(0);
+        let scope = caller.scope(Resource::Threads, Action::Search, value)?;
+        ok(state.storage.count_threads(&query, scope.as_ref())?)
+    })
+    .await
+}
+
+pub(super) async fn copy(
+    State(state): State<Arc<AppState>>,
+    mut caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    blocking(move || {
+        let id = path_id(&id, "thread")?;
+        let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
+        let Some(source) = state.storage.thread(id, None)? else {
+            return Err(missing(id));
+        };
+        if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
+            return Err(ApiError::conflict("Conflict"));
+        }
+        let new_id = Uuid::now_v7();
+        caller.authorize(
+            Resource::Threads,
+            Action::Create,
+            json!({"thread_id": new_id}),
+        )?;
+        let mut thread = new_thread(new_id, source.metadata);
+        thread.values = source.values;
+        thread.config = source.config;
+        state.storage.insert_thread(&thread)?;
+        ok(thread)
+    })
+    .await
+}

@@ -1,0 +1,260 @@
+//! The storage seam: the records the API serves and the operations the
+//! routes need, each taking the authorization scope (the plugin's filter)
+//! so that a backend applies it **in its query**. SQLite ([`sqlite`]) is
+//! the embedded default; another backend implements [`Storage`] and
+//! nothing above it changes.
+
+mod records;
+mod sql_filter;
+pub mod sqlite;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use records::{Assistant, Cron, Item, Thread};
+pub use sqlite::SqliteStorage;
+pub use warden_sdk::Filter;
+
+/// JSON object: metadata, config, values.
+pub type Object = Map<String, Value>;
+
+/// A storage failure. The routes answer it with a 500 and log it.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// No connection could be had from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// A stored document is not the JSON it should be.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A filter the database cannot express (e.g. a key with a `"`).
+    #[error("unsupported filter: {0}")]
+    Filter(String),
+}
+
+/// Shorthand for storage results.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Ascending.
+    Asc,
+    /// Descending (the API's default).
+    #[default]
+    Desc,
+}
+
+/// One page of a search, with the total the pagination headers report.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The records of this page.
+    pub items: Vec<T>,
+    /// How many records match in all.
+    pub total: u64,
+}
+
+/// `POST /threads/search` and `/threads/count`.
+#[derive(Debug, Default)]
+pub struct ThreadQuery {
+    /// Metadata containment (each key equal).
+    pub metadata: Object,
+    /// Values containment (each key equal).
+    pub values: Object,
+    /// Only these ids.
+    pub ids: Option<Vec<Uuid>>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Sort column (validated by the route).
+    pub sort_by: Option<&'static str>,
+    /// Sort direction.
+    pub order: Order,
+    /// Page size.
+    pub limit: u64,
+    /// Page start.
+    pub offset: u64,
+}
+
+/// `POST /assistants/search` and `/assistants/count`.
+#[derive(Debug, Default)]
+pub struct AssistantQuery {
+    /// Metadata containment.
+    pub metadata: Object,
+    /// Only this graph.
+    pub graph_id: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+    /// Sort column (validated by the route).
+    pub sort_by: Option<&'static str>,
+    /// Sort direction.
+    pub order: Order,
+    /// Page size.
+    pub limit: u64,
+    /// Page start.
+    pub offset: u64,
+}
+
+/// `POST /runs/crons/search` and `/count`.
+#[derive(Debug, Default)]
+pub struct CronQuery {
+    /// Only this assistant.
+    pub assistant_id: Option<Uuid>,
+    /// Only this thread.
+    pub thread_id: Option<Uuid>,
+    /// Only enabled (or disabled) crons.
+    pub enabled: Option<bool>,
+    /// Metadata containment.
+    pub metadata: Object,
+    /// Sort column (validated by the route).
+    pub sort_by: Option<&'static str>,
+    /// Sort direction.
+    pub order: Order,
+    /// Page size.
+    pub limit: u64,
+    /// Page start.
+    pub offset: u64,
+}
+
+/// What `PATCH /assistants/{id}` changes; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct AssistantPatch {
+    /// New graph.
+    pub graph_id: Option<String>,
+    /// New config.
+    pub config: Option<Value>,
+    /// New context.
+    pub context: Option<Value>,
+    /// Merged shallowly into the metadata.
+    pub metadata: Option<Object>,
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+/// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct CronPatch {
+    /// New schedule, with its next run date.
+    pub schedule: Option<(String, String)>,
+    /// New end time (`Some(None)` clears it).
+    pub end_time: Option<Option<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// New `on_run_completed`.
+    pub on_run_completed: Option<String>,
+    /// Keys replaced in the run payload.
+    pub payload: Option<Object>,
+    /// Merged shallowly into the metadata.
+    pub metadata: Option<Object>,
+}
+
+/// `POST /store/items/search`.
+#[derive(Debug, Default)]
+pub struct ItemQuery {
+    /// Namespace prefix.
+    pub prefix: Vec<String>,
+    /// Filter on the item values: the client's, AND-ed with the plugin's.
+    pub filter: Filter,
+    /// Page size.
+    pub limit: u64,
+    /// Page start.
+    pub offset: u64,
+}
+
+/// `POST /store/namespaces`.
+#[derive(Debug, Default)]
+pub struct NamespaceQuery {
+    /// Namespaces starting with these labels.
+    pub prefix: Vec<String>,
+    /// Namespaces ending with these labels.
+    pub suffix: Vec<String>,
+    /// Truncate namespaces to this many labels (then deduplicate).
+    pub max_depth: Option<usize>,
+    /// Page size.
+    pub limit: u64,
+    /// Page start.
+    pub offset: u64,
+}
+
+/// Where the API's records live. Every read, update and delete takes the
+/// plugin's `scope`; a record outside it behaves as if it did not exist.
+pub trait Storage: Send + Sync + 'static {
+    /// Inserts a thread; false when the id is taken.
+    fn insert_thread(&self, thread: &Thread) -> Result<bool>;
+    /// The thread, if it exists within `scope`.
+    fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>>;
+    /// Merges `metadata` into the thread's (shallowly), if it exists within `scope`.
+    fn update_thread(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        metadata: &Object,
+    ) -> Result<Option<Thread>>;
+    /// Deletes the thread (and its crons), if it exists within `scope`.
+    fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    /// Threads matching `query` within `scope`.
+    fn search_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<Page<Thread>>;
+    /// How many threads match `query` within `scope`.
+    fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64>;
+
+    /// Inserts or refreshes a graph's system assistant (no auth: start-up).
+    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<()>;
+    /// Inserts an assistant (version 1); false when the id is taken.
+    fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
+    /// The assistant, if it exists within `scope`.
+    fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>>;
+    /// Applies `patch` as a new version, if the assistant exists within `scope`.
+    fn update_assistant(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        patch: &AssistantPatch,
+    ) -> Result<Option<Assistant>>;
+    /// Deletes the assistant (and its crons), if it exists within `scope`.
+    fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    /// Assistants matching `query` within `scope`.
+    fn search_assistants(
+        &self,
+        query: &AssistantQuery,
+        scope: Option<&Filter>,
+    ) -> Result<Page<Assistant>>;
+    /// How many assistants match `query` within `scope`.
+    fn count_assistants(&self, query: &AssistantQuery, scope: Option<&Filter>) -> Result<u64>;
+
+    /// Inserts a cron.
+    fn insert_cron(&self, cron: &Cron) -> Result<()>;
+    /// The cron, if it exists within `scope`.
+    fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>>;
+    /// Applies `patch`, if the cron exists within `scope`.
+    fn update_cron(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        patch: &CronPatch,
+    ) -> Result<Option<Cron>>;
+    /// Deletes the cron, if it exists within `scope`.
+    fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    /// Crons matching `query` within `scope` (on the cron's metadata) and
+    /// `thread_scope` (on its thread's metadata; crons without a thread pass).
+    fn search_crons(
+        &self,
+        query: &CronQuery,
+        scope: Option<&Filter>,
+        thread_scope: Option<&Filter>,
+    ) -> Result<Page<Cron>>;
+
+    /// Writes an item (insert or replace).
+    fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()>;
+    /// The item, if any.
+    fn item(&self, namespace: &[String], key: &str) -> Result<Option<Item>>;
+    /// Deletes the item, if any.
+    fn delete_item(&self, namespace: &[String], key: &str) -> Result<()>;
+    /// Items under a namespace prefix matching a filter on their values.
+    fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>>;
+    /// The namespaces holding items.
+    fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>>;
+}

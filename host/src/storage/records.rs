@@ -1,0 +1,105 @@
+//! The records, shaped as the API serves them.
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::Object;
+
+/// A thread (`Thread` in the Agent Server API).
+#[derive(Debug, Clone, Serialize)]
+pub struct Thread {
+    /// Its id (UUIDv7 when the server made it).
+    pub thread_id: Uuid,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 last update time.
+    pub updated_at: String,
+    /// RFC 3339 time of the last state change.
+    pub state_updated_at: String,
+    /// Its metadata (the plugin's stamps included).
+    pub metadata: Object,
+    /// `idle`, `busy`, `interrupted` or `error`.
+    pub status: String,
+    /// Its config.
+    pub config: Value,
+    /// Its state values (`null` before any run).
+    pub values: Value,
+    /// Pending interrupts, by task.
+    pub interrupts: Value,
+    /// The last run's error, if any.
+    pub error: Value,
+}
+
+/// An assistant: a graph with its configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assistant {
+    /// Its id (UUIDv4; UUIDv5 of the graph id for system assistants).
+    pub assistant_id: Uuid,
+    /// The graph it runs.
+    pub graph_id: String,
+    /// Its config.
+    pub config: Value,
+    /// Its context (mirrors `config.configurable`).
+    pub context: Value,
+    /// Its metadata.
+    pub metadata: Object,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its version, from 1.
+    pub version: i64,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 last update time.
+    pub updated_at: String,
+}
+
+/// A cron: a run on a schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cron {
+    /// Its id (UUIDv7).
+    pub cron_id: Uuid,
+    /// The assistant it runs.
+    pub assistant_id: Uuid,
+    /// The thread it runs on, if any.
+    pub thread_id: Option<Uuid>,
+    /// Who created it (the caller's identity).
+    pub user_id: Option<String>,
+    /// When it stops firing.
+    pub end_time: Option<String>,
+    /// The 5-field cron schedule.
+    pub schedule: String,
+    /// Its IANA time zone, if given.
+    pub timezone: Option<String>,
+    /// The run it creates.
+    pub payload: Object,
+    /// When it fires next.
+    pub next_run_date: Option<String>,
+    /// Its metadata.
+    pub metadata: Object,
+    /// `delete` or `keep` (`null` for thread crons).
+    pub on_run_completed: Option<String>,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 last update time.
+    pub updated_at: String,
+}
+
+/// A store item.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Its namespace labels.
+    pub namespace: Vec<String>,
+    /// Its key within the namespace.
+    pub key: String,
+    /// Its value (a JSON object).
+    pub value: Object,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 last update time.
+    pub updated_at: String,
+}
