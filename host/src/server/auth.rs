@@ -114,9 +114,15 @@ fn fault(fault: crate::plugin::Fault) -> ApiError {
     ))
 }
 
-/// The caller, handed from the middleware to the route.
+/// What authentication produced: the user, and the instance it ran in.
+struct Authenticated {
+    user: User,
+    session: Option<Session>,
+}
+
+/// The caller, handed from the middleware to the route (taken once).
 #[derive(Clone)]
-struct CallerSlot(Arc<Mutex<Option<(User, Option<Session>)>>>);
+struct CallerSlot(Arc<Mutex<Option<Authenticated>>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -131,7 +137,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<PluginRef>()
             .and_then(|p| p.0.clone());
         let events = parts.extensions.get::<Events>().map(|e| e.0).unwrap_or(&[]);
-        let Some((user, session)) = taken else {
+        let Some(Authenticated { user, session }) = taken else {
             tracing::error!("a route asked for the caller outside the authenticated router");
             return Err(ApiError::internal("Internal Server Error"));
         };
@@ -177,15 +183,24 @@ pub(super) async fn authenticate(
             .get("x-auth-scheme")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"langsmith"));
     let caller = match &plugin {
-        None => (anonymous_user(), None),
-        Some(_) if studio => (studio_user(), None),
+        None => Authenticated {
+            user: anonymous_user(),
+            session: None,
+        },
+        Some(_) if studio => Authenticated {
+            user: studio_user(),
+            session: None,
+        },
         Some(plugin) => {
             let plugin_request = plugin_request(&request);
             let plugin = Arc::clone(plugin);
             let call = tokio::task::spawn_blocking(move || {
                 let mut session = plugin.session()?;
                 let user = session.authenticate(&plugin_request)?;
-                Ok::<_, crate::plugin::Fault>(user.map(|user| (user, Some(session))))
+                Ok::<_, crate::plugin::Fault>(user.map(|user| Authenticated {
+                    user,
+                    session: Some(session),
+                }))
             });
             let Ok(result) = call.await else {
                 return ApiError::internal("Authentication failed: auth plugin call aborted")

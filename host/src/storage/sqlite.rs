@@ -133,6 +133,25 @@ impl SqliteStorage {
         Ok(Self { pool })
     }
 
+    /// SQLite's plan for a thread search (`EXPLAIN QUERY PLAN`), one line
+    /// per step: shows which index serves a scope.
+    pub fn thread_search_plan(
+        &self,
+        query: &ThreadQuery,
+        scope: Option<&Filter>,
+    ) -> Result<Vec<String>> {
+        let filter = thread_where(query, scope)?;
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT thread_id FROM threads{} ORDER BY updated_at DESC LIMIT 10",
+            filter.sql()
+        ))?;
+        let rows = stmt.query_map(params_from_iter(filter.params.iter()), |r| {
+            r.get::<_, String>(3)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
@@ -170,23 +189,31 @@ fn uuid(text: String) -> rusqlite::Result<Uuid> {
     })
 }
 
-/// Runs `select <columns> from <table><where> order by ... limit/offset`
-/// plus the count of all matches, mapping rows with `map`.
-fn page<T>(
-    conn: &rusqlite::Connection,
-    from: &str,
-    columns: &str,
-    filter: &Where,
-    order_by: &str,
+/// What a search selects: table, columns, order and page.
+struct Listing<'a> {
+    from: &'a str,
+    columns: &'a str,
+    order_by: &'a str,
     limit: u64,
     offset: u64,
+}
+
+/// Runs the listing's query under `filter`, plus the count of all
+/// matches, mapping rows with `map`.
+fn page<T>(
+    conn: &rusqlite::Connection,
+    listing: Listing,
+    filter: &Where,
     map: impl Fn(&Row) -> Result<T>,
 ) -> Result<Page<T>> {
-    let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {from}{}", filter.sql()),
-        params_from_iter(filter.params.iter()),
-        |r| r.get(0),
-    )?;
+    let Listing {
+        from,
+        columns,
+        order_by,
+        limit,
+        offset,
+    } = listing;
+    let total = count(conn, from, filter)?;
     let sql = format!(
         "SELECT {columns} FROM {from}{} ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
         filter.sql()
@@ -197,10 +224,7 @@ fn page<T>(
     while let Some(row) = rows.next()? {
         items.push(map(row)?);
     }
-    Ok(Page {
-        items,
-        total: total as u64,
-    })
+    Ok(Page { items, total })
 }
 
 fn count(conn: &rusqlite::Connection, from: &str, filter: &Where) -> Result<u64> {
@@ -369,12 +393,14 @@ impl Storage for SqliteStorage {
         );
         page(
             &*self.conn()?,
-            "threads",
-            THREAD_COLUMNS,
+            Listing {
+                from: "threads",
+                columns: THREAD_COLUMNS,
+                order_by: &order,
+                limit: query.limit,
+                offset: query.offset,
+            },
             &filter,
-            &order,
-            query.limit,
-            query.offset,
             thread_row,
         )
     }
@@ -513,12 +539,14 @@ impl Storage for SqliteStorage {
         );
         page(
             &*self.conn()?,
-            "assistants",
-            ASSISTANT_COLUMNS,
+            Listing {
+                from: "assistants",
+                columns: ASSISTANT_COLUMNS,
+                order_by: &order,
+                limit: query.limit,
+                offset: query.offset,
+            },
             &filter,
-            &order,
-            query.limit,
-            query.offset,
             assistant_row,
         )
     }
@@ -659,12 +687,14 @@ impl Storage for SqliteStorage {
             .join(", ");
         page(
             &*self.conn()?,
-            "crons c",
-            &columns,
+            Listing {
+                from: "crons c",
+                columns: &columns,
+                order_by: &order,
+                limit: query.limit,
+                offset: query.offset,
+            },
             &filter,
-            &order,
-            query.limit,
-            query.offset,
             cron_row,
         )
     }
@@ -711,12 +741,14 @@ impl Storage for SqliteStorage {
         filter.filter("value", Some(&query.filter))?;
         let page = page(
             &*self.conn()?,
-            "store_items",
-            ITEM_COLUMNS,
+            Listing {
+                from: "store_items",
+                columns: ITEM_COLUMNS,
+                order_by: "updated_at DESC, namespace, key",
+                limit: query.limit,
+                offset: query.offset,
+            },
             &filter,
-            "updated_at DESC, namespace, key",
-            query.limit,
-            query.offset,
             item_row,
         )?;
         Ok(page.items)

@@ -1,8 +1,11 @@
-//! End-to-end tests of the plugin runtime and the `warden` binary, with real
-//! components built from `examples/` and `tests/fixtures/` (see `support`).
+//! End-to-end tests of the plugin runtime, the API and the `warden` binary,
+//! with real components built from `examples/` and `tests/fixtures/` (see
+//! `support`).
 
+mod api;
 mod cli;
 mod faults;
 mod loading;
 mod resolution;
+mod storage;
 mod support;

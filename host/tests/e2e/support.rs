@@ -72,3 +72,104 @@ pub fn login(plugin: &Arc<AuthPlugin>, request: &Request) -> User {
         .expect("no fault")
         .expect("authenticated")
 }
+
+/// The API router over a fresh in-memory database, serving the graph
+/// `agent`, with `plugin` as the auth plugin (none: LangGraph's noop auth).
+pub fn app(plugin: Option<Arc<AuthPlugin>>) -> axum::Router {
+    app_with(plugin, true)
+}
+
+/// [`app`], choosing `disable_studio_auth`.
+pub fn app_with(plugin: Option<Arc<AuthPlugin>>, disable_studio_auth: bool) -> axum::Router {
+    let config = warden::config::Config {
+        file: root().join("langgraph.json"),
+        graphs: [("agent".to_owned(), "./agent".to_owned())].into(),
+        auth: None,
+    };
+    let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
+    let mut state = warden::server::AppState::new(&config, plugin, storage).expect("state");
+    state.disable_studio_auth = disable_studio_auth;
+    warden::server::router(Arc::new(state))
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// Its status.
+    pub status: axum::http::StatusCode,
+    /// Its headers.
+    pub headers: axum::http::HeaderMap,
+    /// Its body as JSON (`Null` when empty or not JSON).
+    pub json: serde_json::Value,
+    /// Its body as text.
+    pub text: String,
+}
+
+/// Sends one request through the router, socket-free: `token` as a
+/// bearer token (none when empty), `body` as JSON (none when `Null`).
+pub async fn send(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> Reply {
+    let authorization = format!("Bearer {token}");
+    let headers: &[(&str, &str)] = if token.is_empty() {
+        &[]
+    } else {
+        &[("authorization", &authorization)]
+    };
+    send_with(app, method, path, headers, body).await
+}
+
+/// [`send`] with explicit headers.
+pub async fn send_with(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> Reply {
+    let body = (!body.is_null()).then(|| body.to_string());
+    send_raw(app, method, path, headers, body).await
+}
+
+/// Sends `body` as is (JSON content type), or no body.
+pub async fn send_raw(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Reply {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        None => axum::body::Body::empty(),
+        Some(text) => {
+            request = request.header("content-type", "application/json");
+            axum::body::Body::from(text)
+        }
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Reply {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        text,
+    }
+}

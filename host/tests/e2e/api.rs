@@ -1,0 +1,872 @@
+//! The Agent Server API through the router (no sockets), with the reference
+//! policy and the route-table guard.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{app, app_with, plugin, send, send_raw, send_with};
+
+const AGENT: &str = "fe096781-5601-53d2-b2f6-0d3403f7e9ca";
+
+/// A valid request body for each protected route, so that only
+/// authorization can refuse it.
+fn body_for(method: &str, path: &str) -> Value {
+    match (method, path) {
+        ("POST", "/assistants") => json!({"graph_id": "agent"}),
+        ("POST", p) if p.ends_with("/runs/crons") => {
+            json!({"assistant_id": "agent", "schedule": "*/5 * * * *"})
+        }
+        ("PATCH", p) if p.starts_with("/runs/crons/") => json!({"enabled": false}),
+        ("PUT", "/store/items") => json!({"namespace": ["a"], "key": "k", "value": {}}),
+        ("DELETE", "/store/items") => json!({"namespace": ["a"], "key": "k"}),
+        ("POST" | "PATCH", _) => json!({}),
+        _ => Value::Null,
+    }
+}
+
+#[tokio::test]
+async fn every_protected_route_fires_a_declared_event_before_touching_data() {
+    // The gatekeeper refuses every event with a 403 naming it.
+    let app = app(Some(plugin("fixture_gatekeeper")));
+    let endpoints = warden::server::routes::endpoints();
+    assert!(endpoints.len() >= 20);
+    for endpoint in endpoints {
+        assert!(
+            !endpoint.events.is_empty(),
+            "{} {} declares no event",
+            endpoint.method,
+            endpoint.path
+        );
+        let id = Uuid::now_v7().to_string();
+        let mut path = endpoint.path.to_owned();
+        for param in ["{thread_id}", "{assistant_id}", "{cron_id}"] {
+            path = path.replace(param, &id);
+        }
+        if endpoint.path == "/store/items" && endpoint.method == "GET" {
+            path.push_str("?namespace=a&key=k");
+        }
+        let method = endpoint.method.as_str();
+        let reply = send(&app, method, &path, "any", body_for(method, endpoint.path)).await;
+        let declared: Vec<String> = endpoint
+            .events
+            .iter()
+            .map(|(r, a)| format!("{r}.{a}"))
+            .collect();
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{method} {path}: {}",
+            reply.text
+        );
+        let fired = reply.json["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            declared.contains(&fired),
+            "{method} {path} fired {fired}, declares {declared:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn public_routes_answer_without_credentials_and_auth_runs_before_routing() {
+    let app = app(Some(plugin("reference_auth")));
+    for path in ["/ok", "/", "/info"] {
+        let reply = send(&app, "GET", path, "", Value::Null).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        send(&app, "GET", "/ok", "", Value::Null).await.json,
+        json!({"ok": true, "services": {}})
+    );
+    let unknown = send(&app, "GET", "/nowhere", "", Value::Null).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        unknown.json,
+        json!({"detail": "Missing Authorization header"})
+    );
+    let unknown = send(&app, "GET", "/nowhere", "user1-token", Value::Null).await;
+    assert_eq!(
+        (unknown.status, unknown.json),
+        (StatusCode::NOT_FOUND, json!({"detail": "Not Found"}))
+    );
+    let bad = send(&app, "POST", "/threads/search", "nope", json!({})).await;
+    assert_eq!(
+        (bad.status, bad.json),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "Invalid token"}))
+    );
+    // CORS preflights are answered before auth.
+    let preflight = send_with(
+        &app,
+        "OPTIONS",
+        "/threads",
+        &[
+            ("origin", "http://studio.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        Value::Null,
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    // A known path with the wrong method.
+    let wrong = send(&app, "PUT", "/threads/search", "user1-token", json!({})).await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn threads_are_scoped_to_their_owner() {
+    let app = app(Some(plugin("reference_auth")));
+    // A spoofed owner is overwritten by the plugin's stamp; reserved keys are dropped.
+    let created = send(
+        &app,
+        "POST",
+        "/threads",
+        "user1-token",
+        json!({"metadata": {"owner": "user2", "topic": "x", "run_id": "spoof"}}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    assert_eq!(
+        created.json["metadata"],
+        json!({"owner": "user1", "topic": "x"})
+    );
+    assert_eq!(created.json["status"], "idle");
+    let id = created.json["thread_id"].as_str().unwrap().to_owned();
+    assert_eq!(Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+
+    let mine = send(
+        &app,
+        "GET",
+        &format!("/threads/{id}"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(mine.json, created.json);
+
+    // Another user's thread is indistinguishable from a missing one.
+    let theirs = send(
+        &app,
+        "GET",
+        &format!("/threads/{id}"),
+        "user2-token",
+        Value::Null,
+    )
+    .await;
+    let random = Uuid::now_v7();
+    let missing = send(
+        &app,
+        "GET",
+        &format!("/threads/{random}"),
+        "user2-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        theirs.text.replace(&id, "ID"),
+        missing.text.replace(&random.to_string(), "ID")
+    );
+
+    let search = send(&app, "POST", "/threads/search", "user2-token", json!({})).await;
+    assert_eq!(search.json, json!([]));
+    assert_eq!(search.headers["x-pagination-total"], "0");
+    let count = send(&app, "POST", "/threads/count", "user2-token", json!({})).await;
+    assert_eq!(count.json, json!(0));
+    let search = send(
+        &app,
+        "POST",
+        "/threads/search",
+        "user1-token",
+        json!({"metadata": {"topic": "x"}}),
+    )
+    .await;
+    assert_eq!(search.json.as_array().unwrap().len(), 1);
+
+    for (method, body) in [
+        ("PATCH", json!({"metadata": {"owner": "user2"}})),
+        ("DELETE", Value::Null),
+    ] {
+        let reply = send(&app, method, &format!("/threads/{id}"), "user2-token", body).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method}");
+    }
+    // The owner's patch merges; the handler stamps the owner back.
+    let patched = send(
+        &app,
+        "PATCH",
+        &format!("/threads/{id}"),
+        "user1-token",
+        json!({"metadata": {"owner": "user2", "more": 1}}),
+    )
+    .await;
+    assert_eq!(
+        patched.json["metadata"],
+        json!({"owner": "user1", "topic": "x", "more": 1})
+    );
+
+    // An existing id the caller may not see is a conflict, even with do_nothing.
+    let clash = send(
+        &app,
+        "POST",
+        "/threads",
+        "user2-token",
+        json!({"thread_id": id, "if_exists": "do_nothing"}),
+    )
+    .await;
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+    let again = send(
+        &app,
+        "POST",
+        "/threads",
+        "user1-token",
+        json!({"thread_id": id, "if_exists": "do_nothing"}),
+    )
+    .await;
+    assert_eq!(
+        (again.status, &again.json["thread_id"]),
+        (StatusCode::OK, &json!(id))
+    );
+    let raise = send(
+        &app,
+        "POST",
+        "/threads",
+        "user1-token",
+        json!({"thread_id": id}),
+    )
+    .await;
+    assert_eq!(
+        raise.json,
+        json!({"detail": format!("Thread with ID {id} already exists")})
+    );
+
+    // Copy of someone else's thread is a conflict; the owner's copy keeps the metadata.
+    let copy = send(
+        &app,
+        "POST",
+        &format!("/threads/{id}/copy"),
+        "user2-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(copy.status, StatusCode::CONFLICT);
+    let copy = send(
+        &app,
+        "POST",
+        &format!("/threads/{id}/copy"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(copy.json["metadata"], patched.json["metadata"]);
+    assert_ne!(copy.json["thread_id"], json!(id));
+
+    // The reader may not create threads.
+    let reader = send(&app, "POST", "/threads", "reader-token", json!({})).await;
+    assert_eq!(
+        (reader.status, reader.json),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"detail": "Missing permission: threads:create"})
+        )
+    );
+
+    let deleted = send(
+        &app,
+        "DELETE",
+        &format!("/threads/{id}"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (deleted.status, deleted.text.as_str()),
+        (StatusCode::NO_CONTENT, "")
+    );
+    let gone = send(
+        &app,
+        "GET",
+        &format!("/threads/{id}"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn search_pages_with_headers_select_and_sort() {
+    let app = app(Some(plugin("reference_auth")));
+    for i in 0..5 {
+        send(
+            &app,
+            "POST",
+            "/threads",
+            "user2-token",
+            json!({"metadata": {"i": i}}),
+        )
+        .await;
+    }
+    let page = send(&app, "POST", "/threads/search", "user2-token",
+        json!({"limit": 2, "offset": 1, "sort_by": "created_at", "sort_order": "asc", "select": ["thread_id", "metadata"]})).await;
+    assert_eq!(page.headers["x-pagination-total"], "5");
+    assert_eq!(page.headers["x-pagination-next"], "3");
+    let items = page.json.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["metadata"]["i"], 1);
+    assert_eq!(items[0].as_object().unwrap().len(), 2);
+    let last = send(
+        &app,
+        "POST",
+        "/threads/search",
+        "user2-token",
+        json!({"limit": 2, "offset": 4}),
+    )
+    .await;
+    assert!(last.headers.get("x-pagination-next").is_none());
+    for bad in [
+        json!({"sort_by": "owner"}),
+        json!({"select": ["nope"]}),
+        json!({"limit": 0}),
+        json!({"status": "odd"}),
+    ] {
+        let reply = send(&app, "POST", "/threads/search", "user2-token", bad.clone()).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn assistants_are_admin_written_and_system_assistants_exist() {
+    let app = app(Some(plugin("reference_auth")));
+    let system = send(
+        &app,
+        "GET",
+        &format!("/assistants/{AGENT}"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(system.status, StatusCode::OK);
+    assert_eq!(system.json["metadata"], json!({"created_by": "system"}));
+    assert_eq!(system.json["graph_id"], "agent");
+
+    let denied = send(
+        &app,
+        "POST",
+        "/assistants",
+        "user1-token",
+        json!({"graph_id": "agent"}),
+    )
+    .await;
+    assert_eq!(
+        (denied.status, denied.json),
+        (
+            StatusCode::FORBIDDEN,
+            json!({"detail": "Only admin may modify assistants"})
+        )
+    );
+    let unknown = send(
+        &app,
+        "POST",
+        "/assistants",
+        "admin-token",
+        json!({"graph_id": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        unknown.json,
+        json!({"detail": "Graph 'nope' not found. Expected one of: ['agent']"})
+    );
+    let missing = send(&app, "POST", "/assistants", "admin-token", json!({})).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let made = send(
+        &app,
+        "POST",
+        "/assistants",
+        "admin-token",
+        json!({"graph_id": "agent", "name": "Helper", "config": {"configurable": {"x": 1}}}),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    assert_eq!(made.json["metadata"], json!({"owner": "admin"}));
+    assert_eq!(made.json["context"], json!({"x": 1}));
+    assert_eq!(made.json["version"], 1);
+    let id = made.json["assistant_id"].as_str().unwrap().to_owned();
+
+    let found = send(
+        &app,
+        "POST",
+        "/assistants/search",
+        "user1-token",
+        json!({"name": "help"}),
+    )
+    .await;
+    assert_eq!(found.json.as_array().unwrap().len(), 1);
+    let count = send(
+        &app,
+        "POST",
+        "/assistants/count",
+        "user1-token",
+        json!({"graph_id": "agent"}),
+    )
+    .await;
+    assert_eq!(count.json, json!(2));
+
+    let patched = send(
+        &app,
+        "PATCH",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        json!({"metadata": {"tier": "gold"}}),
+    )
+    .await;
+    assert_eq!(patched.json["version"], 2);
+    assert_eq!(patched.json["metadata"]["tier"], "gold");
+    let refused = send(
+        &app,
+        "PATCH",
+        &format!("/assistants/{id}"),
+        "user1-token",
+        json!({"name": "mine"}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let by_name = send(&app, "GET", "/assistants/agent", "user1-token", Value::Null).await;
+    assert_eq!(
+        by_name.json,
+        json!({"detail": "Invalid assistant ID: must be a UUID"})
+    );
+
+    let deleted = send(
+        &app,
+        "DELETE",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = send(
+        &app,
+        "GET",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (gone.status, gone.json),
+        (StatusCode::NOT_FOUND, json!({"detail": "Not Found"}))
+    );
+}
+
+#[tokio::test]
+async fn store_namespaces_start_with_the_caller() {
+    let app = app(Some(plugin("reference_auth")));
+    let put = send(
+        &app,
+        "PUT",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1", "prefs"], "key": "theme", "value": {"dark": true}}),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::NO_CONTENT, "{}", put.text);
+    let item = send(
+        &app,
+        "GET",
+        "/store/items?namespace=user1.prefs&key=theme",
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(item.json["value"], json!({"dark": true}));
+    assert_eq!(item.json["namespace"], json!(["user1", "prefs"]));
+    let foreign = send(
+        &app,
+        "GET",
+        "/store/items?namespace=user1.prefs&key=theme",
+        "user2-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    let missing = send(
+        &app,
+        "GET",
+        "/store/items?namespace=user1.prefs&key=nope",
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (missing.status, missing.text.as_str()),
+        (StatusCode::OK, "null")
+    );
+    let no_key = send(
+        &app,
+        "GET",
+        "/store/items?namespace=user1.prefs",
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (no_key.status, no_key.json),
+        (StatusCode::BAD_REQUEST, json!({"error": "Key is required"}))
+    );
+    let dotted = send(
+        &app,
+        "PUT",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1", "a.b"], "key": "k", "value": {}}),
+    )
+    .await;
+    assert_eq!(dotted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        dotted.text,
+        "Namespace label 'a.b' must be a non-empty string without periods"
+    );
+    let not_object = send(
+        &app,
+        "PUT",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1"], "key": "k", "value": [1]}),
+    )
+    .await;
+    assert_eq!(not_object.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    send(
+        &app,
+        "PUT",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1", "notes"], "key": "n1", "value": {"tag": "a"}}),
+    )
+    .await;
+    let found = send(
+        &app,
+        "POST",
+        "/store/items/search",
+        "user1-token",
+        json!({"namespace_prefix": ["user1"], "filter": {"tag": "a"}}),
+    )
+    .await;
+    let items = found.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["key"], "n1");
+    assert_eq!(items[0]["score"], Value::Null);
+    let spaces = send(
+        &app,
+        "POST",
+        "/store/namespaces",
+        "user1-token",
+        json!({"prefix": ["user1"]}),
+    )
+    .await;
+    assert_eq!(
+        spaces.json,
+        json!({"namespaces": [["user1", "notes"], ["user1", "prefs"]]})
+    );
+    let shallow = send(
+        &app,
+        "POST",
+        "/store/namespaces",
+        "user1-token",
+        json!({"prefix": ["user1"], "max_depth": 1}),
+    )
+    .await;
+    assert_eq!(shallow.json, json!({"namespaces": [["user1"]]}));
+    let no_prefix = send(&app, "POST", "/store/namespaces", "user1-token", json!({})).await;
+    assert_eq!(
+        no_prefix.status,
+        StatusCode::FORBIDDEN,
+        "the handler sees namespace None"
+    );
+
+    let deleted = send(
+        &app,
+        "DELETE",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1", "prefs"], "key": "theme"}),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = send(
+        &app,
+        "GET",
+        "/store/items?namespace=user1.prefs&key=theme",
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(gone.text, "null");
+}
+
+#[tokio::test]
+async fn crons_are_owned_and_filtered_on_cron_and_thread() {
+    let app = app(Some(plugin("reference_auth")));
+    let cron = send(
+        &app,
+        "POST",
+        "/runs/crons",
+        "user1-token",
+        json!({"assistant_id": "agent", "schedule": "*/5 * * * *", "input": {"messages": []}}),
+    )
+    .await;
+    assert_eq!(cron.status, StatusCode::OK, "{}", cron.text);
+    assert_eq!(cron.json["assistant_id"], AGENT);
+    assert_eq!(cron.json["metadata"], json!({"owner": "user1"}));
+    assert_eq!(cron.json["user_id"], "user1");
+    assert_eq!(cron.json["on_run_completed"], "delete");
+    let id = cron.json["cron_id"].as_str().unwrap().to_owned();
+
+    let thread = send(&app, "POST", "/threads", "user1-token", json!({})).await;
+    let tid = thread.json["thread_id"].as_str().unwrap().to_owned();
+    let on_thread = send(
+        &app,
+        "POST",
+        &format!("/threads/{tid}/runs/crons"),
+        "user1-token",
+        json!({"assistant_id": AGENT, "schedule": "0 9 * * 1"}),
+    )
+    .await;
+    assert_eq!(on_thread.json["thread_id"], json!(tid));
+    assert_eq!(on_thread.json["on_run_completed"], Value::Null);
+    let foreign = send(
+        &app,
+        "POST",
+        &format!("/threads/{tid}/runs/crons"),
+        "user2-token",
+        json!({"assistant_id": AGENT, "schedule": "0 9 * * 1"}),
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    let mine = send(&app, "POST", "/runs/crons/search", "user1-token", json!({})).await;
+    assert_eq!(mine.json.as_array().unwrap().len(), 2);
+    let theirs = send(&app, "POST", "/runs/crons/search", "user2-token", json!({})).await;
+    assert_eq!(theirs.json, json!([]));
+    assert_eq!(
+        send(&app, "POST", "/runs/crons/count", "user2-token", json!({}))
+            .await
+            .json,
+        json!(0)
+    );
+    assert_eq!(
+        send(&app, "POST", "/runs/crons/count", "user1-token", json!({}))
+            .await
+            .json,
+        json!(2)
+    );
+
+    let bad = send(
+        &app,
+        "POST",
+        "/runs/crons",
+        "user1-token",
+        json!({"assistant_id": "agent", "schedule": "bad"}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid cron schedule: 'bad'.")
+    );
+    let bad = send(
+        &app,
+        "POST",
+        "/runs/crons",
+        "user1-token",
+        json!({"assistant_id": "nope", "schedule": "* * * * *"}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    assert_eq!(
+        send(
+            &app,
+            "GET",
+            &format!("/runs/crons/{id}"),
+            "user2-token",
+            Value::Null
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let patched = send(
+        &app,
+        "PATCH",
+        &format!("/runs/crons/{id}"),
+        "user1-token",
+        json!({"enabled": false, "schedule": "0 * * * *"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            patched.json["enabled"].clone(),
+            patched.json["schedule"].clone()
+        ),
+        (json!(false), json!("0 * * * *"))
+    );
+    let empty = send(
+        &app,
+        "PATCH",
+        &format!("/runs/crons/{id}"),
+        "user1-token",
+        json!({}),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        send(
+            &app,
+            "DELETE",
+            &format!("/runs/crons/{id}"),
+            "user2-token",
+            Value::Null
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            "DELETE",
+            &format!("/runs/crons/{id}"),
+            "user1-token",
+            Value::Null
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    // Deleting the thread deletes its crons.
+    send(
+        &app,
+        "DELETE",
+        &format!("/threads/{tid}"),
+        "user1-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        send(&app, "POST", "/runs/crons/count", "user1-token", json!({}))
+            .await
+            .json,
+        json!(0)
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx() {
+    let app = app(Some(plugin("reference_auth")));
+    let cases = [
+        (
+            "GET",
+            "/threads/not-a-uuid",
+            Value::Null,
+            422,
+            json!({"detail": "Invalid thread ID: must be a UUID"}),
+        ),
+        (
+            "PATCH",
+            "/runs/crons/42",
+            json!({"enabled": true}),
+            422,
+            json!({"detail": "Invalid cron ID: must be a UUID"}),
+        ),
+        (
+            "POST",
+            "/threads",
+            json!({"thread_id": "nope"}),
+            422,
+            Value::Null,
+        ),
+        ("POST", "/threads", json!({"metadata": 5}), 422, Value::Null),
+        (
+            "POST",
+            "/threads",
+            json!({"if_exists": "sometimes"}),
+            422,
+            Value::Null,
+        ),
+    ];
+    for (method, path, body, status, expected) in cases {
+        let reply = send(&app, method, path, "user1-token", body.clone()).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            status,
+            "{method} {path} {body}: {}",
+            reply.text
+        );
+        assert!(
+            reply.json["detail"].is_string(),
+            "{method} {path}: {}",
+            reply.text
+        );
+        if !expected.is_null() {
+            assert_eq!(reply.json, expected);
+        }
+    }
+    let both = send(
+        &app,
+        "POST",
+        "/assistants",
+        "admin-token",
+        json!({"graph_id": "agent", "config": {"configurable": {"a": 1}}, "context": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST);
+    // Malformed JSON.
+    let reply = send_raw(
+        &app,
+        "POST",
+        "/threads",
+        &[("authorization", "Bearer user1-token")],
+        Some("{oops".into()),
+    )
+    .await;
+    assert_eq!(
+        reply.json,
+        json!({"detail": "Invalid JSON in request body"})
+    );
+}
+
+#[tokio::test]
+async fn without_a_plugin_everything_is_allowed_unscoped() {
+    let app = app(None);
+    let made = send(&app, "POST", "/threads", "", json!({"metadata": {"a": 1}})).await;
+    assert_eq!(made.status, StatusCode::OK);
+    assert_eq!(made.json["metadata"], json!({"a": 1}));
+    let found = send(&app, "POST", "/threads/count", "", json!({})).await;
+    assert_eq!(found.json, json!(1));
+}
+
+#[tokio::test]
+async fn studio_requests_become_the_studio_user_unless_disabled() {
+    let studio = [("x-auth-scheme", "langsmith")];
+    let app = app_with(Some(plugin("reference_auth")), false);
+    let made = send_with(&app, "POST", "/threads/search", &studio, json!({})).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.text);
+    // Handlers still run for the Studio user: the reader rule refuses it.
+    let store = send_with(
+        &app,
+        "PUT",
+        "/store/items",
+        &studio,
+        json!({"namespace": ["langgraph-studio-user"], "key": "k", "value": {}}),
+    )
+    .await;
+    assert_eq!(store.status, StatusCode::NO_CONTENT);
+    let disabled = app_with(Some(plugin("reference_auth")), true);
+    let refused = send_with(&disabled, "POST", "/threads/search", &studio, json!({})).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,272 @@
+"""Fixtures of the Python compatibility suite.
+
+The suite drives a real server with the unmodified ``langgraph_sdk`` async client.
+
+* By default it starts ``$WARDEN_BIN serve --config examples/reference/langgraph.json``
+  (``WARDEN_BIN`` defaults to ``<repo>/target/debug/warden``) on a free loopback port with
+  a fresh data directory, once per session, and stops it at the end.
+* With ``WARDEN_COMPAT_URL=http://127.0.0.1:<port>`` it starts nothing and tests that
+  server instead; this is how the suite is checked against the reference
+  (``langgraph dev`` on ``/work/shared/reference``). Tests that must start their own
+  servers (restart) are skipped then.
+
+The policy under test is the reference one (``/work/shared/reference/src/security/auth.py``,
+mirrored by ``examples/reference/auth``): tokens ``user1-token``, ``user2-token``,
+``admin-token``, ``reader-token``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import httpx
+import pytest
+
+from compat_helpers import TOKENS, make_client
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = "examples/reference/langgraph.json"
+READY_TIMEOUT_S = 120.0  # the first start may build the wasm plugin with cargo
+STOP_TIMEOUT_S = 15.0
+RESERVED_PORTS = {2024}  # belongs to the machine's infrastructure: never use it
+
+# Loopback traffic must never go through a proxy the environment may configure.
+for _var in ("NO_PROXY", "no_proxy"):
+    _cur = os.environ.get(_var, "")
+    if "127.0.0.1" not in _cur:
+        os.environ[_var] = ",".join(filter(None, [_cur, "127.0.0.1", "localhost"]))
+
+# Every server this session started, for the failure report.
+_STARTED: list["WardenServer"] = []
+
+
+def external_url() -> Optional[str]:
+    url = os.environ.get("WARDEN_COMPAT_URL", "").strip()
+    return url.rstrip("/") or None
+
+
+def warden_bin() -> Path:
+    return Path(os.environ.get("WARDEN_BIN") or REPO / "target" / "debug" / "warden")
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+@dataclass
+class WardenServer:
+    """One `warden serve` subprocess on a free loopback port."""
+
+    data_dir: Path
+    log_path: Path
+    proc: Optional[subprocess.Popen] = None
+    port: int = 0
+    _log: Optional[object] = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "WardenServer":
+        binary = warden_bin()
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            pytest.fail(
+                f"server binary not found: {binary} (build it with `cargo build -p warden`, "
+                "set WARDEN_BIN, or set WARDEN_COMPAT_URL to test a running server)",
+                pytrace=False,
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A port can be taken between probing and binding: retry on an early exit.
+        for attempt in range(3):
+            self.port = free_port()
+            self._log = open(self.log_path, "ab")
+            self._log.write(f"\n=== attempt {attempt + 1}: port {self.port} ===\n".encode())
+            self._log.flush()
+            self.proc = subprocess.Popen(
+                [
+                    str(binary), "serve",
+                    "--config", CONFIG,
+                    "--host", "127.0.0.1",
+                    "--port", str(self.port),
+                    "--data-dir", str(self.data_dir),
+                ],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() reaches a cargo child too
+            )
+            if self._wait_ready():
+                _STARTED.append(self)  # its output goes in the failure report
+                return self
+            if self.proc.poll() is None or "in use" not in self._attempt_output():
+                break  # a timeout or a real start-up error, not a port clash: no retry
+            self._close_log()
+        code = self.proc.poll()
+        self.stop()
+        pytest.fail(
+            "warden did not become ready (GET /ok answering 200) "
+            + (f"within {READY_TIMEOUT_S:.0f} s" if code is None else f"and exited with code {code}")
+            + f"; its output ({self.log_path}):\n"
+            + self.log_tail(),
+            pytrace=False,
+        )
+
+    def _attempt_output(self) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return text.rsplit("\n=== attempt ", 1)[-1].lower()
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(self.url + "/ok", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, max_lines: int = 200) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no output captured)"
+        return "\n".join(lines[-max_lines:])
+
+
+# ---------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory):
+    """Base URL of the server under test (started here unless WARDEN_COMPAT_URL is set)."""
+    url = external_url()
+    if url is not None:
+        yield url
+        return
+    base = tmp_path_factory.mktemp("warden")
+    server = WardenServer(data_dir=base / "data", log_path=base / "server.log").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Callable[[Path], WardenServer]:
+    """Start extra servers of this test's own (stopped at the end of the test)."""
+    if external_url() is not None:
+        pytest.skip("starts its own servers; not possible with WARDEN_COMPAT_URL")
+    servers: list[WardenServer] = []
+
+    def start(data_dir: Path) -> WardenServer:
+        server = WardenServer(
+            data_dir=data_dir, log_path=tmp_path / f"server-{len(servers) + 1}.log"
+        )
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+async def client(server_url: str):
+    """Factory: ``client("user1")`` (a name of TOKENS), ``client(None)`` (no token), or
+    ``client(authorization="Basic ...")`` (any Authorization header). Closed after the test."""
+    made = []
+
+    def factory(who: Optional[str] = None, *, authorization: Optional[str] = None):
+        if authorization is not None:
+            c = make_client(server_url, None, Authorization=authorization)
+        else:
+            c = make_client(server_url, TOKENS[who] if who is not None else None)
+        made.append(c)
+        return c
+
+    yield factory
+    for c in made:
+        await c.aclose()
+
+
+@pytest.fixture
+def user1(client):
+    return client("user1")
+
+
+@pytest.fixture
+def user2(client):
+    return client("user2")
+
+
+@pytest.fixture
+def admin(client):
+    return client("admin")
+
+
+@pytest.fixture
+def reader(client):
+    return client("reader")
+
+
+@pytest.fixture
+def anon(client):
+    return client(None)
+
+
+@pytest.fixture
+def tag() -> str:
+    """A value unique to this test, put in metadata so searches only see this test's data
+    (the server under test may hold data from earlier tests or runs)."""
+    return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------------------
+# Report: on failure, show what the servers this session started wrote.
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _STARTED or exitstatus == 0:
+        return
+    for i, server in enumerate(_STARTED, 1):
+        terminalreporter.write_sep("-", f"warden output #{i} ({server.log_path})")
+        terminalreporter.write_line(server.log_tail())
