@@ -5,6 +5,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::openapi::ErrorBody;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -73,18 +76,28 @@ fn config_and_context(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AssistantCreate)]
 pub(super) struct Create {
     graph_id: String,
     assistant_id: Option<Uuid>,
     config: Option<Value>,
     context: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     if_exists: Option<String>,
     name: Option<String>,
     description: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "assistants_create",
+    path = "/assistants",
+    tag = "assistants",
+    request_body = Create,
+    responses((status = 200, description = "The assistant", body = Assistant), (status = 409, description = "The id is taken", body = ErrorBody), (status = 404, description = "Unknown graph", body = ErrorBody))
+)]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -134,6 +147,14 @@ pub(super) async fn create(
     .await
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "assistants_get",
+    path = "/assistants/{assistant_id}",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    responses((status = 200, description = "The assistant", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -155,16 +176,27 @@ pub(super) async fn get(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AssistantPatchBody)]
 pub(super) struct Patch {
     graph_id: Option<String>,
     config: Option<Value>,
     context: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     name: Option<String>,
     description: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "assistants_patch",
+    path = "/assistants/{assistant_id}",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    request_body = Patch,
+    responses((status = 200, description = "The assistant, at its new version", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -205,6 +237,14 @@ pub(super) async fn patch(
     .await
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "assistants_delete",
+    path = "/assistants/{assistant_id}",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -235,8 +275,10 @@ pub(super) async fn delete(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = AssistantSearch)]
 pub(super) struct Search {
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     graph_id: Option<String>,
     name: Option<String>,
@@ -270,6 +312,14 @@ impl Search {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "assistants_search",
+    path = "/assistants/search",
+    tag = "assistants",
+    request_body = Search,
+    responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<Assistant>))
+)]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -291,6 +341,14 @@ pub(super) async fn search(
     .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "assistants_count",
+    path = "/assistants/count",
+    tag = "assistants",
+    request_body = Search,
+    responses((status = 200, description = "How many assistants match", body = u64))
+)]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::openapi::ErrorBody;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -77,10 +80,12 @@ pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, Ap
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CronCreate)]
 pub(super) struct Create {
     assistant_id: String,
     schedule: String,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     timezone: Option<String>,
     end_time: Option<String>,
@@ -88,6 +93,7 @@ pub(super) struct Create {
     on_run_completed: Option<String>,
     /// Everything else is the run payload (input, config, context, …).
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     payload: Map<String, Value>,
 }
 
@@ -186,6 +192,14 @@ async fn create(
     .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "crons_create_stateless",
+    path = "/runs/crons",
+    tag = "crons",
+    request_body = Create,
+    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -194,6 +208,15 @@ pub(super) async fn create_stateless(
     create(state, caller, None, body).await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "crons_create_for_thread",
+    path = "/threads/{thread_id}/runs/crons",
+    tag = "crons",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    request_body = Create,
+    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn create_for_thread(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -203,6 +226,14 @@ pub(super) async fn create_for_thread(
     create(state, caller, Some(thread_id), body).await
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "crons_get",
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -219,15 +250,18 @@ pub(super) async fn get(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CronPatchBody)]
 pub(super) struct Patch {
     schedule: Option<String>,
     #[serde(default, deserialize_with = "explicit")]
     end_time: Option<Option<String>>,
     enabled: Option<bool>,
     on_run_completed: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     payload: Map<String, Value>,
 }
 
@@ -236,6 +270,15 @@ fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
     Ok(Some(Option::deserialize(d)?))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "crons_patch",
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    request_body = Patch,
+    responses((status = 200, description = "The updated cron", body = Cron), (status = 400, description = "Nothing to update", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -283,6 +326,14 @@ pub(super) async fn patch(
     .await
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "crons_delete",
+    path = "/runs/crons/{cron_id}",
+    tag = "crons",
+    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -300,11 +351,13 @@ pub(super) async fn delete(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = CronSearch)]
 pub(super) struct Search {
     assistant_id: Option<String>,
     thread_id: Option<String>,
     enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -357,6 +410,14 @@ fn search_page(
     Ok((page, offset, body.select))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "crons_search",
+    path = "/runs/crons/search",
+    tag = "crons",
+    request_body = Search,
+    responses((status = 200, description = "A page of crons, with pagination headers", body = Vec<Cron>))
+)]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -376,6 +437,14 @@ pub(super) async fn search(
     .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "crons_count",
+    path = "/runs/crons/count",
+    tag = "crons",
+    request_body = Search,
+    responses((status = 200, description = "How many crons match", body = u64))
+)]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,

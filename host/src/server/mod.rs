@@ -9,6 +9,8 @@ mod auth;
 mod crons;
 mod error;
 mod extract;
+mod metrics;
+mod openapi;
 pub mod routes;
 mod store;
 mod system;
@@ -26,6 +28,7 @@ use uuid::Uuid;
 
 pub use auth::{Authorized, Caller, Event, Events};
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 
 use crate::config::Config;
 use crate::plugin::AuthPlugin;
@@ -44,6 +47,10 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// The graphs of `langgraph.json`, by id, with their system assistant's id.
     pub graphs: BTreeMap<String, Uuid>,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: serde_json::Value,
+    /// Request counters served at `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -75,7 +82,10 @@ impl AppState {
             })?;
             graphs.insert(graph_id.clone(), id);
         }
+        let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
         Ok(Self {
+            openapi: openapi::document(auth_openapi),
+            metrics: metrics::Metrics::default(),
             disable_studio_auth: config.auth.as_ref().is_some_and(|a| a.disable_studio_auth),
             auth,
             storage,
@@ -107,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     system::router()
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
+        ))
         .layer(cors())
         .with_state(state)
 }

@@ -10,12 +10,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use utoipa::ToSchema;
+
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::extract::{JsonBody, blocking, no_content, ok};
 use super::{AppState, Caller};
-use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object};
+use crate::storage::{Filter, Item, ItemQuery, NamespaceQuery, Object};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
 /// Each label non-empty and without `.`; else the reference's plain-text 422.
@@ -58,7 +60,8 @@ fn text_of(value: &Value, key: &str, fallback: &str) -> String {
         .to_owned()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ItemPut)]
 pub(super) struct Put {
     namespace: Vec<String>,
     key: String,
@@ -67,6 +70,14 @@ pub(super) struct Put {
     ttl: Option<Value>,
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "store_put",
+    path = "/store/items",
+    tag = "store",
+    request_body = Put,
+    responses((status = 204, description = "Stored"), (status = 422, description = "Invalid namespace (plain text) or value"))
+)]
 pub(super) async fn put(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -92,13 +103,21 @@ pub(super) async fn put(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct Get {
     namespace: Option<String>,
     key: Option<String>,
     refresh_ttl: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "store_get",
+    path = "/store/items",
+    tag = "store",
+    params(("namespace" = String, Query, description = "Dot-joined namespace"), ("key" = String, Query, description = "The key"), ("refresh_ttl" = Option<bool>, Query, description = "Refresh the TTL")),
+    responses((status = 200, description = "The item, or `null` when missing", body = Option<Item>), (status = 400, description = "No key"))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -132,12 +151,21 @@ pub(super) async fn get(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ItemDelete)]
 pub(super) struct Delete {
     namespace: Vec<String>,
     key: String,
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "store_delete",
+    path = "/store/items",
+    tag = "store",
+    request_body = Delete,
+    responses((status = 204, description = "Deleted (or absent)"))
+)]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -158,10 +186,12 @@ pub(super) async fn delete(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ItemSearch)]
 pub(super) struct Search {
     #[serde(default)]
     namespace_prefix: Vec<String>,
+    #[schema(value_type = Option<Object>)]
     filter: Option<Map<String, Value>>,
     limit: Option<u64>,
     offset: Option<u64>,
@@ -198,6 +228,14 @@ fn client_filter(filter: &Map<String, Value>) -> Result<Filter, ApiError> {
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "store_search",
+    path = "/store/items/search",
+    tag = "store",
+    request_body = Search,
+    responses((status = 200, description = "`{\"items\": [Item + score]}`", body = Object))
+)]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -238,7 +276,8 @@ pub(super) async fn search(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NamespaceSearch)]
 pub(super) struct Namespaces {
     prefix: Option<Vec<String>>,
     #[serde(default)]
@@ -248,6 +287,14 @@ pub(super) struct Namespaces {
     offset: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "store_namespaces",
+    path = "/store/namespaces",
+    tag = "store",
+    request_body = Namespaces,
+    responses((status = 200, description = "`{\"namespaces\": [[label, ...], ...]}`", body = Object))
+)]
 pub(super) async fn namespaces(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,

@@ -1,4 +1,5 @@
-//! The public system routes: health and server information, outside auth.
+//! The public system routes, outside auth: health, server information,
+//! the OpenAPI document and its docs page, metrics.
 
 use std::sync::Arc;
 
@@ -12,12 +13,23 @@ use super::AppState;
 use super::error::ApiError;
 use axum::response::IntoResponse;
 
-/// `/`, `/ok`, `/info`.
+/// `/`, `/ok`, `/info`, `/openapi.json`, `/docs`, `/metrics`.
 pub(super) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(ok))
         .route("/ok", get(ok))
         .route("/info", get(info))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .route("/metrics", get(super::metrics::serve))
+}
+
+async fn openapi(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(state.openapi.clone())
+}
+
+async fn docs(State(state): State<Arc<AppState>>) -> axum::response::Html<String> {
+    axum::response::Html(super::openapi::docs_html(&state.openapi))
 }
 
 async fn ok() -> Json<Value> {

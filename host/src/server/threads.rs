@@ -6,6 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::openapi::ErrorBody;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -60,13 +63,23 @@ pub(super) fn new_thread(thread_id: Uuid, metadata: Object) -> Thread {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ThreadCreate)]
 pub(super) struct Create {
     thread_id: Option<Uuid>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     if_exists: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_create",
+    path = "/threads",
+    tag = "threads",
+    request_body = Create,
+    responses((status = 200, description = "The thread", body = Thread), (status = 409, description = "The id is taken", body = ErrorBody), (status = 403, description = "Refused by the auth plugin", body = ErrorBody))
+)]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -100,6 +113,14 @@ pub(super) async fn create(
     .await
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "threads_get",
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The thread", body = Thread), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -116,11 +137,22 @@ pub(super) async fn get(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ThreadPatch)]
 pub(super) struct Patch {
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "threads_patch",
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    request_body = Patch,
+    responses((status = 200, description = "The updated thread", body = Thread), (status = 204, description = "Updated (`Prefer: return=minimal`)"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -147,6 +179,14 @@ pub(super) async fn patch(
     .await
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "threads_delete",
+    path = "/threads/{thread_id}",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -164,9 +204,12 @@ pub(super) async fn delete(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = ThreadSearch)]
 pub(super) struct Search {
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
+    #[schema(value_type = Option<Object>)]
     values: Option<Object>,
     ids: Option<Vec<Uuid>>,
     status: Option<String>,
@@ -207,6 +250,14 @@ impl Search {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_search",
+    path = "/threads/search",
+    tag = "threads",
+    request_body = Search,
+    responses((status = 200, description = "A page of threads; `X-Pagination-Total` and `X-Pagination-Next` headers", body = Vec<Thread>))
+)]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -228,6 +279,14 @@ pub(super) async fn search(
     .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_count",
+    path = "/threads/count",
+    tag = "threads",
+    request_body = Search,
+    responses((status = 200, description = "How many threads match", body = u64))
+)]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,
@@ -243,6 +302,14 @@ pub(super) async fn count(
     .await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "threads_copy",
+    path = "/threads/{thread_id}/copy",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The new thread", body = Thread), (status = 409, description = "The source is outside the caller's scope", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
 pub(super) async fn copy(
     State(state): State<Arc<AppState>>,
     mut caller: Caller,

@@ -2,12 +2,13 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Object;
 
 /// A thread (`Thread` in the Agent Server API).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Thread {
     /// Its id (UUIDv7 when the server made it).
     pub thread_id: Uuid,
@@ -18,6 +19,7 @@ pub struct Thread {
     /// RFC 3339 time of the last state change.
     pub state_updated_at: String,
     /// Its metadata (the plugin's stamps included).
+    #[schema(value_type = Object)]
     pub metadata: Object,
     /// `idle`, `busy`, `interrupted` or `error`.
     pub status: String,
@@ -32,7 +34,7 @@ pub struct Thread {
 }
 
 /// An assistant: a graph with its configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Assistant {
     /// Its id (UUIDv4; UUIDv5 of the graph id for system assistants).
     pub assistant_id: Uuid,
@@ -43,6 +45,7 @@ pub struct Assistant {
     /// Its context (mirrors `config.configurable`).
     pub context: Value,
     /// Its metadata.
+    #[schema(value_type = Object)]
     pub metadata: Object,
     /// Its name.
     pub name: String,
@@ -57,7 +60,7 @@ pub struct Assistant {
 }
 
 /// A cron: a run on a schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Cron {
     /// Its id (UUIDv7).
     pub cron_id: Uuid,
@@ -74,10 +77,12 @@ pub struct Cron {
     /// Its IANA time zone, if given.
     pub timezone: Option<String>,
     /// The run it creates.
+    #[schema(value_type = Object)]
     pub payload: Object,
     /// When it fires next.
     pub next_run_date: Option<String>,
     /// Its metadata.
+    #[schema(value_type = Object)]
     pub metadata: Object,
     /// `delete` or `keep` (`null` for thread crons).
     pub on_run_completed: Option<String>,
@@ -90,13 +95,14 @@ pub struct Cron {
 }
 
 /// A store item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Item {
     /// Its namespace labels.
     pub namespace: Vec<String>,
     /// Its key within the namespace.
     pub key: String,
     /// Its value (a JSON object).
+    #[schema(value_type = Object)]
     pub value: Object,
     /// RFC 3339 creation time.
     pub created_at: String,

@@ -70,7 +70,7 @@ async fn every_protected_route_fires_a_declared_event_before_touching_data() {
 #[tokio::test]
 async fn public_routes_answer_without_credentials_and_auth_runs_before_routing() {
     let app = app(Some(plugin("reference_auth")));
-    for path in ["/ok", "/", "/info"] {
+    for path in ["/ok", "/", "/info", "/docs", "/openapi.json", "/metrics"] {
         let reply = send(&app, "GET", path, "", Value::Null).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
@@ -108,6 +108,17 @@ async fn public_routes_answer_without_credentials_and_auth_runs_before_routing()
     .await;
     assert_eq!(preflight.status, StatusCode::OK);
     assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    let metrics = send(&app, "GET", "/metrics?format=json", "", Value::Null).await;
+    assert!(
+        metrics.json["http"]["requests"]["4xx"].as_u64().unwrap() >= 2,
+        "{}",
+        metrics.text
+    );
+    let text = send(&app, "GET", "/metrics", "", Value::Null).await.text;
+    assert!(
+        text.contains("warden_http_requests_total{code=\"2xx\"}"),
+        "{text}"
+    );
     // A known path with the wrong method.
     let wrong = send(&app, "PUT", "/threads/search", "user1-token", json!({})).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -869,4 +880,50 @@ async fn studio_requests_become_the_studio_user_unless_disabled() {
     let disabled = app_with(Some(plugin("reference_auth")), true);
     let refused = send_with(&disabled, "POST", "/threads/search", &studio, json!({})).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_merges_the_auth_security() {
+    let app = app(Some(plugin("reference_auth")));
+    let doc = send(&app, "GET", "/openapi.json", "", Value::Null).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    for endpoint in warden::server::routes::endpoints() {
+        let method = endpoint.method.as_str().to_ascii_lowercase();
+        assert!(
+            doc.json["paths"][endpoint.path][&method].is_object(),
+            "{method} {} is not documented",
+            endpoint.path
+        );
+    }
+    let schemas = doc.json["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Thread",
+        "Assistant",
+        "Cron",
+        "Item",
+        "ThreadSearch",
+        "AssistantSearch",
+        "CronSearch",
+        "ItemSearch",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name}");
+    }
+    let docs = send(&app, "GET", "/docs", "", Value::Null).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.text.contains("\"/threads/search\""));
+
+    let merged = warden::server::openapi_document(Some(&json!({
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "security": [{"bearer": []}],
+        "paths": {"/threads": {"POST": [{"bearer": ["threads:create"]}]}},
+    })));
+    assert_eq!(
+        merged["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(merged["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        merged["paths"]["/threads"]["post"]["security"],
+        json!([{"bearer": ["threads:create"]}])
+    );
 }

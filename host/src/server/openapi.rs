@@ -1,0 +1,79 @@
+//! `/openapi.json`, generated from the route handlers' annotations, with
+//! the deployment's `auth.openapi` security schemes merged in as LangGraph
+//! does; `/docs` renders it (Scalar, as the reference).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::{OpenApi, ToSchema};
+
+use super::{assistants, crons, store, threads};
+use crate::storage::{Assistant, Cron, Item, Thread};
+
+/// The body of every error: `{"detail": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub detail: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Warden Agent Server", description = "A LangGraph-compatible Agent Server; authorization by a WebAssembly auth plugin."),
+    paths(
+        threads::create, threads::search, threads::count, threads::get, threads::patch,
+        threads::delete, threads::copy,
+        assistants::create, assistants::search, assistants::count, assistants::get,
+        assistants::patch, assistants::delete,
+        crons::create_stateless, crons::create_for_thread, crons::search, crons::count,
+        crons::get, crons::patch, crons::delete,
+        store::put, store::get, store::delete, store::search, store::namespaces,
+    ),
+    components(schemas(Thread, Assistant, Cron, Item, ErrorBody)),
+    tags(
+        (name = "threads", description = "Conversations and their state"),
+        (name = "assistants", description = "Configured graphs"),
+        (name = "crons", description = "Runs on a schedule"),
+        (name = "store", description = "Long-term memory"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document: the API's, with `auth.openapi` merged in —
+/// `securitySchemes` (or `security_schemes`) into the components, `security`
+/// as the default requirement, and `paths.{path}.{method}` as per-operation
+/// requirements.
+pub fn document(auth_openapi: Option<&Value>) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let Some(auth) = auth_openapi else {
+        return doc;
+    };
+    let schemes = auth
+        .get("securitySchemes")
+        .or_else(|| auth.get("security_schemes"));
+    if let Some(schemes) = schemes {
+        doc["components"]["securitySchemes"] = schemes.clone();
+    }
+    if let Some(security) = auth.get("security") {
+        doc["security"] = security.clone();
+    }
+    if let Some(Value::Object(paths)) = auth.get("paths") {
+        for (path, methods) in paths {
+            let Value::Object(methods) = methods else {
+                continue;
+            };
+            for (method, security) in methods {
+                let operation = &mut doc["paths"][path][method.to_ascii_lowercase()];
+                if operation.is_object() {
+                    operation["security"] = security.clone();
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The `/docs` page.
+pub fn docs_html(document: &Value) -> String {
+    utoipa_scalar::Scalar::new(document.clone()).to_html()
+}
