@@ -33,7 +33,7 @@ pub struct Config {
     /// The file it was read from.
     pub file: PathBuf,
     /// The graphs, by id, as written (paths relative to the file).
-    pub graphs: BTreeMap<String, String>,
+    pub graphs: BTreeMap<String, GraphConfig>,
     /// The `auth` section, if any.
     pub auth: Option<AuthConfig>,
 }
@@ -109,10 +109,52 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::E
     }
 }
 
+/// A `graphs` entry: `"./path"` or `{"path": "./path", "description": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawGraph")]
+pub struct GraphConfig {
+    /// Where the graph is, relative to the configuration file.
+    pub path: String,
+    /// Its description (the system assistant's).
+    pub description: Option<String>,
+}
+
+impl From<&str> for GraphConfig {
+    fn from(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            description: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawGraph {
+    Path(String),
+    Detailed {
+        path: String,
+        #[serde(default)]
+        description: Option<String>,
+    },
+}
+
+impl From<RawGraph> for GraphConfig {
+    fn from(raw: RawGraph) -> Self {
+        match raw {
+            RawGraph::Path(path) => Self {
+                path,
+                description: None,
+            },
+            RawGraph::Detailed { path, description } => Self { path, description },
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RawConfig {
     #[serde(default)]
-    graphs: BTreeMap<String, String>,
+    graphs: BTreeMap<String, GraphConfig>,
     #[serde(default)]
     auth: Option<AuthConfig>,
 }
@@ -221,7 +263,10 @@ mod tests {
         );
         assert_eq!(auth.cache.as_ref().unwrap().ttl_seconds, 60);
         assert_eq!(auth.resolved_path(&c), Path::new("/p/./auth"));
-        assert_eq!(c.graphs["agent"], "./agent");
+        assert_eq!(c.graphs["agent"], GraphConfig::from("./agent"));
+        let c =
+            parse(r#"{"graphs": {"chat": {"path": "./chat", "description": "Chats"}}}"#).unwrap();
+        assert_eq!(c.graphs["chat"].description.as_deref(), Some("Chats"));
     }
 
     #[test]

@@ -247,6 +247,9 @@ impl AuthPlugin {
     }
 }
 
+/// An event value may use at most this share (1/n) of the plugin's memory cap.
+const MAX_VALUE_SHARE: usize = 4;
+
 /// One fresh plugin instance, for one request: authenticate, then any number
 /// of authorization events. A fault ends it: later calls report the same fault.
 pub struct Session {
@@ -300,6 +303,19 @@ impl Session {
             action: bindings::action_to_wit(ctx.action),
         };
         let value = value.to_string();
+        // The guest holds the value several times over (the string, the
+        // parsed JSON, the modified copy): a value near the memory cap can
+        // only fault. Refuse it as too large instead.
+        let cap = self.plugin.limits.memory_bytes;
+        if value.len() > cap / MAX_VALUE_SHARE {
+            return Ok(Err(HttpError::new(
+                413,
+                format!(
+                    "Request too large for the auth plugin ({} MiB memory cap)",
+                    cap >> 20
+                ),
+            )));
+        }
         self.call(&event, |store, instance| {
             instance
                 .warden_auth_handlers()

@@ -63,7 +63,7 @@ impl AppState {
         storage: Arc<dyn Storage>,
     ) -> Result<Self, StorageError> {
         let mut graphs = BTreeMap::new();
-        for graph_id in config.graphs.keys() {
+        for (graph_id, graph) in &config.graphs {
             let id = system_assistant_id(graph_id);
             let now = crate::storage::sqlite::now();
             let mut metadata = crate::storage::Object::new();
@@ -75,7 +75,7 @@ impl AppState {
                 context: serde_json::json!({}),
                 metadata,
                 name: graph_id.clone(),
-                description: None,
+                description: graph.description.clone(),
                 version: 1,
                 created_at: now.clone(),
                 updated_at: now,

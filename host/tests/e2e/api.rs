@@ -849,6 +849,15 @@ async fn bad_input_is_a_clear_4xx() {
         reply.json,
         json!({"detail": "Invalid JSON in request body"})
     );
+    // A value the plugin could only choke on is refused as too large, not a 500.
+    let huge = json!({"metadata": {"blob": "y".repeat(12 << 20)}});
+    let reply = send(&app, "POST", "/threads", "user1-token", huge).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        reply.json["detail"].as_str().unwrap().contains("32 MiB"),
+        "{}",
+        reply.text
+    );
 }
 
 #[tokio::test]

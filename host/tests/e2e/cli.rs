@@ -242,7 +242,10 @@ fn serve_loads_the_plugin_and_answers_ok_and_info() {
     .unwrap();
 
     let server = Server::start(&config, data.path()).expect("starts");
-    assert_eq!(server.get("/ok"), (200, json!({"ok": true})));
+    assert_eq!(
+        server.get("/ok"),
+        (200, json!({"ok": true, "services": {}}))
+    );
     let (status, info) = server.get("/info");
     assert_eq!(status, 200);
     let plugin = &info["plugins"][0];
@@ -278,7 +281,7 @@ fn serve_authenticates_before_routing() {
     );
     assert_eq!(
         server.get("/ok"),
-        (200, json!({"ok": true})),
+        (200, json!({"ok": true, "services": {}})),
         "public routes need no token"
     );
 }

@@ -83,7 +83,7 @@ pub fn app(plugin: Option<Arc<AuthPlugin>>) -> axum::Router {
 pub fn app_with(plugin: Option<Arc<AuthPlugin>>, disable_studio_auth: bool) -> axum::Router {
     let config = warden::config::Config {
         file: root().join("langgraph.json"),
-        graphs: [("agent".to_owned(), "./agent".to_owned())].into(),
+        graphs: [("agent".to_owned(), "./agent".into())].into(),
         auth: None,
     };
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
