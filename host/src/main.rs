@@ -168,9 +168,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("warden listening on http://{}", listener.local_addr()?);
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(shutdown_signal())
             .await?;
         drop(runtime);
         Ok(())
@@ -351,4 +349,16 @@ fn print(value: &Value, code: ExitCode) -> ExitCode {
 fn print_fault(fault: &warden::plugin::Fault) -> ExitCode {
     eprintln!("fault ({}): {fault}", fault.kind());
     ExitCode::from(2)
+}
+
+/// Ctrl-C or SIGTERM (what process managers and `docker stop` send): stop
+/// accepting, let requests in flight finish.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
 }
