@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{
     JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
-    sort_by, stamped_metadata,
+    sort_by, stamped_metadata, strip_reserved_config,
 };
 use super::{AppState, Caller};
 use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, sqlite::now};
@@ -61,6 +61,13 @@ fn config_and_context(
     let mut config = config.unwrap_or_else(|| json!({}));
     if !config.is_object() {
         return Err(ApiError::unprocessable("config: must be an object"));
+    }
+    if let Some(configurable) = config.get_mut("configurable") {
+        strip_reserved_config(configurable);
+    }
+    let mut context = context;
+    if let Some(context) = &mut context {
+        strip_reserved_config(context);
     }
     let configurable = config.get("configurable").cloned();
     match (configurable, context) {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{
     JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
-    sort_by, stamped_metadata,
+    sort_by, stamped_metadata, strip_reserved_config,
 };
 use super::{AppState, Caller};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
@@ -161,9 +161,12 @@ async fn create(
             .ok_or_else(|| ApiError::unprocessable("config: must be an object"))?
             .entry("configurable")
             .or_insert_with(|| json!({}));
+        strip_reserved_config(configurable);
         if let Some(c) = configurable.as_object_mut() {
-            c.retain(|k, _| !k.starts_with("langgraph_auth_") && k != "langgraph_request_id");
             c.insert("cron_id".into(), json!(cron_id));
+        }
+        if let Some(context) = payload.get_mut("context") {
+            strip_reserved_config(context);
         }
         let value = json!({"payload": payload, "schedule": body.schedule, "cron_id": cron_id,
             "thread_id": thread_id, "end_time": body.end_time, "metadata": metadata,

@@ -180,6 +180,22 @@ pub fn select<T: Serialize>(
 /// Metadata keys the server owns: silently dropped from client metadata.
 pub const RESERVED_METADATA: &[&str] = &["thread_id", "assistant_id", "run_id", "cron_id"];
 
+/// Whether a `configurable` / `context` key is the server's to set
+/// (`langgraph_auth_user*`, `langgraph_request_id`, `__dunder__` keys).
+fn reserved_config_key(key: &str) -> bool {
+    key.starts_with("langgraph_auth_")
+        || key == "langgraph_request_id"
+        || (key.len() > 4 && key.starts_with("__") && key.ends_with("__"))
+}
+
+/// Drops the server's keys from a client's `configurable` or `context`
+/// object, silently as LangGraph does, so they cannot be spoofed.
+pub fn strip_reserved_config(object: &mut serde_json::Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.retain(|k, _| !reserved_config_key(k));
+    }
+}
+
 /// Client metadata without the reserved keys.
 pub fn client_metadata(metadata: Option<crate::storage::Object>) -> crate::storage::Object {
     let mut metadata = metadata.unwrap_or_default();

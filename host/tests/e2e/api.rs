@@ -422,6 +422,18 @@ async fn assistants_are_admin_written_and_system_assistants_exist() {
     )
     .await;
     assert_eq!(count.json, json!(2));
+    // The server's configurable keys cannot be set by a client.
+    let spoof = send(
+        &app,
+        "POST",
+        "/assistants",
+        "admin-token",
+        json!({"graph_id": "agent",
+               "context": {"langgraph_auth_user_id": "root", "__after_seconds__": 1, "k": 1}}),
+    )
+    .await;
+    assert_eq!(spoof.json["context"], json!({"k": 1}));
+    assert_eq!(spoof.json["config"]["configurable"], json!({"k": 1}));
 
     let patched = send(
         &app,
