@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{
-    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
-    sort_by, stamped_metadata, strip_reserved_config,
+    JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
+    stamped_metadata, strip_reserved_config,
 };
-use super::{AppState, Caller};
+use super::{AppState, Pending, as_caller};
 use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, sqlite::now};
 use crate::types::{Action, Resource};
 
@@ -107,10 +107,11 @@ pub(super) struct Create {
 )]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Create>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         known_graph(&state, &body.graph_id)?;
         let if_exists = body.if_exists.unwrap_or_else(|| "raise".into());
         if !matches!(if_exists.as_str(), "raise" | "do_nothing") {
@@ -164,10 +165,10 @@ pub(super) async fn create(
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "assistant")?;
         let scope = caller.scope(
             Resource::Assistants,
@@ -206,11 +207,12 @@ pub(super) struct Patch {
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Patch>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let id = path_id(&id, "assistant")?;
         if let Some(g) = &body.graph_id {
             known_graph(&state, g)?;
@@ -254,10 +256,10 @@ pub(super) async fn patch(
 )]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "assistant")?;
         let scope = caller.scope(
             Resource::Assistants,
@@ -329,10 +331,11 @@ impl Search {
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let (query, value, fields) = body.query(&state)?;
         let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
         let page = state.storage.search_assistants(&query, scope.as_ref())?;
@@ -358,10 +361,11 @@ pub(super) async fn search(
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let (query, mut value, _) = body.query(&state)?;
         value["limit"] = json!(0);
         value["offset"] = json!(0);

@@ -1,18 +1,21 @@
-//! Authentication before routing, and the per-request [`Caller`] through
-//! which every route authorizes its events.
+//! Authentication, and the per-request [`Caller`] through which every route
+//! authorizes its events.
 //!
-//! One fresh plugin instance serves a request: `authenticate` runs in it,
-//! then every authorization event of the request. Plugin calls run on the
-//! blocking pool, never on an async worker: WASI's blocking stream
-//! operations (a guest printing, or panicking) drive a future to completion
-//! on the calling thread.
+//! Every protected route, the 404 fallback and the 405 answers take a
+//! [`Pending`] request and authenticate it **first**, before looking at the
+//! body, the ids or the data: so, as in LangGraph, an unknown path or a
+//! malformed body with bad credentials is a 401. One fresh plugin instance
+//! serves a request: `authenticate` runs in it, then every authorization
+//! event, all on one thread of the blocking pool (one hand-off per request,
+//! as without auth). Plugin calls never run on an async worker: WASI's
+//! blocking stream operations (a guest printing, or panicking) drive a
+//! future to completion on the calling thread.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -114,45 +117,90 @@ fn fault(fault: crate::plugin::Fault) -> ApiError {
     ))
 }
 
-/// What authentication produced: the user, and the instance it ran in.
-struct Authenticated {
-    user: User,
-    session: Option<Session>,
+/// Who the request claims to be, before authentication.
+enum Claim {
+    /// Known without a plugin call (no plugin: anonymous; Studio).
+    Known(User),
+    /// To be decided by the plugin's `authenticate`.
+    Ask(Arc<AuthPlugin>, crate::types::Request),
 }
 
-/// The caller, handed from the middleware to the route (taken once).
-#[derive(Clone)]
-struct CallerSlot(Arc<Mutex<Option<Authenticated>>>);
+/// A request not yet authenticated: what `authenticate` needs, and the
+/// events the route declares. [`Pending::authenticate`] turns it into a
+/// [`Caller`].
+pub struct Pending {
+    claim: Claim,
+    plugin: Option<Arc<AuthPlugin>>,
+    events: &'static [Event],
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let taken = parts
-            .extensions
-            .get::<CallerSlot>()
-            .and_then(|slot| slot.0.lock().ok()?.take());
-        let plugin = parts
-            .extensions
-            .get::<PluginRef>()
-            .and_then(|p| p.0.clone());
-        let events = parts.extensions.get::<Events>().map(|e| e.0).unwrap_or(&[]);
-        let Some(Authenticated { user, session }) = taken else {
-            tracing::error!("a route asked for the caller outside the authenticated router");
-            return Err(ApiError::internal("Internal Server Error"));
+impl Pending {
+    /// Runs `authenticate` in a fresh plugin instance (on the calling
+    /// thread): the caller, or the plugin's error, or a 500 when the plugin
+    /// faults (fail closed; the runtime has logged which plugin and why).
+    pub fn authenticate(self) -> Result<Caller, ApiError> {
+        let (user, session) = match self.claim {
+            Claim::Known(user) => (user, None),
+            Claim::Ask(plugin, request) => {
+                let failed = |fault: crate::plugin::Fault| {
+                    ApiError::internal(format!(
+                        "Authentication failed: auth plugin {}",
+                        fault.kind()
+                    ))
+                };
+                let mut session = plugin.session().map_err(failed)?;
+                let user = session.authenticate(&request).map_err(failed)??;
+                (user, Some(session))
+            }
         };
         Ok(Caller {
             user,
-            plugin,
+            plugin: self.plugin,
             session,
+            events: self.events,
+        })
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Pending {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let events = parts.extensions.get::<Events>().map(|e| e.0).unwrap_or(&[]);
+        let studio = !state.disable_studio_auth
+            && parts
+                .headers
+                .get("x-auth-scheme")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"langsmith"));
+        let claim = match &state.auth {
+            None => Claim::Known(anonymous_user()),
+            Some(_) if studio => Claim::Known(studio_user()),
+            Some(plugin) => Claim::Ask(Arc::clone(plugin), plugin_request(parts)),
+        };
+        Ok(Pending {
+            claim,
+            plugin: state.auth.clone(),
             events,
         })
     }
 }
 
-/// The plugin that authenticated the request (authorization uses the same one).
-#[derive(Clone)]
-struct PluginRef(Option<Arc<AuthPlugin>>);
+/// Authenticates `pending` and runs `body` as the caller, on the blocking
+/// pool: the route's whole synchronous work (plugin calls, database).
+pub async fn as_caller<F>(pending: Pending, body: F) -> Response
+where
+    F: FnOnce(&mut Caller) -> Result<Response, ApiError> + Send + 'static,
+{
+    let work = tokio::task::spawn_blocking(move || body(&mut pending.authenticate()?));
+    match work.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(),
+        Err(_) => ApiError::internal("Internal Server Error").into_response(),
+    }
+}
 
 /// The user LangGraph's dev server gives Studio requests (`x-auth-scheme:
 /// langsmith`) when `disable_studio_auth` is false. No credential is checked:
@@ -168,75 +216,16 @@ fn anonymous_user() -> User {
     User::new("").unauthenticated()
 }
 
-/// The middleware: authenticates the request in a fresh plugin instance
-/// before any routing; refuses it with the plugin's error, or with a 500
-/// when the plugin faults (fail closed).
-pub(super) async fn authenticate(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let plugin = state.auth.clone();
-    let studio = !state.disable_studio_auth
-        && request
-            .headers()
-            .get("x-auth-scheme")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"langsmith"));
-    let caller = match &plugin {
-        None => Authenticated {
-            user: anonymous_user(),
-            session: None,
-        },
-        Some(_) if studio => Authenticated {
-            user: studio_user(),
-            session: None,
-        },
-        Some(plugin) => {
-            let plugin_request = plugin_request(&request);
-            let plugin = Arc::clone(plugin);
-            let call = tokio::task::spawn_blocking(move || {
-                let mut session = plugin.session()?;
-                let user = session.authenticate(&plugin_request)?;
-                Ok::<_, crate::plugin::Fault>(user.map(|user| Authenticated {
-                    user,
-                    session: Some(session),
-                }))
-            });
-            let Ok(result) = call.await else {
-                return ApiError::internal("Authentication failed: auth plugin call aborted")
-                    .into_response();
-            };
-            match result {
-                Ok(Ok(caller)) => caller,
-                Ok(Err(error)) => return ApiError::from(error).into_response(),
-                Err(fault) => {
-                    return ApiError::internal(format!(
-                        "Authentication failed: auth plugin {}",
-                        fault.kind()
-                    ))
-                    .into_response();
-                }
-            }
-        }
-    };
-    request
-        .extensions_mut()
-        .insert(CallerSlot(Arc::new(Mutex::new(Some(caller)))));
-    request.extensions_mut().insert(PluginRef(plugin));
-    next.run(request).await
-}
-
 /// The request as `authenticate` sees it.
-fn plugin_request(request: &Request) -> crate::types::Request {
-    let uri = request.uri();
+fn plugin_request(parts: &Parts) -> crate::types::Request {
     crate::types::Request {
-        method: request.method().as_str().to_owned(),
-        path: uri.path().to_owned(),
-        query: form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect(),
-        headers: request
-            .headers()
+        headers: parts
+            .headers
             .iter()
             .map(|(name, value)| {
                 let value = String::from_utf8_lossy(value.as_bytes()).into_owned();

@@ -15,10 +15,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{
-    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
-    sort_by, stamped_metadata, strip_reserved_config,
+    JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
+    stamped_metadata, strip_reserved_config,
 };
-use super::{AppState, Caller};
+use super::{AppState, Caller, Pending, as_caller};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
 use crate::types::{Action, Resource};
 
@@ -99,11 +99,12 @@ pub(super) struct Create {
 
 async fn create(
     state: Arc<AppState>,
-    mut caller: Caller,
+    pending: Pending,
     thread: Option<String>,
-    body: Create,
+    body: Result<Create, ApiError>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let thread_id = thread.map(|t| path_id(&t, "thread")).transpose()?;
         let assistant_id = resolve_assistant(&state, &body.assistant_id)?;
         let next_run_date = next_run(&body.schedule)?;
@@ -205,10 +206,10 @@ async fn create(
 )]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Create>,
 ) -> Response {
-    create(state, caller, None, body).await
+    create(state, pending, None, body).await
 }
 
 #[utoipa::path(
@@ -222,11 +223,11 @@ pub(super) async fn create_stateless(
 )]
 pub(super) async fn create_for_thread(
     State(state): State<Arc<AppState>>,
-    caller: Caller,
+    pending: Pending,
     Path(thread_id): Path<String>,
     JsonBody(body): JsonBody<Create>,
 ) -> Response {
-    create(state, caller, Some(thread_id), body).await
+    create(state, pending, Some(thread_id), body).await
 }
 
 #[utoipa::path(
@@ -239,10 +240,10 @@ pub(super) async fn create_for_thread(
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "cron")?;
         let scope = caller.scope(Resource::Crons, Action::Read, json!({"cron_id": id}))?;
         ok(state
@@ -284,11 +285,12 @@ fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Patch>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let id = path_id(&id, "cron")?;
         if body.schedule.is_none()
             && body.end_time.is_none()
@@ -339,10 +341,10 @@ pub(super) async fn patch(
 )]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "cron")?;
         let scope = caller.scope(Resource::Crons, Action::Delete, json!({"cron_id": id}))?;
         if state.storage.delete_cron(id, scope.as_ref())? {
@@ -423,11 +425,12 @@ fn search_page(
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
-        let (page, offset, fields) = search_page(&state, &mut caller, body, false)?;
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let (page, offset, fields) = search_page(&state, caller, body, false)?;
         let items = select(page.items, &fields, FIELDS)?;
         paged(
             Page {
@@ -450,8 +453,11 @@ pub(super) async fn search(
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || ok(search_page(&state, &mut caller, body, true)?.0.total)).await
+    as_caller(pending, move |caller| {
+        ok(search_page(&state, caller, body?, true)?.0.total)
+    })
+    .await
 }

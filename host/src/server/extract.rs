@@ -13,15 +13,22 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::storage::Page;
 
-/// A JSON request body. An empty body reads as `{}`; malformed JSON, a
-/// wrong type or a missing field is a 422 naming the problem; an oversize
-/// body is a 413.
-pub struct JsonBody<T>(pub T);
+/// A JSON request body, parsed. An empty body reads as `{}`; malformed
+/// JSON, a wrong type or a missing field is a 422 naming the problem; an
+/// oversize body is a 413. The error is kept, not answered at once: the
+/// route reports it after authentication (credentials come first).
+pub struct JsonBody<T>(pub Result<T, ApiError>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(JsonBody(Self::read(request, state).await))
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<T, ApiError> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -37,7 +44,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         } else {
             &bytes
         };
-        parse(bytes).map(JsonBody)
+        parse(bytes)
     }
 }
 
@@ -64,19 +71,6 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn path_id(text: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text)
         .map_err(|_| ApiError::unprocessable(format!("Invalid {what} ID: must be a UUID")))
-}
-
-/// Runs a route's synchronous body (plugin calls, database) on the
-/// blocking pool.
-pub async fn blocking<F>(body: F) -> Response
-where
-    F: FnOnce() -> Result<Response, ApiError> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(body).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => error.into_response(),
-        Err(_) => ApiError::internal("Internal Server Error").into_response(),
-    }
 }
 
 /// 200 with a JSON body.

@@ -23,10 +23,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method};
 use axum::middleware;
+use axum::routing::MethodRouter;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use uuid::Uuid;
 
-pub use auth::{Authorized, Caller, Event, Events};
+pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
@@ -104,16 +105,26 @@ pub fn system_assistant_id(graph_id: &str) -> Uuid {
 
 /// The application's router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let protected = routes::endpoints()
+    // One method router per path, whose unknown methods are a 405 answered
+    // after authentication (credentials come before routing).
+    let mut paths: BTreeMap<&'static str, (MethodRouter<Arc<AppState>>, Vec<String>)> =
+        BTreeMap::new();
+    for endpoint in routes::endpoints() {
+        let (methods, allow) = paths.entry(endpoint.path).or_default();
+        *methods = std::mem::take(methods).merge(endpoint.handler);
+        allow.push(endpoint.method.to_string());
+    }
+    let protected = paths
         .into_iter()
-        .fold(Router::new(), |router, endpoint| {
-            router.route(endpoint.path, endpoint.handler)
+        .fold(Router::new(), |router, (path, (methods, allow))| {
+            let allow = allow.join(", ");
+            router.route(
+                path,
+                methods
+                    .fallback(move |pending: Pending| system::method_not_allowed(pending, allow)),
+            )
         })
-        .fallback(system::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+        .fallback(system::not_found);
     system::router()
         .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::extract::{JsonBody, blocking, no_content, ok};
-use super::{AppState, Caller};
+use super::extract::{JsonBody, no_content, ok};
+use super::{AppState, Pending, as_caller};
 use crate::storage::{Filter, Item, ItemQuery, NamespaceQuery, Object};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
@@ -80,10 +80,11 @@ pub(super) struct Put {
 )]
 pub(super) async fn put(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Put>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         validate(&body.namespace)?;
         if !body.value.is_object() {
             return Err(ApiError::unprocessable("value: must be an object"));
@@ -120,10 +121,10 @@ pub(super) struct Get {
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Query(query): Query<Get>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let Some(key) = query.key.filter(|k| !k.is_empty()) else {
             return Ok((
                 StatusCode::BAD_REQUEST,
@@ -168,10 +169,11 @@ pub(super) struct Delete {
 )]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Delete>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         validate(&body.namespace)?;
         let value = json!({"namespace": body.namespace, "key": body.key});
         let value = caller
@@ -238,10 +240,11 @@ fn client_filter(filter: &Map<String, Value>) -> Result<Filter, ApiError> {
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         validate(&body.namespace_prefix)?;
         let value = json!({"namespace": body.namespace_prefix, "filter": body.filter,
             "limit": body.limit.unwrap_or(10), "offset": body.offset.unwrap_or(0),
@@ -297,10 +300,11 @@ pub(super) struct Namespaces {
 )]
 pub(super) async fn namespaces(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Namespaces>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let value = json!({"namespace": body.prefix, "suffix": body.suffix,
             "max_depth": body.max_depth, "limit": body.limit.unwrap_or(100),
             "offset": body.offset.unwrap_or(0)});

@@ -9,9 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
-use axum::response::IntoResponse;
+use super::{AppState, Pending, as_caller};
+use axum::http::StatusCode;
 
 /// `/`, `/ok`, `/info`, `/openapi.json`, `/docs`, `/metrics`.
 pub(super) fn router() -> Router<Arc<AppState>> {
@@ -61,7 +61,17 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-/// 404 `{"detail": "Not Found"}` for an unknown path (after authentication).
-pub(super) async fn not_found() -> Response {
-    ApiError::not_found("Not Found").into_response()
+/// 404 `{"detail": "Not Found"}` for an unknown path, once authenticated.
+pub(super) async fn not_found(pending: Pending) -> Response {
+    as_caller(pending, |_| Err(ApiError::not_found("Not Found"))).await
+}
+
+/// 405 for a known path with another method, once authenticated.
+pub(super) async fn method_not_allowed(pending: Pending, allow: String) -> Response {
+    as_caller(pending, move |_| {
+        let mut error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        error.headers.push(("allow".into(), allow));
+        Err(error)
+    })
+    .await
 }

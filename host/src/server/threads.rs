@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{
-    JsonBody, blocking, client_metadata, limits, no_content, ok, order, paged, path_id, select,
-    sort_by, stamped_metadata,
+    JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
+    stamped_metadata,
 };
-use super::{AppState, Caller};
+use super::{AppState, Pending, as_caller};
 use crate::storage::{Object, Thread, ThreadQuery, sqlite::now};
 use crate::types::{Action, Resource};
 
@@ -82,10 +82,11 @@ pub(super) struct Create {
 )]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Create>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let if_exists = body.if_exists.unwrap_or_else(|| "raise".into());
         if !matches!(if_exists.as_str(), "raise" | "do_nothing") {
             return Err(ApiError::unprocessable(format!(
@@ -123,10 +124,10 @@ pub(super) async fn create(
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
         ok(state
@@ -155,7 +156,7 @@ pub(super) struct Patch {
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Patch>,
@@ -164,7 +165,8 @@ pub(super) async fn patch(
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("return=minimal"));
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let id = path_id(&id, "thread")?;
         let metadata = client_metadata(body.metadata);
         let value = json!({"thread_id": id, "metadata": metadata});
@@ -189,10 +191,10 @@ pub(super) async fn patch(
 )]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Delete, json!({"thread_id": id}))?;
         if state.storage.delete_thread(id, scope.as_ref())? {
@@ -260,10 +262,11 @@ impl Search {
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let (query, value, fields) = body.query()?;
         let scope = caller.scope(Resource::Threads, Action::Search, value)?;
         let page = state.storage.search_threads(&query, scope.as_ref())?;
@@ -289,10 +292,11 @@ pub(super) async fn search(
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
+        let body = body?;
         let (query, mut value, _) = body.query()?;
         value["limit"] = json!(0);
         value["offset"] = json!(0);
@@ -312,10 +316,10 @@ pub(super) async fn count(
 )]
 pub(super) async fn copy(
     State(state): State<Arc<AppState>>,
-    mut caller: Caller,
+    pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    blocking(move || {
+    as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
         let Some(source) = state.storage.thread(id, None)? else {

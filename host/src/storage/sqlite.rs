@@ -213,26 +213,29 @@ fn page<T>(
         limit,
         offset,
     } = listing;
-    let total = count(conn, from, filter)?;
     let sql = format!(
         "SELECT {columns} FROM {from}{} ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
         filter.sql()
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(filter.params.iter()))?;
     let mut items = Vec::new();
     while let Some(row) = rows.next()? {
         items.push(map(row)?);
     }
+    // A short page that starts inside the results is their end: no count needed.
+    let len = items.len() as u64;
+    let total = if len < limit && (len > 0 || offset == 0) {
+        offset + len
+    } else {
+        count(conn, from, filter)?
+    };
     Ok(Page { items, total })
 }
 
 fn count(conn: &rusqlite::Connection, from: &str, filter: &Where) -> Result<u64> {
-    let n: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {from}{}", filter.sql()),
-        params_from_iter(filter.params.iter()),
-        |r| r.get(0),
-    )?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT count(*) FROM {from}{}", filter.sql()))?;
+    let n: i64 = stmt.query_row(params_from_iter(filter.params.iter()), |r| r.get(0))?;
     Ok(n as u64)
 }
 

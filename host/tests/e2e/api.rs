@@ -122,6 +122,22 @@ async fn public_routes_answer_without_credentials_and_auth_runs_before_routing()
     // A known path with the wrong method.
     let wrong = send(&app, "PUT", "/threads/search", "user1-token", json!({})).await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong.headers["allow"], "POST");
+    // Credentials come first: a wrong method, a malformed body or a bad id
+    // with a bad token is a 401.
+    let wrong = send(&app, "PUT", "/threads/search", "nope", json!({})).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let malformed = send_raw(
+        &app,
+        "POST",
+        "/threads",
+        &[("authorization", "Bearer nope")],
+        Some("{".into()),
+    )
+    .await;
+    assert_eq!(malformed.status, StatusCode::UNAUTHORIZED);
+    let bad_id = send(&app, "GET", "/threads/42", "", Value::Null).await;
+    assert_eq!(bad_id.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
