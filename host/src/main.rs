@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
-use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
+use warden::plugin::{AuthPlugin, Limits, PluginSlot, Runtime, RuntimeOptions, Watcher};
 use warden::server::{AppState, router};
 use warden::storage::SqliteStorage;
 use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};
@@ -29,7 +29,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load and validate every plugin of a langgraph.json, then serve.
+    ///
+    /// Plugin files are watched: a new version (renamed into place or
+    /// written in place) is validated and swapped in without a restart;
+    /// SIGHUP reloads too. A version that fails is refused and the old one
+    /// keeps serving (`/info` says why).
     Serve(ServeArgs),
+    /// Like `serve`, and a plugin named by its crate directory is rebuilt
+    /// for wasm32-wasip2 when its sources change, then swapped in.
+    Dev(ServeArgs),
     /// Call one handler of a plugin and print the result as JSON.
     ///
     /// Exit status: 0 on success, 1 when the plugin answers with an HTTP
@@ -51,6 +59,9 @@ struct ServeArgs {
     /// Where Warden keeps its data (database, compiled plugins).
     #[arg(long, default_value = "./.warden")]
     data_dir: PathBuf,
+    /// Do not watch plugin files: reload them on SIGHUP only.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 #[derive(Args)]
@@ -117,7 +128,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(args, false).map(|()| ExitCode::SUCCESS),
+        Command::Dev(args) => serve(args, true).map(|()| ExitCode::SUCCESS),
         Command::Call(args) => call(args),
     };
     result.unwrap_or_else(|e| {
@@ -126,22 +138,22 @@ fn main() -> ExitCode {
     })
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `serve`, or with `dev` also rebuilding plugin crates on source changes.
+fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
-    let runtime = Runtime::new(RuntimeOptions {
+    let runtime = Arc::new(Runtime::new(RuntimeOptions {
         cache_dir: Some(args.data_dir.join("plugins")),
         ..RuntimeOptions::default()
-    })?;
+    })?);
     let auth = match &config.auth {
         Some(auth) => {
             let limits = Limits {
                 timeout: auth.timeout(),
                 memory_bytes: auth.memory_bytes(),
             };
-            let plugin = AuthPlugin::load(&runtime, "auth", &auth.resolved_path(&config), limits)
-                .with_context(|| {
-                format!("loading the auth plugin of {}", config.file.display())
-            })?;
+            let source = auth.resolved_path(&config);
+            let plugin = AuthPlugin::load(&runtime, "auth", &source, limits)
+                .with_context(|| format!("loading the auth plugin of {}", config.file.display()))?;
             let info = plugin.info();
             tracing::info!(
                 plugin = %info.name,
@@ -150,9 +162,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 contract = %info.contract,
                 "auth plugin loaded"
             );
-            Some(plugin)
+            Some(Arc::new(PluginSlot::new(runtime.clone(), &source, plugin)))
         }
         None => None,
+    };
+    let slots: Vec<Arc<PluginSlot>> = auth.iter().cloned().collect();
+    let watcher = if args.no_watch {
+        None
+    } else {
+        Some(Watcher::start(slots.clone(), dev)?)
     };
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -167,12 +185,37 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("warden listening on http://{}", listener.local_addr()?);
+        tokio::spawn(reload_on_sighup(slots));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
-        drop(runtime);
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(watcher);
+    drop(runtime);
+    Ok(())
+}
+
+/// SIGHUP reloads every plugin (a crate directory is rebuilt first), off
+/// the request path.
+async fn reload_on_sighup(slots: Vec<Arc<PluginSlot>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot handle SIGHUP: reload by replacing the plugin files");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading plugins");
+        for slot in &slots {
+            let slot = Arc::clone(slot);
+            // Swaps and refusals are logged by the slot.
+            let _ = tokio::task::spawn_blocking(move || match slot.crate_dir() {
+                Some(_) => slot.rebuild(),
+                None => slot.reload(),
+            })
+            .await;
+        }
+    }
 }
 
 fn call(args: CallArgs) -> anyhow::Result<ExitCode> {

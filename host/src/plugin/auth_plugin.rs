@@ -100,20 +100,8 @@ impl AuthPlugin {
     ) -> Result<Arc<Self>, LoadError> {
         check_header(path, bytes)?;
         let engine = runtime.engine();
-        let digest = hex(&Sha256::digest(bytes));
-        let component = match runtime.cache().and_then(|c| c.load(engine, &digest)) {
-            Some(component) => component,
-            None => {
-                let component = Component::new(engine, bytes).map_err(|e| LoadError::Compile {
-                    path: path.to_owned(),
-                    reason: format!("{e:#}"),
-                })?;
-                if let Some(cache) = runtime.cache() {
-                    cache.store(&digest, &component);
-                }
-                component
-            }
-        };
+        let digest = digest(bytes);
+        let component = runtime.compile(&digest, path, bytes)?;
         let contract = contract_version(engine, &component, path)?;
 
         let link_error = |e: wasmtime::Error| LoadError::Link {
@@ -163,6 +151,22 @@ impl AuthPlugin {
     /// Name, path, digest and contract version.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The deadline and memory cap of its calls.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Another version of this plugin, from `bytes` (read from `path`):
+    /// same name and limits, validated like a first load.
+    pub fn with_component(
+        &self,
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Arc<Self>, LoadError> {
+        Self::from_bytes(runtime, &self.info.name, path, bytes, self.limits)
     }
 
     /// The keys the plugin registered handlers under.
@@ -413,6 +417,11 @@ fn contract_version(
             path: path.to_owned(),
         }),
     }
+}
+
+/// The digest plugins are identified and cached by: SHA-256, hex.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,11 +1,13 @@
 //! The wasmtime engine: every setting Warden uses, in one place.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use wasmtime::component::Component;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
@@ -50,9 +52,16 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// The shared wasmtime engine, its epoch ticker and the artefact cache.
+/// How many compiled components stay in memory: swapping back to one of
+/// them (a rollback, a policy toggled back and forth) compiles nothing and
+/// reads nothing from disk.
+const RECENT_COMPONENTS: usize = 8;
+
+/// The shared wasmtime engine, its epoch ticker, the recently compiled
+/// components and the on-disk artefact cache.
 pub struct Runtime {
     engine: Engine,
+    recent: Mutex<VecDeque<(String, Component)>>,
     cache: Option<ArtefactCache>,
     deadlines: bool,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
@@ -105,6 +114,7 @@ impl Runtime {
             .map(|dir| ArtefactCache::new(dir, &engine));
         Ok(Self {
             engine,
+            recent: Mutex::new(VecDeque::new()),
             cache,
             deadlines: options.deadlines,
             ticker,
@@ -115,8 +125,49 @@ impl Runtime {
         &self.engine
     }
 
-    pub(crate) fn cache(&self) -> Option<&ArtefactCache> {
-        self.cache.as_ref()
+    /// The compiled component with this digest (of `bytes`, read from
+    /// `path`): from memory, else from the on-disk cache, else compiled and
+    /// cached in both.
+    pub(crate) fn compile(
+        &self,
+        digest: &str,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Component, LoadError> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = recent.iter().position(|(d, _)| d == digest) {
+            let entry = recent.remove(i).expect("the index is in range");
+            let component = entry.1.clone();
+            recent.push_back(entry);
+            return Ok(component);
+        }
+        drop(recent);
+        let component = match self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, digest))
+        {
+            Some(component) => component,
+            None => {
+                let component =
+                    Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                        path: path.to_owned(),
+                        reason: format!("{e:#}"),
+                    })?;
+                if let Some(cache) = &self.cache {
+                    cache.store(digest, &component);
+                }
+                component
+            }
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if !recent.iter().any(|(d, _)| d == digest) {
+            if recent.len() == RECENT_COMPONENTS {
+                recent.pop_front();
+            }
+            recent.push_back((digest.to_owned(), component.clone()));
+        }
+        Ok(component)
     }
 
     /// The epoch deadline, in ticks, for a call of at most `timeout`.

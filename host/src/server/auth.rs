@@ -175,14 +175,17 @@ impl FromRequestParts<Arc<AppState>> for Pending {
                 .headers
                 .get("x-auth-scheme")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"langsmith"));
-        let claim = match &state.auth {
+        // The live version, taken once: the request ends on it even if a
+        // new one is swapped in meanwhile.
+        let plugin = state.auth.as_ref().map(|slot| slot.current());
+        let claim = match &plugin {
             None => Claim::Known(anonymous_user()),
             Some(_) if studio => Claim::Known(studio_user()),
             Some(plugin) => Claim::Ask(Arc::clone(plugin), plugin_request(parts)),
         };
         Ok(Pending {
             claim,
-            plugin: state.auth.clone(),
+            plugin,
             events,
         })
     }

@@ -32,7 +32,7 @@ pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
 use crate::config::Config;
-use crate::plugin::AuthPlugin;
+use crate::plugin::PluginSlot;
 use crate::storage::{Assistant, Storage, StorageError};
 
 /// The largest request body accepted (LangGraph's default).
@@ -40,8 +40,9 @@ pub const MAX_BODY_BYTES: usize = 300 * 1024 * 1024;
 
 /// What the routes share.
 pub struct AppState {
-    /// The auth plugin, when `langgraph.json` names one.
-    pub auth: Option<Arc<AuthPlugin>>,
+    /// The auth plugin's slot (its live version), when `langgraph.json`
+    /// names one.
+    pub auth: Option<Arc<PluginSlot>>,
     /// `auth.disable_studio_auth`.
     pub disable_studio_auth: bool,
     /// Where the records live.
@@ -60,7 +61,7 @@ impl AppState {
     /// event, as in LangGraph).
     pub fn new(
         config: &Config,
-        auth: Option<Arc<AuthPlugin>>,
+        auth: Option<Arc<PluginSlot>>,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, StorageError> {
         let mut graphs = BTreeMap::new();

@@ -40,14 +40,18 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     let plugins: Vec<Value> = state
         .auth
         .iter()
-        .map(|plugin| {
-            let info = plugin.info();
+        .map(|slot| {
+            let status = slot.status();
             json!({
-                "name": info.name,
+                "name": status.info.name,
                 "kind": "auth",
-                "path": info.path,
-                "digest": info.digest,
-                "contract": format!("warden:auth@{}", info.contract),
+                "path": status.info.path,
+                "source": status.source,
+                "digest": status.info.digest,
+                "contract": format!("warden:auth@{}", status.info.contract),
+                "loaded_at": status.loaded_at,
+                "swap_count": status.swap_count,
+                "last_reload_error": status.last_reload_error,
             })
         })
         .collect();

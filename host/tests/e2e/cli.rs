@@ -1,15 +1,12 @@
 //! The `warden` binary: `call` as a plugin author uses it, `serve` as a
 //! deployment starts it, and configuration errors as a user meets them.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::support::{component, root};
+use crate::support::{ServerProcess as Server, component, root};
 
 fn warden(args: &[&str], data_dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_warden"))
@@ -146,86 +143,6 @@ fn call_builds_a_plugin_crate_directory() {
     );
     assert_eq!(code, 0);
     assert_eq!(user["identity"], "user2");
-}
-
-/// A `warden serve` on a free port, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    #[allow(
-        clippy::zombie_processes,
-        reason = "Drop kills and waits for the child"
-    )]
-    fn start(config: &Path, data_dir: &Path) -> Result<Self, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["serve", "--port", &port.to_string(), "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                let mut stderr = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                return Err(stderr);
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Self { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("warden did not start listening");
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.get_with(path, "")
-    }
-
-    /// A GET with extra header lines (each ending in `\r\n`).
-    fn get_with(&self, path: &str, headers: &str) -> (u16, Value) {
-        let (status, _, body) = self.raw_get(path, headers);
-        (status, body)
-    }
-
-    /// Status, lower-cased head and JSON body of a GET.
-    fn raw_get(&self, path: &str, headers: &str) -> (u16, String, Value) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response[9..12].parse().unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let body = serde_json::from_str(body).unwrap_or(Value::Null);
-        (status, head.to_ascii_lowercase(), body)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

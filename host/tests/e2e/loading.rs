@@ -72,24 +72,27 @@ fn a_missing_file_is_named() {
 #[test]
 fn compiled_artefacts_are_cached_by_digest() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(dir.path().to_owned()),
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
+    // A new runtime has an empty in-memory cache: it finds the disk.
+    let runtime = || {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(dir.path().to_owned()),
+            ..RuntimeOptions::default()
+        })
+        .unwrap()
+    };
     let path = component("reference_auth");
-    let first = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap();
+    let first = AuthPlugin::load(&runtime(), "auth", &path, Limits::default()).unwrap();
     let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(cached.len(), 1);
     let name = cached[0].file_name().into_string().unwrap();
     assert!(name.starts_with(&first.info().digest), "{name}");
 
-    let second = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap();
+    let second = AuthPlugin::load(&runtime(), "auth", &path, Limits::default()).unwrap();
     assert_eq!(second.info().digest, first.info().digest);
     assert_eq!(second.registered(), first.registered());
 
     // A corrupt artefact is ignored and the component recompiled.
     std::fs::write(cached[0].path(), b"garbage").unwrap();
-    let third = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap();
+    let third = AuthPlugin::load(&runtime(), "auth", &path, Limits::default()).unwrap();
     assert_eq!(third.registered(), first.registered());
 }

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod faults;
+mod hot_swap;
 mod loading;
 mod resolution;
 mod storage;

@@ -1,10 +1,16 @@
 //! Shared helpers: where the prebuilt guest components are, one shared
 //! runtime, and a free-port server for the binary.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
+use serde_json::Value;
+
+use warden::plugin::{AuthPlugin, Limits, PluginSlot, Runtime, RuntimeOptions};
 use warden::types::{Request, User};
 
 /// The workspace root.
@@ -36,14 +42,16 @@ pub fn component(crate_name: &str) -> PathBuf {
 
 /// One runtime for the whole test binary, caching compiled components
 /// under the target directory so reruns skip compilation.
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+pub fn runtime() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        Runtime::new(RuntimeOptions {
-            cache_dir: Some(root().join("target/warden-test-cache")),
-            ..RuntimeOptions::default()
-        })
-        .expect("the runtime starts")
+        Arc::new(
+            Runtime::new(RuntimeOptions {
+                cache_dir: Some(root().join("target/warden-test-cache")),
+                ..RuntimeOptions::default()
+            })
+            .expect("the runtime starts"),
+        )
     })
 }
 
@@ -87,7 +95,11 @@ pub fn app_with(plugin: Option<Arc<AuthPlugin>>, disable_studio_auth: bool) -> a
         auth: None,
     };
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
-    let mut state = warden::server::AppState::new(&config, plugin, storage).expect("state");
+    let slot = plugin.map(|plugin| {
+        let source = plugin.info().path.clone();
+        Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin))
+    });
+    let mut state = warden::server::AppState::new(&config, slot, storage).expect("state");
     state.disable_studio_auth = disable_studio_auth;
     warden::server::router(Arc::new(state))
 }
@@ -171,5 +183,170 @@ pub async fn send_raw(
         headers,
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         text,
+    }
+}
+
+/// A `warden` process (`serve` or `dev`) on a free port, killed on drop.
+/// Its log goes to a file, read with [`ServerProcess::log`].
+pub struct ServerProcess {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    /// `warden serve --config <config> --data-dir <data_dir>`; the log when
+    /// it exits instead of listening.
+    pub fn start(config: &Path, data_dir: &Path) -> Result<Self, String> {
+        Self::start_with(&["serve"], config, data_dir, &[])
+    }
+
+    /// `warden <args…> --config <config> --data-dir <data_dir>`, with extra
+    /// environment variables.
+    #[allow(
+        clippy::zombie_processes,
+        reason = "Drop kills and waits for the child"
+    )]
+    pub fn start_with(
+        args: &[&str],
+        config: &Path,
+        data_dir: &Path,
+        env: &[(&str, &Path)],
+    ) -> Result<Self, String> {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(args)
+            .args(["--port", "0", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let read_log = |log: &tempfile::NamedTempFile| {
+            let mut text = String::new();
+            let _ = log.reopen().unwrap().read_to_string(&mut text);
+            text
+        };
+        // Port 0: the server picks a free port and logs it, so that tests
+        // running side by side never race for one.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Err(read_log(&log));
+            }
+            let text = read_log(&log);
+            if let Some((_, rest)) = text.split_once("warden listening on http://127.0.0.1:") {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                let port = digits.parse().expect("a port in the log");
+                return Ok(Self { child, port, log });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("warden did not start listening:\n{}", read_log(&log));
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = self.log.reopen().unwrap().read_to_string(&mut text);
+        text
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Status and JSON body of a GET.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, "")
+    }
+
+    /// A GET with extra header lines (each ending in `\r\n`).
+    pub fn get_with(&self, path: &str, headers: &str) -> (u16, Value) {
+        let (status, _, body) = self.raw_get(path, headers);
+        (status, body)
+    }
+
+    /// Status, lower-cased head and JSON body of a GET.
+    pub fn raw_get(&self, path: &str, headers: &str) -> (u16, String, Value) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let body = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status, head.to_ascii_lowercase(), body)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client with keep-alive, as a user's program holds one.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    /// A client of `server`.
+    pub fn new(server: &ServerProcess) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build();
+        Self {
+            agent: config.into(),
+            base: server.url(""),
+        }
+    }
+
+    /// Sends `method path` with `token` as bearer token (none when empty)
+    /// and `body` as JSON (none when `Null`): the status and JSON body, or
+    /// the transport error.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(u16, Value), ureq::Error> {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if !token.is_empty() {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let mut response = if body.is_null() {
+            self.agent.run(request.body(())?)?
+        } else {
+            let request = request
+                .header("content-type", "application/json")
+                .body(body.to_string())?;
+            self.agent.run(request)?
+        };
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 }

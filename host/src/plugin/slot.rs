@@ -1,0 +1,201 @@
+//! Hot swap: a [`PluginSlot`] holds the live version of a plugin and
+//! replaces it atomically while the server serves.
+//!
+//! A new version is read, compiled and validated off the request path (a
+//! component, for a contract this host speaks, whose handler registry call
+//! succeeds), and only then swapped in. A request takes the live version
+//! once, when it starts, and keeps it to the end: requests in flight finish
+//! on the old version, later ones use the new one. A version that fails is
+//! refused, the old one keeps serving, and the slot remembers why.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use super::auth_plugin::{AuthPlugin, PluginInfo, digest};
+use super::build::locate_component;
+use super::engine::Runtime;
+use super::error::LoadError;
+
+/// The live version of one plugin, replaceable while requests use it.
+pub struct PluginSlot {
+    runtime: Arc<Runtime>,
+    /// What the configuration names: a component or a plugin crate directory.
+    source: PathBuf,
+    /// The component file the live version was read from (for a crate
+    /// directory, its build output).
+    component: PathBuf,
+    live: ArcSwap<AuthPlugin>,
+    history: Mutex<History>,
+    /// Serialises reloads (file watcher, SIGHUP, rebuilds).
+    reloading: Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+struct History {
+    loaded_at: String,
+    swaps: u64,
+    last_error: Option<ReloadError>,
+}
+
+/// A reload that was refused.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadError {
+    /// When it was refused (RFC 3339).
+    pub at: String,
+    /// Why.
+    pub error: String,
+}
+
+/// What a slot shows in `/info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotStatus {
+    /// The live version.
+    #[serde(flatten)]
+    pub info: PluginInfo,
+    /// What the configuration names (a component or a crate directory).
+    pub source: PathBuf,
+    /// When the live version was swapped in (or loaded at start-up).
+    pub loaded_at: String,
+    /// How many times a new version was swapped in since start-up.
+    pub swap_count: u64,
+    /// The last reload that was refused, unless a later one succeeded.
+    pub last_reload_error: Option<ReloadError>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new version is live.
+    Swapped {
+        /// Digest of the version replaced.
+        from: String,
+        /// Digest of the version now live.
+        to: String,
+    },
+    /// The file holds the live version already: nothing changed.
+    Unchanged,
+}
+
+impl PluginSlot {
+    /// A slot whose live version is `plugin`, loaded from `source` (its
+    /// component file, or the crate directory it was built from).
+    pub fn new(runtime: Arc<Runtime>, source: &Path, plugin: Arc<AuthPlugin>) -> Self {
+        Self {
+            runtime,
+            source: source.to_owned(),
+            component: plugin.info().path.clone(),
+            live: ArcSwap::new(plugin),
+            history: Mutex::new(History {
+                loaded_at: now(),
+                swaps: 0,
+                last_error: None,
+            }),
+            reloading: Mutex::new(()),
+        }
+    }
+
+    /// The live version. A request takes it once and keeps it to the end.
+    pub fn current(&self) -> Arc<AuthPlugin> {
+        self.live.load_full()
+    }
+
+    /// The component file watched for new versions.
+    pub fn component(&self) -> &Path {
+        &self.component
+    }
+
+    /// The plugin crate directory, when the configuration names one.
+    pub fn crate_dir(&self) -> Option<&Path> {
+        self.source.is_dir().then_some(self.source.as_path())
+    }
+
+    /// The live version, when it was loaded, swaps so far and the last
+    /// refused reload.
+    pub fn status(&self) -> SlotStatus {
+        let history = lock(&self.history).clone();
+        SlotStatus {
+            info: self.current().info().clone(),
+            source: self.source.clone(),
+            loaded_at: history.loaded_at,
+            swap_count: history.swaps,
+            last_reload_error: history.last_error,
+        }
+    }
+
+    /// Loads the component file again and swaps it in if it holds a new,
+    /// valid version. A refused version leaves the live one serving.
+    pub fn reload(&self) -> Result<Reloaded, LoadError> {
+        let _one_at_a_time = lock(&self.reloading);
+        self.record(self.swap_in(&self.component))
+    }
+
+    /// Builds the plugin crate again (cargo's output on standard error),
+    /// then reloads its output. Without a crate directory, [`Self::reload`].
+    pub fn rebuild(&self) -> Result<Reloaded, LoadError> {
+        let _one_at_a_time = lock(&self.reloading);
+        let result = locate_component(&self.source).and_then(|wasm| self.swap_in(&wasm));
+        self.record(result)
+    }
+
+    fn swap_in(&self, wasm: &Path) -> Result<Reloaded, LoadError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(wasm).map_err(|source| LoadError::Read {
+            path: wasm.to_owned(),
+            source,
+        })?;
+        let old = self.current();
+        let new_digest = digest(&bytes);
+        if new_digest == old.info().digest {
+            return Ok(Reloaded::Unchanged);
+        }
+        let new = old.with_component(&self.runtime, wasm, &bytes)?;
+        self.live.store(new);
+        let from = old.info().digest.clone();
+        tracing::info!(
+            plugin = %old.info().name,
+            from = %&from[..12],
+            to = %&new_digest[..12],
+            elapsed_ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
+            "plugin swapped: new requests use the new version"
+        );
+        Ok(Reloaded::Swapped {
+            from,
+            to: new_digest,
+        })
+    }
+
+    fn record(&self, result: Result<Reloaded, LoadError>) -> Result<Reloaded, LoadError> {
+        let mut history = lock(&self.history);
+        match &result {
+            Ok(Reloaded::Swapped { .. }) => {
+                history.loaded_at = now();
+                history.swaps += 1;
+                history.last_error = None;
+            }
+            Ok(Reloaded::Unchanged) => history.last_error = None,
+            Err(error) => {
+                tracing::error!(
+                    plugin = %self.current().info().name,
+                    %error,
+                    "plugin reload refused: the loaded version keeps serving"
+                );
+                history.last_error = Some(ReloadError {
+                    at: now(),
+                    error: error.to_string(),
+                });
+            }
+        }
+        result
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
