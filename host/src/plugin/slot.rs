@@ -136,8 +136,16 @@ impl PluginSlot {
     /// then reloads its output. Without a crate directory, [`Self::reload`].
     pub fn rebuild(&self) -> Result<Reloaded, LoadError> {
         let _one_at_a_time = lock(&self.reloading);
-        let result = locate_component(&self.source).and_then(|wasm| self.swap_in(&wasm));
-        self.record(result)
+        let started = Instant::now();
+        let built = locate_component(&self.source);
+        if built.is_ok() && self.crate_dir().is_some() {
+            tracing::info!(
+                dir = %self.source.display(),
+                seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+                "plugin crate built"
+            );
+        }
+        self.record(built.and_then(|wasm| self.swap_in(&wasm)))
     }
 
     fn swap_in(&self, wasm: &Path) -> Result<Reloaded, LoadError> {
