@@ -9,6 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Compiled artefacts in a directory.
+#[derive(Clone)]
 pub(crate) struct ArtefactCache {
     dir: PathBuf,
     engine_hash: u64,
@@ -56,7 +57,10 @@ impl ArtefactCache {
             let bytes = component.serialize().map_err(std::io::Error::other)?;
             std::fs::create_dir_all(&self.dir)?;
             let path = self.path(digest);
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            // Unique per writer: a process may store the same digest twice at once.
+            static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, &path)
         })();

@@ -63,6 +63,9 @@ pub struct Runtime {
     engine: Engine,
     recent: Mutex<VecDeque<(String, Component)>>,
     cache: Option<ArtefactCache>,
+    /// Artefacts being written to the disk cache, off the load path;
+    /// joined when the runtime is dropped.
+    storing: Mutex<Vec<JoinHandle<()>>>,
     deadlines: bool,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
@@ -116,6 +119,7 @@ impl Runtime {
             engine,
             recent: Mutex::new(VecDeque::new()),
             cache,
+            storing: Mutex::new(Vec::new()),
             deadlines: options.deadlines,
             ticker,
         })
@@ -155,7 +159,13 @@ impl Runtime {
                         reason: format!("{e:#}"),
                     })?;
                 if let Some(cache) = &self.cache {
-                    cache.store(digest, &component);
+                    // Serialising and writing takes tens of milliseconds: a
+                    // swap need not wait for it.
+                    let (cache, component, digest) =
+                        (cache.clone(), component.clone(), digest.to_owned());
+                    let mut storing = self.storing.lock().unwrap_or_else(|e| e.into_inner());
+                    storing.retain(|h| !h.is_finished());
+                    storing.push(std::thread::spawn(move || cache.store(&digest, &component)));
                 }
                 component
             }
@@ -182,6 +192,10 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        let storing = std::mem::take(self.storing.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for handle in storing {
+            let _ = handle.join();
+        }
         if let Some((stop, handle)) = self.ticker.take() {
             stop.store(true, Ordering::Relaxed);
             let _ = handle.join();
