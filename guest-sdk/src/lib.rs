@@ -57,6 +57,12 @@
 //! assert_eq!(value["metadata"]["owner"], "user1");
 //! ```
 //!
+//! Beyond handlers, plugins get what production authentication needs:
+//! [`jwt`] (verify HS/RS/PS/ES/EdDSA tokens, JWK sets, claims), [`config`]
+//! (`auth.config` values and `auth.secrets`), [`http`] (outbound requests
+//! to `auth.allowed_hosts` only), [`cache`] (values kept between calls) and
+//! the wall clock (`std::time::SystemTime`).
+//!
 //! Everything the host and the plugin exchange is defined by the versioned
 //! WIT contract `warden:auth@0.1.0` ([`CONTRACT_VERSION`]); the contract's
 //! package version is recorded in the component, so a host refuses a plugin
@@ -66,7 +72,11 @@
 extern crate self as warden_sdk;
 
 mod auth;
+pub mod cache;
+pub mod config;
 mod filter;
+pub mod http;
+pub mod jwt;
 pub mod log;
 mod types;
 mod value;
