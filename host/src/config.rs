@@ -1,5 +1,6 @@
 //! `langgraph.json`: the keys Warden reads, with Warden's per-plugin settings
-//! (`timeout_ms`, `memory_mib`) beside LangGraph's (`path`,
+//! (`timeout_ms`, `memory_mib`, `config`, `secrets`, `allowed_hosts`,
+//! `http_timeout_ms`, `http_max_response_kib`) beside LangGraph's (`path`,
 //! `disable_studio_auth`, `cache`, `openapi`).
 
 use std::collections::BTreeMap;
@@ -16,6 +17,12 @@ pub const DEFAULT_MEMORY_MIB: u64 = 32;
 pub const MAX_MEMORY_MIB: u64 = 1024;
 /// The longest deadline a plugin may ask for.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// Default deadline of one outbound HTTP request of a plugin.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 5_000;
+/// Default cap on an outbound HTTP response body of a plugin, in KiB.
+pub const DEFAULT_HTTP_MAX_RESPONSE_KIB: u64 = 1024;
+/// The largest response-body cap a plugin may ask for, in KiB.
+pub const MAX_HTTP_RESPONSE_KIB: u64 = 64 * 1024;
 
 /// A configuration file that cannot be used, with the file and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +67,26 @@ pub struct AuthConfig {
     /// Memory cap of one plugin instance, in MiB.
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u64,
+    /// Values the plugin reads with `warden:auth/config.get` (strings;
+    /// numbers and booleans are given as their JSON text).
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub config: BTreeMap<String, String>,
+    /// Secrets the plugin reads with `warden:auth/config.secret`: name →
+    /// source, `env:VARIABLE` (read from Warden's environment at start-up).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// The hosts the plugin may reach over `wasi:http`:
+    /// `scheme://host[:port]`, with `*` for any scheme, any port, or a
+    /// leading `*.` for any subdomain. Empty: no network.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Deadline of one outbound HTTP request, in milliseconds; it never
+    /// outlives the call's own deadline.
+    #[serde(default = "default_http_timeout_ms")]
+    pub http_timeout_ms: u64,
+    /// The largest outbound HTTP response body accepted, in KiB.
+    #[serde(default = "default_http_max_response_kib")]
+    pub http_max_response_kib: u64,
 }
 
 /// `auth.cache`: LangGraph's keys.
@@ -82,6 +109,12 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_memory_mib() -> u64 {
     DEFAULT_MEMORY_MIB
+}
+fn default_http_timeout_ms() -> u64 {
+    DEFAULT_HTTP_TIMEOUT_MS
+}
+fn default_http_max_response_kib() -> u64 {
+    DEFAULT_HTTP_MAX_RESPONSE_KIB
 }
 fn default_ttl() -> u64 {
     60
@@ -107,6 +140,25 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::E
             "invalid value {t:?}, expected a boolean"
         ))),
     }
+}
+
+/// A map of strings, also taking numbers and booleans (as their JSON text),
+/// as environment-like settings are often written.
+fn scalar_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, s)),
+            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                Ok((key, v.to_string()))
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "`{key}`: expected a string, a number or a boolean"
+            ))),
+        })
+        .collect()
 }
 
 /// A `graphs` entry: `"./path"` or `{"path": "./path", "description": "..."}`.
@@ -200,6 +252,39 @@ impl Config {
                     "`auth.memory_mib`: {} is out of range 1..={MAX_MEMORY_MIB}",
                     auth.memory_mib
                 )));
+            }
+            if auth.http_timeout_ms == 0 || auth.http_timeout_ms > MAX_TIMEOUT_MS {
+                return Err(error(format!(
+                    "`auth.http_timeout_ms`: {} is out of range 1..={MAX_TIMEOUT_MS}",
+                    auth.http_timeout_ms
+                )));
+            }
+            if auth.http_max_response_kib == 0 || auth.http_max_response_kib > MAX_HTTP_RESPONSE_KIB
+            {
+                return Err(error(format!(
+                    "`auth.http_max_response_kib`: {} is out of range 1..={MAX_HTTP_RESPONSE_KIB}",
+                    auth.http_max_response_kib
+                )));
+            }
+            for (name, source) in &auth.secrets {
+                crate::plugin::SecretSource::parse(source)
+                    .map_err(|e| error(format!("`auth.secrets.{name}`: {e}")))?;
+            }
+            for (i, pattern) in auth.allowed_hosts.iter().enumerate() {
+                crate::plugin::HostPattern::parse(pattern)
+                    .map_err(|e| error(format!("`auth.allowed_hosts[{i}]`: {e}")))?;
+            }
+            if let Some(cache) = &auth.cache {
+                if cache.cache_keys.is_empty() {
+                    return Err(error(
+                        "`auth.cache.cache_keys`: name at least one header".into(),
+                    ));
+                }
+                if cache.ttl_seconds == 0 || cache.max_size == 0 {
+                    return Err(error(
+                        "`auth.cache`: `ttl_seconds` and `max_size` must be at least 1".into(),
+                    ));
+                }
             }
             if auth.path.ends_with(".py") || auth.path.contains(".py:") {
                 return Err(error(format!(

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
-use warden::plugin::{AuthPlugin, Limits, PluginSlot, Runtime, RuntimeOptions, Watcher};
+use warden::plugin::{AuthPlugin, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions, Watcher};
 use warden::server::{AppState, router};
 use warden::storage::SqliteStorage;
 use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};
@@ -147,12 +147,9 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     })?);
     let auth = match &config.auth {
         Some(auth) => {
-            let limits = Limits {
-                timeout: auth.timeout(),
-                memory_bytes: auth.memory_bytes(),
-            };
+            let settings = PluginSettings::from_config(auth);
             let source = auth.resolved_path(&config);
-            let plugin = AuthPlugin::load(&runtime, "auth", &source, limits)
+            let plugin = AuthPlugin::load(&runtime, "auth", &source, settings)
                 .with_context(|| format!("loading the auth plugin of {}", config.file.display()))?;
             let info = plugin.info();
             tracing::info!(

@@ -12,11 +12,15 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use super::AUTH_CONTRACT_VERSION;
+use super::auth_cache::AuthCache;
 use super::bindings::{self, HANDLERS_INTERFACE};
 use super::build::locate_component;
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
-use super::sandbox::Sandbox;
+use super::outbound::EgressPolicy;
+use super::plugin_cache::PluginCache;
+use super::sandbox::{Capabilities, Sandbox};
+use super::settings::PluginSettings;
 
 /// The deadline and memory cap of a plugin's calls.
 #[derive(Debug, Clone, Copy)]
@@ -50,15 +54,28 @@ pub struct PluginInfo {
 }
 
 /// A loaded, validated auth plugin. Cheap to share; every request gets its
-/// own [`Session`].
+/// own [`Session`]. What outlives requests lives here, and so goes with it
+/// when the plugin is replaced: the `auth.cache` results and the plugin's
+/// own cache start empty for a new plugin.
 pub struct AuthPlugin {
     info: PluginInfo,
-    label: Arc<str>,
     engine: Engine,
     pre: bindings::AuthPluginPre<Sandbox>,
     registered: Vec<On>,
     limits: Limits,
     deadline_ticks: u64,
+    grants: Arc<Capabilities>,
+    auth_cache: Option<AuthCache>,
+}
+
+/// What [`AuthPlugin::authenticate`] found.
+pub struct Authenticated {
+    /// The user, or the error the plugin answered with.
+    pub result: Result<User, HttpError>,
+    /// The instance `authenticate` ran in, for the request's authorization
+    /// events; `None` when the user came from `auth.cache` (no instance was
+    /// created: one is made only if a handler must run).
+    pub session: Option<Session>,
 }
 
 /// The result of an authorization call.
@@ -75,19 +92,22 @@ pub struct Verdict {
 
 impl AuthPlugin {
     /// Loads the plugin at `path` (a component `.wasm` or a plugin crate
-    /// directory, which is built first).
+    /// directory, which is built first) with `settings`: [`Limits`] alone,
+    /// or the whole [`PluginSettings`] of an `auth` section. Secrets are
+    /// read from their sources now; a missing one fails the load.
     pub fn load(
         runtime: &Runtime,
         name: &str,
         path: &Path,
-        limits: Limits,
+        settings: impl Into<PluginSettings>,
     ) -> Result<Arc<Self>, LoadError> {
+        let settings = settings.into();
         let wasm = locate_component(path)?;
         let bytes = std::fs::read(&wasm).map_err(|source| LoadError::Read {
             path: wasm.clone(),
             source,
         })?;
-        Self::from_bytes(runtime, name, &wasm, &bytes, limits)
+        Self::from_bytes(runtime, name, &wasm, &bytes, settings)
     }
 
     /// Loads a plugin from the bytes of a component read from `path`.
@@ -96,8 +116,11 @@ impl AuthPlugin {
         name: &str,
         path: &Path,
         bytes: &[u8],
-        limits: Limits,
+        settings: impl Into<PluginSettings>,
     ) -> Result<Arc<Self>, LoadError> {
+        let settings = settings.into();
+        let secrets = settings.resolve_secrets()?;
+        let limits = settings.limits;
         check_header(path, bytes)?;
         let engine = runtime.engine();
         let digest = digest(bytes);
@@ -110,12 +133,25 @@ impl AuthPlugin {
         };
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        // Linked for every plugin; only `allowed_hosts` are reachable.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(link_error)?;
         bindings::AuthPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = bindings::AuthPluginPre::new(pre).map_err(link_error)?;
 
         let label: Arc<str> = Arc::from(name);
+        let grants = Arc::new(Capabilities {
+            plugin: label.clone(),
+            config: settings.config,
+            secrets,
+            cache: PluginCache::default(),
+            egress: Arc::new(EgressPolicy {
+                plugin: label,
+                allowed_hosts: settings.allowed_hosts,
+                limits: settings.http,
+            }),
+        });
         let mut plugin = Self {
             info: PluginInfo {
                 name: name.to_owned(),
@@ -123,12 +159,13 @@ impl AuthPlugin {
                 digest,
                 contract,
             },
-            label,
             engine: engine.clone(),
             pre,
             registered: Vec::new(),
             limits,
             deadline_ticks: runtime.deadline_ticks(limits.timeout),
+            grants,
+            auth_cache: settings.auth_cache.map(AuthCache::new),
         };
         let registered = plugin.instantiate().and_then(|(mut store, instance)| {
             let keys = instance
@@ -180,6 +217,34 @@ impl AuthPlugin {
         On::resolve(self.registered.iter().copied(), resource, action)
     }
 
+    /// Authenticates `request`: from `auth.cache` when it holds a fresh
+    /// result for the request's cache-key headers (no instance is created),
+    /// else by `authenticate` in a fresh [`Session`], whose user is cached.
+    /// Errors and faults are never cached.
+    pub fn authenticate(self: &Arc<Self>, request: &Request) -> Result<Authenticated, Fault> {
+        let key = self
+            .auth_cache
+            .as_ref()
+            .and_then(|c| Some((c, c.key(request)?)));
+        if let Some((cache, key)) = &key
+            && let Some(user) = cache.get(key)
+        {
+            return Ok(Authenticated {
+                result: Ok(user),
+                session: None,
+            });
+        }
+        let mut session = self.session()?;
+        let result = session.authenticate(request)?;
+        if let (Some((cache, key)), Ok(user)) = (key, &result) {
+            cache.insert(key, user.clone());
+        }
+        Ok(Authenticated {
+            result,
+            session: Some(session),
+        })
+    }
+
     /// A fresh instance of the plugin for one request.
     pub fn session(self: &Arc<Self>) -> Result<Session, Fault> {
         let (store, instance) = self.instantiate().inspect_err(|fault| {
@@ -194,7 +259,8 @@ impl AuthPlugin {
     }
 
     fn instantiate(&self) -> Result<(Store<Sandbox>, bindings::AuthPlugin), Fault> {
-        let sandbox = Sandbox::new(self.label.clone(), self.limits.memory_bytes);
+        let mut sandbox = Sandbox::new(self.grants.clone(), self.limits.memory_bytes);
+        sandbox.start_call(self.limits.timeout);
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
         store.set_epoch_deadline(self.deadline_ticks);
@@ -278,8 +344,8 @@ impl Session {
                 .call_authenticate(store, &request)
         })
         .and_then(|result| match result {
-            Ok(user) => bindings::user_from_wit(user).map(Ok),
-            Err(error) => bindings::error_from_wit(error).map(Err),
+            Ok(user) => bindings::user_from_wit(self.scrub_user(user)).map(Ok),
+            Err(error) => bindings::error_from_wit(self.scrub_error(error)).map(Err),
         })
         .inspect_err(|fault| self.fail("authenticate", fault))
     }
@@ -347,7 +413,7 @@ impl Session {
                     value,
                 }))
             }
-            Err(error) => bindings::error_from_wit(error).map(Err),
+            Err(error) => bindings::error_from_wit(self.scrub_error(error)).map(Err),
         })
         .inspect_err(|fault| self.fail(&event, fault))
     }
@@ -364,7 +430,36 @@ impl Session {
             )));
         }
         self.store.set_epoch_deadline(self.plugin.deadline_ticks);
+        self.store.data_mut().start_call(self.plugin.limits.timeout);
         f(&mut self.store, &self.instance).map_err(|e| self.plugin.fault(&self.store, e))
+    }
+
+    /// The user with the plugin's secret values blanked out: a secret never
+    /// reaches responses, the database nor run kwargs through the user.
+    fn scrub_user(&self, mut user: bindings::types::User) -> bindings::types::User {
+        let secrets = &self.plugin.grants.secrets;
+        let scrub = |text: &mut String| {
+            if let std::borrow::Cow::Owned(clean) = secrets.redact(text) {
+                *text = clean;
+            }
+        };
+        scrub(&mut user.identity);
+        user.display_name.as_mut().map(scrub);
+        user.permissions.iter_mut().for_each(scrub);
+        scrub(&mut user.extra);
+        user
+    }
+
+    /// The error with the plugin's secret values blanked out.
+    fn scrub_error(&self, mut error: bindings::types::HttpError) -> bindings::types::HttpError {
+        let secrets = &self.plugin.grants.secrets;
+        if let Some(detail) = &error.detail {
+            error.detail = Some(secrets.redact(detail).into_owned());
+        }
+        for (_, value) in &mut error.headers {
+            *value = secrets.redact(value).into_owned();
+        }
+        error
     }
 
     fn fail(&mut self, event: &str, fault: &Fault) {

@@ -14,7 +14,7 @@ wasmtime::component::bindgen!({
     world: "auth-plugin",
 });
 
-pub(crate) use self::warden::auth::{log, types};
+pub(crate) use self::warden::auth::{cache, config, crypto, log, types};
 use types as wit;
 
 /// The export interface whose presence marks an auth plugin.

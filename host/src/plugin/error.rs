@@ -79,6 +79,14 @@ pub enum LoadError {
         /// The fault.
         fault: Fault,
     },
+    /// A secret the configuration declares is missing from its source.
+    #[error("secret `{name}` is not set: its source {from} is missing or empty")]
+    MissingSecret {
+        /// The secret's name in `auth.secrets`.
+        name: String,
+        /// Its source, e.g. `env:JWT_SECRET`.
+        from: String,
+    },
     /// The engine could not be set up.
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(String),

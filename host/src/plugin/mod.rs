@@ -11,26 +11,40 @@
 //!   request and dropped with it: no state survives between users.
 //! - [`PluginSlot`] holds the live version of a plugin and swaps in new
 //!   ones while the server serves; [`Watcher`] finds them on disk.
+//! - What a plugin is granted beyond computing comes from its
+//!   [`PluginSettings`]: `config` values and `secrets` (`config` import),
+//!   native signature checks (`crypto`), a store kept between calls
+//!   (`cache`), the wall clock, and outbound HTTP to `allowed_hosts` only.
+//!   `auth.cache` results live in the [`AuthPlugin`], so a new plugin
+//!   starts with none.
 //!
 //! Faults (trap, deadline, memory cap, undecodable output) are [`Fault`]s;
 //! plugins that cannot be loaded are [`LoadError`]s.
 
+mod allowlist;
+mod auth_cache;
 mod auth_plugin;
 mod bindings;
 mod build;
 mod cache;
+mod crypto;
 mod engine;
 mod error;
+mod outbound;
+mod plugin_cache;
 mod sandbox;
 mod slot;
 mod watch;
+mod settings;
 
-pub use auth_plugin::{AuthPlugin, Limits, PluginInfo, Session, Verdict};
+pub use allowlist::HostPattern;
+pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Verdict};
 pub use build::locate_component;
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 pub use slot::{PluginSlot, ReloadError, Reloaded, SlotStatus};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
+pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 
 /// The `warden:auth` contract versions this host speaks.
 pub const AUTH_CONTRACT_VERSION: &str = "0.1.0";

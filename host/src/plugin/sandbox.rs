@@ -1,22 +1,43 @@
-//! The per-instance sandbox: what a plugin instance can reach (nothing
-//! ambient), its memory cap, and where its output goes.
+//! The per-instance sandbox: what a plugin instance can reach, its memory
+//! cap, and where its output goes.
 //!
 //! WASI is linked because a `std` guest imports it, but the context grants
-//! nothing: no preopened directories, no environment, no arguments, no
-//! sockets, a clock frozen at the epoch, and standard output and error
-//! captured into the host's log, tagged with the plugin.
+//! almost nothing: no preopened directories, no environment, no arguments,
+//! no sockets, a monotonic clock frozen at zero, and standard output and
+//! error captured into the host's log, tagged with the plugin. What it does
+//! grant: the wall clock (for token expiry), outbound HTTP to the plugin's
+//! `allowed_hosts` only ([`super::outbound`]), and the plugin's own
+//! [`Capabilities`]: its config values, its secrets, its cache.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::log;
+use super::bindings::{cache, config, log};
+use super::outbound::{Egress, EgressPolicy};
+use super::plugin_cache::PluginCache;
+use super::settings::Secrets;
+
+/// What one loaded plugin grants its instances, shared by them all.
+#[derive(Debug)]
+pub(crate) struct Capabilities {
+    /// The plugin's name, for logs.
+    pub(crate) plugin: Arc<str>,
+    /// `auth.config`.
+    pub(crate) config: BTreeMap<String, String>,
+    /// `auth.secrets`, resolved.
+    pub(crate) secrets: Secrets,
+    /// The `warden:auth/cache` store.
+    pub(crate) cache: PluginCache,
+    /// Where outbound HTTP may go.
+    pub(crate) egress: Arc<EgressPolicy>,
+}
 
 /// How much of a guest's standard output (and error) one instance may write.
 const CAPTURE_BYTES: usize = 64 * 1024;
@@ -24,35 +45,45 @@ const CAPTURE_BYTES: usize = 64 * 1024;
 /// The store data of one plugin instance.
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: Egress,
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
-    plugin: Arc<str>,
+    grants: Arc<Capabilities>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
 
 impl Sandbox {
-    pub(crate) fn new(plugin: Arc<str>, memory_bytes: usize) -> Self {
+    pub(crate) fn new(grants: Arc<Capabilities>, memory_bytes: usize) -> Self {
         let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
+        // The default wall clock is the host's real one.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .allow_blocking_current_thread(true)
             .build();
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            egress: Egress::new(grants.egress.clone()),
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: memory_bytes,
                 exceeded: false,
             },
-            plugin,
+            grants,
             stdout,
             stderr,
         }
+    }
+
+    /// Starts a call that must end within `timeout`: outbound requests made
+    /// during it are cut to what is left.
+    pub(crate) fn start_call(&mut self, timeout: Duration) {
+        self.egress.set_deadline(Instant::now() + timeout);
     }
 }
 
@@ -60,9 +91,20 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                tracing::info!(plugin = %self.plugin, stream, "{line}");
+            let text = String::from_utf8_lossy(&bytes);
+            for line in self.grants.secrets.redact(&text).lines() {
+                tracing::info!(plugin = %self.grants.plugin, stream, "{line}");
             }
+        }
+    }
+}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
         }
     }
 }
@@ -105,17 +147,9 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// A clock that reads zero: plugins get no clock unless granted one.
+/// A monotonic clock that reads zero: plugins measure no durations (no
+/// timing side channel); the wall clock is the real one.
 struct FrozenClock;
-
-impl HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-}
 
 impl HostMonotonicClock for FrozenClock {
     fn resolution(&self) -> u64 {
@@ -130,10 +164,12 @@ impl super::bindings::types::Host for Sandbox {}
 
 impl log::Host for Sandbox {
     fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
-        let plugin = &*self.plugin;
+        let plugin = &*self.grants.plugin;
+        let secrets = &self.grants.secrets;
+        let message = secrets.redact(&message);
         let fields = fields
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{k}={}", secrets.redact(v)))
             .collect::<Vec<_>>()
             .join(" ");
         match level {
@@ -143,5 +179,40 @@ impl log::Host for Sandbox {
             log::Level::Warn => tracing::warn!(plugin, fields, "{message}"),
             log::Level::Error => tracing::error!(plugin, fields, "{message}"),
         }
+    }
+}
+
+impl config::Host for Sandbox {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.grants.config.get(&key).cloned()
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        self.grants
+            .secrets
+            .get(&name)
+            .map(|s| s.expose().to_owned())
+    }
+}
+
+impl cache::Host for Sandbox {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.grants.cache.get(&key)
+    }
+
+    fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: u32,
+    ) -> Result<(), cache::CacheError> {
+        self.grants
+            .cache
+            .set(&key, value, Duration::from_secs(ttl_seconds.into()))
+            .map_err(|_| cache::CacheError::TooLarge)
+    }
+
+    fn delete(&mut self, key: String) {
+        self.grants.cache.delete(&key);
     }
 }

@@ -136,8 +136,9 @@ pub struct Pending {
 
 impl Pending {
     /// Runs `authenticate` in a fresh plugin instance (on the calling
-    /// thread): the caller, or the plugin's error, or a 500 when the plugin
-    /// faults (fail closed; the runtime has logged which plugin and why).
+    /// thread), or takes its result from `auth.cache`: the caller, or the
+    /// plugin's error, or a 500 when the plugin faults (fail closed; the
+    /// runtime has logged which plugin and why).
     pub fn authenticate(self) -> Result<Caller, ApiError> {
         let (user, session) = match self.claim {
             Claim::Known(user) => (user, None),
@@ -148,9 +149,8 @@ impl Pending {
                         fault.kind()
                     ))
                 };
-                let mut session = plugin.session().map_err(failed)?;
-                let user = session.authenticate(&request).map_err(failed)??;
-                (user, Some(session))
+                let authenticated = plugin.authenticate(&request).map_err(failed)?;
+                (authenticated.result?, authenticated.session)
             }
         };
         Ok(Caller {

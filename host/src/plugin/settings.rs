@@ -1,0 +1,248 @@
+//! What a plugin is loaded with besides its component: limits, `config`
+//! values, `secrets`, the outbound-HTTP allowlist and the `auth.cache`
+//! settings. One [`PluginSettings`] is built from the `auth` section and can
+//! load the plugin again (a reload reads secrets anew).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::allowlist::HostPattern;
+use super::auth_plugin::Limits;
+use super::error::LoadError;
+use crate::config::AuthConfig;
+
+/// Everything a plugin is loaded with.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSettings {
+    /// Deadline and memory cap of each call.
+    pub limits: Limits,
+    /// `auth.config`: values the plugin reads with `config.get`.
+    pub config: BTreeMap<String, String>,
+    /// `auth.secrets`: where each secret comes from.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `auth.allowed_hosts`: the hosts the plugin may reach (none: no network).
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Limits of one outbound HTTP request.
+    pub http: HttpLimits,
+    /// `auth.cache`: caching `authenticate` results, when set.
+    pub auth_cache: Option<AuthCacheSettings>,
+}
+
+impl From<Limits> for PluginSettings {
+    fn from(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+}
+
+impl PluginSettings {
+    /// The settings of a validated `auth` section.
+    ///
+    /// # Panics
+    /// Never for a section that [`crate::config::Config::parse`] accepted,
+    /// which validated the secret sources and host patterns.
+    pub fn from_config(auth: &AuthConfig) -> Self {
+        Self {
+            limits: Limits {
+                timeout: auth.timeout(),
+                memory_bytes: auth.memory_bytes(),
+            },
+            config: auth.config.clone(),
+            secrets: auth
+                .secrets
+                .iter()
+                .map(|(name, source)| {
+                    let source = SecretSource::parse(source).expect("validated by Config::parse");
+                    (name.clone(), source)
+                })
+                .collect(),
+            allowed_hosts: auth
+                .allowed_hosts
+                .iter()
+                .map(|p| HostPattern::parse(p).expect("validated by Config::parse"))
+                .collect(),
+            http: HttpLimits {
+                timeout: Duration::from_millis(auth.http_timeout_ms),
+                max_response_bytes: usize::try_from(auth.http_max_response_kib << 10)
+                    .unwrap_or(usize::MAX),
+            },
+            auth_cache: auth.cache.as_ref().map(|c| AuthCacheSettings {
+                header_names: c
+                    .cache_keys
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                ttl: Duration::from_secs(c.ttl_seconds),
+                max_size: usize::try_from(c.max_size).unwrap_or(usize::MAX),
+            }),
+        }
+    }
+
+    /// Reads every secret from its source: a missing one is an error naming
+    /// the secret and its source, never a value.
+    pub(crate) fn resolve_secrets(&self) -> Result<Secrets, LoadError> {
+        let mut values = BTreeMap::new();
+        for (name, source) in &self.secrets {
+            let SecretSource::Env(var) = source;
+            match std::env::var(var) {
+                Ok(value) if !value.is_empty() => {
+                    values.insert(name.clone(), Secret(value));
+                }
+                _ => {
+                    return Err(LoadError::MissingSecret {
+                        name: name.clone(),
+                        from: source.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Secrets(values))
+    }
+}
+
+/// Limits of one outbound HTTP request of a plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// The request's deadline (connect to last body byte); the call's own
+    /// deadline cuts it shorter.
+    pub timeout: Duration,
+    /// The largest response body accepted.
+    pub max_response_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(crate::config::DEFAULT_HTTP_TIMEOUT_MS),
+            max_response_bytes: (crate::config::DEFAULT_HTTP_MAX_RESPONSE_KIB << 10) as usize,
+        }
+    }
+}
+
+/// `auth.cache`: which headers key a cached `authenticate` result, for how
+/// long, and how many results are kept.
+#[derive(Debug, Clone)]
+pub struct AuthCacheSettings {
+    /// Lower-case header names whose values form the key.
+    pub header_names: Vec<String>,
+    /// How long a result is reused.
+    pub ttl: Duration,
+    /// The most results kept.
+    pub max_size: usize,
+}
+
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `env:NAME`: the environment variable `NAME` of the Warden process.
+    Env(String),
+}
+
+impl SecretSource {
+    /// Parses `env:NAME`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            Some(("env", var)) if !var.is_empty() && !var.contains('=') && !var.contains('\0') => {
+                Ok(Self::Env(var.to_owned()))
+            }
+            _ => Err(format!(
+                "{text:?} is not a secret source: write \"env:VARIABLE\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(var) => write!(f, "env:{var}"),
+        }
+    }
+}
+
+/// A secret's value: shown as `***` by `Debug`, so it cannot reach a log by
+/// accident.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A plugin's resolved secrets, by name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Secrets(BTreeMap<String, Secret>);
+
+impl Secrets {
+    /// The secret named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.get(name)
+    }
+
+    /// `text` with every secret value (of four bytes or more) replaced by
+    /// `[secret]`: what the guest writes to logs goes through this.
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for secret in self.0.values() {
+            let value = secret.expose();
+            if value.len() >= 4 && out.contains(value) {
+                out = std::borrow::Cow::Owned(out.replace(value, "[secret]"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_sources_are_env_variables() {
+        assert_eq!(
+            SecretSource::parse("env:JWT_SECRET"),
+            Ok(SecretSource::Env("JWT_SECRET".into()))
+        );
+        for bad in ["JWT_SECRET", "env:", "file:/etc/x", "vault:x"] {
+            assert!(SecretSource::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_key_and_never_a_value() {
+        let mut settings = PluginSettings::default();
+        settings.secrets.insert(
+            "JWT_SECRET".into(),
+            SecretSource::Env("WARDEN_TEST_SURELY_UNSET_VARIABLE".into()),
+        );
+        let error = settings.resolve_secrets().unwrap_err().to_string();
+        assert!(error.contains("JWT_SECRET"), "{error}");
+        assert!(
+            error.contains("env:WARDEN_TEST_SURELY_UNSET_VARIABLE"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_never_debug_printed() {
+        let secrets = Secrets(
+            [("k".to_owned(), Secret("hunter22".into()))]
+                .into_iter()
+                .collect(),
+        );
+        assert_eq!(secrets.redact("pw=hunter22!"), "pw=[secret]!");
+        assert_eq!(secrets.redact("nothing here"), "nothing here");
+        assert!(!format!("{secrets:?}").contains("hunter22"));
+    }
+}
