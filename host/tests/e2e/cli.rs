@@ -286,3 +286,75 @@ fn serve_refuses_a_plugin_for_another_contract() {
     let stderr = Server::start(&config, dir.path()).err().expect("refused");
     assert!(stderr.contains("warden:auth@0.2.0"), "{stderr}");
 }
+
+/// A project serving the capabilities fixture with the secret `JWT_SECRET`
+/// from `WARDEN_TEST_JWT_SECRET`.
+fn secrets_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        component("fixture_capabilities"),
+        dir.path().join("auth.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("langgraph.json"),
+        r#"{"auth": {"path": "./auth.wasm", "config": {"issuer": "me"},
+                     "secrets": {"JWT_SECRET": "env:WARDEN_TEST_JWT_SECRET"}}}"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn serve_reads_secrets_from_the_environment_and_never_shows_them() {
+    const SECRET: &str = "s3cr3t-value-that-must-never-be-shown";
+    let dir = secrets_project();
+    let server = Server::start_with(
+        &["serve"],
+        &dir.path().join("langgraph.json"),
+        dir.path(),
+        &[("WARDEN_TEST_JWT_SECRET", Path::new(SECRET))],
+    )
+    .expect("starts");
+    let token = warden_sdk::jwt::testing::SigningKey::hmac(SECRET).sign(
+        warden_sdk::jwt::Algorithm::Hs256,
+        &json!({"sub": "alice", "iss": "me", "exp": 4102444800u64}),
+    );
+    let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
+    // A valid HS256 token: authenticated, then routed (404).
+    assert_eq!(server.get_with("/whoami", &bearer(&token)).0, 404);
+    assert_eq!(server.get_with("/whoami", &bearer("forged")).0, 401);
+    // The plugin tries to leak the secret in an error, its log and stdout.
+    let (status, head, body) = server.raw_get("/leak", "");
+    assert_eq!(status, 401);
+    assert_eq!(body["detail"], "the secret is [secret]");
+    let (_, info) = server.get("/info");
+    let logs = server.log();
+    for shown in [head, body.to_string(), info.to_string(), logs.clone()] {
+        assert!(!shown.contains(SECRET), "the secret leaked: {shown}");
+    }
+    assert!(logs.contains("the secret is [secret]"), "{logs}");
+}
+
+#[test]
+fn serve_refuses_a_missing_secret_naming_it() {
+    let dir = secrets_project();
+    let stderr = match Server::start(&dir.path().join("langgraph.json"), dir.path()) {
+        Ok(_) => panic!("started without its secret"),
+        Err(stderr) => stderr,
+    };
+    assert!(
+        stderr.contains("secret `JWT_SECRET` is not set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("env:WARDEN_TEST_JWT_SECRET"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_malformed_allowed_host_or_secret_source() {
+    let stderr =
+        serve_error(r#"{"auth": {"path": "./a.wasm", "allowed_hosts": ["idp.example.com"]}}"#);
+    assert!(stderr.contains("`auth.allowed_hosts[0]`"), "{stderr}");
+    let stderr = serve_error(r#"{"auth": {"path": "./a.wasm", "secrets": {"K": "vault:k"}}}"#);
+    assert!(stderr.contains("`auth.secrets.K`"), "{stderr}");
+}

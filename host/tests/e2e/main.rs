@@ -3,10 +3,13 @@
 //! `support`).
 
 mod api;
+mod capabilities;
 mod cli;
 mod faults;
 mod hot_swap;
+mod idp;
 mod loading;
+mod oidc;
 mod resolution;
 mod storage;
 mod support;

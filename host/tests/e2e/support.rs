@@ -350,3 +350,18 @@ impl Client {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 }
+
+/// Loads a prebuilt guest with the settings of an `auth` section (given as
+/// JSON, without `path`), parsed as `langgraph.json` would be.
+pub fn plugin_from_config(
+    crate_name: &str,
+    auth: serde_json::Value,
+) -> Result<Arc<AuthPlugin>, warden::plugin::LoadError> {
+    let mut auth = auth;
+    auth["path"] = "./auth".into();
+    let text = serde_json::json!({ "auth": auth }).to_string();
+    let config = warden::config::Config::parse(&root().join("langgraph.json"), &text)
+        .unwrap_or_else(|e| panic!("the auth section parses: {e}"));
+    let settings = warden::plugin::PluginSettings::from_config(config.auth.as_ref().unwrap());
+    AuthPlugin::load(runtime(), crate_name, &component(crate_name), settings)
+}

@@ -1,0 +1,112 @@
+//! What a plugin can be granted, through `tests/fixtures/capabilities`:
+//! `auth.config` values, and outbound HTTP limited to `allowed_hosts`,
+//! under a timeout and a response-size cap. (Secrets come from the
+//! environment: `cli` tests them on a real `warden serve`.)
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use warden::types::Request;
+use warden_sdk::jwt::testing::SigningKey;
+
+use crate::idp::Idp;
+use crate::support::plugin_from_config;
+
+fn fetch(url: &str) -> Request {
+    Request::new("GET", "/fetch").with_query("url", url)
+}
+
+#[test]
+fn config_values_are_readable_and_undeclared_secrets_absent() {
+    let plugin = plugin_from_config(
+        "fixture_capabilities",
+        json!({"config": {"greeting": "hello", "retries": 3}}),
+    )
+    .unwrap();
+    let user = crate::support::login(&plugin, &Request::new("GET", "/config"));
+    assert_eq!(user.extra["greeting"], "hello");
+    assert_eq!(user.extra["nope"], false);
+    let plugin = plugin_from_config("fixture_capabilities", json!({})).unwrap();
+    let user = crate::support::login(&plugin, &Request::new("GET", "/config"));
+    assert_eq!(user.extra["greeting"], serde_json::Value::Null);
+}
+
+/// Runs `authenticate` on `request`: the user's fields, or the error detail.
+fn outcome(
+    plugin: &std::sync::Arc<warden::plugin::AuthPlugin>,
+    request: &Request,
+) -> Result<serde_json::Value, String> {
+    let result = plugin.authenticate(request).expect("no fault").result;
+    result
+        .map(|user| serde_json::Value::Object(user.extra))
+        .map_err(|e| e.detail.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_hosts_are_reachable() {
+    let idp = Idp::start(&[]);
+    let port = idp.addr.port();
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
+    let allowed = |hosts: serde_json::Value| {
+        plugin_from_config("fixture_capabilities", json!({"allowed_hosts": hosts})).unwrap()
+    };
+    let cases = [
+        (json!([format!("http://127.0.0.1:{port}")]), true),
+        (json!(["http://127.0.0.1:*"]), true),
+        (json!(["*://127.0.0.1:*"]), true),
+        (json!([]), false),
+        (json!(["https://127.0.0.1:*"]), false),
+        (
+            json!([format!("http://127.0.0.1:{}", port.wrapping_add(1).max(1))]),
+            false,
+        ),
+        (json!(["http://localhost:*"]), false),
+    ];
+    for (hosts, reachable) in cases {
+        let plugin = allowed(hosts.clone());
+        let outcome = tokio::task::spawn_blocking({
+            let discovery = discovery.clone();
+            move || outcome(&plugin, &fetch(&discovery))
+        })
+        .await
+        .unwrap();
+        if reachable {
+            let fields = outcome.unwrap_or_else(|e| panic!("{hosts}: {e}"));
+            assert_eq!(fields["status"], 200);
+            assert!(fields["body"].as_str().unwrap().contains("jwks_uri"));
+        } else {
+            assert_eq!(
+                outcome,
+                Err("the host is not in auth.allowed_hosts".into()),
+                "{hosts}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_capped_and_timed_out_within_the_call_deadline() {
+    let keys: Vec<SigningKey> = (0..8)
+        .map(|i| SigningKey::generate_ed25519().with_kid(format!("key-{i}-{}", "x".repeat(100))))
+        .collect();
+    let idp = Idp::start(&keys.iter().collect::<Vec<_>>());
+    let jwks = format!("{}/jwks", idp.issuer());
+    let plugin = plugin_from_config(
+        "fixture_capabilities",
+        json!({"allowed_hosts": ["http://127.0.0.1:*"], "http_max_response_kib": 1, "timeout_ms": 400}),
+    )
+    .unwrap();
+    let run = |request: Request| {
+        let plugin = plugin.clone();
+        tokio::task::spawn_blocking(move || outcome(&plugin, &request))
+    };
+    assert_eq!(
+        run(fetch(&jwks)).await.unwrap(),
+        Err("the response is too large".into())
+    );
+    idp.hang();
+    let started = Instant::now();
+    assert_eq!(run(fetch(&jwks)).await.unwrap(), Err("timed out".into()));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(700), "took {elapsed:?}");
+}
