@@ -389,6 +389,38 @@ mod tests {
     }
 
     #[test]
+    fn plugin_grants_are_read_and_checked() {
+        let c = parse(
+            r#"{"auth": {"path": "./a", "config": {"issuer": "https://i", "retries": 3, "on": true},
+                         "secrets": {"K": "env:K"}, "allowed_hosts": ["https://i", "http://127.0.0.1:*"],
+                         "http_timeout_ms": 250}}"#,
+        )
+        .unwrap();
+        let auth = c.auth.unwrap();
+        assert_eq!(auth.config["retries"], "3");
+        assert_eq!(auth.config["on"], "true");
+        assert_eq!(auth.allowed_hosts.len(), 2);
+        assert_eq!(auth.http_max_response_kib, DEFAULT_HTTP_MAX_RESPONSE_KIB);
+        for (text, key) in [
+            (r#""config": {"k": {"nested": 1}}"#, "auth.config"),
+            (r#""secrets": {"K": "K"}"#, "auth.secrets.K"),
+            (
+                r#""allowed_hosts": ["https://i/path"]"#,
+                "auth.allowed_hosts[0]",
+            ),
+            (r#""http_timeout_ms": 0"#, "auth.http_timeout_ms"),
+            (r#""cache": {"cache_keys": []}"#, "auth.cache.cache_keys"),
+            (
+                r#""cache": {"cache_keys": ["a"], "max_size": 0}"#,
+                "auth.cache",
+            ),
+        ] {
+            let e = parse(&format!(r#"{{"auth": {{"path": "./a", {text}}}}}"#)).unwrap_err();
+            assert!(e.contains(&format!("`{key}")), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn a_missing_path_is_named() {
         let e = parse(r#"{"auth": {}}"#).unwrap_err();
         assert!(e.contains("missing field `path`"), "{e}");

@@ -267,8 +267,9 @@ async fn auth_cache_hits_skip_the_plugin_and_a_new_plugin_starts_empty() {
     assert_eq!(created.status, StatusCode::OK, "{}", created.text);
     assert_eq!(created.json["metadata"]["owner"], "alice");
 
-    // A new plugin (as a reload makes) starts with an empty cache.
+    // A new plugin (as a reload makes) starts with empty caches.
     let reloaded = oidc(&idp, cache);
     let fresh = tokio::task::spawn_blocking(move || reloaded.authenticate(&request).unwrap());
     assert!(fresh.await.unwrap().session.is_some());
+    assert_eq!(idp.jwks_fetches(), 2, "its plugin cache started empty too");
 }
