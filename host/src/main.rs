@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
-use warden::plugin::{AuthPlugin, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions, Watcher};
+use warden::plugin::{
+    AuthPlugin, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions, Watcher,
+};
 use warden::server::{AppState, router};
 use warden::storage::SqliteStorage;
 use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};

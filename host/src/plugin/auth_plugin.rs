@@ -63,6 +63,7 @@ pub struct AuthPlugin {
     pre: bindings::AuthPluginPre<Sandbox>,
     registered: Vec<On>,
     limits: Limits,
+    settings: PluginSettings,
     deadline_ticks: u64,
     grants: Arc<Capabilities>,
     auth_cache: Option<AuthCache>,
@@ -119,6 +120,7 @@ impl AuthPlugin {
         settings: impl Into<PluginSettings>,
     ) -> Result<Arc<Self>, LoadError> {
         let settings = settings.into();
+        let kept = settings.clone();
         let secrets = settings.resolve_secrets()?;
         let limits = settings.limits;
         check_header(path, bytes)?;
@@ -163,6 +165,7 @@ impl AuthPlugin {
             pre,
             registered: Vec::new(),
             limits,
+            settings: kept,
             deadline_ticks: runtime.deadline_ticks(limits.timeout),
             grants,
             auth_cache: settings.auth_cache.map(AuthCache::new),
@@ -190,20 +193,27 @@ impl AuthPlugin {
         &self.info
     }
 
+    /// Everything it was loaded with (limits, config, secret sources,
+    /// allowed hosts, `auth.cache`).
+    pub fn settings(&self) -> &PluginSettings {
+        &self.settings
+    }
+
     /// The deadline and memory cap of its calls.
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
     /// Another version of this plugin, from `bytes` (read from `path`):
-    /// same name and limits, validated like a first load.
+    /// same name and settings (secrets read again), validated like a first
+    /// load, with empty caches.
     pub fn with_component(
         &self,
         runtime: &Runtime,
         path: &Path,
         bytes: &[u8],
     ) -> Result<Arc<Self>, LoadError> {
-        Self::from_bytes(runtime, &self.info.name, path, bytes, self.limits)
+        Self::from_bytes(runtime, &self.info.name, path, bytes, self.settings.clone())
     }
 
     /// The keys the plugin registered handlers under.

@@ -33,18 +33,18 @@ mod error;
 mod outbound;
 mod plugin_cache;
 mod sandbox;
+mod settings;
 mod slot;
 mod watch;
-mod settings;
 
 pub use allowlist::HostPattern;
 pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Verdict};
 pub use build::locate_component;
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
+pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 pub use slot::{PluginSlot, ReloadError, Reloaded, SlotStatus};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
-pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 
 /// The `warden:auth` contract versions this host speaks.
 pub const AUTH_CONTRACT_VERSION: &str = "0.1.0";

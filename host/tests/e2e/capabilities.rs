@@ -110,3 +110,20 @@ async fn responses_are_capped_and_timed_out_within_the_call_deadline() {
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(700), "took {elapsed:?}");
 }
+
+#[test]
+fn a_swapped_in_version_keeps_the_plugins_grants() {
+    let plugin = plugin_from_config(
+        "fixture_capabilities",
+        json!({"config": {"greeting": "hello"}, "allowed_hosts": ["http://127.0.0.1:*"]}),
+    )
+    .unwrap();
+    let path = crate::support::component("fixture_capabilities");
+    let bytes = std::fs::read(&path).unwrap();
+    let swapped = plugin
+        .with_component(crate::support::runtime(), &path, &bytes)
+        .unwrap();
+    assert_eq!(swapped.settings().allowed_hosts.len(), 1);
+    let user = crate::support::login(&swapped, &Request::new("GET", "/config"));
+    assert_eq!(user.extra["greeting"], "hello");
+}
