@@ -161,7 +161,16 @@ fn scalar_map<'de, D: Deserializer<'de>>(
         .collect()
 }
 
-/// A `graphs` entry: `"./path"` or `{"path": "./path", "description": "..."}`.
+/// The default deadline of one run of a graph.
+pub const DEFAULT_GRAPH_TIMEOUT_MS: u64 = 600_000;
+/// The longest deadline a graph may set: a day.
+pub const MAX_GRAPH_TIMEOUT_MS: u64 = 86_400_000;
+/// The default memory cap of a graph instance.
+pub const DEFAULT_GRAPH_MEMORY_MIB: u64 = 256;
+
+/// A `graphs` entry: `"./path"` or `{"path": "./path", "description":
+/// "...", "timeout_ms": ..., "memory_mib": ...}`. The path names a graph
+/// component (`.wasm`) or a graph crate directory.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "RawGraph")]
 pub struct GraphConfig {
@@ -169,13 +178,29 @@ pub struct GraphConfig {
     pub path: String,
     /// Its description (the system assistant's).
     pub description: Option<String>,
+    /// The deadline of one run, in milliseconds.
+    pub timeout_ms: u64,
+    /// The memory cap of one run, in MiB.
+    pub memory_mib: u64,
 }
 
 impl From<&str> for GraphConfig {
     fn from(path: &str) -> Self {
-        Self {
-            path: path.to_owned(),
-            description: None,
+        RawGraph::Path(path.to_owned()).into()
+    }
+}
+
+impl GraphConfig {
+    /// The graph's path, resolved against the configuration file's directory.
+    pub fn resolved_path(&self, config: &Config) -> PathBuf {
+        config.dir().join(&self.path)
+    }
+
+    /// The deadline and memory cap of its runs.
+    pub fn limits(&self) -> crate::plugin::GraphLimits {
+        crate::plugin::GraphLimits {
+            timeout: Duration::from_millis(self.timeout_ms),
+            memory_bytes: usize::try_from(self.memory_mib << 20).unwrap_or(usize::MAX),
         }
     }
 }
@@ -188,7 +213,18 @@ enum RawGraph {
         path: String,
         #[serde(default)]
         description: Option<String>,
+        #[serde(default = "default_graph_timeout_ms")]
+        timeout_ms: u64,
+        #[serde(default = "default_graph_memory_mib")]
+        memory_mib: u64,
     },
+}
+
+fn default_graph_timeout_ms() -> u64 {
+    DEFAULT_GRAPH_TIMEOUT_MS
+}
+fn default_graph_memory_mib() -> u64 {
+    DEFAULT_GRAPH_MEMORY_MIB
 }
 
 impl From<RawGraph> for GraphConfig {
@@ -197,8 +233,20 @@ impl From<RawGraph> for GraphConfig {
             RawGraph::Path(path) => Self {
                 path,
                 description: None,
+                timeout_ms: DEFAULT_GRAPH_TIMEOUT_MS,
+                memory_mib: DEFAULT_GRAPH_MEMORY_MIB,
             },
-            RawGraph::Detailed { path, description } => Self { path, description },
+            RawGraph::Detailed {
+                path,
+                description,
+                timeout_ms,
+                memory_mib,
+            } => Self {
+                path,
+                description,
+                timeout_ms,
+                memory_mib,
+            },
         }
     }
 }
@@ -240,6 +288,27 @@ impl Config {
                 error(format!("`{path}`: {inner}"))
             }
         })?;
+        for (id, graph) in &raw.graphs {
+            if graph.timeout_ms == 0 || graph.timeout_ms > MAX_GRAPH_TIMEOUT_MS {
+                return Err(error(format!(
+                    "`graphs.{id}.timeout_ms`: {} is out of range 1..={MAX_GRAPH_TIMEOUT_MS}",
+                    graph.timeout_ms
+                )));
+            }
+            if graph.memory_mib == 0 || graph.memory_mib > MAX_MEMORY_MIB {
+                return Err(error(format!(
+                    "`graphs.{id}.memory_mib`: {} is out of range 1..={MAX_MEMORY_MIB}",
+                    graph.memory_mib
+                )));
+            }
+            if graph.path.ends_with(".py") || graph.path.contains(".py:") {
+                return Err(error(format!(
+                    "`graphs.{id}`: {:?} names a Python graph; Warden runs graphs as WebAssembly \
+                     components: name a component .wasm or a graph crate directory",
+                    graph.path
+                )));
+            }
+        }
         if let Some(auth) = &raw.auth {
             if auth.timeout_ms == 0 || auth.timeout_ms > MAX_TIMEOUT_MS {
                 return Err(error(format!(

@@ -7,6 +7,8 @@
 //! - [`plugin`]: the plugin runtime; the only module that touches wasmtime.
 //! - [`storage`]: where threads, assistants, crons and store items live
 //!   (embedded SQLite by default), scoped by the plugin's filters in SQL.
+//! - [`runs`]: run execution: the worker pool, per-thread queues, graph
+//!   components' steps turned into checkpoints and stream events.
 //! - [`server`]: the HTTP server: the Agent Server API under auth.
 //!
 //! The domain types handlers exchange (users, resources, actions, filters)
@@ -15,6 +17,7 @@
 
 pub mod config;
 pub mod plugin;
+pub mod runs;
 pub mod server;
 pub mod storage;
 

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{
+    GraphComponent,
     AuthPlugin, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions, Watcher,
 };
 use warden::server::{AppState, router};
@@ -64,6 +65,9 @@ struct ServeArgs {
     /// Do not watch plugin files: reload them on SIGHUP only.
     #[arg(long)]
     no_watch: bool,
+    /// How many runs execute at once; more wait their turn.
+    #[arg(long, default_value_t = warden::server::DEFAULT_WORKERS)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -165,6 +169,19 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let mut graphs = std::collections::BTreeMap::new();
+    for (graph_id, graph) in &config.graphs {
+        let path = graph.resolved_path(&config);
+        let component = GraphComponent::load(&runtime, graph_id, &path, graph.limits())
+            .with_context(|| format!("loading graph `{graph_id}` of {}", config.file.display()))?;
+        tracing::info!(
+            graph = %graph_id,
+            path = %component.path().display(),
+            digest = %component.digest(),
+            "graph loaded"
+        );
+        graphs.insert(graph_id.clone(), component);
+    }
     let slots: Vec<Arc<PluginSlot>> = auth.iter().cloned().collect();
     let watcher = if args.no_watch {
         None
@@ -176,10 +193,12 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
     let storage = SqliteStorage::open(&args.data_dir)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
-    let state = AppState::new(&config, auth, Arc::new(storage))?;
-    let app = router(Arc::new(state));
+    let state = AppState::new(&config, auth, Arc::new(storage))?.with_graphs(graphs, args.workers)?;
+    let state = Arc::new(state);
+    let app = router(state.clone());
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
+        tokio::spawn(warden::server::CronScheduler::new(state).run());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;

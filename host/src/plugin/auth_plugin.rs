@@ -481,7 +481,7 @@ impl Session {
 }
 
 /// Refuses files that are not components, with a message that says what they are.
-fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+pub(super) fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     let not = |what| {
         Err(LoadError::NotAComponent {
             path: path.to_owned(),

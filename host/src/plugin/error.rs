@@ -63,6 +63,26 @@ pub enum LoadError {
         /// The file.
         path: PathBuf,
     },
+    /// The component was built for a graph contract version this host does
+    /// not speak.
+    #[error(
+        "{}: built for contract warden:graph@{found}, but this warden speaks warden:graph@{supported}: rebuild it with a warden-graph for {supported}",
+        path.display()
+    )]
+    GraphContract {
+        /// The file.
+        path: PathBuf,
+        /// The version the graph was built for.
+        found: String,
+        /// The version this host speaks.
+        supported: String,
+    },
+    /// The component is not a Warden graph.
+    #[error("{}: does not export warden:graph/graph: is it a Warden graph?", path.display())]
+    NotAGraph {
+        /// The file.
+        path: PathBuf,
+    },
     /// The component imports something the sandbox does not grant.
     #[error("{}: cannot be linked: {reason}", path.display())]
     Link {

@@ -30,6 +30,7 @@ mod cache;
 mod crypto;
 mod engine;
 mod error;
+mod graph;
 mod outbound;
 mod plugin_cache;
 mod sandbox;
@@ -42,6 +43,10 @@ pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Ve
 pub use build::locate_component;
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
+pub use graph::{
+    Edge, EventSink, GRAPH_CONTRACT_VERSION, GraphComponent, GraphEvent, GraphInfo, GraphLimits,
+    Invocation, RunFailure,
+};
 pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 pub use slot::{PluginSlot, ReloadError, Reloaded, SlotStatus};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};

@@ -125,6 +125,16 @@ pub(crate) struct MemoryCap {
     pub(crate) exceeded: bool,
 }
 
+impl MemoryCap {
+    /// A cap of `max_bytes`.
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            exceeded: false,
+        }
+    }
+}
+
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,

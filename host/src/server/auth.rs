@@ -97,6 +97,18 @@ impl Caller {
         }
     }
 
+    /// A caller the server itself acts as, e.g. a cron's creator when the
+    /// cron fires: not authenticated again; its events go through the live
+    /// auth plugin as `user`.
+    pub fn acting_as(state: &super::AppState, user: User, events: &'static [Event]) -> Self {
+        Self {
+            user,
+            plugin: state.auth.as_ref().map(|slot| slot.current()),
+            session: None,
+            events,
+        }
+    }
+
     /// [`Caller::authorize`], keeping only the filter.
     pub fn scope(
         &mut self,

@@ -49,7 +49,7 @@ const SORTS: &[&str] = &[
 ];
 
 /// The schedule's next firing after now, or the reference's 422.
-fn next_run(schedule: &str) -> Result<String, ApiError> {
+pub(super) fn next_run(schedule: &str) -> Result<String, ApiError> {
     let invalid = |why: String| {
         ApiError::unprocessable(format!("Invalid cron schedule: '{schedule}'. {why}"))
     };

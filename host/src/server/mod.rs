@@ -6,13 +6,19 @@
 
 mod assistants;
 mod auth;
+mod cron_scheduler;
 mod crons;
 mod error;
 mod extract;
+mod graphs;
 mod metrics;
 mod openapi;
 pub mod routes;
+mod run_access;
+pub mod runs;
+mod state;
 mod store;
+mod streaming;
 mod system;
 mod threads;
 
@@ -28,11 +34,13 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 use uuid::Uuid;
 
 pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller};
+pub use cron_scheduler::CronScheduler;
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
 use crate::config::Config;
-use crate::plugin::PluginSlot;
+use crate::plugin::{GraphComponent, PluginSlot};
+use crate::runs::Runs;
 use crate::storage::{Assistant, Storage, StorageError};
 
 /// The largest request body accepted (LangGraph's default).
@@ -49,6 +57,11 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// The graphs of `langgraph.json`, by id, with their system assistant's id.
     pub graphs: BTreeMap<String, Uuid>,
+    /// The loaded graph components, by graph id (none when the server was
+    /// started without them: runs then fail with a 503).
+    pub graph_components: BTreeMap<String, Arc<GraphComponent>>,
+    /// The run executor.
+    pub runs: Arc<Runs>,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: serde_json::Value,
     /// Request counters served at `/metrics`.
@@ -85,7 +98,10 @@ impl AppState {
             graphs.insert(graph_id.clone(), id);
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
+        let runs = Runs::new(storage.clone(), DEFAULT_WORKERS)?;
         Ok(Self {
+            graph_components: BTreeMap::new(),
+            runs,
             openapi: openapi::document(auth_openapi),
             metrics: metrics::Metrics::default(),
             disable_studio_auth: config.auth.as_ref().is_some_and(|a| a.disable_studio_auth),
@@ -93,6 +109,34 @@ impl AppState {
             storage,
             graphs,
         })
+    }
+}
+
+/// How many runs execute at once by default (LangGraph's
+/// `N_JOBS_PER_WORKER`).
+pub const DEFAULT_WORKERS: usize = 10;
+
+impl AppState {
+    /// The state with its graph components loaded, runs executed by at most
+    /// `workers` at once. A graph that names itself gives its system
+    /// assistant that name.
+    pub fn with_graphs(
+        mut self,
+        components: BTreeMap<String, Arc<GraphComponent>>,
+        workers: usize,
+    ) -> Result<Self, StorageError> {
+        for (graph_id, component) in &components {
+            if let (Some(name), Some(id)) = (&component.info().name, self.graphs.get(graph_id))
+                && let Some(mut assistant) = self.storage.assistant(*id, None)?
+                && &assistant.name != name
+            {
+                assistant.name = name.clone();
+                self.storage.upsert_system_assistant(&assistant)?;
+            }
+        }
+        self.graph_components = components;
+        self.runs = Runs::new(self.storage.clone(), workers)?;
+        Ok(self)
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use super::auth::{Event, Events};
-use super::{AppState, assistants, crons, store, threads};
+use super::{AppState, assistants, crons, graphs, run_access, runs, state, store, threads};
 use crate::types::Action::{self, *};
 use crate::types::Resource::{self, *};
 
@@ -39,6 +39,11 @@ fn endpoint(
         handler: handler.layer(Extension(Events(events))),
     }
 }
+
+/// The events of creating a run: `threads.create_run`, `assistants.read`
+/// for a non-system assistant, `threads.update` when the multitask
+/// strategy cancels the runs in flight.
+pub const CREATE_RUN: &[Event] = &[(Threads, CreateRun), (Assistants, Read), (Threads, Update)];
 
 /// Every protected route.
 pub fn endpoints() -> Vec<Endpoint> {
@@ -87,6 +92,119 @@ pub fn endpoints() -> Vec<Endpoint> {
             &[(Threads, Read), (Threads, Create)],
             post(threads::copy),
         ),
+        // thread state
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/state",
+            &[(Threads, Read)],
+            get(state::get),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/state",
+            &[(Threads, Read), (Threads, Update)],
+            post(state::update),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/state/{checkpoint_id}",
+            &[(Threads, Read)],
+            get(state::get_at),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/state/checkpoint",
+            &[(Threads, Read)],
+            post(state::post_checkpoint),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/history",
+            &[(Threads, Read)],
+            get(state::get_history),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/history",
+            &[(Threads, Read)],
+            post(state::post_history),
+        ),
+        // runs on a thread
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/runs",
+            CREATE_RUN,
+            post(runs::create_stateful),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/runs/stream",
+            CREATE_RUN,
+            post(runs::stream_stateful),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/runs/wait",
+            CREATE_RUN,
+            post(runs::wait_stateful),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/runs",
+            &[(Threads, Read)],
+            get(run_access::list),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/runs/{run_id}",
+            &[(Threads, Read)],
+            get(run_access::get),
+        ),
+        endpoint(
+            M::DELETE,
+            "/threads/{thread_id}/runs/{run_id}",
+            &[(Threads, Delete)],
+            delete(run_access::delete),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/runs/{run_id}/join",
+            &[(Threads, Read)],
+            get(run_access::join),
+        ),
+        endpoint(
+            M::GET,
+            "/threads/{thread_id}/runs/{run_id}/stream",
+            &[(Threads, Read)],
+            get(run_access::join_stream),
+        ),
+        endpoint(
+            M::POST,
+            "/threads/{thread_id}/runs/{run_id}/cancel",
+            &[(Threads, Update)],
+            post(run_access::cancel),
+        ),
+        // stateless runs
+        endpoint(M::POST, "/runs", CREATE_RUN, post(runs::create_stateless)),
+        endpoint(
+            M::POST,
+            "/runs/stream",
+            CREATE_RUN,
+            post(runs::stream_stateless),
+        ),
+        endpoint(
+            M::POST,
+            "/runs/wait",
+            CREATE_RUN,
+            post(runs::wait_stateless),
+        ),
+        endpoint(M::POST, "/runs/batch", CREATE_RUN, post(runs::batch)),
+        endpoint(
+            M::POST,
+            "/runs/cancel",
+            &[(Threads, Update)],
+            post(run_access::cancel_many),
+        ),
         // assistants
         endpoint(
             M::POST,
@@ -111,6 +229,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/assistants/{assistant_id}",
             &[(Assistants, Read)],
             get(assistants::get),
+        ),
+        endpoint(
+            M::GET,
+            "/assistants/{assistant_id}/graph",
+            &[(Assistants, Read)],
+            get(graphs::graph),
+        ),
+        endpoint(
+            M::GET,
+            "/assistants/{assistant_id}/schemas",
+            &[(Assistants, Read)],
+            get(graphs::schemas),
         ),
         endpoint(
             M::PATCH,

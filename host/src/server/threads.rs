@@ -197,6 +197,14 @@ pub(super) async fn delete(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Delete, json!({"thread_id": id}))?;
+        if state.storage.thread(id, scope.as_ref())?.is_some() {
+            // Its runs in flight stop first (and write nothing after).
+            for run in state.runs.in_flight(id) {
+                state
+                    .runs
+                    .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
+            }
+        }
         if state.storage.delete_thread(id, scope.as_ref())? {
             no_content()
         } else {
@@ -338,6 +346,7 @@ pub(super) async fn copy(
         thread.values = source.values;
         thread.config = source.config;
         state.storage.insert_thread(&thread)?;
+        state.storage.copy_state(id, new_id)?;
         ok(thread)
     })
     .await

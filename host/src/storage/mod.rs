@@ -11,7 +11,7 @@ pub mod sqlite;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use records::{Assistant, Cron, Item, Thread};
+pub use records::{Assistant, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use warden_sdk::Filter;
 
@@ -246,6 +246,52 @@ pub trait Storage: Send + Sync + 'static {
         scope: Option<&Filter>,
         thread_scope: Option<&Filter>,
     ) -> Result<Page<Cron>>;
+
+    /// The enabled crons due at `now` (RFC 3339), whose end time, if any,
+    /// has not passed.
+    fn due_crons(&self, now: &str) -> Result<Vec<Cron>>;
+    /// Sets when a cron fires next (`None`: never again).
+    fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()>;
+
+    /// Inserts a run, and marks its thread `busy`.
+    fn insert_run(&self, run: &Run) -> Result<()>;
+    /// The run, if it is on that thread.
+    fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>>;
+    /// The thread's runs, newest first, optionally of one status.
+    fn list_runs(
+        &self,
+        thread_id: Uuid,
+        status: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Run>>;
+    /// Sets a run's status.
+    fn set_run_status(&self, run_id: Uuid, status: &str) -> Result<()>;
+    /// Deletes a run (and the checkpoints it wrote); false when it is not on
+    /// that thread.
+    fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;
+    /// The runs pending or running, anywhere (left over from a previous
+    /// process when called at start-up).
+    fn runs_in_flight(&self) -> Result<Vec<Run>>;
+    /// Sets a thread's status and, when given, its error (`Value::Null`
+    /// clears it).
+    fn set_thread_status(&self, thread_id: Uuid, status: &str, error: Option<&Value>)
+    -> Result<()>;
+    /// Records a checkpoint and makes its values the thread's.
+    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// The thread's checkpoints, newest first: at most `limit`, older than
+    /// `before` when given, whose metadata contains `metadata`.
+    fn checkpoints(
+        &self,
+        thread_id: Uuid,
+        limit: u64,
+        before: Option<&str>,
+        metadata: &Object,
+    ) -> Result<Vec<Checkpoint>>;
+    /// One checkpoint of the thread.
+    fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>>;
+    /// Copies a thread's checkpoints and values onto another thread.
+    fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()>;
 
     /// Writes an item (insert or replace).
     fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()>;

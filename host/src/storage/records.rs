@@ -109,3 +109,53 @@ pub struct Item {
     /// RFC 3339 last update time.
     pub updated_at: String,
 }
+
+/// A run: one execution of an assistant's graph on a thread.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Run {
+    /// Its id (UUIDv7).
+    pub run_id: Uuid,
+    /// The thread it runs on (a temporary one for stateless runs).
+    pub thread_id: Uuid,
+    /// The assistant it runs.
+    pub assistant_id: Uuid,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 last update time.
+    pub updated_at: String,
+    /// `pending`, `running`, `success`, `error`, `timeout` or `interrupted`.
+    pub status: String,
+    /// Its metadata: the assistant's, the thread's, the config's and the
+    /// request's, merged, with the plugin's stamps.
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    /// What it was created with: input, config (the server's
+    /// `configurable` keys included, private user fields left out), stream
+    /// modes, ...
+    pub kwargs: Value,
+    /// `enqueue`, `reject`, `interrupt` or `rollback`.
+    pub multitask_strategy: String,
+}
+
+/// A checkpoint: the state of a thread after one step of a run (or a
+/// `POST /threads/{id}/state`).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The thread.
+    pub thread_id: Uuid,
+    /// Its id (UUIDv7 text: ordered by creation).
+    pub checkpoint_id: String,
+    /// The checkpoint before it on the thread, if any.
+    pub parent_checkpoint_id: Option<String>,
+    /// The run that wrote it, if any.
+    pub run_id: Option<Uuid>,
+    /// The state values.
+    pub values: Value,
+    /// The nodes to run next (empty when the run ended).
+    pub next: Vec<String>,
+    /// LangGraph's checkpoint metadata: `source`, `step`, `writes`,
+    /// `parents`, and the run's metadata.
+    pub metadata: Object,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}

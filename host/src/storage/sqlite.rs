@@ -20,6 +20,7 @@ use super::{
     Assistant, AssistantPatch, AssistantQuery, Cron, CronPatch, CronQuery, Filter, Item, ItemQuery,
     NamespaceQuery, Object, Order, Page, Result, Storage, Thread, ThreadQuery,
 };
+use super::{Checkpoint, Run};
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[r#"
@@ -91,7 +92,36 @@ CREATE TABLE store_items (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
 );
+"#, r#"
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    assistant_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    kwargs TEXT NOT NULL,
+    multitask_strategy TEXT NOT NULL
+);
+CREATE INDEX runs_thread ON runs (thread_id, created_at);
+CREATE INDEX runs_in_flight ON runs (status) WHERE status IN ('pending', 'running');
+
+CREATE TABLE checkpoints (
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    run_id TEXT,
+    state_values TEXT NOT NULL,
+    next TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (thread_id, checkpoint_id)
+);
+CREATE INDEX checkpoints_run ON checkpoints (run_id);
 "#];
+
+mod runs;
 
 /// The SQLite backend.
 pub struct SqliteStorage {
@@ -700,6 +730,92 @@ impl Storage for SqliteStorage {
             &filter,
             cron_row,
         )
+    }
+
+    fn due_crons(&self, now: &str) -> Result<Vec<Cron>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {CRON_COLUMNS} FROM crons WHERE enabled = 1 AND next_run_date IS NOT NULL \
+             AND next_run_date <= ?1 AND (end_time IS NULL OR end_time > ?1) \
+             ORDER BY next_run_date"
+        ))?;
+        let mut rows = stmt.query([now])?;
+        let mut due = Vec::new();
+        while let Some(row) = rows.next()? {
+            due.push(cron_row(row)?);
+        }
+        Ok(due)
+    }
+
+    fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE crons SET next_run_date = ?2 WHERE cron_id = ?1",
+            params![id.to_string(), next],
+        )?;
+        Ok(())
+    }
+
+    // --- runs and checkpoints -------------------------------------------------
+
+    fn insert_run(&self, run: &Run) -> Result<()> {
+        runs::insert_run(&mut *self.conn()?, run)
+    }
+
+    fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
+        runs::run(&*self.conn()?, thread_id, run_id)
+    }
+
+    fn list_runs(
+        &self,
+        thread_id: Uuid,
+        status: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Run>> {
+        runs::list_runs(&*self.conn()?, thread_id, status, limit, offset)
+    }
+
+    fn set_run_status(&self, run_id: Uuid, status: &str) -> Result<()> {
+        runs::set_run_status(&*self.conn()?, run_id, status)
+    }
+
+    fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
+        runs::delete_run(&mut *self.conn()?, thread_id, run_id)
+    }
+
+    fn runs_in_flight(&self) -> Result<Vec<Run>> {
+        runs::runs_in_flight(&*self.conn()?)
+    }
+
+    fn set_thread_status(
+        &self,
+        thread_id: Uuid,
+        status: &str,
+        error: Option<&Value>,
+    ) -> Result<()> {
+        runs::set_thread_status(&*self.conn()?, thread_id, status, error)
+    }
+
+    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+        runs::put_checkpoint(&mut *self.conn()?, checkpoint)
+    }
+
+    fn checkpoints(
+        &self,
+        thread_id: Uuid,
+        limit: u64,
+        before: Option<&str>,
+        metadata: &Object,
+    ) -> Result<Vec<Checkpoint>> {
+        runs::checkpoints(&*self.conn()?, thread_id, limit, before, metadata)
+    }
+
+    fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>> {
+        runs::checkpoint(&*self.conn()?, thread_id, checkpoint_id)
+    }
+
+    fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()> {
+        runs::copy_state(&mut *self.conn()?, from, to)
     }
 
     // --- store -------------------------------------------------------------

@@ -1,0 +1,547 @@
+//! Graph components (`warden:graph@0.1.0`): one loaded graph, and its runs,
+//! each in a fresh sandboxed instance under the graph's deadline and memory
+//! cap, cancellable from another thread.
+//!
+//! A graph's sandbox grants less than an auth plugin's: no wall clock, no
+//! network, no config or secrets; only randomness (message ids), captured
+//! output, the `log` import and the `stream` import through which it
+//! reports its steps and chunks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+use super::auth_plugin::{check_header, digest};
+use super::build::locate_component;
+use super::engine::Runtime;
+use super::error::{Fault, LoadError};
+use super::sandbox::MemoryCap;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/graph/v0.1.0",
+        world: "graph-component",
+        imports: { default: trappable },
+    });
+}
+
+use bindings::warden::graph::{log, stream, types as wit};
+
+/// The `warden:graph` contract versions this host speaks.
+pub const GRAPH_CONTRACT_VERSION: &str = "0.1.0";
+
+/// The export interface whose presence marks a graph.
+const GRAPH_INTERFACE: &str = "warden:graph/graph";
+
+/// How much of a graph's standard output (and error) one run may write.
+const CAPTURE_BYTES: usize = 64 * 1024;
+
+/// The deadline and memory cap of a graph's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphLimits {
+    /// Deadline of one run (instantiation included).
+    pub timeout: Duration,
+    /// Memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+/// An edge of a graph's drawing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// The node it leaves.
+    pub source: String,
+    /// The node it reaches.
+    pub target: String,
+    /// Whether it is taken only on a condition.
+    pub conditional: bool,
+}
+
+/// What a graph tells about itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GraphInfo {
+    /// Its name, when it sets one.
+    pub name: Option<String>,
+    /// Its nodes, without `__start__` and `__end__`.
+    pub nodes: Vec<String>,
+    /// Its edges.
+    pub edges: Vec<Edge>,
+    /// JSON Schema of the input.
+    pub input_schema: Option<Value>,
+    /// JSON Schema of the output.
+    pub output_schema: Option<Value>,
+    /// JSON Schema of the state.
+    pub state_schema: Option<Value>,
+    /// JSON Schema of `config.configurable`.
+    pub config_schema: Option<Value>,
+    /// JSON Schema of the context.
+    pub context_schema: Option<Value>,
+}
+
+/// What a run asks of a graph.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The run's input.
+    pub input: Value,
+    /// The thread's values before the run (an object).
+    pub values: Value,
+    /// The run's config.
+    pub config: Value,
+    /// The run's context.
+    pub context: Value,
+}
+
+/// What a graph reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GraphEvent {
+    /// A node ran (or, for `__start__`, the input was applied).
+    Step {
+        /// The node.
+        node: String,
+        /// What it returned.
+        update: Value,
+        /// The whole state after it.
+        values: Value,
+    },
+    /// A chunk of the `custom` stream mode.
+    Custom(Value),
+    /// A message for the `messages` stream modes, with its metadata.
+    Message {
+        /// The message.
+        message: Value,
+        /// Its metadata.
+        metadata: Value,
+    },
+}
+
+/// Why a run did not produce values.
+#[derive(Debug, Clone)]
+pub enum RunFailure {
+    /// The graph reported an error.
+    Error {
+        /// Its kind (`ValueError`, ...).
+        error: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The graph faulted: trap, deadline, memory cap, bad output.
+    Fault(Fault),
+    /// The run was cancelled while the graph ran.
+    Cancelled,
+}
+
+impl RunFailure {
+    /// The `{"error", "message"}` pair the API reports.
+    pub fn error_and_message(&self) -> (String, String) {
+        match self {
+            RunFailure::Error { error, message } => (error.clone(), message.clone()),
+            RunFailure::Fault(fault) => ("GraphFault".into(), format!("The graph failed: {fault}")),
+            RunFailure::Cancelled => ("CancelledError".into(), "The run was cancelled".into()),
+        }
+    }
+}
+
+/// Receives a run's [`GraphEvent`]s as they happen.
+pub type EventSink = Box<dyn FnMut(GraphEvent) + Send>;
+
+/// A loaded, validated graph component. Cheap to share; every run gets a
+/// fresh instance.
+pub struct GraphComponent {
+    graph_id: String,
+    path: PathBuf,
+    digest: String,
+    engine: Engine,
+    pre: bindings::GraphComponentPre<GraphSandbox>,
+    info: GraphInfo,
+    limits: GraphLimits,
+}
+
+impl std::fmt::Debug for GraphComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphComponent")
+            .field("graph_id", &self.graph_id)
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphComponent {
+    /// Loads graph `graph_id` from `path` (a component `.wasm`, or a crate
+    /// directory, which is built first) and asks it to describe itself.
+    pub fn load(
+        runtime: &Runtime,
+        graph_id: &str,
+        path: &Path,
+        limits: GraphLimits,
+    ) -> Result<Arc<Self>, LoadError> {
+        let wasm = locate_component(path)?;
+        let bytes = std::fs::read(&wasm).map_err(|source| LoadError::Read {
+            path: wasm.clone(),
+            source,
+        })?;
+        Self::from_bytes(runtime, graph_id, &wasm, &bytes, limits)
+    }
+
+    /// Loads a graph from the bytes of a component read from `path`.
+    pub fn from_bytes(
+        runtime: &Runtime,
+        graph_id: &str,
+        path: &Path,
+        bytes: &[u8],
+        limits: GraphLimits,
+    ) -> Result<Arc<Self>, LoadError> {
+        check_header(path, bytes)?;
+        let engine = runtime.engine();
+        let digest = digest(bytes);
+        let component = runtime.compile(&digest, path, bytes)?;
+        check_contract(engine, &component, path)?;
+        let link_error = |e: wasmtime::Error| LoadError::Link {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        bindings::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link_error)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = bindings::GraphComponentPre::new(pre).map_err(link_error)?;
+        let mut graph = Self {
+            graph_id: graph_id.to_owned(),
+            path: path.to_owned(),
+            digest,
+            engine: engine.clone(),
+            pre,
+            info: GraphInfo::default(),
+            limits,
+        };
+        graph.info = graph
+            .describe()
+            .map_err(|fault| LoadError::Registration {
+                path: path.to_owned(),
+                fault,
+            })?;
+        Ok(Arc::new(graph))
+    }
+
+    /// The graph's id in `langgraph.json`.
+    pub fn graph_id(&self) -> &str {
+        &self.graph_id
+    }
+
+    /// The component file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SHA-256 of the component, hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// What the graph said about itself when loaded.
+    pub fn info(&self) -> &GraphInfo {
+        &self.info
+    }
+
+    /// The deadline and memory cap of its runs.
+    pub fn limits(&self) -> GraphLimits {
+        self.limits
+    }
+
+    fn describe(&self) -> Result<GraphInfo, Fault> {
+        let never = Arc::new(AtomicBool::new(false));
+        let (mut store, instance) = self.instantiate(never, Box::new(|_| {}))?;
+        let info = instance
+            .warden_graph_graph()
+            .call_describe(&mut store)
+            .map_err(|e| self.fault(&store, e))?;
+        let schema = |s: Option<String>, what: &str| -> Result<Option<Value>, Fault> {
+            s.map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| Fault::BadOutput(format!("the {what} schema is not JSON: {e}")))
+        };
+        Ok(GraphInfo {
+            name: info.name,
+            nodes: info.nodes,
+            edges: info
+                .edges
+                .into_iter()
+                .map(|e| Edge {
+                    source: e.source,
+                    target: e.target,
+                    conditional: e.conditional,
+                })
+                .collect(),
+            input_schema: schema(info.input_schema, "input")?,
+            output_schema: schema(info.output_schema, "output")?,
+            state_schema: schema(info.state_schema, "state")?,
+            config_schema: schema(info.config_schema, "config")?,
+            context_schema: schema(info.context_schema, "context")?,
+        })
+    }
+
+    /// Runs the graph in a fresh instance on the calling thread: the new
+    /// values, or why there are none. `sink` receives the graph's events as
+    /// they happen; setting `cancel` stops the graph within a millisecond.
+    pub fn run(
+        &self,
+        invocation: &Invocation,
+        cancel: Arc<AtomicBool>,
+        sink: EventSink,
+    ) -> Result<Value, RunFailure> {
+        let cancelled = cancel.clone();
+        let failure = |fault: Fault| {
+            if cancelled.load(Ordering::Relaxed) {
+                RunFailure::Cancelled
+            } else {
+                tracing::warn!(graph = %self.graph_id, digest = %&self.digest[..12], %fault, "graph fault: the run failed");
+                RunFailure::Fault(fault)
+            }
+        };
+        let (mut store, instance) = self.instantiate(cancel, sink).map_err(failure)?;
+        let invocation = wit::Invocation {
+            input: invocation.input.to_string(),
+            values: invocation.values.to_string(),
+            config: invocation.config.to_string(),
+            context: invocation.context.to_string(),
+        };
+        let result = instance
+            .warden_graph_graph()
+            .call_run(&mut store, &invocation)
+            .map_err(|e| failure(self.fault(&store, e)))?;
+        match result {
+            Ok(values) => match serde_json::from_str::<Value>(&values) {
+                Ok(values @ Value::Object(_)) => Ok(values),
+                Ok(_) => Err(failure(Fault::BadOutput(
+                    "the run's values are not a JSON object".into(),
+                ))),
+                Err(e) => Err(failure(Fault::BadOutput(format!(
+                    "the run's values are not JSON: {e}"
+                )))),
+            },
+            Err(e) => Err(RunFailure::Error {
+                error: e.error,
+                message: e.message,
+            }),
+        }
+    }
+
+    fn instantiate(
+        &self,
+        cancel: Arc<AtomicBool>,
+        sink: EventSink,
+    ) -> Result<(Store<GraphSandbox>, bindings::GraphComponent), Fault> {
+        let sandbox = GraphSandbox::new(&self.graph_id, self.limits.memory_bytes, sink);
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|sandbox| &mut sandbox.memory);
+        // Checked every epoch tick: the deadline, and cancellation.
+        let deadline = Instant::now() + self.limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        match self.pre.instantiate(&mut store) {
+            Ok(instance) => Ok((store, instance)),
+            Err(e) => match self.fault(&store, e) {
+                Fault::Trap(reason) => Err(Fault::Instantiate(reason)),
+                fault => Err(fault),
+            },
+        }
+    }
+
+    fn fault(&self, store: &Store<GraphSandbox>, error: wasmtime::Error) -> Fault {
+        if store.data().memory.exceeded {
+            return Fault::Memory((self.limits.memory_bytes >> 20) as u64);
+        }
+        if let Some(bad) = &store.data().bad_output {
+            return Fault::BadOutput(bad.clone());
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Fault::Timeout(self.limits.timeout.as_millis() as u64),
+            Some(trap) => Fault::Trap(trap.to_string()),
+            None => Fault::Trap(error.root_cause().to_string()),
+        }
+    }
+}
+
+/// Refuses components that are not graphs of a contract this host speaks.
+fn check_contract(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    path: &Path,
+) -> Result<(), LoadError> {
+    let prefix = format!("{GRAPH_INTERFACE}@");
+    let mut found = None;
+    for (name, _) in component.component_type().exports(engine) {
+        if let Some(version) = name.strip_prefix(&prefix) {
+            if version == GRAPH_CONTRACT_VERSION {
+                return Ok(());
+            }
+            found = Some(version.to_owned());
+        }
+    }
+    Err(match found {
+        Some(found) => LoadError::GraphContract {
+            path: path.to_owned(),
+            found,
+            supported: GRAPH_CONTRACT_VERSION.to_owned(),
+        },
+        None => LoadError::NotAGraph {
+            path: path.to_owned(),
+        },
+    })
+}
+
+/// The store data of one graph instance.
+struct GraphSandbox {
+    graph: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    sink: EventSink,
+    /// Set when the guest handed the host something it cannot accept.
+    bad_output: Option<String>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl GraphSandbox {
+    fn new(graph: &str, memory_bytes: usize, sink: EventSink) -> Self {
+        let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
+        let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .monotonic_clock(FrozenClock)
+            .wall_clock(FrozenClock)
+            .allow_blocking_current_thread(true)
+            .build();
+        Self {
+            graph: Arc::from(graph),
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap::new(memory_bytes),
+            sink,
+            bad_output: None,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Parses JSON the guest sent; invalid JSON traps the guest.
+    fn json(&mut self, text: &str, what: &str) -> wasmtime::Result<Value> {
+        serde_json::from_str(text).map_err(|e| {
+            let reason = format!("the {what} is not JSON: {e}");
+            self.bad_output = Some(reason.clone());
+            wasmtime::Error::msg(reason)
+        })
+    }
+}
+
+impl Drop for GraphSandbox {
+    fn drop(&mut self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                tracing::info!(graph = %self.graph, stream, "{line}");
+            }
+        }
+    }
+}
+
+impl WasiView for GraphSandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Clocks that read zero: graphs get no time (no timing side channel; the
+/// same input gives the same output).
+struct FrozenClock;
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wit::Host for GraphSandbox {}
+
+impl log::Host for GraphSandbox {
+    fn log(
+        &mut self,
+        level: log::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        let graph = &*self.graph;
+        let fields = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match level {
+            log::Level::Trace => tracing::trace!(graph, fields, "{message}"),
+            log::Level::Debug => tracing::debug!(graph, fields, "{message}"),
+            log::Level::Info => tracing::info!(graph, fields, "{message}"),
+            log::Level::Warn => tracing::warn!(graph, fields, "{message}"),
+            log::Level::Error => tracing::error!(graph, fields, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl stream::Host for GraphSandbox {
+    fn step_done(&mut self, step: wit::Step) -> wasmtime::Result<()> {
+        let update = self.json(&step.update, "step's update")?;
+        let values = self.json(&step.values, "step's values")?;
+        (self.sink)(GraphEvent::Step {
+            node: step.node,
+            update,
+            values,
+        });
+        Ok(())
+    }
+
+    fn custom(&mut self, data: String) -> wasmtime::Result<()> {
+        let data = self.json(&data, "custom chunk")?;
+        (self.sink)(GraphEvent::Custom(data));
+        Ok(())
+    }
+
+    fn message(&mut self, message: String, metadata: String) -> wasmtime::Result<()> {
+        let message = self.json(&message, "message")?;
+        let metadata = self.json(&metadata, "message metadata")?;
+        (self.sink)(GraphEvent::Message { message, metadata });
+        Ok(())
+    }
+}

@@ -1,0 +1,624 @@
+//! Run execution: a run starts the moment it is created, on a bounded pool
+//! of workers, one at a time per thread (later runs on a busy thread wait
+//! their turn: LangGraph's `enqueue`). Each run executes its graph component
+//! in a fresh instance on the blocking pool; what the graph reports becomes
+//! checkpoints in storage and events in the run's [`EventLog`], which
+//! streaming and joining clients follow.
+//!
+//! The records (runs, thread statuses, checkpoints) live in storage; what
+//! only a live run has (its events, its cancel flag, the full user with its
+//! private fields) lives here, in memory.
+
+mod events;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+pub use events::{EventLog, Progress, StreamEvent};
+
+use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
+use crate::storage::{Checkpoint, Object, Run, Storage, StorageError, sqlite::now};
+
+/// The stream modes a run can produce.
+pub const STREAM_MODES: &[&str] = &[
+    "values",
+    "messages",
+    "messages-tuple",
+    "updates",
+    "events",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "custom",
+];
+
+/// Everything a run needs to execute, handed over by the route that
+/// created it.
+pub struct RunSpec {
+    /// The record, as created (status `pending`).
+    pub run: Run,
+    /// The graph it runs.
+    pub graph: Arc<GraphComponent>,
+    /// The run's input.
+    pub input: Value,
+    /// The full config the graph receives (private user fields included;
+    /// the record's `kwargs` has them left out).
+    pub config: Value,
+    /// The run's context.
+    pub context: Value,
+    /// The stream modes it produces.
+    pub stream_modes: Vec<String>,
+    /// Whether its events keep ids for `Last-Event-ID` replays.
+    pub resumable: bool,
+    /// Whether its thread is deleted once it ends (stateless runs).
+    pub delete_thread: bool,
+}
+
+/// How a cancelled run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAction {
+    /// The run becomes `interrupted`; what it wrote stays.
+    Interrupt,
+    /// The run and what it wrote are deleted.
+    Rollback,
+}
+
+impl CancelAction {
+    /// Parses `interrupt` / `rollback`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "interrupt" => Some(Self::Interrupt),
+            "rollback" => Some(Self::Rollback),
+            _ => None,
+        }
+    }
+}
+
+/// How a run ended, as `wait` and `join` report it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// The final values.
+    Success(Value),
+    /// The error: `{"error", "message"}`.
+    Error(Value),
+    /// Cancelled: the thread's values at that point.
+    Interrupted(Value),
+}
+
+impl RunOutcome {
+    /// The body of `wait` / `join`: the values, or `{"__error__": ...}`.
+    pub fn body(&self) -> Value {
+        match self {
+            RunOutcome::Success(values) | RunOutcome::Interrupted(values) => values.clone(),
+            RunOutcome::Error(error) => json!({ "__error__": error }),
+        }
+    }
+}
+
+/// A run the server knows in memory: pending, running, or recently ended.
+pub struct LiveRun {
+    /// The run.
+    pub run_id: Uuid,
+    /// Its thread.
+    pub thread_id: Uuid,
+    /// Whether its events carry ids.
+    pub resumable: bool,
+    /// Its events.
+    pub events: EventLog,
+    cancel: Arc<AtomicBool>,
+    cancel_action: Mutex<Option<CancelAction>>,
+    outcome: Mutex<Option<RunOutcome>>,
+    spec: Mutex<Option<RunSpec>>,
+}
+
+impl LiveRun {
+    /// Waits until the run has ended and returns how.
+    pub async fn outcome(&self) -> RunOutcome {
+        let mut progress = self.events.subscribe();
+        let _ = progress.wait_for(|p| p.done).await;
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(RunOutcome::Success(json!({})))
+    }
+
+    /// How it ended, if it has.
+    pub fn finished(&self) -> Option<RunOutcome> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Finished runs kept in memory for late joins and replays.
+const KEEP_FINISHED: usize = 1024;
+
+#[derive(Default)]
+struct Inner {
+    /// Runs not yet ended, by id.
+    live: HashMap<Uuid, Arc<LiveRun>>,
+    /// Per thread, the runs waiting their turn; a thread is present while
+    /// its driver task runs.
+    queues: HashMap<Uuid, VecDeque<Arc<LiveRun>>>,
+    /// Threads whose driver is executing a run, with that run.
+    running: HashMap<Uuid, Uuid>,
+    /// Recently ended runs, oldest first.
+    finished: VecDeque<Arc<LiveRun>>,
+}
+
+/// The run executor.
+pub struct Runs {
+    storage: Arc<dyn Storage>,
+    workers: Arc<Semaphore>,
+    inner: Mutex<Inner>,
+}
+
+impl Runs {
+    /// An executor running at most `workers` runs at once. Runs left
+    /// pending or running by a previous process are marked `error`.
+    pub fn new(storage: Arc<dyn Storage>, workers: usize) -> Result<Arc<Self>, StorageError> {
+        let mut threads = HashSet::new();
+        for run in storage.runs_in_flight()? {
+            storage.set_run_status(run.run_id, "error")?;
+            threads.insert(run.thread_id);
+        }
+        for thread in threads {
+            storage.set_thread_status(
+                thread,
+                "idle",
+                Some(&json!({"error": "ServerRestart", "message": "The server restarted while the run was in flight"})),
+            )?;
+        }
+        Ok(Arc::new(Self {
+            storage,
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            inner: Mutex::new(Inner::default()),
+        }))
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the run (its thread becomes `busy`) and queues it on its
+    /// thread; it starts at once when the thread is free.
+    pub fn submit(self: &Arc<Self>, spec: RunSpec) -> Result<Arc<LiveRun>, StorageError> {
+        self.storage.insert_run(&spec.run)?;
+        let live = Arc::new(LiveRun {
+            run_id: spec.run.run_id,
+            thread_id: spec.run.thread_id,
+            resumable: spec.resumable,
+            events: EventLog::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            cancel_action: Mutex::new(None),
+            outcome: Mutex::new(None),
+            spec: Mutex::new(None),
+        });
+        live.events.push(
+            "metadata",
+            &json!({"run_id": spec.run.run_id, "attempt": 1}),
+        );
+        *live.spec.lock().unwrap_or_else(|e| e.into_inner()) = Some(spec);
+        let thread_id = live.thread_id;
+        let mut inner = self.inner();
+        inner.live.insert(live.run_id, live.clone());
+        let start_driver = !inner.queues.contains_key(&thread_id);
+        inner
+            .queues
+            .entry(thread_id)
+            .or_default()
+            .push_back(live.clone());
+        drop(inner);
+        if start_driver {
+            let runs = Arc::clone(self);
+            tokio::spawn(async move { runs.drive(thread_id).await });
+        }
+        Ok(live)
+    }
+
+    /// The live (or recently ended) run.
+    pub fn get(&self, run_id: Uuid) -> Option<Arc<LiveRun>> {
+        let inner = self.inner();
+        inner.live.get(&run_id).cloned().or_else(|| {
+            inner
+                .finished
+                .iter()
+                .rev()
+                .find(|r| r.run_id == run_id)
+                .cloned()
+        })
+    }
+
+    /// The runs pending or running on a thread, oldest first.
+    pub fn in_flight(&self, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+        let inner = self.inner();
+        inner
+            .queues
+            .get(&thread_id)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every run pending or running.
+    pub fn all_in_flight(&self) -> Vec<Arc<LiveRun>> {
+        self.inner().live.values().cloned().collect()
+    }
+
+    /// Cancels a run pending or running: false when it is not (it ended,
+    /// or never existed).
+    pub fn cancel(&self, run_id: Uuid, action: CancelAction) -> bool {
+        let mut inner = self.inner();
+        let Some(live) = inner.live.get(&run_id).cloned() else {
+            return false;
+        };
+        *live.cancel_action.lock().unwrap_or_else(|e| e.into_inner()) = Some(action);
+        live.cancel.store(true, Ordering::Relaxed);
+        // A run still waiting in its queue never starts: it ends now.
+        if inner.running.get(&live.thread_id) != Some(&run_id) {
+            if let Some(queue) = inner.queues.get_mut(&live.thread_id) {
+                queue.retain(|r| r.run_id != run_id);
+            }
+            drop(inner);
+            let spec = live.spec.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(spec) = spec {
+                self.end_cancelled(&live, &spec, action);
+                self.retire(&live);
+                self.settle_thread(live.thread_id);
+            }
+        }
+        true
+    }
+
+    /// Runs a thread's queue, one run after another, until it is empty.
+    async fn drive(self: Arc<Self>, thread_id: Uuid) {
+        loop {
+            let next = {
+                let mut inner = self.inner();
+                let next = inner.queues.get(&thread_id).and_then(|q| q.front().cloned());
+                match &next {
+                    Some(run) => {
+                        inner.running.insert(thread_id, run.run_id);
+                    }
+                    None => {
+                        inner.queues.remove(&thread_id);
+                        inner.running.remove(&thread_id);
+                    }
+                }
+                next
+            };
+            let Some(live) = next else { return };
+            let Ok(permit) = self.workers.clone().acquire_owned().await else {
+                return;
+            };
+            let runs = Arc::clone(&self);
+            let run = live.clone();
+            let executed = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                runs.execute(&run);
+            })
+            .await;
+            if executed.is_err() {
+                tracing::error!(run_id = %live.run_id, "the run's worker panicked");
+                self.finish(&live, "error", None, RunOutcome::Error(json!({"error": "InternalError", "message": "The run's worker failed"})));
+            }
+            {
+                let mut inner = self.inner();
+                if let Some(queue) = inner.queues.get_mut(&thread_id) {
+                    queue.retain(|r| r.run_id != live.run_id);
+                }
+                inner.running.remove(&thread_id);
+            }
+            self.retire(&live);
+            self.settle_thread(thread_id);
+        }
+    }
+
+    /// Executes one run on the calling (blocking) thread.
+    fn execute(&self, live: &Arc<LiveRun>) {
+        let Some(spec) = live.spec.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        if live.cancel.load(Ordering::Relaxed) {
+            let action = live
+                .cancel_action
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(CancelAction::Interrupt);
+            self.end_cancelled(live, &spec, action);
+            return;
+        }
+        if let Err(e) = self.storage.set_run_status(live.run_id, "running") {
+            tracing::error!(run_id = %live.run_id, "cannot start the run: {e}");
+        }
+        let before = match self.storage.thread(live.thread_id, None) {
+            Ok(Some(thread)) if thread.values.is_object() => thread.values,
+            _ => json!({}),
+        };
+        let writer = Arc::new(Mutex::new(StepWriter::new(self.storage.clone(), live, &spec)));
+        let sink = {
+            let writer = writer.clone();
+            Box::new(move |event: GraphEvent| {
+                writer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .handle(event)
+            })
+        };
+        let invocation = Invocation {
+            input: spec.input.clone(),
+            values: before,
+            config: spec.config.clone(),
+            context: spec.context.clone(),
+        };
+        let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
+        let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(values) => {
+                writer.close(&values, true);
+                drop(writer);
+                self.finish(live, "success", Some(Value::Null), RunOutcome::Success(values));
+            }
+            Err(RunFailure::Cancelled) => {
+                writer.close_partial(&spec);
+                drop(writer);
+                let action = live
+                    .cancel_action
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or(CancelAction::Interrupt);
+                // Deletes a temporary thread itself.
+                return self.end_cancelled(live, &spec, action);
+            }
+            Err(failure) => {
+                writer.close_partial(&spec);
+                drop(writer);
+                let (error, message) = failure.error_and_message();
+                let error = json!({"error": error, "message": message});
+                live.events.push("error", &error);
+                self.finish(live, "error", Some(error.clone()), RunOutcome::Error(error));
+            }
+        }
+        if spec.delete_thread {
+            self.delete_temporary_thread(live.thread_id);
+        }
+    }
+
+    fn delete_temporary_thread(&self, thread_id: Uuid) {
+        if let Err(e) = self.storage.delete_thread(thread_id, None) {
+            tracing::error!(%thread_id, "cannot delete the run's temporary thread: {e}");
+        }
+    }
+
+    fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
+        let values = match self.storage.thread(live.thread_id, None) {
+            Ok(Some(thread)) if thread.values.is_object() => thread.values,
+            _ => json!({}),
+        };
+        if action == CancelAction::Rollback
+            && let Err(e) = self.storage.delete_run(live.thread_id, live.run_id)
+        {
+            tracing::error!(run_id = %live.run_id, "cannot roll the run back: {e}");
+        }
+        let status = match action {
+            CancelAction::Interrupt => "interrupted",
+            CancelAction::Rollback => "",
+        };
+        self.finish(live, status, None, RunOutcome::Interrupted(values));
+        if spec.delete_thread {
+            self.delete_temporary_thread(live.thread_id);
+        }
+    }
+
+    /// Records how the run ended and wakes everyone following it. An empty
+    /// `status` (a rolled-back run, deleted) writes nothing.
+    fn finish(&self, live: &LiveRun, status: &str, error: Option<Value>, outcome: RunOutcome) {
+        if !status.is_empty() {
+            if let Err(e) = self.storage.set_run_status(live.run_id, status) {
+                tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
+            }
+            if let Some(error) = &error
+                && let Err(e) = self
+                    .storage
+                    .set_thread_status(live.thread_id, "busy", Some(error))
+            {
+                tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
+            }
+        }
+        *live.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+        live.events.finish();
+    }
+
+    /// Moves an ended run from the live runs to the recently finished.
+    fn retire(&self, live: &Arc<LiveRun>) {
+        let mut inner = self.inner();
+        if inner.live.remove(&live.run_id).is_some() {
+            if inner.finished.len() == KEEP_FINISHED {
+                inner.finished.pop_front();
+            }
+            inner.finished.push_back(live.clone());
+        }
+    }
+
+    /// A thread with nothing in flight is `idle`, or `error` when its last
+    /// run failed.
+    fn settle_thread(&self, thread_id: Uuid) {
+        if !self.in_flight(thread_id).is_empty() {
+            return;
+        }
+        let status = match self.storage.list_runs(thread_id, None, 1, 0) {
+            Ok(runs) if runs.first().is_some_and(|r| r.status == "error") => "error",
+            _ => "idle",
+        };
+        if let Err(e) = self.storage.set_thread_status(thread_id, status, None) {
+            tracing::error!(%thread_id, "cannot settle the thread's status: {e}");
+        }
+    }
+}
+
+/// Turns what a running graph reports into checkpoints and stream events.
+/// A checkpoint is written when the step after it is known (its `next`), or
+/// when the run ends.
+struct StepWriter {
+    storage: Arc<dyn Storage>,
+    live: Arc<LiveRun>,
+    modes: Vec<String>,
+    run_metadata: Object,
+    parent: Option<String>,
+    step: i64,
+    pending: Option<Checkpoint>,
+    last_values: Option<Value>,
+    seen_messages: HashSet<String>,
+}
+
+impl StepWriter {
+    fn new(storage: Arc<dyn Storage>, live: &Arc<LiveRun>, spec: &RunSpec) -> Self {
+        let parent = storage
+            .checkpoints(live.thread_id, 1, None, &Object::new())
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.checkpoint_id);
+        let mut run_metadata = spec.run.metadata.clone();
+        let configurable = &spec.run.kwargs["config"]["configurable"];
+        for key in ["run_id", "thread_id", "graph_id", "assistant_id", "user_id"] {
+            if let Some(v) = configurable.get(key) {
+                run_metadata.insert(key.into(), v.clone());
+            }
+        }
+        Self {
+            storage,
+            live: live.clone(),
+            modes: spec.stream_modes.clone(),
+            run_metadata,
+            parent,
+            step: -1,
+            pending: None,
+            last_values: None,
+            seen_messages: HashSet::new(),
+        }
+    }
+
+    fn wants(&self, mode: &str) -> bool {
+        self.modes.iter().any(|m| m == mode)
+    }
+
+    fn handle(&mut self, event: GraphEvent) {
+        match event {
+            GraphEvent::Step {
+                node,
+                update,
+                values,
+            } => {
+                if let Some(mut previous) = self.pending.take() {
+                    previous.next = vec![node.clone()];
+                    self.write(previous);
+                }
+                if self.wants("values") {
+                    self.live.events.push("values", &values);
+                }
+                if self.wants("updates") && node != "__start__" {
+                    self.live.events.push("updates", &json!({ &node: update }));
+                }
+                let (source, step) = if node == "__start__" {
+                    ("input", -1)
+                } else {
+                    ("loop", self.step + 1)
+                };
+                self.step = step;
+                self.pending = Some(self.checkpoint(source, json!({ node: update }), &values));
+                self.last_values = Some(values);
+            }
+            GraphEvent::Custom(data) => {
+                if self.wants("custom") {
+                    self.live.events.push("custom", &data);
+                }
+            }
+            GraphEvent::Message { message, metadata } => {
+                if self.wants("messages-tuple") {
+                    self.live.events.push("messages", &json!([message, metadata]));
+                }
+                if self.wants("messages") {
+                    let id = message["id"].as_str().unwrap_or_default().to_owned();
+                    if self.seen_messages.insert(id.clone()) {
+                        self.live
+                            .events
+                            .push("messages/metadata", &json!({ id: {"metadata": metadata} }));
+                    }
+                    self.live.events.push("messages/complete", &json!([message]));
+                }
+            }
+        }
+    }
+
+    fn checkpoint(&self, source: &str, writes: Value, values: &Value) -> Checkpoint {
+        let mut metadata = self.run_metadata.clone();
+        metadata.insert("source".into(), source.into());
+        metadata.insert("step".into(), self.step.into());
+        metadata.insert("writes".into(), writes);
+        metadata.insert("parents".into(), json!({}));
+        Checkpoint {
+            thread_id: self.live.thread_id,
+            checkpoint_id: Uuid::now_v7().to_string(),
+            parent_checkpoint_id: None,
+            run_id: Some(self.live.run_id),
+            values: values.clone(),
+            next: Vec::new(),
+            metadata,
+            created_at: now(),
+        }
+    }
+
+    fn write(&mut self, mut checkpoint: Checkpoint) {
+        checkpoint.parent_checkpoint_id = self.parent.take();
+        self.parent = Some(checkpoint.checkpoint_id.clone());
+        if let Err(e) = self.storage.put_checkpoint(&checkpoint) {
+            tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
+        }
+    }
+
+    /// The run succeeded with `values`: the last checkpoint has nothing
+    /// next; values the graph returned beyond its last step get their own.
+    fn close(&mut self, values: &Value, ended: bool) {
+        let last = self.pending.take();
+        let extra = self.last_values.as_ref() != Some(values);
+        if let Some(checkpoint) = last {
+            self.write(checkpoint);
+        }
+        if extra && ended {
+            self.step += 1;
+            let checkpoint = self.checkpoint("loop", Value::Null, values);
+            self.write(checkpoint);
+            if self.wants("values") {
+                self.live.events.push("values", values);
+            }
+        }
+    }
+
+    /// The run stopped early: the last checkpoint keeps the node that was
+    /// to run next, as far as the graph's edges tell.
+    fn close_partial(&mut self, spec: &RunSpec) {
+        if let Some(mut checkpoint) = self.pending.take() {
+            let node = checkpoint
+                .metadata
+                .get("writes")
+                .and_then(|w| w.as_object())
+                .and_then(|w| w.keys().next().cloned())
+                .unwrap_or_default();
+            checkpoint.next = spec
+                .graph
+                .info()
+                .edges
+                .iter()
+                .filter(|e| e.source == node && e.target != "__end__")
+                .map(|e| e.target.clone())
+                .collect();
+            self.write(checkpoint);
+        }
+    }
+}

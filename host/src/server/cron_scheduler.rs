@@ -1,0 +1,102 @@
+//! Firing crons: every second the scheduler looks for enabled crons that
+//! are due, and creates each one's run as its creator, the way LangGraph's
+//! scheduler does: a user with only the creator's identity (no permissions,
+//! no custom fields), whose `threads.create_run` handler runs as for any
+//! run. A stateless cron's thread is deleted after the run unless its
+//! `on_run_completed` is `keep`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::AppState;
+use super::auth::Caller;
+use super::crons::next_run;
+use super::routes::CREATE_RUN;
+use super::runs::{RunCreate, Target, create_run};
+use crate::storage::{Cron, sqlite::now};
+use crate::types::User;
+
+/// How often due crons are looked for.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Fires due crons while the server runs.
+pub struct CronScheduler {
+    state: Arc<AppState>,
+}
+
+impl CronScheduler {
+    /// A scheduler over the server's state.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let state = self.state.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || fire_due(&state)).await {
+                tracing::error!("the cron scheduler failed: {e}");
+            }
+        }
+    }
+}
+
+/// Fires every cron due now; returns how many runs were created.
+pub fn fire_due(state: &Arc<AppState>) -> usize {
+    let due = match state.storage.due_crons(&now()) {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::error!("cannot read the due crons: {e}");
+            return 0;
+        }
+    };
+    let mut fired = 0;
+    for cron in due {
+        // The next firing is recorded first: a cron whose run fails does
+        // not fire again at every tick.
+        let next = next_run(&cron.schedule).ok();
+        if let Err(e) = state
+            .storage
+            .set_cron_next_run(cron.cron_id, next.as_deref())
+        {
+            tracing::error!(cron_id = %cron.cron_id, "cannot schedule the cron's next run: {e}");
+            continue;
+        }
+        match fire(state, &cron) {
+            Ok(run_id) => {
+                fired += 1;
+                tracing::info!(cron_id = %cron.cron_id, %run_id, "cron fired");
+            }
+            Err(e) => {
+                tracing::warn!(cron_id = %cron.cron_id, status = %e.status, detail = %e.detail, "cron run refused");
+            }
+        }
+    }
+    fired
+}
+
+fn fire(state: &Arc<AppState>, cron: &Cron) -> Result<uuid::Uuid, super::ApiError> {
+    let mut payload = cron.payload.clone();
+    if cron.thread_id.is_none() {
+        let keep = cron.on_run_completed.as_deref() == Some("keep");
+        payload.insert(
+            "on_completion".into(),
+            Value::from(if keep { "keep" } else { "delete" }),
+        );
+    }
+    let body: RunCreate = serde_json::from_value(Value::Object(payload))
+        .map_err(|e| super::ApiError::unprocessable(format!("the cron's payload: {e}")))?;
+    let user = User::new(cron.user_id.clone().unwrap_or_default());
+    let mut caller = Caller::acting_as(state, user, CREATE_RUN);
+    let target = match cron.thread_id {
+        Some(id) => Target::Thread(id),
+        None => Target::Stateless,
+    };
+    let created = create_run(state, &mut caller, target, body, &["values"])?;
+    Ok(created.run.run_id)
+}

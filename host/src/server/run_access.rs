@@ -1,0 +1,416 @@
+//! Reaching existing runs: get, list, join, join the stream, cancel,
+//! delete. Every one first checks the thread within the caller's scope
+//! (`threads.read`, `threads.update` for cancels, `threads.delete` for
+//! deletes): another user's run is a 404.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{JsonBody, no_content, ok, path_id};
+use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
+use super::{AppState, Pending, as_caller};
+use crate::runs::CancelAction;
+use crate::storage::Thread;
+use crate::types::{Action, Resource};
+
+use super::auth::Caller;
+
+fn missing_thread(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("Thread with ID {id} not found"))
+}
+
+/// The thread, if the caller may `action` it.
+fn scoped_thread(
+    state: &AppState,
+    caller: &mut Caller,
+    action: Action,
+    value: Value,
+    id: Uuid,
+) -> Result<Thread, ApiError> {
+    let scope = caller.scope(Resource::Threads, action, value)?;
+    state
+        .storage
+        .thread(id, scope.as_ref())?
+        .ok_or_else(|| missing_thread(id))
+}
+
+fn ids(thread: &str, run: &str) -> Result<(Uuid, Uuid), ApiError> {
+    Ok((path_id(thread, "thread")?, path_id(run, "run")?))
+}
+
+/// A boolean query parameter: `true`/`false` (Python) or `1`/`0` (JS).
+fn flag(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1" | "True"))
+}
+
+/// `GET /threads/{thread_id}/runs/{run_id}`.
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((thread, run)): Path<(String, String)>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let (tid, rid) = ids(&thread, &run)?;
+        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        ok(state
+            .storage
+            .run(tid, rid)?
+            .ok_or_else(|| ApiError::not_found("Not Found"))?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    limit: Option<u64>,
+    offset: Option<u64>,
+    status: Option<String>,
+}
+
+/// `GET /threads/{thread_id}/runs`.
+pub(super) async fn list(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(thread): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let tid = path_id(&thread, "thread")?;
+        let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        ok(state.storage.list_runs(
+            tid,
+            query.status.as_deref(),
+            query.limit.unwrap_or(10).min(1000),
+            query.offset.unwrap_or(0),
+        )?)
+    })
+    .await
+}
+
+/// What `join` answers for a run no longer in memory: the thread's values,
+/// or its error when the run failed.
+fn settled_body(thread: &Thread, status: &str) -> Value {
+    if status == "error" && !thread.error.is_null() {
+        json!({ "__error__": thread.error })
+    } else if thread.values.is_object() {
+        thread.values.clone()
+    } else {
+        json!({})
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct JoinQuery {
+    cancel_on_disconnect: Option<String>,
+    stream_mode: Option<Vec<String>>,
+}
+
+/// Parses a join's query: `stream_mode` repeated, or one JSON list (JS).
+fn join_query(raw: Option<&str>) -> Result<JoinQuery, ApiError> {
+    let mut query = JoinQuery {
+        cancel_on_disconnect: None,
+        stream_mode: None,
+    };
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "cancel_on_disconnect" => query.cancel_on_disconnect = Some(value.into_owned()),
+            "stream_mode" if value.is_empty() => {}
+            "stream_mode" => {
+                let modes = query.stream_mode.get_or_insert_with(Vec::new);
+                match serde_json::from_str::<Vec<String>>(&value) {
+                    Ok(list) => modes.extend(list),
+                    Err(_) => modes.push(value.into_owned()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /threads/{thread_id}/runs/{run_id}/join`.
+pub(super) async fn join(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((thread, run)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let (tid, rid) = ids(&thread, &run)?;
+        let query = join_query(uri.query())?;
+        let thread = scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        let record = state
+            .storage
+            .run(tid, rid)?
+            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        let locations = Locations {
+            location: None,
+            content_location: Some(format!("/threads/{tid}/runs/{rid}")),
+        };
+        match state.runs.get(rid) {
+            Some(live) => {
+                let guard = flag(query.cancel_on_disconnect.as_deref())
+                    .then(|| CancelOnDrop::new(state.runs.clone(), live.clone()));
+                Ok(streaming::json_when_ready(
+                    async move { live.outcome().await.body() },
+                    guard,
+                    locations,
+                ))
+            }
+            None => {
+                let body = settled_body(&thread, &record.status);
+                Ok(streaming::json_when_ready(async move { body }, None, locations))
+            }
+        }
+    })
+    .await
+}
+
+/// `GET /threads/{thread_id}/runs/{run_id}/stream`.
+pub(super) async fn join_stream(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((thread, run)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    as_caller(pending, move |caller| {
+        let (tid, rid) = ids(&thread, &run)?;
+        let query = join_query(uri.query())?;
+        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        state
+            .storage
+            .run(tid, rid)?
+            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        let Some(live) = state.runs.get(rid) else {
+            return Ok(streaming::empty_sse());
+        };
+        let position = match (&last_event_id, live.resumable) {
+            (Some(id), true) => live.events.position_after(id),
+            // A late joiner of a run that keeps no ids sees what follows.
+            _ if live.events.is_done() => return Ok(streaming::empty_sse()),
+            _ => live.events.len(),
+        };
+        let guard = flag(query.cancel_on_disconnect.as_deref())
+            .then(|| CancelOnDrop::new(state.runs.clone(), live.clone()));
+        let path = format!("/threads/{tid}/runs/{rid}");
+        Ok(streaming::sse(
+            live,
+            position,
+            ModeFilter::only(query.stream_mode.unwrap_or_default()),
+            guard,
+            Locations {
+                location: Some(format!("{path}/stream")),
+                content_location: Some(path),
+            },
+        ))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CancelQuery {
+    wait: Option<String>,
+    action: Option<String>,
+}
+
+fn cancel_action(action: Option<&str>) -> Result<CancelAction, ApiError> {
+    match action {
+        None => Ok(CancelAction::Interrupt),
+        Some(a) => CancelAction::parse(a).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "Invalid action: '{a}'. Expected 'interrupt' or 'rollback'"
+            ))
+        }),
+    }
+}
+
+/// `POST /threads/{thread_id}/runs/{run_id}/cancel`.
+pub(super) async fn cancel(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((thread, run)): Path<(String, String)>,
+    query: Result<Query<CancelQuery>, QueryRejection>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let (tid, rid) = ids(&thread, &run)?;
+        let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+        let action = cancel_action(query.action.as_deref())?;
+        let action_name = query.action.as_deref().unwrap_or("interrupt");
+        let value = json!({"thread_id": tid, "action": action_name,
+                           "metadata": {"run_ids": [rid], "status": null}});
+        let thread = scoped_thread(&state, caller, Action::Update, value, tid)?;
+        let live = state.runs.get(rid).filter(|l| l.thread_id == thread.thread_id);
+        let no_match = || {
+            ApiError::not_found(
+                "No matching runs to cancel. The run may have finished or may not exist.",
+            )
+        };
+        let live = live.filter(|l| !l.events.is_done()).ok_or_else(no_match)?;
+        if !state.runs.cancel(rid, action) {
+            return Err(no_match());
+        }
+        if flag(query.wait.as_deref()) {
+            let locations = Locations::default();
+            Ok(streaming::json_when_ready(
+                async move { live.outcome().await.body() },
+                None,
+                locations,
+            ))
+        } else {
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CancelMany {
+    thread_id: Option<Uuid>,
+    run_ids: Option<Vec<Uuid>>,
+    status: Option<String>,
+}
+
+/// `POST /runs/cancel`: runs by id on one thread, or every run pending
+/// and/or running the caller may update.
+pub(super) async fn cancel_many(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    query: Result<Query<CancelQuery>, QueryRejection>,
+    JsonBody(body): JsonBody<CancelMany>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+        let action = cancel_action(query.action.as_deref())?;
+        let action_name = query.action.as_deref().unwrap_or("interrupt");
+        let none = || ApiError::not_found("No runs found to cancel.");
+        let targets: Vec<Uuid> = match (&body.status, &body.thread_id, &body.run_ids) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ApiError::unprocessable(
+                    "Cannot specify both status and thread_id/run_ids",
+                ));
+            }
+            (Some(status), None, None) => {
+                if !matches!(status.as_str(), "pending" | "running" | "all") {
+                    return Err(ApiError::unprocessable(format!(
+                        "Invalid status: '{status}'. Expected pending, running or all"
+                    )));
+                }
+                let scope = caller.scope(
+                    Resource::Threads,
+                    Action::Update,
+                    json!({"thread_id": null, "action": action_name,
+                           "metadata": {"run_ids": null, "status": status}}),
+                )?;
+                let mut targets = Vec::new();
+                for live in state.runs.all_in_flight() {
+                    let started = state
+                        .storage
+                        .run(live.thread_id, live.run_id)?
+                        .is_some_and(|r| r.status == "running");
+                    let wanted = match status.as_str() {
+                        "pending" => !started,
+                        "running" => started,
+                        _ => true,
+                    };
+                    if wanted && state.storage.thread(live.thread_id, scope.as_ref())?.is_some() {
+                        targets.push(live.run_id);
+                    }
+                }
+                targets
+            }
+            (None, Some(tid), Some(run_ids)) => {
+                let value = json!({"thread_id": tid, "action": action_name,
+                                   "metadata": {"run_ids": run_ids, "status": null}});
+                scoped_thread(&state, caller, Action::Update, value, *tid).map_err(|_| none())?;
+                run_ids
+                    .iter()
+                    .copied()
+                    .filter(|rid| state.runs.get(*rid).is_some_and(|l| l.thread_id == *tid))
+                    .collect()
+            }
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "Specify either status, or thread_id and run_ids",
+                ));
+            }
+        };
+        let cancelled = targets
+            .into_iter()
+            .filter(|rid| state.runs.cancel(*rid, action))
+            .count();
+        if cancelled == 0 {
+            return Err(none());
+        }
+        no_content()
+    })
+    .await
+}
+
+/// `DELETE /threads/{thread_id}/runs/{run_id}`: a run in flight is
+/// cancelled first.
+pub(super) async fn delete(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((thread, run)): Path<(String, String)>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let (tid, rid) = ids(&thread, &run)?;
+        let value = json!({"thread_id": tid, "run_id": rid});
+        scoped_thread(&state, caller, Action::Delete, value, tid)?;
+        if let Some(live) = state.runs.get(rid)
+            && !live.events.is_done()
+        {
+            state.runs.cancel(rid, CancelAction::Rollback);
+            return no_content();
+        }
+        if state.storage.delete_run(tid, rid)? {
+            no_content()
+        } else {
+            Err(ApiError::not_found("Run not found"))
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_queries_take_python_and_js_stream_modes() {
+        let q = join_query(Some("stream_mode=values&stream_mode=updates")).unwrap();
+        assert_eq!(q.stream_mode.unwrap(), ["values", "updates"]);
+        let q = join_query(Some("stream_mode=%5B%22values%22%5D&cancel_on_disconnect=1")).unwrap();
+        assert_eq!(q.stream_mode.unwrap(), ["values"]);
+        assert!(flag(q.cancel_on_disconnect.as_deref()));
+        let q = join_query(Some("stream_mode=")).unwrap();
+        assert!(q.stream_mode.is_none());
+    }
+
+    #[test]
+    fn a_failed_run_joins_as_its_error() {
+        let mut thread = super::super::threads::new_thread(Uuid::nil(), Default::default());
+        thread.values = json!({"a": 1});
+        assert_eq!(settled_body(&thread, "success"), json!({"a": 1}));
+        thread.error = json!({"error": "ValueError", "message": "boom"});
+        assert_eq!(
+            settled_body(&thread, "error"),
+            json!({"__error__": {"error": "ValueError", "message": "boom"}})
+        );
+    }
+}

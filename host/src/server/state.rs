@@ -1,0 +1,305 @@
+//! A thread's state and history: `GET /threads/{id}/state[/{checkpoint}]`,
+//! `POST …/state/checkpoint`, `POST …/state` (update), `GET|POST
+//! …/history`. Each checkpoint is one step of a run, as graphs report them.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{JsonBody, ok, path_id};
+use super::{AppState, Pending, as_caller};
+use crate::storage::{Checkpoint, Object, Thread, sqlite::now};
+use crate::types::{Action, Resource};
+
+fn missing(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("Thread with ID {id} not found"))
+}
+
+fn readable(state: &AppState, caller: &mut Caller, id: Uuid) -> Result<Thread, ApiError> {
+    let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
+    state
+        .storage
+        .thread(id, scope.as_ref())?
+        .ok_or_else(|| missing(id))
+}
+
+fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Value {
+    json!({"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id})
+}
+
+/// A checkpoint as the API shows it (`ThreadState`).
+fn thread_state(c: &Checkpoint) -> Value {
+    let tasks: Vec<Value> = c
+        .next
+        .iter()
+        .map(|node| {
+            let id = Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("{}:{node}", c.checkpoint_id).as_bytes(),
+            );
+            json!({"id": id, "name": node, "path": ["__pregel_pull", node], "error": null,
+                   "interrupts": [], "checkpoint": null, "state": null, "result": null})
+        })
+        .collect();
+    json!({
+        "values": c.values,
+        "next": c.next,
+        "tasks": tasks,
+        "metadata": c.metadata,
+        "created_at": c.created_at,
+        "checkpoint": checkpoint_ref(c.thread_id, &c.checkpoint_id),
+        "parent_checkpoint": c.parent_checkpoint_id.as_deref().map(|p| checkpoint_ref(c.thread_id, p)),
+        "interrupts": [],
+        "checkpoint_id": c.checkpoint_id,
+        "parent_checkpoint_id": c.parent_checkpoint_id,
+    })
+}
+
+/// The state of a thread with no checkpoint.
+fn empty_state() -> Value {
+    json!({"values": {}, "next": [], "tasks": [], "metadata": null, "created_at": null,
+           "checkpoint": null, "parent_checkpoint": null, "interrupts": [],
+           "checkpoint_id": null, "parent_checkpoint_id": null})
+}
+
+fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
+    Ok(state
+        .storage
+        .checkpoints(id, 1, None, &Object::new())?
+        .into_iter()
+        .next())
+}
+
+/// `GET /threads/{thread_id}/state`.
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "thread")?;
+        readable(&state, caller, id)?;
+        ok(latest(&state, id)?
+            .map(|c| thread_state(&c))
+            .unwrap_or_else(empty_state))
+    })
+    .await
+}
+
+fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Value, ApiError> {
+    state
+        .storage
+        .checkpoint(id, checkpoint_id)?
+        .map(|c| thread_state(&c))
+        .ok_or_else(|| ApiError::not_found(format!("Checkpoint {checkpoint_id} not found")))
+}
+
+/// `GET /threads/{thread_id}/state/{checkpoint_id}`.
+pub(super) async fn get_at(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path((id, checkpoint_id)): Path<(String, String)>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "thread")?;
+        readable(&state, caller, id)?;
+        ok(at_checkpoint(&state, id, &checkpoint_id)?)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CheckpointBody {
+    checkpoint: Option<Value>,
+}
+
+/// `POST /threads/{thread_id}/state/checkpoint`.
+pub(super) async fn post_checkpoint(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CheckpointBody>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let id = path_id(&id, "thread")?;
+        readable(&state, caller, id)?;
+        match body
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c["checkpoint_id"].as_str())
+        {
+            Some(checkpoint_id) => ok(at_checkpoint(&state, id, checkpoint_id)?),
+            None => ok(latest(&state, id)?
+                .map(|c| thread_state(&c))
+                .unwrap_or_else(empty_state)),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct UpdateBody {
+    values: Option<Value>,
+    as_node: Option<String>,
+}
+
+/// `POST /threads/{thread_id}/state`: writes a checkpoint whose values are
+/// the thread's with `values` merged in (key by key), as if `as_node` had
+/// returned them.
+pub(super) async fn update(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let id = path_id(&id, "thread")?;
+        let thread = readable(&state, caller, id)?;
+        let scope = caller.scope(Resource::Threads, Action::Update, json!({"thread_id": id}))?;
+        if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "Forbidden",
+            ));
+        }
+        if !state.runs.in_flight(id).is_empty() {
+            return Err(ApiError::conflict(
+                "Thread is busy: a run is in flight. Update its state once the run ends.",
+            ));
+        }
+        let previous = latest(&state, id)?;
+        let mut values = previous
+            .as_ref()
+            .map(|c| c.values.clone())
+            .or_else(|| thread.values.is_object().then(|| thread.values.clone()))
+            .unwrap_or_else(|| json!({}));
+        let update = body.values.unwrap_or(Value::Null);
+        match (&mut values, &update) {
+            (Value::Object(values), Value::Object(update)) => values.extend(update.clone()),
+            (_, Value::Null) => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "values: expected an object of state keys",
+                ));
+            }
+        }
+        let node = body.as_node.unwrap_or_else(|| "__update__".into());
+        let step = previous
+            .as_ref()
+            .and_then(|c| c.metadata.get("step"))
+            .and_then(Value::as_i64)
+            .unwrap_or(-1)
+            + 1;
+        let mut metadata = Object::new();
+        metadata.insert("source".into(), json!("update"));
+        metadata.insert("step".into(), json!(step));
+        metadata.insert("writes".into(), json!({ node: update }));
+        metadata.insert("parents".into(), json!({}));
+        metadata.insert(
+            "user_id".into(),
+            json!(
+                caller
+                    .user
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| caller.user.identity.clone())
+            ),
+        );
+        let checkpoint = Checkpoint {
+            thread_id: id,
+            checkpoint_id: Uuid::now_v7().to_string(),
+            parent_checkpoint_id: previous.map(|c| c.checkpoint_id),
+            run_id: None,
+            values,
+            next: Vec::new(),
+            metadata,
+            created_at: now(),
+        };
+        state.storage.put_checkpoint(&checkpoint)?;
+        let reference = checkpoint_ref(id, &checkpoint.checkpoint_id);
+        ok(json!({"checkpoint": reference, "configurable": reference,
+                  "checkpoint_id": checkpoint.checkpoint_id}))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct HistoryBody {
+    limit: Option<u64>,
+    before: Option<Value>,
+    metadata: Option<Object>,
+}
+
+fn history(state: &AppState, id: Uuid, body: HistoryBody) -> Result<Response, ApiError> {
+    let before = match &body.before {
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(Value::Object(c)) => c
+            .get("checkpoint_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    let limit = body.limit.unwrap_or(1).min(1000);
+    let checkpoints = state.storage.checkpoints(
+        id,
+        limit,
+        before.as_deref(),
+        &body.metadata.unwrap_or_default(),
+    )?;
+    ok(checkpoints.iter().map(thread_state).collect::<Vec<_>>())
+}
+
+/// `POST /threads/{thread_id}/history`.
+pub(super) async fn post_history(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<HistoryBody>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let id = path_id(&id, "thread")?;
+        readable(&state, caller, id)?;
+        history(&state, id, body)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    limit: Option<u64>,
+    before: Option<String>,
+}
+
+/// `GET /threads/{thread_id}/history`.
+pub(super) async fn get_history(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "thread")?;
+        let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
+        readable(&state, caller, id)?;
+        history(
+            &state,
+            id,
+            HistoryBody {
+                limit: query.limit,
+                before: query.before.map(Value::String),
+                metadata: None,
+            },
+        )
+    })
+    .await
+}

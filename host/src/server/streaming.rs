@@ -1,0 +1,225 @@
+//! The streamed responses of runs: SSE (`…/runs/stream`, `…/stream`) and
+//! the heartbeat-padded JSON of `wait` and `join`.
+//!
+//! Both keep the connection alive while the run goes on: SSE sends a
+//! `: heartbeat` comment, JSON a newline (parsers skip leading
+//! whitespace), every five seconds. An SSE stream ends only once the run
+//! has left pending/running: the SDK otherwise reconnects.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures_util::stream;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::runs::{CancelAction, LiveRun, Progress, Runs};
+
+/// How often an idle stream sends a heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Cancels a run when the client streaming or waiting on it goes away
+/// before it ends (`on_disconnect: cancel`).
+pub struct CancelOnDrop {
+    runs: Arc<Runs>,
+    live: Arc<LiveRun>,
+}
+
+impl CancelOnDrop {
+    /// A guard over `live`.
+    pub fn new(runs: Arc<Runs>, live: Arc<LiveRun>) -> Self {
+        Self { runs, live }
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.live.events.is_done() {
+            tracing::info!(run_id = %self.live.run_id, "client disconnected: cancelling the run");
+            self.runs.cancel(self.live.run_id, CancelAction::Interrupt);
+        }
+    }
+}
+
+/// Which events a follower forwards.
+#[derive(Debug, Clone, Default)]
+pub struct ModeFilter(Option<Vec<String>>);
+
+impl ModeFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self(None)
+    }
+
+    /// Only these stream modes (plus `metadata` and `error`); an empty list
+    /// means every mode.
+    pub fn only(modes: Vec<String>) -> Self {
+        Self((!modes.is_empty()).then_some(modes))
+    }
+
+    fn wants(&self, event: &str) -> bool {
+        let Some(modes) = &self.0 else { return true };
+        let mode = event.split(['/', '|']).next().unwrap_or(event);
+        matches!(mode, "metadata" | "error")
+            || modes
+                .iter()
+                .any(|m| m == mode || (m == "messages-tuple" && event == "messages"))
+    }
+}
+
+struct Follower {
+    live: Arc<LiveRun>,
+    progress: watch::Receiver<Progress>,
+    position: usize,
+    filter: ModeFilter,
+    pending: VecDeque<Bytes>,
+    _guard: Option<CancelOnDrop>,
+}
+
+/// An SSE response following `live` from event `position` on.
+pub fn sse(
+    live: Arc<LiveRun>,
+    position: usize,
+    filter: ModeFilter,
+    guard: Option<CancelOnDrop>,
+    locations: Locations,
+) -> Response {
+    let follower = Follower {
+        progress: live.events.subscribe(),
+        live,
+        position,
+        filter,
+        pending: VecDeque::new(),
+        _guard: guard,
+    };
+    let body = stream::unfold(follower, |mut f| async move {
+        loop {
+            if let Some(bytes) = f.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(bytes), f));
+            }
+            let progress = *f.progress.borrow_and_update();
+            if progress.len > f.position {
+                let events = f.live.events.since(f.position);
+                f.position += events.len();
+                for event in events.iter().filter(|e| f.filter.wants(&e.event)) {
+                    f.pending.push_back(event.to_sse(f.live.resumable));
+                }
+                continue;
+            }
+            if progress.done {
+                return None;
+            }
+            tokio::select! {
+                changed = f.progress.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    return Some((Ok(Bytes::from_static(b": heartbeat\r\n\r\n")), f));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    locations.apply(&mut response);
+    response
+}
+
+/// An SSE response with no event: a run that has ended and cannot replay.
+pub fn empty_sse() -> Response {
+    let mut response = Response::new(Body::empty());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    response
+}
+
+type BoxedBody = Pin<Box<dyn Future<Output = Value> + Send>>;
+
+/// A `200 application/json` response whose body is `outcome`'s value, with
+/// a newline every five seconds until it is ready.
+pub fn json_when_ready(
+    outcome: impl Future<Output = Value> + Send + 'static,
+    guard: Option<CancelOnDrop>,
+    locations: Locations,
+) -> Response {
+    let state: Option<(BoxedBody, Option<CancelOnDrop>)> = Some((Box::pin(outcome), guard));
+    let body = stream::unfold(state, |state| async move {
+        let (mut outcome, guard) = state?;
+        tokio::select! {
+            value = &mut outcome => {
+                drop(guard);
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                Some((Ok::<_, Infallible>(Bytes::from(bytes)), None))
+            }
+            () = tokio::time::sleep(HEARTBEAT) => Some((Ok(Bytes::from_static(b"\n")), Some((outcome, guard)))),
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    locations.apply(&mut response);
+    response
+}
+
+/// The `Location` and `Content-Location` headers of a run response.
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    /// Where to reconnect (`…/stream` or `…/join`).
+    pub location: Option<String>,
+    /// The run (`/threads/{tid}/runs/{rid}` or `/runs/{rid}`).
+    pub content_location: Option<String>,
+}
+
+impl Locations {
+    /// Sets the headers on `response`.
+    pub fn apply(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::LOCATION, &self.location),
+            (header::CONTENT_LOCATION, &self.content_location),
+        ] {
+            if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_keeps_metadata_errors_and_its_modes() {
+        let filter = ModeFilter::only(vec!["updates".into(), "messages-tuple".into()]);
+        assert!(filter.wants("metadata"));
+        assert!(filter.wants("error"));
+        assert!(filter.wants("updates"));
+        assert!(filter.wants("messages"));
+        assert!(!filter.wants("values"));
+        assert!(!filter.wants("custom"));
+        assert!(ModeFilter::only(vec![]).wants("values"));
+        let messages = ModeFilter::only(vec!["messages".into()]);
+        assert!(messages.wants("messages/partial"));
+    }
+}
