@@ -1,0 +1,323 @@
+//! The `StateGraph` builder and the compiled `Graph`.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{BuildError, END, GraphError, RunConfig, START};
+
+/// The state of a run: one JSON value per channel.
+pub type State = Map<String, Value>;
+
+/// What a node returns: a JSON object of channel writes (each applied
+/// through its channel's reducer), or `null` for none.
+pub type Update = Value;
+
+pub(crate) type NodeFn =
+    Box<dyn Fn(&State, &RunConfig) -> Result<Update, GraphError> + Send + Sync>;
+pub(crate) type RouterFn = Box<dyn Fn(&State, &RunConfig) -> String + Send + Sync>;
+pub(crate) type ReducerFn =
+    Box<dyn Fn(Option<&Value>, &Value) -> Result<Value, GraphError> + Send + Sync>;
+
+/// The way out of a node (or of `__start__`).
+pub(crate) enum Way {
+    /// Always to this node.
+    Edge(String),
+    /// To the node the router names, one of `targets`.
+    Branch {
+        router: RouterFn,
+        targets: Vec<String>,
+    },
+}
+
+/// Builds a [`Graph`], the way LangGraph's `StateGraph` does in Python:
+/// declare channels with their reducers, add nodes and edges, compile.
+///
+/// See the [crate documentation](crate) for an example.
+#[derive(Default)]
+#[must_use]
+pub struct StateGraph {
+    info: GraphInfo,
+    channels: Vec<(String, ReducerFn)>,
+    nodes: Vec<(String, NodeFn)>,
+    ways: Vec<(String, Way)>,
+}
+
+impl StateGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the graph (LangGraph's `graph.name`), shown as the system
+    /// assistant's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.info.name = Some(name.into());
+        self
+    }
+
+    /// Declares channel `name` with a reducer merging a write into the
+    /// current value (`None` while the channel is empty), like
+    /// `Annotated[list, add_messages]`. Undeclared channels keep the last
+    /// value written.
+    pub fn channel<R>(mut self, name: impl Into<String>, reducer: R) -> Self
+    where
+        R: Fn(Option<&Value>, &Value) -> Result<Value, GraphError> + Send + Sync + 'static,
+    {
+        self.channels.push((name.into(), Box::new(reducer)));
+        self
+    }
+
+    /// Adds node `name`: a function of the state and the run's config
+    /// returning an [`Update`], or an error that fails the run.
+    pub fn node<F>(mut self, name: impl Into<String>, node: F) -> Self
+    where
+        F: Fn(&State, &RunConfig) -> Result<Update, GraphError> + Send + Sync + 'static,
+    {
+        self.nodes.push((name.into(), Box::new(node)));
+        self
+    }
+
+    /// Adds an edge: after `from` ([`START`] for the entry), run `to`
+    /// ([`END`] to finish).
+    pub fn edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.ways.push((from.into(), Way::Edge(to.into())));
+        self
+    }
+
+    /// Adds conditional edges: after `from`, run the node `router` names,
+    /// which must be one of `targets` (node names or [`END`]).
+    pub fn conditional_edges<F, T, I>(
+        mut self,
+        from: impl Into<String>,
+        router: F,
+        targets: I,
+    ) -> Self
+    where
+        F: Fn(&State, &RunConfig) -> T + Send + Sync + 'static,
+        T: Into<String>,
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let router: RouterFn = Box::new(move |state, config| router(state, config).into());
+        let targets = targets.into_iter().map(Into::into).collect();
+        self.ways
+            .push((from.into(), Way::Branch { router, targets }));
+        self
+    }
+
+    /// Sets the JSON Schema of the input.
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.info.input_schema = Some(schema);
+        self
+    }
+
+    /// Sets the JSON Schema of the output.
+    pub fn output_schema(mut self, schema: Value) -> Self {
+        self.info.output_schema = Some(schema);
+        self
+    }
+
+    /// Sets the JSON Schema of the state.
+    pub fn state_schema(mut self, schema: Value) -> Self {
+        self.info.state_schema = Some(schema);
+        self
+    }
+
+    /// Sets the JSON Schema of `config.configurable`.
+    pub fn config_schema(mut self, schema: Value) -> Self {
+        self.info.config_schema = Some(schema);
+        self
+    }
+
+    /// Sets the JSON Schema of the run's context.
+    pub fn context_schema(mut self, schema: Value) -> Self {
+        self.info.context_schema = Some(schema);
+        self
+    }
+
+    /// Checks the graph and compiles it: node names unique and not
+    /// reserved, edges between known nodes, an edge from [`START`], and at
+    /// most one way out of each node.
+    pub fn compile(self) -> Result<Graph, BuildError> {
+        let mut info = self.info;
+        let mut nodes = HashMap::new();
+        for (name, node) in self.nodes {
+            if name.is_empty() || name == START || name == END || name.contains([':', '|']) {
+                return Err(BuildError::ReservedName(name));
+            }
+            if nodes.contains_key(&name) {
+                return Err(BuildError::DuplicateNode(name));
+            }
+            info.nodes.push(name.clone());
+            nodes.insert(name, node);
+        }
+
+        let mut ways = HashMap::new();
+        for (source, way) in self.ways {
+            if source == END {
+                return Err(BuildError::EdgeFromEnd);
+            }
+            if source != START && !nodes.contains_key(&source) {
+                return Err(BuildError::UnknownSource(source));
+            }
+            let (targets, conditional) = match &way {
+                Way::Edge(target) => (std::slice::from_ref(target), false),
+                Way::Branch { targets, .. } if targets.is_empty() => {
+                    return Err(BuildError::NoTargets(source));
+                }
+                Way::Branch { targets, .. } => (targets.as_slice(), true),
+            };
+            for target in targets {
+                if target == START {
+                    return Err(BuildError::EdgeToStart);
+                }
+                if target != END && !nodes.contains_key(target) {
+                    return Err(BuildError::UnknownTarget {
+                        source,
+                        target: target.clone(),
+                    });
+                }
+                info.edges.push(Edge {
+                    source: source.clone(),
+                    target: target.clone(),
+                    conditional,
+                });
+            }
+            if ways.insert(source.clone(), way).is_some() {
+                return Err(BuildError::FanOut(source));
+            }
+        }
+        if !ways.contains_key(START) {
+            return Err(BuildError::NoEntryPoint);
+        }
+
+        let channels = self.channels.into_iter().collect();
+        Ok(Graph {
+            info,
+            nodes,
+            ways,
+            channels,
+        })
+    }
+}
+
+impl fmt::Debug for StateGraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateGraph")
+            .field("name", &self.info.name)
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A compiled graph: run it with [`invoke`](Graph::invoke) (or
+/// [`run`](Graph::run) to see its steps), export it with
+/// [`export_graph!`](crate::export_graph).
+pub struct Graph {
+    pub(crate) info: GraphInfo,
+    pub(crate) nodes: HashMap<String, NodeFn>,
+    pub(crate) ways: HashMap<String, Way>,
+    pub(crate) channels: HashMap<String, ReducerFn>,
+}
+
+impl Graph {
+    /// What the graph tells about itself: its name, nodes, edges
+    /// (conditional edges expanded to one per possible target) and schemas.
+    pub fn describe(&self) -> &GraphInfo {
+        &self.info
+    }
+
+    /// Applies `update` to `values` through the channels' reducers.
+    pub(crate) fn apply(
+        &self,
+        values: &mut State,
+        update: &Map<String, Value>,
+    ) -> Result<(), GraphError> {
+        for (key, write) in update {
+            let value = match self.channels.get(key) {
+                Some(reducer) => reducer(values.get(key), write)?,
+                None => write.clone(),
+            };
+            values.insert(key.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// The node to run after `from`: `None` to finish.
+    pub(crate) fn next(
+        &self,
+        from: &str,
+        state: &State,
+        config: &RunConfig,
+    ) -> Result<Option<String>, GraphError> {
+        let target = match self.ways.get(from) {
+            None => return Ok(None),
+            Some(Way::Edge(target)) => target.clone(),
+            Some(Way::Branch { router, targets }) => {
+                let target = router(state, config);
+                if !targets.contains(&target) {
+                    return Err(GraphError::value_error(format!(
+                        "The router after '{from}' returned '{target}', which is not one of its \
+                         targets {targets:?}"
+                    )));
+                }
+                target
+            }
+        };
+        Ok((target != END).then_some(target))
+    }
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("name", &self.info.name)
+            .field("nodes", &self.info.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a graph tells about itself (WIT `graph-info`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GraphInfo {
+    /// The graph's name, when it sets one.
+    pub name: Option<String>,
+    /// Its nodes, in the order they were added, without `__start__` and
+    /// `__end__`.
+    pub nodes: Vec<String>,
+    /// Its edges, in the order they were added.
+    pub edges: Vec<Edge>,
+    /// JSON Schema of the input.
+    pub input_schema: Option<Value>,
+    /// JSON Schema of the output.
+    pub output_schema: Option<Value>,
+    /// JSON Schema of the state.
+    pub state_schema: Option<Value>,
+    /// JSON Schema of `config.configurable`.
+    pub config_schema: Option<Value>,
+    /// JSON Schema of the context.
+    pub context_schema: Option<Value>,
+}
+
+/// An edge of the graph's drawing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    /// The node it leaves (`__start__` for the entry).
+    pub source: String,
+    /// The node it reaches (`__end__` for the exit).
+    pub target: String,
+    /// Whether it is taken only on a condition.
+    pub conditional: bool,
+}
+
+// A `Graph` lives in a `static` (see `export_graph!`).
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Graph>();
+};

@@ -1,0 +1,107 @@
+//! # warden-graph: write Warden graphs in Rust
+//!
+//! A Warden graph is a `wasm32-wasip2` component that plays the part of a
+//! compiled LangGraph `StateGraph`: a run hands it the input, the thread's
+//! values and the run's config; it runs its nodes and returns the new
+//! values, reporting each step so the server can stream it and record a
+//! checkpoint.
+//!
+//! 1. Create a library crate with `crate-type = ["cdylib", "rlib"]` and
+//!    depend on `warden-graph` (and nothing else: `wit-bindgen` comes
+//!    re-exported).
+//! 2. Build a [`Graph`] with [`StateGraph`], the way Python builds one:
+//!    channels and their reducers (`Annotated[list, add_messages]` is
+//!    `.channel("messages", messages::reducer)`), nodes, edges from
+//!    [`START`] to [`END`], a name.
+//! 3. Export it with [`export_graph!`].
+//! 4. Build with `cargo build --target wasm32-wasip2 --release`, and name
+//!    the crate directory in `langgraph.json`'s `graphs`.
+//!
+//! ```
+//! use warden_graph::prelude::*;
+//!
+//! fn reply(state: &State, config: &RunConfig) -> Result<Update, GraphError> {
+//!     let history = state["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+//!     let Some(last) = history.last() else {
+//!         return Err(GraphError::value_error("no message to answer"));
+//!     };
+//!     let user = config.auth_user().map_or("stranger".to_owned(), |u| u.display_name);
+//!     stream::custom(&json!({"progress": "replying"}));
+//!     Ok(json!({
+//!         "messages": [messages::ai(format!("{user} said: {}", messages::text(last)))],
+//!         "turns": state.get("turns").and_then(Value::as_u64).unwrap_or(0) + 1,
+//!     }))
+//! }
+//!
+//! pub fn graph() -> Result<Graph, BuildError> {
+//!     StateGraph::new()
+//!         .name("agent")
+//!         .channel("messages", messages::reducer)
+//!         .node("reply", reply)
+//!         .edge(START, "reply")
+//!         .edge("reply", END)
+//!         .compile()
+//! }
+//!
+//! // Exports it as the component's `graph` interface (in wasm builds).
+//! warden_graph::export_graph!(graph);
+//!
+//! // Graphs are plain Rust: test them natively with `cargo test`.
+//! let config = json!({"configurable": {"langgraph_auth_user": {"identity": "user1", "display_name": "Alice"}}});
+//! let input = json!({"messages": [{"role": "user", "content": "hi"}]});
+//! let run = graph()?.run(input, State::new(), config, Value::Null);
+//! assert_eq!(run.nodes(), ["__start__", "reply"]);
+//! assert_eq!(run.custom, [json!({"progress": "replying"})]);
+//! let values = run.outcome?;
+//! assert_eq!(messages::text(&values["messages"][1]), "Alice said: hi");
+//! assert_eq!(values["turns"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Inside a node, [`stream`] sends `custom` chunks and messages to the
+//! run's stream, [`log`] writes to the server's log, and [`RunConfig`]
+//! tells who the caller is and which thread and run this is.
+//!
+//! Everything the host and the graph exchange is defined by the versioned
+//! WIT contract `warden:graph@0.1.0` ([`CONTRACT_VERSION`]). A graph may
+//! use `wasi:random` (message ids come from it) and nothing else from the
+//! outside world; each run has a deadline and a memory cap.
+#![deny(missing_docs)]
+
+extern crate self as warden_graph;
+
+mod config;
+mod error;
+mod graph;
+pub mod log;
+pub mod messages;
+mod run;
+pub mod stream;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use config::{AuthUser, DEFAULT_RECURSION_LIMIT, RunConfig};
+pub use error::{BuildError, GraphError};
+pub use graph::{Edge, Graph, GraphInfo, State, StateGraph, Update};
+pub use run::{Run, Step};
+pub use serde_json::{Map, Value, json};
+/// The `wit-bindgen` this SDK was built with, so graph crates never pin it.
+pub use wit_bindgen;
+
+/// The version of the `warden:graph` WIT contract this SDK implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// The entry of a graph: edges from `START` lead to its first node.
+pub const START: &str = "__start__";
+
+/// The exit of a graph: an edge to `END` finishes the run.
+pub const END: &str = "__end__";
+
+/// Everything a graph usually needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        BuildError, END, Graph, GraphError, RunConfig, START, State, StateGraph, Update, Value,
+        json, messages, stream,
+    };
+}

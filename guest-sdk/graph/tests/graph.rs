@@ -1,0 +1,385 @@
+//! The runner, the builder's checks and `describe`, through the public API.
+
+use warden_graph::prelude::*;
+use warden_graph::{Edge, GraphInfo, Map, Run};
+
+fn obj(value: Value) -> Map<String, Value> {
+    value.as_object().expect("an object").clone()
+}
+
+/// A reducer adding numbers, like `Annotated[int, operator.add]`.
+fn add(current: Option<&Value>, update: &Value) -> Result<Value, GraphError> {
+    let current = current.and_then(Value::as_i64).unwrap_or(0);
+    Ok((current + update.as_i64().unwrap_or(0)).into())
+}
+
+fn counter(limit: i64) -> Graph {
+    StateGraph::new()
+        .channel("count", add)
+        .node("tick", |_: &State, _: &RunConfig| Ok(json!({"count": 1})))
+        .edge(START, "tick")
+        .conditional_edges(
+            "tick",
+            move |state: &State, _: &RunConfig| {
+                if state["count"].as_i64() < Some(limit) {
+                    "tick"
+                } else {
+                    END
+                }
+            },
+            ["tick", END],
+        )
+        .compile()
+        .unwrap()
+}
+
+fn run(graph: &Graph, input: Value, config: Value) -> Run {
+    graph.run(input, State::new(), config, Value::Null)
+}
+
+#[test]
+fn linear_graph_reports_every_step() {
+    let graph = StateGraph::new()
+        .node("a", |state: &State, _: &RunConfig| {
+            Ok(json!({"trail": format!("{}a", state["trail"].as_str().unwrap())}))
+        })
+        .node("b", |state: &State, _: &RunConfig| {
+            Ok(json!({"trail": format!("{}b", state["trail"].as_str().unwrap()), "done": true}))
+        })
+        .edge(START, "a")
+        .edge("a", "b")
+        .edge("b", END)
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({"trail": ">"}), json!({}));
+    assert_eq!(run.outcome, Ok(obj(json!({"trail": ">ab", "done": true}))));
+    assert_eq!(run.nodes(), ["__start__", "a", "b"]);
+    let updates: Vec<_> = run.steps.iter().map(|s| s.update.clone()).collect();
+    assert_eq!(
+        updates,
+        [
+            json!({"trail": ">"}),
+            json!({"trail": ">a"}),
+            json!({"trail": ">ab", "done": true})
+        ]
+    );
+    assert_eq!(run.steps[1].values, obj(json!({"trail": ">a"})));
+    assert_eq!(
+        run.steps[2].values,
+        obj(json!({"trail": ">ab", "done": true}))
+    );
+}
+
+#[test]
+fn input_goes_through_reducers_and_adds_to_the_thread_values() {
+    let graph = counter(3);
+    let values = graph
+        .invoke(
+            json!({"count": 1, "note": "x"}),
+            obj(json!({"count": 10, "other": true})),
+            json!({}),
+            Value::Null,
+        )
+        .unwrap();
+    // 10 + 1 from the input, then one tick (11 >= 3).
+    assert_eq!(
+        values,
+        obj(json!({"count": 12, "other": true, "note": "x"}))
+    );
+}
+
+#[test]
+fn conditional_edges_loop_until_the_router_ends() {
+    let run = run(&counter(3), json!({}), json!({}));
+    assert_eq!(run.outcome, Ok(obj(json!({"count": 3}))));
+    assert_eq!(run.nodes(), ["__start__", "tick", "tick", "tick"]);
+}
+
+#[test]
+fn recursion_limit() {
+    // Exactly the limit: fine.
+    let run3 = run(&counter(3), json!({}), json!({"recursion_limit": 3}));
+    assert!(run3.outcome.is_ok());
+    // One step more: the run fails, with the steps taken so far reported.
+    let run2 = run(&counter(3), json!({}), json!({"recursion_limit": 2}));
+    let error = run2.outcome.clone().unwrap_err();
+    assert_eq!(error.error, "GraphRecursionError");
+    assert!(error.message.starts_with(
+        "Recursion limit of 2 reached without hitting a stop condition. \
+         You can increase the limit by setting the `recursion_limit` config key."
+    ));
+    assert_eq!(run2.nodes(), ["__start__", "tick", "tick"]);
+    // Default 25.
+    let forever = run(&counter(i64::MAX), json!({}), json!({}));
+    assert!(
+        forever
+            .outcome
+            .unwrap_err()
+            .message
+            .starts_with("Recursion limit of 25 ")
+    );
+    assert_eq!(forever.steps.len(), 26);
+    let zero = run(&counter(1), json!({}), json!({"recursion_limit": 0}));
+    assert_eq!(zero.outcome.unwrap_err().error, "ValueError");
+}
+
+#[test]
+fn a_node_error_fails_the_run() {
+    let graph = StateGraph::new()
+        .node("ok", |_: &State, _: &RunConfig| Ok(json!({"x": 1})))
+        .node("bad", |_: &State, _: &RunConfig| {
+            Err(GraphError::value_error("boom"))
+        })
+        .edge(START, "ok")
+        .edge("ok", "bad")
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({}), json!({}));
+    assert_eq!(run.outcome, Err(GraphError::new("ValueError", "boom")));
+    assert_eq!(run.nodes(), ["__start__", "ok"]);
+}
+
+#[test]
+fn null_input_runs_from_the_thread_values() {
+    let graph = counter(1);
+    let run = graph.run(
+        Value::Null,
+        obj(json!({"count": 5})),
+        json!({}),
+        Value::Null,
+    );
+    assert_eq!(run.steps[0].node, "__start__");
+    assert_eq!(run.steps[0].update, Value::Null);
+    assert_eq!(run.steps[0].values, obj(json!({"count": 5})));
+    assert_eq!(run.outcome, Ok(obj(json!({"count": 6}))));
+}
+
+#[test]
+fn updates_must_be_objects() {
+    let bad_input = run(&counter(1), json!(["not", "an", "object"]), json!({}));
+    let error = bad_input.outcome.unwrap_err();
+    assert_eq!(error.error, "InvalidUpdateError");
+    assert_eq!(error.message, r#"Expected dict, got ["not","an","object"]"#);
+    assert!(bad_input.steps.is_empty());
+
+    let graph = StateGraph::new()
+        .node("nothing", |_: &State, _: &RunConfig| Ok(Value::Null))
+        .node("number", |_: &State, _: &RunConfig| Ok(json!(3)))
+        .edge(START, "nothing")
+        .edge("nothing", "number")
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({"a": 1}), json!({}));
+    assert_eq!(run.outcome.unwrap_err().error, "InvalidUpdateError");
+    assert_eq!(run.steps[1].update, Value::Null);
+    assert_eq!(run.steps[1].values, obj(json!({"a": 1})));
+}
+
+#[test]
+fn a_router_naming_an_undeclared_target_fails() {
+    let graph = StateGraph::new()
+        .node("a", |_: &State, _: &RunConfig| Ok(Value::Null))
+        .conditional_edges(START, |_: &State, _: &RunConfig| "b", ["a"])
+        .compile()
+        .unwrap();
+    assert_eq!(
+        run(&graph, json!({}), json!({})).outcome.unwrap_err().error,
+        "ValueError"
+    );
+}
+
+#[test]
+fn a_node_without_a_way_out_ends_the_run() {
+    let graph = StateGraph::new()
+        .node("only", |_: &State, _: &RunConfig| Ok(json!({"ran": true})))
+        .edge(START, "only")
+        .compile()
+        .unwrap();
+    assert_eq!(
+        run(&graph, json!({}), json!({})).outcome,
+        Ok(obj(json!({"ran": true})))
+    );
+}
+
+#[test]
+fn nodes_see_the_config_and_context() {
+    let graph = StateGraph::new()
+        .node("who", |_: &State, config: &RunConfig| {
+            Ok(json!({"user": config.auth_user().map(|u| u.identity), "ctx": config.context()}))
+        })
+        .edge(START, "who")
+        .compile()
+        .unwrap();
+    let config = json!({"configurable": {"langgraph_auth_user": {"identity": "u"}}});
+    let values = graph
+        .invoke(json!({}), State::new(), config, json!({"k": 1}))
+        .unwrap();
+    assert_eq!(values, obj(json!({"user": "u", "ctx": {"k": 1}})));
+}
+
+#[test]
+fn streams_custom_chunks_and_messages() {
+    let graph = StateGraph::new()
+        .channel("messages", messages::reducer)
+        .node("talk", |_: &State, _: &RunConfig| {
+            stream::custom(&json!({"i": 0}));
+            let mut streamed = messages::ai("streamed");
+            streamed["id"] = "s1".into();
+            stream::message(&streamed, &json!({"extra": true}));
+            stream::custom(&json!({"i": 1}));
+            Ok(json!({"messages": [streamed, messages::ai("returned"), {"role": "user", "content": "raw"}]}))
+        })
+        .edge(START, "talk")
+        .compile()
+        .unwrap();
+    let run = graph.run(
+        json!({"messages": [messages::human("in")]}),
+        State::new(),
+        json!({"metadata": {"graph_id": "g"}}),
+        Value::Null,
+    );
+    let values = run.outcome.unwrap();
+    assert_eq!(run.custom, [json!({"i": 0}), json!({"i": 1})]);
+
+    // The streamed message once, then the returned serialised one (not the
+    // raw dict, nor the input), with the id the state keeps.
+    assert_eq!(run.messages.len(), 2);
+    let (first, meta) = &run.messages[0];
+    assert_eq!(first["id"], "s1");
+    assert_eq!(meta["extra"], true);
+    assert_eq!(meta["langgraph_node"], "talk");
+    assert_eq!(meta["langgraph_step"], 1);
+    assert_eq!(meta["graph_id"], "g");
+    let (second, meta) = &run.messages[1];
+    assert_eq!(messages::text(second), "returned");
+    assert_eq!(meta["langgraph_node"], "talk");
+    assert_eq!(meta["langgraph_triggers"], json!(["branch:to:talk"]));
+    let state_messages = values["messages"].as_array().unwrap();
+    assert_eq!(state_messages.len(), 4);
+    assert_eq!(state_messages[2]["id"], second["id"]);
+    // The step's update carries the same id.
+    assert_eq!(run.steps[1].update["messages"][1]["id"], second["id"]);
+}
+
+#[test]
+fn invoke_outside_run_records_nothing_and_runs_nest() {
+    let inner = counter(2);
+    let graph = StateGraph::new()
+        .node("outer", move |_: &State, _: &RunConfig| {
+            stream::custom(&json!("before"));
+            let values = inner.invoke(json!({}), State::new(), json!({}), Value::Null)?;
+            stream::custom(&json!("after"));
+            Ok(json!({"inner": values["count"]}))
+        })
+        .edge(START, "outer")
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({}), json!({}));
+    assert_eq!(run.outcome, Ok(obj(json!({"inner": 2}))));
+    assert_eq!(run.custom, [json!("before"), json!("after")]);
+    assert_eq!(run.nodes(), ["__start__", "outer"]);
+}
+
+fn noop(_: &State, _: &RunConfig) -> Result<Update, GraphError> {
+    Ok(Value::Null)
+}
+
+#[test]
+fn compile_checks_the_graph() {
+    let base = || StateGraph::new().node("a", noop).edge(START, "a");
+    let error = |graph: StateGraph| graph.compile().unwrap_err();
+    assert_eq!(
+        error(base().node("a", noop)),
+        BuildError::DuplicateNode("a".into())
+    );
+    for name in [START, END, "", "a:b", "a|b"] {
+        assert_eq!(
+            error(base().node(name, noop)),
+            BuildError::ReservedName(name.into())
+        );
+    }
+    assert_eq!(
+        error(base().edge("x", "a")),
+        BuildError::UnknownSource("x".into())
+    );
+    assert_eq!(
+        error(base().edge("a", "y")),
+        BuildError::UnknownTarget {
+            source: "a".into(),
+            target: "y".into()
+        }
+    );
+    assert_eq!(
+        error(base().conditional_edges("a", |_: &State, _: &RunConfig| END, ["a", "z"])),
+        BuildError::UnknownTarget {
+            source: "a".into(),
+            target: "z".into()
+        }
+    );
+    assert_eq!(error(base().edge(END, "a")), BuildError::EdgeFromEnd);
+    assert_eq!(error(base().edge("a", START)), BuildError::EdgeToStart);
+    assert_eq!(
+        error(StateGraph::new().node("a", noop)),
+        BuildError::NoEntryPoint
+    );
+    assert_eq!(
+        error(base().node("b", noop).edge("a", "b").edge("a", END)),
+        BuildError::FanOut("a".into())
+    );
+    assert_eq!(
+        error(base().conditional_edges("a", |_: &State, _: &RunConfig| END, Vec::<String>::new())),
+        BuildError::NoTargets("a".into())
+    );
+    assert_eq!(
+        BuildError::NoEntryPoint.to_string(),
+        "Graph must have an entrypoint: add at least one edge from START to another node"
+    );
+}
+
+#[test]
+fn describe_lists_nodes_edges_and_schemas() {
+    let graph = StateGraph::new()
+        .name("agent")
+        .node("plan", noop)
+        .node("act", noop)
+        .edge(START, "plan")
+        .conditional_edges("plan", |_: &State, _: &RunConfig| END, ["act", END])
+        .edge("act", "plan")
+        .input_schema(json!({"type": "object"}))
+        .context_schema(json!({"type": "object", "properties": {}}))
+        .compile()
+        .unwrap();
+    let edge = |source: &str, target: &str, conditional| Edge {
+        source: source.into(),
+        target: target.into(),
+        conditional,
+    };
+    assert_eq!(
+        graph.describe(),
+        &GraphInfo {
+            name: Some("agent".into()),
+            nodes: vec!["plan".into(), "act".into()],
+            edges: vec![
+                edge(START, "plan", false),
+                edge("plan", "act", true),
+                edge("plan", END, true),
+                edge("act", "plan", false),
+            ],
+            input_schema: Some(json!({"type": "object"})),
+            output_schema: None,
+            state_schema: None,
+            config_schema: None,
+            context_schema: Some(json!({"type": "object", "properties": {}})),
+        }
+    );
+    assert_eq!(
+        StateGraph::new()
+            .node("a", noop)
+            .edge(START, "a")
+            .compile()
+            .unwrap()
+            .describe()
+            .name,
+        None
+    );
+}
