@@ -1,0 +1,308 @@
+"""Runs of the echo graph `agent` (``/work/shared/reference/src/agent/graph.py``): it appends
+an AI message echoing the last user message and sets ``seen_user`` to the caller's identity.
+
+Covers wait / create+join / stream on a thread, stateless runs, history, the graph and its
+schemas, owner isolation of runs (another user's thread is a 404) and identity spoofing
+through ``config.configurable``. Multitask ``reject`` is not tested here: the echo graph is
+too fast to keep a thread busy deterministically (the Rust e2e tests use a slow graph)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk.errors import NotFoundError
+
+from compat_helpers import SYSTEM_AGENT_ID, expect_error
+
+GRAPH = "agent"
+
+
+def user_input(text: str = "hi") -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+async def new_thread(who, tag: str) -> str:
+    return (await who.threads.create(metadata={"tag": tag}))["thread_id"]
+
+
+def assert_echo(values: dict, text: str, identity: str) -> None:
+    """The state after one echo step: the last message echoes `text`, seen by `identity`."""
+    last = values["messages"][-1]
+    assert last["type"] == "ai", values
+    assert last["content"] == text, values
+    assert values["seen_user"] == identity, values
+
+
+async def collect(stream) -> list[Any]:
+    return [part async for part in stream]
+
+
+# ---------------------------------------------------------------------------------------
+# runs.wait on a thread
+
+
+async def test_wait_returns_the_echo_seen_by_the_caller(user1, tag):
+    tid = await new_thread(user1, tag)
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    assert [m["type"] for m in result["messages"]] == ["human", "ai"]
+    assert_echo(result, "hi", "user1")
+
+
+async def test_wait_result_is_the_thread_state(user1, tag):
+    tid = await new_thread(user1, tag)
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    state = await user1.threads.get_state(tid)
+    assert state["values"] == result
+    assert state["next"] == []
+
+
+async def test_thread_is_idle_after_wait(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    thread = await user1.threads.get(tid)
+    assert thread["status"] == "idle"
+    assert_echo(thread["values"], "hi", "user1")
+
+
+# ---------------------------------------------------------------------------------------
+# runs.create + runs.join / get / list
+
+
+async def test_create_then_join_returns_the_echo(user1, tag):
+    tid = await new_thread(user1, tag)
+    run = await user1.runs.create(tid, GRAPH, input=user_input("hi"))
+    assert run["thread_id"] == tid
+    assert run["assistant_id"] == SYSTEM_AGENT_ID  # the graph name resolves to it
+    assert run["status"] == "pending"
+    result = await user1.runs.join(tid, run["run_id"])
+    assert_echo(result, "hi", "user1")
+
+
+async def test_joined_run_is_success_and_listed(user1, tag):
+    tid = await new_thread(user1, tag)
+    run = await user1.runs.create(tid, GRAPH, input=user_input("hi"))
+    rid = run["run_id"]
+    await user1.runs.join(tid, rid)
+
+    got = await user1.runs.get(tid, rid)
+    assert (got["run_id"], got["thread_id"], got["status"]) == (rid, tid, "success")
+    listed = await user1.runs.list(tid)
+    assert [r["run_id"] for r in listed] == [rid]
+    assert listed[0]["status"] == "success"
+
+
+async def test_run_kwargs_carry_the_authenticated_user(user1, tag):
+    tid = await new_thread(user1, tag)
+    run = await user1.runs.create(tid, GRAPH, input=user_input("hi"))
+    await user1.runs.join(tid, run["run_id"])
+    configurable = (await user1.runs.get(tid, run["run_id"]))["kwargs"]["config"]["configurable"]
+    assert configurable["langgraph_auth_user"]["identity"] == "user1"
+    assert configurable["langgraph_auth_user_id"] == "user1"
+
+
+async def test_runs_list_is_newest_first(user1, tag):
+    tid = await new_thread(user1, tag)
+    first = await user1.runs.create(tid, GRAPH, input=user_input("one"))
+    await user1.runs.join(tid, first["run_id"])
+    second = await user1.runs.create(tid, GRAPH, input=user_input("two"))
+    await user1.runs.join(tid, second["run_id"])
+    listed = await user1.runs.list(tid)
+    assert [r["run_id"] for r in listed] == [second["run_id"], first["run_id"]]
+
+
+# ---------------------------------------------------------------------------------------
+# runs.stream on a thread
+
+
+async def test_stream_values(user1, tag):
+    tid = await new_thread(user1, tag)
+    created = []
+    parts = await collect(
+        user1.runs.stream(
+            tid, GRAPH, input=user_input("hi"), stream_mode="values",
+            on_run_created=created.append,
+        )
+    )
+    events = [p.event for p in parts]
+    assert events[0] == "metadata", events
+    assert set(events[1:]) == {"values"}, events
+    [meta] = created
+    assert parts[0].data["run_id"] == meta["run_id"]
+    assert_echo(parts[-1].data, "hi", "user1")
+    # the stream closes only once the run has finished
+    assert (await user1.runs.get(tid, meta["run_id"]))["status"] == "success"
+
+
+async def test_stream_values_and_updates(user1, tag):
+    tid = await new_thread(user1, tag)
+    parts = await collect(
+        user1.runs.stream(tid, GRAPH, input=user_input("hi"), stream_mode=["values", "updates"])
+    )
+    events = [p.event for p in parts]
+    assert events[0] == "metadata", events
+    assert set(events[1:]) == {"values", "updates"}, events
+
+    values = [p.data for p in parts if p.event == "values"]
+    assert_echo(values[-1], "hi", "user1")
+
+    updates = [p.data for p in parts if p.event == "updates"]
+    assert [list(u) for u in updates] == [["echo"]], updates
+    echo = updates[0]["echo"]
+    assert [m["type"] for m in echo["messages"]] == ["ai"]
+    assert echo["messages"][0]["content"] == "hi"
+    assert echo["seen_user"] == "user1"
+
+
+# ---------------------------------------------------------------------------------------
+# Stateless runs (no thread): allowed to reader too, which cannot create threads
+
+
+@pytest.mark.parametrize("who", ["user1", "reader"])
+async def test_stateless_wait_sees_the_caller(client, who):
+    result = await client(who).runs.wait(None, GRAPH, input=user_input("hello"))
+    assert_echo(result, "hello", who)
+
+
+@pytest.mark.parametrize("who", ["user1", "reader"])
+async def test_stateless_stream_sees_the_caller(client, who):
+    parts = await collect(client(who).runs.stream(None, GRAPH, input=user_input("hello")))
+    events = [p.event for p in parts]
+    assert events[0] == "metadata", events
+    assert "values" in events, events
+    assert_echo([p.data for p in parts if p.event == "values"][-1], "hello", who)
+
+
+# ---------------------------------------------------------------------------------------
+# Isolation: user1's thread and runs are a 404 for user2
+
+
+@pytest.fixture
+async def user1_run(user1, tag) -> tuple[str, str]:
+    tid = await new_thread(user1, tag)
+    run = await user1.runs.create(tid, GRAPH, input=user_input("hi"))
+    await user1.runs.join(tid, run["run_id"])
+    return tid, run["run_id"]
+
+
+# `runs.wait` and `runs.join` go through the SDK's reconnecting request, which raises a
+# plain httpx.HTTPStatusError rather than the typed NotFoundError: check the status only.
+ISOLATED = {
+    "runs.wait": (False, lambda c, tid, rid: c.runs.wait(tid, GRAPH, input=user_input())),
+    "runs.get": (True, lambda c, tid, rid: c.runs.get(tid, rid)),
+    "runs.join": (False, lambda c, tid, rid: c.runs.join(tid, rid)),
+    "runs.cancel": (True, lambda c, tid, rid: c.runs.cancel(tid, rid)),
+    "runs.list": (True, lambda c, tid, rid: c.runs.list(tid)),
+    "threads.get_state": (True, lambda c, tid, rid: c.threads.get_state(tid)),
+}
+
+
+@pytest.mark.parametrize("op", list(ISOLATED))
+async def test_other_user_gets_404(user1_run, user2, op):
+    typed, call = ISOLATED[op]
+    tid, rid = user1_run
+    with pytest.raises(httpx.HTTPStatusError) as info:
+        await call(user2, tid, rid)
+    assert info.value.response.status_code == 404, info.value.response.text
+    assert "detail" in info.value.response.json()
+    if typed:
+        assert isinstance(info.value, NotFoundError), type(info.value)
+
+
+async def test_other_user_cannot_stream_on_the_thread(user1_run, user2):
+    tid, _ = user1_run
+    await expect_error(collect(user2.runs.stream(tid, GRAPH, input=user_input())), 404)
+
+
+async def test_other_user_leaves_the_thread_untouched(user1_run, user1, user2):
+    tid, rid = user1_run
+    for _, call in ISOLATED.values():
+        with pytest.raises(httpx.HTTPStatusError):
+            await call(user2, tid, rid)
+    state = await user1.threads.get_state(tid)
+    assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai"]
+    assert [r["run_id"] for r in await user1.runs.list(tid)] == [rid]
+    assert (await user1.runs.get(tid, rid))["status"] == "success"
+
+
+# ---------------------------------------------------------------------------------------
+# Spoofing the identity through config.configurable
+
+
+SPOOF = {"configurable": {"langgraph_auth_user_id": "user1", "langgraph_auth_user": {"identity": "user1"}}}
+
+
+async def test_spoofed_identity_in_config_is_ignored(user2, tag):
+    tid = await new_thread(user2, tag)
+    result = await user2.runs.wait(tid, GRAPH, input=user_input("hi"), config=SPOOF)
+    assert result["seen_user"] == "user2"
+
+
+async def test_spoofed_identity_is_not_stored_in_the_run(user2, tag):
+    tid = await new_thread(user2, tag)
+    run = await user2.runs.create(tid, GRAPH, input=user_input("hi"), config=SPOOF)
+    await user2.runs.join(tid, run["run_id"])
+    configurable = (await user2.runs.get(tid, run["run_id"]))["kwargs"]["config"]["configurable"]
+    assert configurable["langgraph_auth_user_id"] == "user2"
+    assert configurable["langgraph_auth_user"]["identity"] == "user2"
+
+
+# ---------------------------------------------------------------------------------------
+# Several runs on one thread; history
+
+
+async def test_second_wait_appends(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("one"))
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("two"))
+    messages = result["messages"]
+    assert [(m["type"], m["content"]) for m in messages] == [
+        ("human", "one"), ("ai", "one"), ("human", "two"), ("ai", "two"),
+    ]
+    assert result["seen_user"] == "user1"
+
+
+async def test_history_is_newest_first(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("one"))
+    final = await user1.runs.wait(tid, GRAPH, input=user_input("two"))
+
+    history = await user1.threads.get_history(tid)
+    assert len(history) >= 2, history
+    created = [datetime.fromisoformat(s["created_at"]) for s in history]
+    assert created == sorted(created, reverse=True), created
+    newest = history[0]
+    assert newest["next"] == []
+    assert newest["values"] == final
+    current = await user1.threads.get_state(tid)
+    assert newest["checkpoint"]["checkpoint_id"] == current["checkpoint"]["checkpoint_id"]
+
+
+# ---------------------------------------------------------------------------------------
+# Graph and schemas of the system assistant
+
+
+async def test_get_graph(user1):
+    graph = await user1.assistants.get_graph(GRAPH)
+    assert {n["id"] for n in graph["nodes"]} == {"__start__", "echo", "__end__"}
+    assert {(e["source"], e["target"]) for e in graph["edges"]} == {
+        ("__start__", "echo"), ("echo", "__end__"),
+    }
+
+
+async def test_get_schemas(user1):
+    schemas = await user1.assistants.get_schemas(SYSTEM_AGENT_ID)
+    assert isinstance(schemas, dict)
+    assert schemas["graph_id"] == GRAPH
+
+
+# ---------------------------------------------------------------------------------------
+# Cancel
+
+
+async def test_cancel_of_a_finished_run_is_404(user1_run, user1):
+    tid, rid = user1_run
+    body = await expect_error(user1.runs.cancel(tid, rid), 404)
+    assert body["detail"].startswith("No matching runs to cancel"), body
+    assert (await user1.runs.get(tid, rid))["status"] == "success"
