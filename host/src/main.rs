@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{
-    GraphComponent,
-    AuthPlugin, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions, Watcher,
+    AuthPlugin, GraphComponent, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions,
+    Watcher,
 };
 use warden::server::{AppState, router};
 use warden::storage::SqliteStorage;
@@ -193,7 +193,8 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
     let storage = SqliteStorage::open(&args.data_dir)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
-    let state = AppState::new(&config, auth, Arc::new(storage))?.with_graphs(graphs, args.workers)?;
+    let state =
+        AppState::new(&config, auth, Arc::new(storage))?.with_graphs(graphs, args.workers)?;
     let state = Arc::new(state);
     let app = router(state.clone());
     let tokio = tokio::runtime::Runtime::new()?;
@@ -204,6 +205,14 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("warden listening on http://{}", listener.local_addr()?);
         tokio::spawn(reload_on_sighup(slots));
+        // Streamed responses (wait, join, SSE) write headers and body
+        // separately: without TCP_NODELAY, Nagle's algorithm holds the
+        // body until the client's delayed ACK, 40 ms later.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -224,12 +224,10 @@ impl GraphComponent {
             info: GraphInfo::default(),
             limits,
         };
-        graph.info = graph
-            .describe()
-            .map_err(|fault| LoadError::Registration {
-                path: path.to_owned(),
-                fault,
-            })?;
+        graph.info = graph.describe().map_err(|fault| LoadError::Registration {
+            path: path.to_owned(),
+            fault,
+        })?;
         Ok(Arc::new(graph))
     }
 

@@ -281,7 +281,10 @@ impl Runs {
         loop {
             let next = {
                 let mut inner = self.inner();
-                let next = inner.queues.get(&thread_id).and_then(|q| q.front().cloned());
+                let next = inner
+                    .queues
+                    .get(&thread_id)
+                    .and_then(|q| q.front().cloned());
                 match &next {
                     Some(run) => {
                         inner.running.insert(thread_id, run.run_id);
@@ -306,7 +309,14 @@ impl Runs {
             .await;
             if executed.is_err() {
                 tracing::error!(run_id = %live.run_id, "the run's worker panicked");
-                self.finish(&live, "error", None, RunOutcome::Error(json!({"error": "InternalError", "message": "The run's worker failed"})));
+                self.finish(
+                    &live,
+                    "error",
+                    None,
+                    RunOutcome::Error(
+                        json!({"error": "InternalError", "message": "The run's worker failed"}),
+                    ),
+                );
             }
             {
                 let mut inner = self.inner();
@@ -341,7 +351,11 @@ impl Runs {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
         };
-        let writer = Arc::new(Mutex::new(StepWriter::new(self.storage.clone(), live, &spec)));
+        let writer = Arc::new(Mutex::new(StepWriter::new(
+            self.storage.clone(),
+            live,
+            &spec,
+        )));
         let sink = {
             let writer = writer.clone();
             Box::new(move |event: GraphEvent| {
@@ -363,7 +377,12 @@ impl Runs {
             Ok(values) => {
                 writer.close(&values, true);
                 drop(writer);
-                self.finish(live, "success", Some(Value::Null), RunOutcome::Success(values));
+                self.finish(
+                    live,
+                    "success",
+                    Some(Value::Null),
+                    RunOutcome::Success(values),
+                );
             }
             Err(RunFailure::Cancelled) => {
                 writer.close_partial(&spec);
@@ -479,11 +498,18 @@ struct StepWriter {
 
 impl StepWriter {
     fn new(storage: Arc<dyn Storage>, live: &Arc<LiveRun>, spec: &RunSpec) -> Self {
-        let parent = storage
+        let latest = storage
             .checkpoints(live.thread_id, 1, None, &Object::new())
             .ok()
-            .and_then(|c| c.into_iter().next())
-            .map(|c| c.checkpoint_id);
+            .and_then(|c| c.into_iter().next());
+        // Steps count on across the thread's runs, as in LangGraph: a new
+        // thread's input is step -1.
+        let step = latest
+            .as_ref()
+            .and_then(|c| c.metadata.get("step"))
+            .and_then(Value::as_i64)
+            .unwrap_or(-2);
+        let parent = latest.map(|c| c.checkpoint_id);
         let mut run_metadata = spec.run.metadata.clone();
         let configurable = &spec.run.kwargs["config"]["configurable"];
         for key in ["run_id", "thread_id", "graph_id", "assistant_id", "user_id"] {
@@ -497,7 +523,7 @@ impl StepWriter {
             modes: spec.stream_modes.clone(),
             run_metadata,
             parent,
-            step: -1,
+            step,
             pending: None,
             last_values: None,
             seen_messages: HashSet::new(),
@@ -525,12 +551,8 @@ impl StepWriter {
                 if self.wants("updates") && node != "__start__" {
                     self.live.events.push("updates", &json!({ &node: update }));
                 }
-                let (source, step) = if node == "__start__" {
-                    ("input", -1)
-                } else {
-                    ("loop", self.step + 1)
-                };
-                self.step = step;
+                let source = if node == "__start__" { "input" } else { "loop" };
+                self.step += 1;
                 self.pending = Some(self.checkpoint(source, json!({ node: update }), &values));
                 self.last_values = Some(values);
             }
@@ -541,7 +563,9 @@ impl StepWriter {
             }
             GraphEvent::Message { message, metadata } => {
                 if self.wants("messages-tuple") {
-                    self.live.events.push("messages", &json!([message, metadata]));
+                    self.live
+                        .events
+                        .push("messages", &json!([message, metadata]));
                 }
                 if self.wants("messages") {
                     let id = message["id"].as_str().unwrap_or_default().to_owned();
@@ -550,7 +574,9 @@ impl StepWriter {
                             .events
                             .push("messages/metadata", &json!({ id: {"metadata": metadata} }));
                     }
-                    self.live.events.push("messages/complete", &json!([message]));
+                    self.live
+                        .events
+                        .push("messages/complete", &json!([message]));
                 }
             }
         }

@@ -168,7 +168,11 @@ pub(super) async fn join(
             }
             None => {
                 let body = settled_body(&thread, &record.status);
-                Ok(streaming::json_when_ready(async move { body }, None, locations))
+                Ok(streaming::json_when_ready(
+                    async move { body },
+                    None,
+                    locations,
+                ))
             }
         }
     })
@@ -253,7 +257,10 @@ pub(super) async fn cancel(
         let value = json!({"thread_id": tid, "action": action_name,
                            "metadata": {"run_ids": [rid], "status": null}});
         let thread = scoped_thread(&state, caller, Action::Update, value, tid)?;
-        let live = state.runs.get(rid).filter(|l| l.thread_id == thread.thread_id);
+        let live = state
+            .runs
+            .get(rid)
+            .filter(|l| l.thread_id == thread.thread_id);
         let no_match = || {
             ApiError::not_found(
                 "No matching runs to cancel. The run may have finished or may not exist.",
@@ -327,7 +334,12 @@ pub(super) async fn cancel_many(
                         "running" => started,
                         _ => true,
                     };
-                    if wanted && state.storage.thread(live.thread_id, scope.as_ref())?.is_some() {
+                    if wanted
+                        && state
+                            .storage
+                            .thread(live.thread_id, scope.as_ref())?
+                            .is_some()
+                    {
                         targets.push(live.run_id);
                     }
                 }
@@ -395,7 +407,10 @@ mod tests {
     fn join_queries_take_python_and_js_stream_modes() {
         let q = join_query(Some("stream_mode=values&stream_mode=updates")).unwrap();
         assert_eq!(q.stream_mode.unwrap(), ["values", "updates"]);
-        let q = join_query(Some("stream_mode=%5B%22values%22%5D&cancel_on_disconnect=1")).unwrap();
+        let q = join_query(Some(
+            "stream_mode=%5B%22values%22%5D&cancel_on_disconnect=1",
+        ))
+        .unwrap();
         assert_eq!(q.stream_mode.unwrap(), ["values"]);
         assert!(flag(q.cancel_on_disconnect.as_deref()));
         let q = join_query(Some("stream_mode=")).unwrap();

@@ -130,7 +130,11 @@ fn stream_modes(value: &Option<Value>, default: &[&str]) -> Result<Vec<String>, 
                     .ok_or_else(|| ApiError::unprocessable("stream_mode: expected strings"))
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(ApiError::unprocessable("stream_mode: expected a string or a list")),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "stream_mode: expected a string or a list",
+            ));
+        }
     };
     for mode in &modes {
         if !STREAM_MODES.contains(&mode.as_str()) {
@@ -151,7 +155,11 @@ fn user_mapping(user: &User, private: bool) -> Value {
     map.insert("is_authenticated".into(), json!(user.is_authenticated));
     map.insert(
         "display_name".into(),
-        json!(user.display_name.clone().unwrap_or_else(|| user.identity.clone())),
+        json!(
+            user.display_name
+                .clone()
+                .unwrap_or_else(|| user.identity.clone())
+        ),
     );
     map.insert("permissions".into(), json!(user.permissions));
     for (key, value) in &user.extra {
@@ -181,7 +189,11 @@ pub fn create_run(
         "multitask_strategy",
     )?;
     one_of(&body.if_not_exists, &["create", "reject"], "if_not_exists")?;
-    one_of(&body.on_disconnect, &["cancel", "continue"], "on_disconnect")?;
+    one_of(
+        &body.on_disconnect,
+        &["cancel", "continue"],
+        "on_disconnect",
+    )?;
     one_of(&body.on_completion, &["delete", "keep"], "on_completion")?;
     if let Some(d) = &body.durability {
         one_of(&Some(d.clone()), &["sync", "async", "exit"], "durability")?;
@@ -226,7 +238,10 @@ pub fn create_run(
         .multitask_strategy
         .clone()
         .unwrap_or_else(|| "enqueue".into());
-    let if_not_exists = body.if_not_exists.clone().unwrap_or_else(|| "reject".into());
+    let if_not_exists = body
+        .if_not_exists
+        .clone()
+        .unwrap_or_else(|| "reject".into());
     let metadata = client_metadata(body.metadata.clone());
     let kwargs_seen = json!({
         "input": body.input, "command": body.command, "config": config, "context": context,
@@ -266,7 +281,12 @@ pub fn create_run(
             Action::Read,
             json!({"assistant_id": assistant_id}),
         )?;
-        if scope.is_some() && state.storage.assistant(assistant_id, scope.as_ref())?.is_none() {
+        if scope.is_some()
+            && state
+                .storage
+                .assistant(assistant_id, scope.as_ref())?
+                .is_none()
+        {
             return Err(not_found());
         }
     }

@@ -23,7 +23,8 @@ use super::{
 use super::{Checkpoint, Run};
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE threads (
     thread_id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
@@ -92,7 +93,8 @@ CREATE TABLE store_items (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE runs (
     run_id TEXT PRIMARY KEY,
     thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
@@ -119,7 +121,8 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (thread_id, checkpoint_id)
 );
 CREATE INDEX checkpoints_run ON checkpoints (run_id);
-"#];
+"#,
+];
 
 mod runs;
 
@@ -190,7 +193,7 @@ impl SqliteStorage {
 fn migrate(conn: &mut rusqlite::Connection) -> Result<()> {
     let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
@@ -392,7 +395,7 @@ impl Storage for SqliteStorage {
         patch: &Object,
     ) -> Result<Option<Thread>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "thread_id", scope)?;
         let Some(mut thread) = select_one(&tx, "threads", THREAD_COLUMNS, &filter, thread_row)?
         else {
@@ -446,7 +449,7 @@ impl Storage for SqliteStorage {
 
     fn upsert_system_assistant(&self, a: &Assistant) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists = tx
             .query_row(
                 "SELECT 1 FROM assistants WHERE assistant_id = ?1",
@@ -469,7 +472,7 @@ impl Storage for SqliteStorage {
 
     fn insert_assistant(&self, a: &Assistant) -> Result<bool> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let inserted = insert_assistant(&tx, a)?;
         tx.commit()?;
         Ok(inserted)
@@ -493,7 +496,7 @@ impl Storage for SqliteStorage {
         patch: &AssistantPatch,
     ) -> Result<Option<Assistant>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "assistant_id", scope)?;
         let Some(mut a) = select_one(&tx, "assistants", ASSISTANT_COLUMNS, &filter, assistant_row)?
         else {
@@ -546,7 +549,7 @@ impl Storage for SqliteStorage {
 
     fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let deleted = delete_where(&tx, "assistants", &by_id(id, "assistant_id", scope)?)?;
         if deleted {
             tx.execute(
@@ -629,7 +632,7 @@ impl Storage for SqliteStorage {
         patch: &CronPatch,
     ) -> Result<Option<Cron>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "cron_id", scope)?;
         let Some(mut c) = select_one(&tx, "crons", CRON_COLUMNS, &filter, cron_row)? else {
             return Ok(None);

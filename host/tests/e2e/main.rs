@@ -11,5 +11,6 @@ mod idp;
 mod loading;
 mod oidc;
 mod resolution;
+mod runs;
 mod storage;
 mod support;

@@ -331,6 +331,18 @@ impl Client {
         token: &str,
         body: &Value,
     ) -> Result<(u16, Value), ureq::Error> {
+        let (status, text) = self.send_text(method, path, token, body)?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// [`Client::send`], with the body as text (an SSE stream, read to its end).
+    pub fn send_text(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(u16, String), ureq::Error> {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -347,7 +359,7 @@ impl Client {
         };
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string()?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Ok((status, text))
     }
 }
 

@@ -26,7 +26,7 @@ fn run_row(row: &Row) -> Result<Run> {
 }
 
 pub(super) fn insert_run(conn: &mut Connection, r: &Run) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         &format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
         params![
@@ -92,7 +92,7 @@ pub(super) fn set_run_status(conn: &Connection, run_id: Uuid, status: &str) -> R
 }
 
 pub(super) fn delete_run(conn: &mut Connection, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let n = tx.execute(
         "DELETE FROM runs WHERE run_id = ?1 AND thread_id = ?2",
         params![run_id.to_string(), thread_id.to_string()],
@@ -158,7 +158,7 @@ pub(super) fn set_thread_status(
 }
 
 pub(super) fn put_checkpoint(conn: &mut Connection, c: &Checkpoint) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     insert_checkpoint(&tx, c)?;
     tx.prepare_cached(
         "UPDATE threads SET state_values = ?2, state_updated_at = ?3, updated_at = ?3 \
@@ -192,8 +192,7 @@ fn insert_checkpoint(conn: &Connection, c: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
-const CHECKPOINT_COLUMNS: &str =
-    "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at";
+const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at";
 
 fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
     let run_id: Option<String> = row.get(3)?;
@@ -253,7 +252,7 @@ pub(super) fn checkpoint(
 }
 
 pub(super) fn copy_state(conn: &mut Connection, from: Uuid, to: Uuid) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
          state_values, next, metadata, created_at) \

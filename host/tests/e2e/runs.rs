@@ -1,0 +1,456 @@
+//! Runs against a real `warden serve`: graphs that fail in every way a
+//! guest can, multitask strategies and cancellation on a slow graph, and a
+//! cron that fires as its creator. (The `langgraph_sdk` client flows are in
+//! `tests/compat/test_runs.py`.)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::support::{Client, ServerProcess, component};
+
+/// A server with the reference policy, the echo graph `agent` and the
+/// `hostile` fixture graph (2 s deadline, 64 MiB).
+fn server(dir: &Path) -> ServerProcess {
+    let config = dir.join("langgraph.json");
+    let path = |c: &str| component(c).display().to_string();
+    std::fs::write(
+        &config,
+        json!({
+            "graphs": {
+                "agent": path("reference_agent"),
+                "hostile": {"path": path("hostile_graph"), "timeout_ms": 2000, "memory_mib": 64},
+            },
+            "auth": {"path": path("reference_auth")},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    ServerProcess::start(&config, &dir.join("data")).expect("warden starts")
+}
+
+fn new_thread(client: &Client, token: &str) -> String {
+    let (status, thread) = client.send("POST", "/threads", token, &json!({})).unwrap();
+    assert_eq!(status, 200, "{thread}");
+    thread["thread_id"].as_str().unwrap().to_owned()
+}
+
+fn hello() -> Value {
+    json!({"messages": [{"role": "user", "content": "hello"}]})
+}
+
+/// Polls `GET path` until `done` holds on the body (or panics after `within`).
+fn poll(
+    client: &Client,
+    path: &str,
+    token: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = client.send("GET", path, token, &Value::Null).unwrap();
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never got there: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_faulty_graph_fails_its_run_closed_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    for (mode, error) in [
+        ("error", "ValueError"),
+        ("trap", "GraphFault"),
+        ("loop", "GraphFault"),
+        ("alloc", "GraphFault"),
+    ] {
+        let thread = new_thread(&client, "user1-token");
+        let started = Instant::now();
+        let (status, body) = client
+            .send(
+                "POST",
+                &format!("/threads/{thread}/runs/wait"),
+                "user1-token",
+                &json!({"assistant_id": "hostile", "input": {"mode": mode}}),
+            )
+            .unwrap();
+        assert_eq!(status, 200, "{mode}: {body}");
+        assert_eq!(body["__error__"]["error"], error, "{mode}: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{mode} took {:?}",
+            started.elapsed()
+        );
+        let (_, runs) = client
+            .send(
+                "GET",
+                &format!("/threads/{thread}/runs"),
+                "user1-token",
+                &Value::Null,
+            )
+            .unwrap();
+        assert_eq!(runs[0]["status"], "error", "{mode}: {runs}");
+        let (_, state) = client
+            .send(
+                "GET",
+                &format!("/threads/{thread}"),
+                "user1-token",
+                &Value::Null,
+            )
+            .unwrap();
+        assert_eq!(state["status"], "error", "{mode}: {state}");
+        assert_eq!(state["error"]["error"], error, "{mode}: {state}");
+    }
+    // Streamed, a failure is an `error` event, after which the stream ends.
+    let (status, text) = client
+        .send_text(
+            "POST",
+            "/runs/stream",
+            "user1-token",
+            &json!({"assistant_id": "hostile", "input": {"mode": "trap"}}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(text.starts_with("event: metadata\r\n"), "{text}");
+    assert!(
+        text.contains("event: error\r\ndata: {\"error\":\"GraphFault\""),
+        "{text}"
+    );
+    // The log names the graph and the fault.
+    let log = server.log();
+    for fault in ["timeout", "memory", "trap"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("graph fault") && l.contains("hostile") && l.contains(fault)),
+            "no {fault} fault logged:\n{log}"
+        );
+    }
+    // And the echo graph still answers.
+    let (status, body) = client
+        .send(
+            "POST",
+            "/runs/wait",
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello()}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body["seen_user"], "user1");
+}
+
+fn spin(n: u64) -> Value {
+    json!({"assistant_id": "hostile", "input": {"mode": "spin", "n": n}})
+}
+
+/// Starts a slow run on `thread` and waits until it is running.
+fn slow_run(client: &Client, thread: &str) -> String {
+    let (status, run) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &spin(1_000_000),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    poll(
+        client,
+        &format!("/threads/{thread}/runs/{run_id}"),
+        "user1-token",
+        Duration::from_secs(10),
+        |r| r["status"] == "running",
+    );
+    run_id
+}
+
+#[test]
+fn multitask_strategies_and_cancellation_on_a_busy_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let first = slow_run(&client, &thread);
+    let (_, busy) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(busy["status"], "busy");
+
+    // reject: 409 while the thread is busy.
+    let mut body = spin(0);
+    body["multitask_strategy"] = json!("reject");
+    let (status, error) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &body,
+        )
+        .unwrap();
+    assert_eq!(status, 409, "{error}");
+
+    // enqueue (the default): waits for its turn.
+    let (status, queued) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &spin(0),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let queued = queued["run_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, run) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{queued}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(run["status"], "pending", "{run}");
+
+    // Another user cannot cancel it.
+    let (status, _) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/{first}/cancel"),
+            "user2-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 404);
+
+    // cancel (wait=1): the spinning graph stops at once; the queued run follows.
+    let started = Instant::now();
+    let (status, _) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/{first}/cancel?wait=1"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, run) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{first}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(run["status"], "interrupted");
+    let (status, joined) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{queued}/join"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(joined["done"], true, "{joined}");
+
+    // interrupt: the run in flight is interrupted, the new one runs.
+    let second = slow_run(&client, &thread);
+    let mut body = spin(0);
+    body["multitask_strategy"] = json!("interrupt");
+    let (status, third) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/wait"),
+            "user1-token",
+            &body,
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{third}");
+    assert_eq!(third["done"], true);
+    let (_, run) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{second}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(run["status"], "interrupted");
+
+    // rollback: the run in flight is deleted.
+    let fourth = slow_run(&client, &thread);
+    let mut body = spin(0);
+    body["multitask_strategy"] = json!("rollback");
+    let (status, _) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/wait"),
+            "user1-token",
+            &body,
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{fourth}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 404);
+    let (_, idle) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(idle["status"], "idle");
+}
+
+#[test]
+fn custom_chunks_stream_and_a_late_resumable_join_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let (status, text) = client
+        .send_text(
+            "POST",
+            &format!("/threads/{thread}/runs/stream"),
+            "user1-token",
+            &json!({"assistant_id": "hostile", "input": {"mode": "custom"},
+                    "stream_mode": ["custom"], "stream_resumable": true}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let customs: Vec<&str> = text
+        .split("\r\n\r\n")
+        .filter(|e| e.starts_with("event: custom"))
+        .collect();
+    assert_eq!(customs.len(), 3, "{text}");
+    assert!(customs[0].contains("data: {\"i\":0}\r\nid: "), "{text}");
+    // Replaying from the first id gives what followed it.
+    let (_, runs) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    let run_id = runs[0]["run_id"].as_str().unwrap();
+    let first_id = customs[0].rsplit("id: ").next().unwrap();
+    let response = ureq::get(server.url(&format!("/threads/{thread}/runs/{run_id}/stream")))
+        .header("authorization", "Bearer user1-token")
+        .header("last-event-id", first_id)
+        .call()
+        .unwrap();
+    let replay = response.into_body().read_to_string().unwrap();
+    assert_eq!(replay.matches("event: custom").count(), 2, "{replay}");
+}
+
+#[test]
+fn a_cron_fires_on_schedule_as_its_creator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let (status, cron) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/crons"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "schedule": "* * * * *", "input": hello()}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{cron}");
+    // The next minute boundary.
+    let runs = poll(
+        &client,
+        &format!("/threads/{thread}/runs"),
+        "user1-token",
+        Duration::from_secs(75),
+        |runs| {
+            runs.as_array()
+                .is_some_and(|r| r.iter().any(|r| r["status"] == "success"))
+        },
+    );
+    let run = &runs[0];
+    let configurable = &run["kwargs"]["config"]["configurable"];
+    assert_eq!(configurable["langgraph_auth_user_id"], "user1", "{run}");
+    assert_eq!(configurable["cron_id"], cron["cron_id"], "{run}");
+    assert_eq!(run["metadata"]["owner"], "user1", "{run}");
+    let (_, state) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/state"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(state["values"]["seen_user"], "user1", "{state}");
+    assert!(server.log().contains("cron fired"));
+}
+
+#[test]
+fn private_user_fields_reach_the_graph_but_are_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("langgraph.json");
+    let path = |c: &str| component(c).display().to_string();
+    std::fs::write(
+        &config,
+        json!({"graphs": {"hostile": path("hostile_graph")},
+               "auth": {"path": path("fixture_private_user")}})
+        .to_string(),
+    )
+    .unwrap();
+    let server = ServerProcess::start(&config, &dir.path().join("data")).expect("warden starts");
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "alice");
+    let (status, values) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/wait"),
+            "alice",
+            &json!({"assistant_id": "hostile", "input": {"mode": "whoami"}}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{values}");
+    // The graph saw the whole user.
+    assert_eq!(values["user"]["identity"], "alice");
+    assert_eq!(values["user"]["team"], "blue");
+    assert_eq!(values["user"]["api_key"], "key-of-alice");
+    // The run record keeps the public fields only.
+    let (_, text) = client
+        .send_text(
+            "GET",
+            &format!("/threads/{thread}/runs"),
+            "alice",
+            &Value::Null,
+        )
+        .unwrap();
+    let runs: Value = serde_json::from_str(&text).unwrap();
+    let user = &runs[0]["kwargs"]["config"]["configurable"]["langgraph_auth_user"];
+    assert_eq!(user["team"], "blue", "{user}");
+    assert!(user.get("api_key").is_none(), "{user}");
+    assert!(!text.contains("key-of-alice"), "{text}");
+}
