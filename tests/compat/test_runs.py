@@ -306,3 +306,30 @@ async def test_cancel_of_a_finished_run_is_404(user1_run, user1):
     body = await expect_error(user1.runs.cancel(tid, rid), 404)
     assert body["detail"].startswith("No matching runs to cancel"), body
     assert (await user1.runs.get(tid, rid))["status"] == "success"
+
+
+# ---------------------------------------------------------------------------------------
+# threads.update_state goes through the graph's reducers
+
+
+async def test_update_state_appends_messages_through_the_reducer(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    await user1.threads.update_state(
+        tid, {"messages": [{"role": "user", "content": "added"}]}, as_node="echo"
+    )
+    state = await user1.threads.get_state(tid)
+    contents = [m["content"] for m in state["values"]["messages"]]
+    assert contents == ["hi", "hi", "added"], state
+    assert state["values"]["messages"][-1]["type"] == "human"
+    assert state["metadata"]["source"] == "update"
+
+
+async def test_history_steps_count_on_across_runs(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("one"))
+    await user1.runs.wait(tid, GRAPH, input=user_input("two"))
+    history = await user1.threads.get_history(tid, limit=10)
+    steps = [c["metadata"]["step"] for c in history]
+    assert steps == sorted(steps, reverse=True), steps
+    assert len(set(steps)) == len(steps), steps

@@ -112,6 +112,22 @@ impl<T: Component> Guest for T {
             .map(|values| Value::Object(values).to_string())
             .map_err(error_to_wit)
     }
+
+    fn apply(values: String, update: String) -> Result<String, wit::GraphError> {
+        let object = |what: &str, json: &str| match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(Value::Null) => Ok(Default::default()),
+            _ => Err(error_to_wit(GraphError::invalid_update(format!(
+                "the {what} is not a JSON object"
+            )))),
+        };
+        let mut values = object("thread's values", &values)?;
+        let update = object("update", &update)?;
+        T::graph()
+            .apply(&mut values, &update)
+            .map_err(error_to_wit)?;
+        Ok(Value::Object(values).to_string())
+    }
 }
 
 fn info_to_wit(info: &GraphInfo) -> wit::GraphInfo {

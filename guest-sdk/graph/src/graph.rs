@@ -233,12 +233,9 @@ impl Graph {
         &self.info
     }
 
-    /// Applies `update` to `values` through the channels' reducers.
-    pub(crate) fn apply(
-        &self,
-        values: &mut State,
-        update: &Map<String, Value>,
-    ) -> Result<(), GraphError> {
+    /// Applies `update` to `values` through the channels' reducers, as when
+    /// a node returns it.
+    pub fn apply(&self, values: &mut State, update: &Map<String, Value>) -> Result<(), GraphError> {
         for (key, write) in update {
             let value = match self.channels.get(key) {
                 Some(reducer) => reducer(values.get(key), write)?,

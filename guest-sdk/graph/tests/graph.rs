@@ -383,3 +383,18 @@ fn describe_lists_nodes_edges_and_schemas() {
         None
     );
 }
+
+#[test]
+fn apply_goes_through_the_reducers_and_replaces_the_rest() {
+    let graph = StateGraph::new()
+        .channel("count", add)
+        .node("tick", |_: &State, _: &RunConfig| Ok(json!({})))
+        .edge(START, "tick")
+        .compile()
+        .unwrap();
+    let mut values = obj(json!({"count": 2, "label": "a"}));
+    graph
+        .apply(&mut values, &obj(json!({"count": 3, "label": "b"})))
+        .unwrap();
+    assert_eq!(Value::Object(values), json!({"count": 5, "label": "b"}));
+}

@@ -334,6 +334,33 @@ impl GraphComponent {
         }
     }
 
+    /// Applies `update` to `values` through the graph's reducers, in a
+    /// fresh instance: the new values, or why not.
+    pub fn apply(&self, values: &Value, update: &Value) -> Result<Value, RunFailure> {
+        let never = Arc::new(AtomicBool::new(false));
+        let failure = |fault: Fault| {
+            tracing::warn!(graph = %self.graph_id, digest = %&self.digest[..12], %fault, "graph fault: the state update failed");
+            RunFailure::Fault(fault)
+        };
+        let (mut store, instance) = self.instantiate(never, Box::new(|_| {})).map_err(failure)?;
+        let result = instance
+            .warden_graph_graph()
+            .call_apply(&mut store, &values.to_string(), &update.to_string())
+            .map_err(|e| failure(self.fault(&store, e)))?;
+        match result {
+            Ok(values) => match serde_json::from_str::<Value>(&values) {
+                Ok(values @ Value::Object(_)) => Ok(values),
+                _ => Err(failure(Fault::BadOutput(
+                    "the updated values are not a JSON object".into(),
+                ))),
+            },
+            Err(e) => Err(RunFailure::Error {
+                error: e.error,
+                message: e.message,
+            }),
+        }
+    }
+
     fn instantiate(
         &self,
         cancel: Arc<AtomicBool>,

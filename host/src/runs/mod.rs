@@ -128,6 +128,21 @@ impl LiveRun {
             .unwrap_or(RunOutcome::Success(json!({})))
     }
 
+    /// A run known to nothing else, for tests of what follows one.
+    #[cfg(test)]
+    pub(crate) fn standalone(resumable: bool) -> Arc<Self> {
+        Arc::new(Self {
+            run_id: Uuid::now_v7(),
+            thread_id: Uuid::now_v7(),
+            resumable,
+            events: EventLog::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            cancel_action: Mutex::new(None),
+            outcome: Mutex::new(None),
+            spec: Mutex::new(None),
+        })
+    }
+
     /// How it ended, if it has.
     pub fn finished(&self) -> Option<RunOutcome> {
         self.outcome

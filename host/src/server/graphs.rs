@@ -78,6 +78,14 @@ fn check_xray(query: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// `GET /assistants/{assistant_id}/graph`.
+#[utoipa::path(
+    get,
+    operation_id = "graphs_graph",
+    path = "/assistants/{assistant_id}/graph",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID; a graph name for /graph)")),
+    responses((status = 200, description = "The graph's nodes and edges"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn graph(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -97,6 +105,14 @@ pub(super) async fn graph(
 }
 
 /// `GET /assistants/{assistant_id}/schemas`.
+#[utoipa::path(
+    get,
+    operation_id = "graphs_schemas",
+    path = "/assistants/{assistant_id}/schemas",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID; a graph name for /graph)")),
+    responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn schemas(
     State(state): State<Arc<AppState>>,
     pending: Pending,

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
-use super::{assistants, crons, store, threads};
-use crate::storage::{Assistant, Cron, Item, Thread};
+use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
+use crate::storage::{Assistant, Cron, Item, Run, Thread};
 
 /// The body of every error: `{"detail": "..."}`.
 #[derive(Serialize, ToSchema)]
@@ -27,11 +27,19 @@ pub struct ErrorBody {
         crons::create_stateless, crons::create_for_thread, crons::search, crons::count,
         crons::get, crons::patch, crons::delete,
         store::put, store::get, store::delete, store::search, store::namespaces,
+        state::get, state::update, state::get_at, state::post_checkpoint, state::get_history,
+        state::post_history,
+        runs::create_stateful, runs::create_stateless, runs::stream_stateful,
+        runs::stream_stateless, runs::wait_stateful, runs::wait_stateless, runs::batch,
+        run_access::get, run_access::list, run_access::join, run_access::join_stream,
+        run_access::cancel, run_access::cancel_many, run_access::delete,
+        graphs::graph, graphs::schemas,
     ),
-    components(schemas(Thread, Assistant, Cron, Item, ErrorBody)),
+    components(schemas(Thread, Assistant, Cron, Item, Run, ErrorBody, runs::RunCreate)),
     tags(
         (name = "threads", description = "Conversations and their state"),
         (name = "assistants", description = "Configured graphs"),
+        (name = "runs", description = "Graph executions, streamed, awaited or in the background"),
         (name = "crons", description = "Runs on a schedule"),
         (name = "store", description = "Long-term memory"),
     )

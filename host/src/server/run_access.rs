@@ -52,6 +52,14 @@ fn flag(value: Option<&str>) -> bool {
 }
 
 /// `GET /threads/{thread_id}/runs/{run_id}`.
+#[utoipa::path(
+    get,
+    operation_id = "run_access_get",
+    path = "/threads/{thread_id}/runs/{run_id}",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "The run"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -76,6 +84,14 @@ pub(super) struct ListQuery {
 }
 
 /// `GET /threads/{thread_id}/runs`.
+#[utoipa::path(
+    get,
+    operation_id = "run_access_list",
+    path = "/threads/{thread_id}/runs",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The thread's runs, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -138,6 +154,14 @@ fn join_query(raw: Option<&str>) -> Result<JoinQuery, ApiError> {
 }
 
 /// `GET /threads/{thread_id}/runs/{run_id}/join`.
+#[utoipa::path(
+    get,
+    operation_id = "run_access_join",
+    path = "/threads/{thread_id}/runs/{run_id}/join",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn join(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -180,6 +204,14 @@ pub(super) async fn join(
 }
 
 /// `GET /threads/{thread_id}/runs/{run_id}/stream`.
+#[utoipa::path(
+    get,
+    operation_id = "run_access_join_stream",
+    path = "/threads/{thread_id}/runs/{run_id}/stream",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn join_stream(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -243,6 +275,14 @@ fn cancel_action(action: Option<&str>) -> Result<CancelAction, ApiError> {
 }
 
 /// `POST /threads/{thread_id}/runs/{run_id}/cancel`.
+#[utoipa::path(
+    post,
+    operation_id = "run_access_cancel",
+    path = "/threads/{thread_id}/runs/{run_id}/cancel",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn cancel(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -293,6 +333,13 @@ pub(super) struct CancelMany {
 
 /// `POST /runs/cancel`: runs by id on one thread, or every run pending
 /// and/or running the caller may update.
+#[utoipa::path(
+    post,
+    operation_id = "run_access_cancel_many",
+    path = "/runs/cancel",
+    tag = "runs",
+    responses((status = 204, description = "Cancelled"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn cancel_many(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -375,6 +422,14 @@ pub(super) async fn cancel_many(
 
 /// `DELETE /threads/{thread_id}/runs/{run_id}`: a run in flight is
 /// cancelled first.
+#[utoipa::path(
+    delete,
+    operation_id = "run_access_delete",
+    path = "/threads/{thread_id}/runs/{run_id}",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,

@@ -525,6 +525,15 @@ async fn wait(
 }
 
 /// `POST /threads/{thread_id}/runs`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_create_stateful",
+    path = "/threads/{thread_id}/runs",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    request_body = RunCreate,
+    responses((status = 200, description = "The run, pending; `Content-Location` names it"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn create_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -535,6 +544,14 @@ pub(super) async fn create_stateful(
 }
 
 /// `POST /runs`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_create_stateless",
+    path = "/runs",
+    tag = "runs",
+    request_body = RunCreate,
+    responses((status = 200, description = "The run, pending, on a temporary thread"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -544,6 +561,15 @@ pub(super) async fn create_stateless(
 }
 
 /// `POST /threads/{thread_id}/runs/stream`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_stream_stateful",
+    path = "/threads/{thread_id}/runs/stream",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    request_body = RunCreate,
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn stream_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -554,6 +580,14 @@ pub(super) async fn stream_stateful(
 }
 
 /// `POST /runs/stream`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_stream_stateless",
+    path = "/runs/stream",
+    tag = "runs",
+    request_body = RunCreate,
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn stream_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -563,6 +597,15 @@ pub(super) async fn stream_stateless(
 }
 
 /// `POST /threads/{thread_id}/runs/wait`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_wait_stateful",
+    path = "/threads/{thread_id}/runs/wait",
+    tag = "runs",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    request_body = RunCreate,
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn wait_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -573,6 +616,14 @@ pub(super) async fn wait_stateful(
 }
 
 /// `POST /runs/wait`.
+#[utoipa::path(
+    post,
+    operation_id = "runs_wait_stateless",
+    path = "/runs/wait",
+    tag = "runs",
+    request_body = RunCreate,
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn wait_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -582,6 +633,14 @@ pub(super) async fn wait_stateless(
 }
 
 /// `POST /runs/batch`: a list of stateless run bodies.
+#[utoipa::path(
+    post,
+    operation_id = "runs_batch",
+    path = "/runs/batch",
+    tag = "runs",
+    request_body = Vec<RunCreate>,
+    responses((status = 200, description = "The runs, pending"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn batch(
     State(state): State<Arc<AppState>>,
     pending: Pending,

@@ -78,6 +78,14 @@ fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
 }
 
 /// `GET /threads/{thread_id}/state`.
+#[utoipa::path(
+    get,
+    operation_id = "state_get",
+    path = "/threads/{thread_id}/state",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -102,6 +110,14 @@ fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Valu
 }
 
 /// `GET /threads/{thread_id}/state/{checkpoint_id}`.
+#[utoipa::path(
+    get,
+    operation_id = "state_get_at",
+    path = "/threads/{thread_id}/state/{checkpoint_id}",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("checkpoint_id" = String, Path, description = "The checkpoint")),
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get_at(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -121,6 +137,14 @@ pub(super) struct CheckpointBody {
 }
 
 /// `POST /threads/{thread_id}/state/checkpoint`.
+#[utoipa::path(
+    post,
+    operation_id = "state_post_checkpoint",
+    path = "/threads/{thread_id}/state/checkpoint",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn post_checkpoint(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -154,6 +178,14 @@ pub(super) struct UpdateBody {
 /// `POST /threads/{thread_id}/state`: writes a checkpoint whose values are
 /// the thread's with `values` merged in (key by key), as if `as_node` had
 /// returned them.
+#[utoipa::path(
+    post,
+    operation_id = "state_update",
+    path = "/threads/{thread_id}/state",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn update(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -183,14 +215,28 @@ pub(super) async fn update(
             .or_else(|| thread.values.is_object().then(|| thread.values.clone()))
             .unwrap_or_else(|| json!({}));
         let update = body.values.unwrap_or(Value::Null);
-        match (&mut values, &update) {
-            (Value::Object(values), Value::Object(update)) => values.extend(update.clone()),
-            (_, Value::Null) => {}
-            _ => {
-                return Err(ApiError::bad_request(
-                    "values: expected an object of state keys",
-                ));
+        if !(update.is_object() || update.is_null()) {
+            return Err(ApiError::bad_request(
+                "values: expected an object of state keys",
+            ));
+        }
+        // Through the graph's reducers (messages append), when the thread
+        // has run a graph; key by key otherwise.
+        let graph = thread
+            .metadata
+            .get("graph_id")
+            .and_then(Value::as_str)
+            .and_then(|id| state.graph_components.get(id));
+        match (graph, &mut values, &update) {
+            (_, _, Value::Null) => {}
+            (Some(graph), _, _) => {
+                values = graph.apply(&values, &update).map_err(|failure| {
+                    let (error, message) = failure.error_and_message();
+                    ApiError::bad_request(format!("{error}: {message}"))
+                })?;
             }
+            (None, Value::Object(values), Value::Object(update)) => values.extend(update.clone()),
+            _ => {}
         }
         let node = body.as_node.unwrap_or_else(|| "__update__".into());
         let step = previous
@@ -259,6 +305,14 @@ fn history(state: &AppState, id: Uuid, body: HistoryBody) -> Result<Response, Ap
 }
 
 /// `POST /threads/{thread_id}/history`.
+#[utoipa::path(
+    post,
+    operation_id = "state_post_history",
+    path = "/threads/{thread_id}/history",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn post_history(
     State(state): State<Arc<AppState>>,
     pending: Pending,
@@ -281,6 +335,14 @@ pub(super) struct HistoryQuery {
 }
 
 /// `GET /threads/{thread_id}/history`.
+#[utoipa::path(
+    get,
+    operation_id = "state_get_history",
+    path = "/threads/{thread_id}/history",
+    tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
 pub(super) async fn get_history(
     State(state): State<Arc<AppState>>,
     pending: Pending,

@@ -208,6 +208,62 @@ impl Locations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+    use serde_json::json;
+
+    async fn next(body: &mut axum::body::BodyDataStream) -> Option<String> {
+        let frame = body.next().await?.unwrap();
+        Some(String::from_utf8(frame.to_vec()).unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_pads_with_a_newline_every_five_seconds_then_sends_the_value() {
+        let (done, outcome) = tokio::sync::oneshot::channel::<Value>();
+        let response = json_when_ready(
+            async move { outcome.await.unwrap() },
+            None,
+            Locations::default(),
+        );
+        let mut body = response.into_body().into_data_stream();
+        let started = tokio::time::Instant::now();
+        assert_eq!(next(&mut body).await.as_deref(), Some("\n"));
+        assert_eq!(started.elapsed(), HEARTBEAT);
+        assert_eq!(next(&mut body).await.as_deref(), Some("\n"));
+        done.send(json!({"a": 1})).unwrap();
+        assert_eq!(next(&mut body).await.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(next(&mut body).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sse_sends_heartbeats_until_the_run_ends_then_closes() {
+        let live = LiveRun::standalone(false);
+        live.events.push("metadata", &json!({"run_id": "r"}));
+        let response = sse(
+            live.clone(),
+            0,
+            ModeFilter::all(),
+            None,
+            Locations::default(),
+        );
+        let mut body = response.into_body().into_data_stream();
+        assert_eq!(
+            next(&mut body).await.as_deref(),
+            Some("event: metadata\r\ndata: {\"run_id\":\"r\"}\r\n\r\n")
+        );
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            next(&mut body).await.as_deref(),
+            Some(": heartbeat\r\n\r\n")
+        );
+        assert_eq!(started.elapsed(), HEARTBEAT);
+        live.events.push("values", &json!({"x": 1}));
+        assert_eq!(
+            next(&mut body).await.as_deref(),
+            Some("event: values\r\ndata: {\"x\":1}\r\n\r\n")
+        );
+        live.events.finish();
+        assert_eq!(next(&mut body).await, None);
+    }
 
     #[test]
     fn a_filter_keeps_metadata_errors_and_its_modes() {

@@ -18,6 +18,13 @@ fn body_for(method: &str, path: &str) -> Value {
             json!({"assistant_id": "agent", "schedule": "*/5 * * * *"})
         }
         ("PATCH", p) if p.starts_with("/runs/crons/") => json!({"enabled": false}),
+        ("POST", "/runs/cancel") => json!({"status": "all"}),
+        ("POST", "/runs/batch") => json!([{"assistant_id": Uuid::nil().to_string()}]),
+        ("POST", p)
+            if p.ends_with("/runs") || p.ends_with("/runs/stream") || p.ends_with("/runs/wait") =>
+        {
+            json!({"assistant_id": Uuid::nil().to_string()})
+        }
         ("PUT", "/store/items") => json!({"namespace": ["a"], "key": "k", "value": {}}),
         ("DELETE", "/store/items") => json!({"namespace": ["a"], "key": "k"}),
         ("POST" | "PATCH", _) => json!({}),
@@ -40,9 +47,10 @@ async fn every_protected_route_fires_a_declared_event_before_touching_data() {
         );
         let id = Uuid::now_v7().to_string();
         let mut path = endpoint.path.to_owned();
-        for param in ["{thread_id}", "{assistant_id}", "{cron_id}"] {
+        for param in ["{thread_id}", "{assistant_id}", "{cron_id}", "{run_id}"] {
             path = path.replace(param, &id);
         }
+        path = path.replace("{checkpoint_id}", "1");
         if endpoint.path == "/store/items" && endpoint.method == "GET" {
             path.push_str("?namespace=a&key=k");
         }
