@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{
-    AuthPlugin, GraphComponent, Limits, PluginSettings, PluginSlot, Runtime, RuntimeOptions,
-    Watcher,
+    AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSettings, PluginSlot, Reloadable, Runtime,
+    RuntimeOptions, Watcher,
 };
 use warden::server::{AppState, router};
 use warden::storage::SqliteStorage;
@@ -180,9 +180,20 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
             digest = %component.digest(),
             "graph loaded"
         );
-        graphs.insert(graph_id.clone(), component);
+        graphs.insert(
+            graph_id.clone(),
+            Arc::new(GraphSlot::new(runtime.clone(), &path, component)),
+        );
     }
-    let slots: Vec<Arc<PluginSlot>> = auth.iter().cloned().collect();
+    let slots: Vec<Arc<dyn Reloadable>> = auth
+        .iter()
+        .map(|slot| slot.clone() as Arc<dyn Reloadable>)
+        .chain(
+            graphs
+                .values()
+                .map(|slot| slot.clone() as Arc<dyn Reloadable>),
+        )
+        .collect();
     let watcher = if args.no_watch {
         None
     } else {
@@ -225,7 +236,7 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
 
 /// SIGHUP reloads every plugin (a crate directory is rebuilt first), off
 /// the request path.
-async fn reload_on_sighup(slots: Vec<Arc<PluginSlot>>) {
+async fn reload_on_sighup(slots: Vec<Arc<dyn Reloadable>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot handle SIGHUP: reload by replacing the plugin files");

@@ -7,7 +7,7 @@
 //! output, the `log` import and the `stream` import through which it
 //! reports its steps and chunks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
-use super::auth_plugin::{check_header, digest};
+use super::auth_plugin::{PluginInfo, check_header, digest};
 use super::build::locate_component;
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
@@ -157,8 +157,7 @@ pub type EventSink = Box<dyn FnMut(GraphEvent) + Send>;
 /// fresh instance.
 pub struct GraphComponent {
     graph_id: String,
-    path: PathBuf,
-    digest: String,
+    info_for_slot: PluginInfo,
     engine: Engine,
     pre: bindings::GraphComponentPre<GraphSandbox>,
     info: GraphInfo,
@@ -169,8 +168,8 @@ impl std::fmt::Debug for GraphComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphComponent")
             .field("graph_id", &self.graph_id)
-            .field("path", &self.path)
-            .field("digest", &self.digest)
+            .field("path", &self.info_for_slot.path)
+            .field("digest", &self.info_for_slot.digest)
             .finish_non_exhaustive()
     }
 }
@@ -217,8 +216,12 @@ impl GraphComponent {
         let pre = bindings::GraphComponentPre::new(pre).map_err(link_error)?;
         let mut graph = Self {
             graph_id: graph_id.to_owned(),
-            path: path.to_owned(),
-            digest,
+            info_for_slot: PluginInfo {
+                name: graph_id.to_owned(),
+                path: path.to_owned(),
+                digest,
+                contract: GRAPH_CONTRACT_VERSION.to_owned(),
+            },
             engine: engine.clone(),
             pre,
             info: GraphInfo::default(),
@@ -238,12 +241,18 @@ impl GraphComponent {
 
     /// The component file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.info_for_slot.path
     }
 
     /// SHA-256 of the component, hex.
     pub fn digest(&self) -> &str {
-        &self.digest
+        &self.info_for_slot.digest
+    }
+
+    /// Name (the graph id), file, digest and contract version, as `/info`
+    /// shows plugins.
+    pub fn plugin_info(&self) -> &PluginInfo {
+        &self.info_for_slot
     }
 
     /// What the graph said about itself when loaded.
@@ -302,7 +311,7 @@ impl GraphComponent {
             if cancelled.load(Ordering::Relaxed) {
                 RunFailure::Cancelled
             } else {
-                tracing::warn!(graph = %self.graph_id, digest = %&self.digest[..12], %fault, "graph fault: the run failed");
+                tracing::warn!(graph = %self.graph_id, digest = %&self.digest()[..12], %fault, "graph fault: the run failed");
                 RunFailure::Fault(fault)
             }
         };
@@ -339,7 +348,7 @@ impl GraphComponent {
     pub fn apply(&self, values: &Value, update: &Value) -> Result<Value, RunFailure> {
         let never = Arc::new(AtomicBool::new(false));
         let failure = |fault: Fault| {
-            tracing::warn!(graph = %self.graph_id, digest = %&self.digest[..12], %fault, "graph fault: the state update failed");
+            tracing::warn!(graph = %self.graph_id, digest = %&self.digest()[..12], %fault, "graph fault: the state update failed");
             RunFailure::Fault(fault)
         };
         let (mut store, instance) = self.instantiate(never, Box::new(|_| {})).map_err(failure)?;

@@ -48,7 +48,7 @@ pub use graph::{
     Invocation, RunFailure,
 };
 pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
-pub use slot::{PluginSlot, ReloadError, Reloaded, SlotStatus};
+pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
 
 /// The `warden:auth` contract versions this host speaks.

@@ -1,5 +1,6 @@
-//! Hot swap: a [`PluginSlot`] holds the live version of a plugin and
-//! replaces it atomically while the server serves.
+//! Hot swap: a [`PluginSlot`] holds the live version of a plugin (the auth
+//! plugin, or a graph: anything [`Swappable`]) and replaces it atomically
+//! while the server serves.
 //!
 //! A new version is read, compiled and validated off the request path (a
 //! component, for a contract this host speaks, whose handler registry call
@@ -18,16 +19,97 @@ use super::auth_plugin::{AuthPlugin, PluginInfo, digest};
 use super::build::locate_component;
 use super::engine::Runtime;
 use super::error::LoadError;
+use super::graph::GraphComponent;
+
+/// A loaded component a slot can hold: it knows what it is, and loads
+/// another version of itself with the same settings.
+pub trait Swappable: Send + Sync + 'static {
+    /// Name, file, digest and contract of this version.
+    fn info(&self) -> &PluginInfo;
+    /// Another version, from `bytes` read from `path`, validated like a
+    /// first load.
+    fn with_component(
+        &self,
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Arc<Self>, LoadError>;
+}
+
+impl Swappable for AuthPlugin {
+    fn info(&self) -> &PluginInfo {
+        AuthPlugin::info(self)
+    }
+
+    fn with_component(
+        &self,
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Arc<Self>, LoadError> {
+        AuthPlugin::with_component(self, runtime, path, bytes)
+    }
+}
+
+impl Swappable for GraphComponent {
+    fn info(&self) -> &PluginInfo {
+        GraphComponent::plugin_info(self)
+    }
+
+    fn with_component(
+        &self,
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Arc<Self>, LoadError> {
+        GraphComponent::from_bytes(runtime, self.graph_id(), path, bytes, self.limits())
+    }
+}
+
+/// A graph's slot.
+pub type GraphSlot = PluginSlot<GraphComponent>;
+
+/// What the file watcher and SIGHUP drive, whatever the slot holds.
+pub trait Reloadable: Send + Sync {
+    /// The plugin's name (`auth`, or the graph id).
+    fn name(&self) -> String;
+    /// The component file watched for new versions.
+    fn component(&self) -> &Path;
+    /// The crate directory, when the configuration names one.
+    fn crate_dir(&self) -> Option<&Path>;
+    /// See [`PluginSlot::reload`].
+    fn reload(&self) -> Result<Reloaded, LoadError>;
+    /// See [`PluginSlot::rebuild`].
+    fn rebuild(&self) -> Result<Reloaded, LoadError>;
+}
+
+impl<P: Swappable> Reloadable for PluginSlot<P> {
+    fn name(&self) -> String {
+        self.current().info().name.clone()
+    }
+    fn component(&self) -> &Path {
+        PluginSlot::component(self)
+    }
+    fn crate_dir(&self) -> Option<&Path> {
+        PluginSlot::crate_dir(self)
+    }
+    fn reload(&self) -> Result<Reloaded, LoadError> {
+        PluginSlot::reload(self)
+    }
+    fn rebuild(&self) -> Result<Reloaded, LoadError> {
+        PluginSlot::rebuild(self)
+    }
+}
 
 /// The live version of one plugin, replaceable while requests use it.
-pub struct PluginSlot {
+pub struct PluginSlot<P: Swappable = AuthPlugin> {
     runtime: Arc<Runtime>,
     /// What the configuration names: a component or a plugin crate directory.
     source: PathBuf,
     /// The component file the live version was read from (for a crate
     /// directory, its build output).
     component: PathBuf,
-    live: ArcSwap<AuthPlugin>,
+    live: ArcSwap<P>,
     history: Mutex<History>,
     /// Serialises reloads (file watcher, SIGHUP, rebuilds).
     reloading: Mutex<()>,
@@ -79,10 +161,10 @@ pub enum Reloaded {
     Unchanged,
 }
 
-impl PluginSlot {
+impl<P: Swappable> PluginSlot<P> {
     /// A slot whose live version is `plugin`, loaded from `source` (its
     /// component file, or the crate directory it was built from).
-    pub fn new(runtime: Arc<Runtime>, source: &Path, plugin: Arc<AuthPlugin>) -> Self {
+    pub fn new(runtime: Arc<Runtime>, source: &Path, plugin: Arc<P>) -> Self {
         Self {
             runtime,
             source: source.to_owned(),
@@ -98,7 +180,7 @@ impl PluginSlot {
     }
 
     /// The live version. A request takes it once and keeps it to the end.
-    pub fn current(&self) -> Arc<AuthPlugin> {
+    pub fn current(&self) -> Arc<P> {
         self.live.load_full()
     }
 

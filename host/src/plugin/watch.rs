@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
-use super::slot::{PluginSlot, Reloaded};
+use super::slot::{Reloadable, Reloaded};
 
 /// How long an in-place write must pause before the file is loaded, when
 /// the platform reports no close (a hard link, a writer still holding it).
@@ -64,7 +64,10 @@ struct Pending {
 impl Watcher {
     /// Watches the component file of every slot (and, with
     /// `rebuild_sources`, the crate directory of those built from one).
-    pub fn start(slots: Vec<Arc<PluginSlot>>, rebuild_sources: bool) -> Result<Self, WatchError> {
+    pub fn start(
+        slots: Vec<Arc<dyn Reloadable>>,
+        rebuild_sources: bool,
+    ) -> Result<Self, WatchError> {
         let (tx, rx) = mpsc::channel();
         let events = tx.clone();
         let mut notify =
@@ -93,7 +96,7 @@ impl Watcher {
                 _ => None,
             };
             tracing::info!(
-                plugin = %slot.current().info().name,
+                plugin = %slot.name(),
                 file = %file.display(),
                 sources = %sources.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
                 "watching for new versions"
@@ -126,7 +129,7 @@ impl Drop for Watcher {
 }
 
 struct Target {
-    slot: Arc<PluginSlot>,
+    slot: Arc<dyn Reloadable>,
     file: PathBuf,
     sources: Option<PathBuf>,
 }

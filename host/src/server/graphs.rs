@@ -35,7 +35,7 @@ fn component(
     let graph = state
         .graph_components
         .get(&assistant.graph_id)
-        .cloned()
+        .map(|slot| slot.current())
         .ok_or_else(|| ApiError::not_found("Not Found"))?;
     Ok((assistant.graph_id, graph))
 }

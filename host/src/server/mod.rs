@@ -39,7 +39,7 @@ pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
 use crate::config::Config;
-use crate::plugin::{GraphComponent, PluginSlot};
+use crate::plugin::{GraphSlot, PluginSlot};
 use crate::runs::Runs;
 use crate::storage::{Assistant, Storage, StorageError};
 
@@ -59,7 +59,7 @@ pub struct AppState {
     pub graphs: BTreeMap<String, Uuid>,
     /// The loaded graph components, by graph id (none when the server was
     /// started without them: runs then fail with a 503).
-    pub graph_components: BTreeMap<String, Arc<GraphComponent>>,
+    pub graph_components: BTreeMap<String, Arc<GraphSlot>>,
     /// The run executor.
     pub runs: Arc<Runs>,
     /// The OpenAPI document served at `/openapi.json`.
@@ -122,11 +122,12 @@ impl AppState {
     /// assistant that name.
     pub fn with_graphs(
         mut self,
-        components: BTreeMap<String, Arc<GraphComponent>>,
+        components: BTreeMap<String, Arc<GraphSlot>>,
         workers: usize,
     ) -> Result<Self, StorageError> {
         for (graph_id, component) in &components {
-            if let (Some(name), Some(id)) = (&component.info().name, self.graphs.get(graph_id))
+            if let (Some(name), Some(id)) =
+                (&component.current().info().name, self.graphs.get(graph_id))
                 && let Some(mut assistant) = self.storage.assistant(*id, None)?
                 && &assistant.name != name
             {

@@ -293,7 +293,7 @@ pub fn create_run(
     let graph = state
         .graph_components
         .get(&assistant.graph_id)
-        .cloned()
+        .map(|slot| slot.current())
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -226,7 +226,8 @@ pub(super) async fn update(
             .metadata
             .get("graph_id")
             .and_then(Value::as_str)
-            .and_then(|id| state.graph_components.get(id));
+            .and_then(|id| state.graph_components.get(id))
+            .map(|slot| slot.current());
         match (graph, &mut values, &update) {
             (_, _, Value::Null) => {}
             (Some(graph), _, _) => {

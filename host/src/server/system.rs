@@ -37,23 +37,29 @@ async fn ok() -> Json<Value> {
 }
 
 async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let describe = |kind: &str, status: crate::plugin::SlotStatus| {
+        json!({
+            "name": status.info.name,
+            "kind": kind,
+            "path": status.info.path,
+            "source": status.source,
+            "digest": status.info.digest,
+            "contract": format!("warden:{kind}@{}", status.info.contract),
+            "loaded_at": status.loaded_at,
+            "swap_count": status.swap_count,
+            "last_reload_error": status.last_reload_error,
+        })
+    };
     let plugins: Vec<Value> = state
         .auth
         .iter()
-        .map(|slot| {
-            let status = slot.status();
-            json!({
-                "name": status.info.name,
-                "kind": "auth",
-                "path": status.info.path,
-                "source": status.source,
-                "digest": status.info.digest,
-                "contract": format!("warden:auth@{}", status.info.contract),
-                "loaded_at": status.loaded_at,
-                "swap_count": status.swap_count,
-                "last_reload_error": status.last_reload_error,
-            })
-        })
+        .map(|slot| describe("auth", slot.status()))
+        .chain(
+            state
+                .graph_components
+                .values()
+                .map(|slot| describe("graph", slot.status())),
+        )
         .collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),

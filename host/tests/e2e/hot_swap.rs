@@ -304,3 +304,171 @@ fn dev_rebuilds_a_plugin_crate_when_its_sources_change() {
     );
     assert_eq!(plugin_info(&server)["swap_count"], 1);
 }
+
+/// A graph `g` served from `./graph.wasm`, without auth.
+fn graph_project(first: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("graph.wasm");
+    std::fs::copy(component(first), &live).unwrap();
+    std::fs::write(
+        dir.path().join("langgraph.json"),
+        r#"{"graphs": {"g": "./graph.wasm"}}"#,
+    )
+    .unwrap();
+    (dir, live)
+}
+
+fn graph_status(server: &ServerProcess) -> Value {
+    let (_, info) = server.get("/info");
+    info["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "graph")
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_graph_is_swapped_while_serving_and_runs_in_flight_finish_on_the_old_one() {
+    let (dir, live) = graph_project("hostile_graph");
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&dir.path().join("langgraph.json"), &data).expect("starts");
+    let client = Client::new(&server);
+    let thread = |client: &Client| {
+        let (_, t) = client.send("POST", "/threads", "", &json!({})).unwrap();
+        t["thread_id"].as_str().unwrap().to_owned()
+    };
+    // A run of the old version, busy for a while.
+    let busy = thread(&client);
+    let (status, run) = client
+        .send(
+            "POST",
+            &format!("/threads/{busy}/runs"),
+            "",
+            &json!({"assistant_id": "g", "input": {"mode": "spin", "n": 8000}}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().unwrap().to_owned();
+    let running = || {
+        client
+            .send(
+                "GET",
+                &format!("/threads/{busy}/runs/{run_id}"),
+                "",
+                &Value::Null,
+            )
+            .unwrap()
+            .1["status"]
+            == "running"
+    };
+    assert!(eventually(Duration::from_secs(10), running));
+
+    // The echo graph is renamed over the file.
+    let aside = dir.path().join(".graph.wasm.new");
+    std::fs::write(&aside, bytes("reference_agent")).unwrap();
+    std::fs::rename(&aside, &live).unwrap();
+    assert!(eventually(Duration::from_secs(10), || graph_status(
+        &server
+    )["swap_count"]
+        == 1));
+    assert!(running(), "the old version's run should still be running");
+
+    // New runs use the new version...
+    let (status, values) = client
+        .send(
+            "POST",
+            &format!("/threads/{}/runs/wait", thread(&client)),
+            "",
+            &json!({"assistant_id": "g", "input": {"messages": [{"role": "user", "content": "hi"}]}}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{values}");
+    assert_eq!(values["messages"][1]["content"], "hi", "{values}");
+    // ...while the one in flight finishes on the old one.
+    let (status, done) = client
+        .send(
+            "GET",
+            &format!("/threads/{busy}/runs/{run_id}/join"),
+            "",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(done["done"], true, "{done}");
+
+    // A broken version is refused; the live one keeps serving.
+    std::fs::write(&aside, b"\0asm garbage").unwrap();
+    std::fs::rename(&aside, &live).unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        !graph_status(&server)["last_reload_error"].is_null()
+    }));
+    let status = graph_status(&server);
+    assert_eq!(status["swap_count"], 1, "{status}");
+    assert_eq!(status["contract"], "warden:graph@0.1.0", "{status}");
+    let (code, values) = client
+        .send(
+            "POST",
+            "/runs/wait",
+            "",
+            &json!({"assistant_id": "g", "input": {"messages": [{"role": "user", "content": "still"}]}}),
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(values["messages"][1]["content"], "still", "{values}");
+}
+
+#[test]
+fn dev_rebuilds_a_graph_crate_when_its_sources_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("agent");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let sdk = root().join("guest-sdk/graph");
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"devloop-agent\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n\
+             [lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\nwarden-graph = {{ path = {sdk:?} }}\n\n\
+             [workspace]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::copy(root().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    let source = krate.join("src/lib.rs");
+    std::fs::copy(root().join("examples/reference/agent/src/lib.rs"), &source).unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(&config, r#"{"graphs": {"agent": "./agent"}}"#).unwrap();
+    let target = root().join("target");
+    let server = ServerProcess::start_with(
+        &["dev"],
+        &config,
+        &dir.path().join("data"),
+        &[("CARGO_TARGET_DIR", &target)],
+    )
+    .expect("starts");
+    let client = Client::new(&server);
+    let echo = || {
+        let body = json!({"assistant_id": "agent",
+                          "input": {"messages": [{"role": "user", "content": "hi"}]}});
+        match client.send("POST", "/runs/wait", "", &body) {
+            Ok((_, values)) => values["messages"][1]["content"].clone(),
+            Err(e) => panic!("{e}:\n{}", server.log()),
+        }
+    };
+    assert_eq!(echo(), "hi", "{}", server.log());
+
+    let text = std::fs::read_to_string(&source).unwrap();
+    let shouting = text.replace("messages::ai(text)", "messages::ai(text.to_uppercase())");
+    assert_ne!(shouting, text, "the example's echo line moved");
+    std::fs::write(&source, shouting).unwrap();
+    assert!(
+        eventually(Duration::from_secs(240), || echo() == "HI"),
+        "not rebuilt:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("Compiling devloop-agent"),
+        "build output shown"
+    );
+}
