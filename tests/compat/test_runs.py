@@ -333,3 +333,14 @@ async def test_history_steps_count_on_across_runs(user1, tag):
     steps = [c["metadata"]["step"] for c in history]
     assert steps == sorted(steps, reverse=True), steps
     assert len(set(steps)) == len(steps), steps
+
+
+async def test_copy_keeps_the_state_and_history(user1, tag):
+    tid = await new_thread(user1, tag)
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    copy = await user1.threads.copy(tid)
+    assert copy["thread_id"] != tid
+    state = await user1.threads.get_state(copy["thread_id"])
+    assert state["values"] == result
+    history = await user1.threads.get_history(copy["thread_id"], limit=10)
+    assert len(history) >= 2

@@ -454,3 +454,45 @@ fn private_user_fields_reach_the_graph_but_are_never_stored() {
     assert!(user.get("api_key").is_none(), "{user}");
     assert!(!text.contains("key-of-alice"), "{text}");
 }
+
+#[test]
+fn a_stream_with_on_disconnect_cancel_cancels_its_run_when_the_client_leaves() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let body = json!({"assistant_id": "hostile", "input": {"mode": "spin", "n": 1_000_000},
+                      "stream_mode": ["custom"], "on_disconnect": "cancel"})
+    .to_string();
+    let address = server.url("").trim_start_matches("http://").to_owned();
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        socket,
+        "POST /threads/{thread}/runs/stream HTTP/1.1\r\nhost: {address}\r\n\
+         authorization: Bearer user1-token\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Read until the graph's first chunk: the run is running.
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut location = None;
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        if let Some(path) = line.to_ascii_lowercase().strip_prefix("content-location: ") {
+            location = Some(path.trim().to_owned());
+        }
+        if line.starts_with("data: {\"progress\"") {
+            break;
+        }
+        line.clear();
+    }
+    let run = location.expect("a Content-Location header");
+    drop(reader);
+    socket.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(socket);
+    poll(&client, &run, "user1-token", Duration::from_secs(10), |r| {
+        r["status"] == "interrupted"
+    });
+}
