@@ -79,9 +79,10 @@ fn main() {
     let seed = seed(&data_dir, n_threads);
 
     let off_config = scratch.path().join("langgraph.json");
+    let agent = root.join("examples/reference/agent");
     std::fs::write(
         &off_config,
-        r#"{"dependencies": ["."], "graphs": {"agent": "./agent"}}"#,
+        serde_json::json!({"dependencies": ["."], "graphs": {"agent": agent}}).to_string(),
     )
     .expect("writing the auth-off langgraph.json");
     let on_config = root.join("examples/reference/langgraph.json");

@@ -24,6 +24,10 @@ use serde_json::json;
 use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
 use warden::types::{Action, AuthContext, Request, Resource};
 
+/// The allocator `warden serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
