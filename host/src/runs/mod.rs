@@ -331,6 +331,7 @@ impl Runs {
                     RunOutcome::Error(
                         json!({"error": "InternalError", "message": "The run's worker failed"}),
                     ),
+                    false,
                 );
             }
             {
@@ -397,6 +398,7 @@ impl Runs {
                     "success",
                     Some(Value::Null),
                     RunOutcome::Success(values),
+                    spec.delete_thread,
                 );
             }
             Err(RunFailure::Cancelled) => {
@@ -407,8 +409,7 @@ impl Runs {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .unwrap_or(CancelAction::Interrupt);
-                // Deletes a temporary thread itself.
-                return self.end_cancelled(live, &spec, action);
+                self.end_cancelled(live, &spec, action);
             }
             Err(failure) => {
                 writer.close_partial(&spec);
@@ -416,11 +417,14 @@ impl Runs {
                 let (error, message) = failure.error_and_message();
                 let error = json!({"error": error, "message": message});
                 live.events.push("error", &error);
-                self.finish(live, "error", Some(error.clone()), RunOutcome::Error(error));
+                self.finish(
+                    live,
+                    "error",
+                    Some(error.clone()),
+                    RunOutcome::Error(error),
+                    spec.delete_thread,
+                );
             }
-        }
-        if spec.delete_thread {
-            self.delete_temporary_thread(live.thread_id);
         }
     }
 
@@ -444,15 +448,26 @@ impl Runs {
             CancelAction::Interrupt => "interrupted",
             CancelAction::Rollback => "",
         };
-        self.finish(live, status, None, RunOutcome::Interrupted(values));
-        if spec.delete_thread {
-            self.delete_temporary_thread(live.thread_id);
-        }
+        self.finish(
+            live,
+            status,
+            None,
+            RunOutcome::Interrupted(values),
+            spec.delete_thread,
+        );
     }
 
     /// Records how the run ended and wakes everyone following it. An empty
-    /// `status` (a rolled-back run, deleted) writes nothing.
-    fn finish(&self, live: &LiveRun, status: &str, error: Option<Value>, outcome: RunOutcome) {
+    /// `status` (a rolled-back run, deleted) writes nothing. A temporary
+    /// thread (`delete_thread`) is gone before anyone hears the run ended.
+    fn finish(
+        &self,
+        live: &LiveRun,
+        status: &str,
+        error: Option<Value>,
+        outcome: RunOutcome,
+        delete_thread: bool,
+    ) {
         if !status.is_empty() {
             if let Err(e) = self.storage.set_run_status(live.run_id, status) {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
@@ -464,6 +479,9 @@ impl Runs {
             {
                 tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
             }
+        }
+        if delete_thread {
+            self.delete_temporary_thread(live.thread_id);
         }
         *live.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         live.events.finish();

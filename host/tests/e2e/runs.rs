@@ -496,3 +496,82 @@ fn a_stream_with_on_disconnect_cancel_cancels_its_run_when_the_client_leaves() {
         r["status"] == "interrupted"
     });
 }
+
+#[test]
+fn metadata_stamped_at_create_run_lands_in_the_run_and_the_thread_it_creates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    // if_not_exists: create, with a client trying to claim the thread.
+    let thread = uuid::Uuid::now_v7().to_string();
+    let (status, run) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello(), "if_not_exists": "create",
+                    "metadata": {"owner": "user2", "topic": "t"}}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["metadata"]["owner"], "user1", "{run}");
+    assert_eq!(run["metadata"]["topic"], "t", "{run}");
+    let (_, made) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(made["metadata"]["owner"], "user1", "{made}");
+    assert_eq!(made["metadata"]["graph_id"], "agent", "{made}");
+    let (status, _) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}"),
+            "user2-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 404);
+    // A stateless run kept after it ends: its thread is the caller's.
+    let (status, kept) = client
+        .send(
+            "POST",
+            "/runs",
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello(), "on_completion": "keep"}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{kept}");
+    let kept_thread = kept["thread_id"].as_str().unwrap();
+    let thread = poll(
+        &client,
+        &format!("/threads/{kept_thread}"),
+        "user1-token",
+        Duration::from_secs(10),
+        |t| t["status"] == "idle",
+    );
+    assert_eq!(thread["metadata"]["owner"], "user1", "{thread}");
+    assert_eq!(thread["values"]["seen_user"], "user1", "{thread}");
+    // Without `keep`, the temporary thread goes once the run ends.
+    let (_, temporary) = client
+        .send(
+            "POST",
+            "/runs/wait",
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello()}),
+        )
+        .unwrap();
+    assert_eq!(temporary["seen_user"], "user1");
+    let (_, page) = client
+        .send(
+            "POST",
+            "/threads/search",
+            "user1-token",
+            &json!({"limit": 100}),
+        )
+        .unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 2, "{page}");
+}
