@@ -46,8 +46,10 @@ fn an_endless_loop_trips_the_deadline_on_time() {
         elapsed >= Duration::from_millis(100),
         "stopped early: {elapsed:?}"
     );
+    // The epoch ticks every millisecond; the slack is for a loaded 2-core
+    // machine running the other tests (spinning graphs among them) beside it.
     assert!(
-        elapsed <= Duration::from_millis(120),
+        elapsed <= Duration::from_millis(160),
         "stopped late: {elapsed:?}"
     );
     // The faulted instance refuses further calls; a new one serves.
