@@ -14,6 +14,7 @@ mod events;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -57,6 +58,8 @@ pub struct RunSpec {
     pub resumable: bool,
     /// Whether its thread is deleted once it ends (stateless runs).
     pub delete_thread: bool,
+    /// How long after its creation it may start (`after_seconds`).
+    pub start_after: Option<Duration>,
 }
 
 /// How a cancelled run ends.
@@ -108,6 +111,8 @@ pub struct LiveRun {
     pub thread_id: Uuid,
     /// Whether its events carry ids.
     pub resumable: bool,
+    /// Not to start before then (`after_seconds`).
+    not_before: Option<Instant>,
     /// Its events.
     pub events: EventLog,
     cancel: Arc<AtomicBool>,
@@ -135,6 +140,7 @@ impl LiveRun {
             run_id: Uuid::now_v7(),
             thread_id: Uuid::now_v7(),
             resumable,
+            not_before: None,
             events: EventLog::default(),
             cancel: Arc::new(AtomicBool::new(false)),
             cancel_action: Mutex::new(None),
@@ -210,6 +216,7 @@ impl Runs {
             run_id: spec.run.run_id,
             thread_id: spec.run.thread_id,
             resumable: spec.resumable,
+            not_before: spec.start_after.map(|delay| Instant::now() + delay),
             events: EventLog::default(),
             cancel: Arc::new(AtomicBool::new(false)),
             cancel_action: Mutex::new(None),
@@ -312,6 +319,17 @@ impl Runs {
                 next
             };
             let Some(live) = next else { return };
+            // A delayed run holds its thread's queue, not a worker; a
+            // cancel ends the wait.
+            if let Some(at) = live.not_before {
+                while !live.cancel.load(Ordering::Relaxed) {
+                    let now = Instant::now();
+                    if now >= at {
+                        break;
+                    }
+                    tokio::time::sleep((at - now).min(Duration::from_millis(50))).await;
+                }
+            }
             let Ok(permit) = self.workers.clone().acquire_owned().await else {
                 return;
             };

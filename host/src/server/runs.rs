@@ -9,6 +9,7 @@
 //! the graph but are never stored.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -106,6 +107,9 @@ pub struct Created {
     pub stateless: bool,
 }
 
+/// The longest `after_seconds` accepted: a week.
+const MAX_AFTER_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
 fn one_of(value: &Option<String>, allowed: &[&str], what: &str) -> Result<(), ApiError> {
     match value {
         Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::unprocessable(format!(
@@ -199,6 +203,13 @@ pub fn create_run(
         one_of(&Some(d.clone()), &["sync", "async", "exit"], "durability")?;
     }
     let modes = stream_modes(&body.stream_mode, default_modes)?;
+    if let Some(after) = body.after_seconds
+        && !(after.is_finite() && (0.0..=MAX_AFTER_SECONDS).contains(&after))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "Invalid after_seconds: {after}. Expected 0 to {MAX_AFTER_SECONDS}"
+        )));
+    }
     let mut config = match &body.config {
         None | Some(Value::Null) => json!({}),
         Some(c @ Value::Object(_)) => c.clone(),
@@ -418,6 +429,10 @@ pub fn create_run(
         stream_modes: modes,
         resumable: body.stream_resumable.unwrap_or(false),
         delete_thread: stateless && body.on_completion.as_deref() != Some("keep"),
+        start_after: body
+            .after_seconds
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64),
     };
     let live = state.runs.submit(spec)?;
     Ok(Created {

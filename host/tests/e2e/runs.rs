@@ -575,3 +575,84 @@ fn metadata_stamped_at_create_run_lands_in_the_run_and_the_thread_it_creates() {
         .unwrap();
     assert_eq!(page.as_array().unwrap().len(), 2, "{page}");
 }
+
+#[test]
+fn after_seconds_delays_the_start_and_a_cancel_ends_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let started = Instant::now();
+    let (status, run) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello(), "after_seconds": 1.0}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run_id"].as_str().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, pending) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{run_id}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let (_, values) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{run_id}/join"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(values["seen_user"], "user1");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A delayed run cancelled while it waits never runs.
+    let (_, run) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello(), "after_seconds": 60}),
+        )
+        .unwrap();
+    let run_id = run["run_id"].as_str().unwrap();
+    let (status, _) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs/{run_id}/cancel?wait=1"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, cancelled) = client
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs/{run_id}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .unwrap();
+    assert_eq!(cancelled["status"], "interrupted", "{cancelled}");
+    let (status, _) = client
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "after_seconds": -1}),
+        )
+        .unwrap();
+    assert_eq!(status, 422);
+}
