@@ -16,31 +16,11 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok, path_id};
 use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
+use super::threads::scoped;
 use super::{AppState, Pending, as_caller};
 use crate::runs::CancelAction;
 use crate::storage::Thread;
 use crate::types::{Action, Resource};
-
-use super::auth::Caller;
-
-fn missing_thread(id: Uuid) -> ApiError {
-    ApiError::not_found(format!("Thread with ID {id} not found"))
-}
-
-/// The thread, if the caller may `action` it.
-fn scoped_thread(
-    state: &AppState,
-    caller: &mut Caller,
-    action: Action,
-    value: Value,
-    id: Uuid,
-) -> Result<Thread, ApiError> {
-    let scope = caller.scope(Resource::Threads, action, value)?;
-    state
-        .storage
-        .thread(id, scope.as_ref())?
-        .ok_or_else(|| missing_thread(id))
-}
 
 fn ids(thread: &str, run: &str) -> Result<(Uuid, Uuid), ApiError> {
     Ok((path_id(thread, "thread")?, path_id(run, "run")?))
@@ -67,7 +47,7 @@ pub(super) async fn get(
 ) -> Response {
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
-        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
         ok(state
             .storage
             .run(tid, rid)?
@@ -101,7 +81,7 @@ pub(super) async fn list(
     as_caller(pending, move |caller| {
         let tid = path_id(&thread, "thread")?;
         let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
-        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
         ok(state.storage.list_runs(
             tid,
             query.status.as_deref(),
@@ -171,7 +151,7 @@ pub(super) async fn join(
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
         let query = join_query(uri.query())?;
-        let thread = scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        let thread = scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
         let record = state
             .storage
             .run(tid, rid)?
@@ -226,7 +206,7 @@ pub(super) async fn join_stream(
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
         let query = join_query(uri.query())?;
-        scoped_thread(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
         state
             .storage
             .run(tid, rid)?
@@ -296,7 +276,7 @@ pub(super) async fn cancel(
         let action_name = query.action.as_deref().unwrap_or("interrupt");
         let value = json!({"thread_id": tid, "action": action_name,
                            "metadata": {"run_ids": [rid], "status": null}});
-        let thread = scoped_thread(&state, caller, Action::Update, value, tid)?;
+        let thread = scoped(&state, caller, Action::Update, value, tid)?;
         let live = state
             .runs
             .get(rid)
@@ -395,7 +375,7 @@ pub(super) async fn cancel_many(
             (None, Some(tid), Some(run_ids)) => {
                 let value = json!({"thread_id": tid, "action": action_name,
                                    "metadata": {"run_ids": run_ids, "status": null}});
-                scoped_thread(&state, caller, Action::Update, value, *tid).map_err(|_| none())?;
+                scoped(&state, caller, Action::Update, value, *tid).map_err(|_| none())?;
                 run_ids
                     .iter()
                     .copied()
@@ -438,7 +418,7 @@ pub(super) async fn delete(
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
         let value = json!({"thread_id": tid, "run_id": rid});
-        scoped_thread(&state, caller, Action::Delete, value, tid)?;
+        scoped(&state, caller, Action::Delete, value, tid)?;
         if let Some(live) = state.runs.get(rid)
             && !live.events.is_done()
         {

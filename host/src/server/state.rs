@@ -14,20 +14,13 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{JsonBody, ok, path_id};
+use super::threads::scoped;
 use super::{AppState, Pending, as_caller};
 use crate::storage::{Checkpoint, Object, Thread, sqlite::now};
 use crate::types::{Action, Resource};
 
-fn missing(id: Uuid) -> ApiError {
-    ApiError::not_found(format!("Thread with ID {id} not found"))
-}
-
 fn readable(state: &AppState, caller: &mut Caller, id: Uuid) -> Result<Thread, ApiError> {
-    let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-    state
-        .storage
-        .thread(id, scope.as_ref())?
-        .ok_or_else(|| missing(id))
+    scoped(state, caller, Action::Read, json!({"thread_id": id}), id)
 }
 
 fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Value {

@@ -42,8 +42,25 @@ const SORTS: &[&str] = &[
 ];
 const STATUSES: &[&str] = &["idle", "busy", "interrupted", "error"];
 
-fn missing(id: Uuid) -> ApiError {
+/// 404 `Thread with ID <id> not found`.
+pub(super) fn missing(id: Uuid) -> ApiError {
     ApiError::not_found(format!("Thread with ID {id} not found"))
+}
+
+/// The thread, if the caller may `action` it (the event fired with
+/// `value`); otherwise [`missing`].
+pub(super) fn scoped(
+    state: &AppState,
+    caller: &mut super::Caller,
+    action: Action,
+    value: Value,
+    id: Uuid,
+) -> Result<Thread, ApiError> {
+    let scope = caller.scope(Resource::Threads, action, value)?;
+    state
+        .storage
+        .thread(id, scope.as_ref())?
+        .ok_or_else(|| missing(id))
 }
 
 /// A new, idle thread.
