@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_sdk::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker, TypedFunc};
 use wasmtime::{Engine, Store, Trap};
 
 use super::AUTH_CONTRACT_VERSION;
 use super::auth_cache::AuthCache;
-use super::bindings::{self, HANDLERS_INTERFACE};
+use super::bindings::{self, HANDLERS_INTERFACE, types as wit};
 use super::build::locate_component;
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
@@ -61,6 +61,7 @@ pub struct AuthPlugin {
     info: PluginInfo,
     engine: Engine,
     pre: bindings::AuthPluginPre<Sandbox>,
+    handlers: HandlerExports,
     registered: Vec<On>,
     limits: Limits,
     settings: PluginSettings,
@@ -141,6 +142,9 @@ impl AuthPlugin {
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
         let pre = bindings::AuthPluginPre::new(pre).map_err(link_error)?;
+        let handlers = HandlerExports::find(&component).ok_or_else(|| LoadError::NotAPlugin {
+            path: path.to_owned(),
+        })?;
 
         let label: Arc<str> = Arc::from(name);
         let grants = Arc::new(Capabilities {
@@ -163,6 +167,7 @@ impl AuthPlugin {
             },
             engine: engine.clone(),
             pre,
+            handlers,
             registered: Vec::new(),
             limits,
             settings: kept,
@@ -170,7 +175,13 @@ impl AuthPlugin {
             grants,
             auth_cache: settings.auth_cache.map(AuthCache::new),
         };
-        let registered = plugin.instantiate().and_then(|(mut store, instance)| {
+        let registered = plugin.instantiate().and_then(|(mut store, raw)| {
+            let instance = bindings::AuthPlugin::new(&mut store, &raw)
+                .and_then(|instance| {
+                    plugin.handlers.check(&mut store, raw)?;
+                    Ok(instance)
+                })
+                .map_err(|e| Fault::BadOutput(format!("{e:#}")))?;
             let keys = instance
                 .warden_auth_handlers()
                 .call_registered(&mut store)
@@ -268,18 +279,35 @@ impl AuthPlugin {
         })
     }
 
-    fn instantiate(&self) -> Result<(Store<Sandbox>, bindings::AuthPlugin), Fault> {
+    /// A fresh instance. The handlers' types were checked once at load
+    /// ([`HandlerExports::check`]): an instance of the same component needs
+    /// no check of its own (bindgen's instantiation checks every export
+    /// again, a microsecond per request), so the raw instance is kept and
+    /// its handlers are called through [`HandlerExports`].
+    fn instantiate(&self) -> Result<(Store<Sandbox>, Instance), Fault> {
+        let mut store = self.store();
+        match self.pre.instance_pre().instantiate(&mut store) {
+            Ok(instance) => Ok((store, instance)),
+            Err(e) => Err(self.instantiate_fault(&store, e)),
+        }
+    }
+
+    /// A store for one instance, its deadline set for instantiation.
+    fn store(&self) -> Store<Sandbox> {
         let mut sandbox = Sandbox::new(self.grants.clone(), self.limits.memory_bytes);
         sandbox.start_call(self.limits.timeout);
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
         store.set_epoch_deadline(self.deadline_ticks);
-        match self.pre.instantiate(&mut store) {
-            Ok(instance) => Ok((store, instance)),
-            Err(e) => match self.fault(&store, e) {
-                Fault::Trap(reason) => Err(Fault::Instantiate(reason)),
-                fault => Err(fault),
-            },
+        store
+    }
+
+    /// Classifies a failed instantiation (a trap in a start function is an
+    /// instantiation fault).
+    fn instantiate_fault(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> Fault {
+        match self.fault(store, error) {
+            Fault::Trap(reason) => Fault::Instantiate(reason),
+            fault => fault,
         }
     }
 
@@ -335,8 +363,67 @@ const MAX_VALUE_SHARE: usize = 4;
 pub struct Session {
     plugin: Arc<AuthPlugin>,
     store: Store<Sandbox>,
-    instance: bindings::AuthPlugin,
+    instance: Instance,
     failed: Option<Fault>,
+}
+
+/// Where the handler functions are among a plugin's exports, found once.
+struct HandlerExports {
+    authenticate: ComponentExportIndex,
+    authorize: ComponentExportIndex,
+}
+
+/// How sessions call `authenticate` and `authorize`: the types are
+/// checked once per plugin ([`HandlerExports::check`]), not per instance.
+type AuthenticateParams<'a> = (&'a wit::Request,);
+type AuthenticateResults = (Result<wit::User, wit::HttpError>,);
+type AuthorizeParams<'a> = (wit::HandlerKey, &'a wit::AuthContext, &'a str);
+type AuthorizeResults = (Result<wit::Verdict, wit::HttpError>,);
+
+impl HandlerExports {
+    fn find(component: &Component) -> Option<Self> {
+        let interface = format!("{HANDLERS_INTERFACE}@{AUTH_CONTRACT_VERSION}");
+        let interface = component.get_export_index(None, &interface)?;
+        Some(Self {
+            authenticate: component.get_export_index(Some(&interface), "authenticate")?,
+            authorize: component.get_export_index(Some(&interface), "authorize")?,
+        })
+    }
+
+    /// Checks, in an instance of the plugin, that the handlers have the
+    /// types [`HandlerExports::typed`] assumes.
+    fn check(&self, store: &mut Store<Sandbox>, instance: Instance) -> wasmtime::Result<()> {
+        instance.get_typed_func::<AuthenticateParams<'_>, AuthenticateResults>(
+            &mut *store,
+            &self.authenticate,
+        )?;
+        instance.get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(
+            &mut *store,
+            &self.authorize,
+        )?;
+        Ok(())
+    }
+
+    /// The export at `index` of `instance`, typed without a check.
+    ///
+    /// # Safety
+    /// `Params` and `Results` must be the types [`HandlerExports::check`]
+    /// verified for that export in an instance of the same component.
+    unsafe fn typed<Params, Results>(
+        store: &mut Store<Sandbox>,
+        instance: Instance,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<TypedFunc<Params, Results>>
+    where
+        Params: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+        Results: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+    {
+        let func = instance
+            .get_func(store, index)
+            .ok_or_else(|| wasmtime::Error::msg("the handler is not exported"))?;
+        // SAFETY: the caller's contract.
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
 }
 
 impl Session {
@@ -348,10 +435,15 @@ impl Session {
     /// Runs `authenticate`: the user, or the HTTP error the plugin answered with.
     pub fn authenticate(&mut self, request: &Request) -> Result<Result<User, HttpError>, Fault> {
         let request = bindings::request_to_wit(request);
+        let export = self.plugin.handlers.authenticate;
         self.call("authenticate", |store, instance| {
-            instance
-                .warden_auth_handlers()
-                .call_authenticate(store, &request)
+            // SAFETY: the types `HandlerExports::check` verified at load.
+            let func = unsafe {
+                HandlerExports::typed::<AuthenticateParams<'_>, AuthenticateResults>(
+                    store, instance, &export,
+                )?
+            };
+            Ok(func.call(store, (&request,))?.0)
         })
         .and_then(|result| match result {
             Ok(user) => bindings::user_from_wit(self.scrub_user(user)).map(Ok),
@@ -396,10 +488,15 @@ impl Session {
                 ),
             )));
         }
+        let export = self.plugin.handlers.authorize;
         self.call(&event, |store, instance| {
-            instance
-                .warden_auth_handlers()
-                .call_authorize(store, key, &context, &value)
+            // SAFETY: the types `HandlerExports::check` verified at load.
+            let func = unsafe {
+                HandlerExports::typed::<AuthorizeParams<'_>, AuthorizeResults>(
+                    store, instance, &export,
+                )?
+            };
+            Ok(func.call(store, (key, &context, &value))?.0)
         })
         .and_then(|result| match result {
             Ok(verdict) => {
@@ -431,7 +528,7 @@ impl Session {
     fn call<R>(
         &mut self,
         event: &str,
-        f: impl FnOnce(&mut Store<Sandbox>, &bindings::AuthPlugin) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<Sandbox>, Instance) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         if let Some(fault) = &self.failed {
             return Err(Fault::Instantiate(format!(
@@ -441,7 +538,7 @@ impl Session {
         }
         self.store.set_epoch_deadline(self.plugin.deadline_ticks);
         self.store.data_mut().start_call(self.plugin.limits.timeout);
-        f(&mut self.store, &self.instance).map_err(|e| self.plugin.fault(&self.store, e))
+        f(&mut self.store, self.instance).map_err(|e| self.plugin.fault(&self.store, e))
     }
 
     /// The user with the plugin's secret values blanked out: a secret never

@@ -44,29 +44,46 @@ const CAPTURE_BYTES: usize = 64 * 1024;
 
 /// The store data of one plugin instance.
 pub(crate) struct Sandbox {
-    wasi: WasiCtx,
+    /// Made on the guest's first WASI call: most calls make none, and a
+    /// fresh instance per request should not pay for what it does not use.
+    wasi: Option<Box<Wasi>>,
     http: WasiHttpCtx,
     egress: Egress,
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
     grants: Arc<Capabilities>,
+}
+
+/// The WASI context of an instance, and its captured output.
+struct Wasi {
+    ctx: WasiCtx,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
 
-impl Sandbox {
-    pub(crate) fn new(grants: Arc<Capabilities>, memory_bytes: usize) -> Self {
+impl Wasi {
+    fn new() -> Self {
         let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
         // The default wall clock is the host's real one.
-        let wasi = WasiCtxBuilder::new()
+        let ctx = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .monotonic_clock(FrozenClock)
             .allow_blocking_current_thread(true)
             .build();
         Self {
-            wasi,
+            ctx,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new(grants: Arc<Capabilities>, memory_bytes: usize) -> Self {
+        Self {
+            wasi: None,
             http: WasiHttpCtx::new(),
             egress: Egress::new(grants.egress.clone()),
             table: ResourceTable::new(),
@@ -75,8 +92,6 @@ impl Sandbox {
                 exceeded: false,
             },
             grants,
-            stdout,
-            stderr,
         }
     }
 
@@ -89,7 +104,8 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+        let Some(wasi) = &self.wasi else { return };
+        for (stream, pipe) in [("stdout", &wasi.stdout), ("stderr", &wasi.stderr)] {
             let bytes = pipe.contents();
             let text = String::from_utf8_lossy(&bytes);
             for line in self.grants.secrets.redact(&text).lines() {
@@ -112,7 +128,7 @@ impl WasiHttpView for Sandbox {
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut self.wasi.get_or_insert_with(|| Box::new(Wasi::new())).ctx,
             table: &mut self.table,
         }
     }

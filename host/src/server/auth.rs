@@ -6,7 +6,7 @@
 //! body, the ids or the data: so, as in LangGraph, an unknown path or a
 //! malformed body with bad credentials is a 401. One fresh plugin instance
 //! serves a request: `authenticate` runs in it, then every authorization
-//! event, all on one thread of the blocking pool (one hand-off per request,
+//! event, all on one thread of the [`WorkPool`] (one hand-off per request,
 //! as without auth). Plugin calls never run on an async worker: WASI's
 //! blocking stream operations (a guest printing, or panicking) drive a
 //! future to completion on the calling thread.
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use super::work_pool::WorkPool;
 use crate::plugin::{AuthPlugin, Session};
 use crate::storage::Filter;
 use crate::types::{Action, AuthContext, Outcome, Resource, User};
@@ -144,6 +145,7 @@ pub struct Pending {
     claim: Claim,
     plugin: Option<Arc<AuthPlugin>>,
     events: &'static [Event],
+    work: Arc<WorkPool>,
 }
 
 impl Pending {
@@ -199,18 +201,19 @@ impl FromRequestParts<Arc<AppState>> for Pending {
             claim,
             plugin,
             events,
+            work: state.work.clone(),
         })
     }
 }
 
-/// Authenticates `pending` and runs `body` as the caller, on the blocking
-/// pool: the route's whole synchronous work (plugin calls, database).
+/// Authenticates `pending` and runs `body` as the caller, on the
+/// [`WorkPool`]: the route's whole synchronous work (plugin calls, database).
 pub async fn as_caller<F>(pending: Pending, body: F) -> Response
 where
     F: FnOnce(&mut Caller) -> Result<Response, ApiError> + Send + 'static,
 {
-    let work = tokio::task::spawn_blocking(move || body(&mut pending.authenticate()?));
-    match work.await {
+    let pool = pending.work.clone();
+    match pool.run(move || body(&mut pending.authenticate()?)).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::internal("Internal Server Error").into_response(),

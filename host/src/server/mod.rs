@@ -21,6 +21,7 @@ mod store;
 mod streaming;
 mod system;
 mod threads;
+pub mod work_pool;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub openapi: serde_json::Value,
     /// Request counters served at `/metrics`.
     pub metrics: metrics::Metrics,
+    /// The threads requests' synchronous work (plugin calls, database) runs on.
+    pub work: Arc<work_pool::WorkPool>,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
             runs,
             openapi: openapi::document(auth_openapi),
             metrics: metrics::Metrics::default(),
+            work: Arc::new(work_pool::WorkPool::for_this_machine()),
             disable_studio_auth: config.auth.as_ref().is_some_and(|a| a.disable_studio_auth),
             auth,
             storage,
