@@ -174,10 +174,15 @@ fn serve_loads_the_plugin_and_answers_ok_and_info() {
 
 /// Serves a prebuilt component as the auth plugin of a fresh project.
 fn serve_component(crate_name: &str) -> (Server, tempfile::TempDir) {
+    serve_component_with(crate_name, r#"{"path": "./auth.wasm"}"#)
+}
+
+/// Serves a prebuilt component with this `auth` section.
+fn serve_component_with(crate_name: &str, auth: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(component(crate_name), dir.path().join("auth.wasm")).unwrap();
     let config = dir.path().join("langgraph.json");
-    std::fs::write(&config, r#"{"auth": {"path": "./auth.wasm"}}"#).unwrap();
+    std::fs::write(&config, format!(r#"{{"auth": {auth}}}"#)).unwrap();
     (Server::start(&config, dir.path()).expect("starts"), dir)
 }
 
@@ -223,7 +228,13 @@ fn serve_sends_the_plugin_error_headers() {
 
 #[test]
 fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
-    let (server, _dir) = serve_component("fixture_hostile");
+    // Touching 32 MiB before the cap trips takes tens of milliseconds, more
+    // on a loaded machine: a wide deadline keeps the memory fault a memory
+    // fault.
+    let (server, _dir) = serve_component_with(
+        "fixture_hostile",
+        r#"{"path": "./auth.wasm", "timeout_ms": 2000}"#,
+    );
     let faults = [
         ("/spin/forever", "timeout"),
         ("/alloc/64", "memory limit"),
