@@ -9,6 +9,7 @@
 //!   (embedded SQLite by default), scoped by the plugin's filters in SQL.
 //! - [`runs`]: run execution: the worker pool, per-thread queues, graph
 //!   components' steps turned into checkpoints and stream events.
+//! - [`schedule`]: cron schedules read in an IANA timezone.
 //! - [`server`]: the HTTP server: the Agent Server API under auth.
 //!
 //! The domain types handlers exchange (users, resources, actions, filters)
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod plugin;
 pub mod runs;
+pub mod schedule;
 pub mod server;
 pub mod storage;
 

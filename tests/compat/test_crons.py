@@ -62,3 +62,32 @@ async def test_each_user_counts_only_their_crons(user1, user2, tag):
         assert ids2 == {c2["cron_id"], c3["cron_id"]}
         for c in (c2, c3):
             assert c["metadata"]["owner"] == "user2"
+
+
+async def test_cron_schedule_is_read_in_its_timezone(user1):
+    """The SDK's `timezone=`: 09:30 in Kolkata (UTC+5:30) fires at 04:00 UTC;
+    an update of the timezone alone moves the next run; an unknown zone is 422."""
+    from datetime import datetime, timedelta, timezone
+
+    def next_utc(cron):
+        at = datetime.fromisoformat(cron["next_run_date"]).astimezone(timezone.utc)
+        assert timedelta(0) < at - datetime.now(timezone.utc) <= timedelta(days=1)
+        return at.hour, at.minute
+
+    cron = await user1.crons.create(
+        "agent", schedule="30 9 * * *", input=INPUT, timezone="Asia/Kolkata"
+    )
+    try:
+        assert cron["timezone"] == "Asia/Kolkata"
+        assert next_utc(cron) == (4, 0)
+        moved = await user1.crons.update(cron["cron_id"], timezone="UTC")
+        assert moved["timezone"] == "UTC"
+        assert next_utc(moved) == (9, 30)
+        await expect_error(
+            user1.crons.update(cron["cron_id"], timezone="Mars/Olympus_Mons"),
+            422,
+            "Invalid timezone: 'Mars/Olympus_Mons'. "
+            "Use IANA timezone format (e.g. 'America/New_York').",
+        )
+    finally:
+        await user1.crons.delete(cron["cron_id"])

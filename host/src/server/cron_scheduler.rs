@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
-use super::crons::next_run;
 use super::routes::CREATE_RUN;
 use super::runs::{RunCreate, Target, create_run};
+use crate::schedule::next_run;
 use crate::storage::{Cron, sqlite::now};
 use crate::types::User;
 
@@ -59,7 +59,13 @@ pub fn fire_due(state: &Arc<AppState>) -> usize {
     for cron in due {
         // The next firing is recorded first: a cron whose run fails does
         // not fire again at every tick.
-        let next = next_run(&cron.schedule).ok();
+        let next = match next_run(&cron.schedule, cron.timezone.as_deref()) {
+            Ok(next) => Some(next),
+            Err(e) => {
+                tracing::error!(cron_id = %cron.cron_id, "the cron will not fire again: {e}");
+                None
+            }
+        };
         if let Err(e) = state
             .storage
             .set_cron_next_run(cron.cron_id, next.as_deref())

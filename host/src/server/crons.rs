@@ -1,7 +1,6 @@
 //! `/runs/crons`: create (stateless or on a thread), read, update, delete,
 //! search, count. Firing them comes with runs.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -19,6 +18,7 @@ use super::extract::{
     stamped_metadata, strip_reserved_config,
 };
 use super::{AppState, Caller, Pending, as_caller};
+use crate::schedule::{self, next_run};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
 use crate::types::{Action, Resource};
 
@@ -47,23 +47,6 @@ const SORTS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
-
-/// The schedule's next firing after now, or the reference's 422.
-pub(super) fn next_run(schedule: &str) -> Result<String, ApiError> {
-    let invalid = |why: String| {
-        ApiError::unprocessable(format!("Invalid cron schedule: '{schedule}'. {why}"))
-    };
-    if schedule.split_whitespace().count() != 5 {
-        return Err(invalid(
-            "Expected 5 fields: minute hour day month weekday".into(),
-        ));
-    }
-    let cron = croner::Cron::from_str(schedule).map_err(|e| invalid(e.to_string()))?;
-    let next = cron
-        .find_next_occurrence(&chrono::Utc::now(), false)
-        .map_err(|e| invalid(e.to_string()))?;
-    Ok(next.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
-}
 
 /// A run body's `assistant_id`: a registered graph name (its system
 /// assistant) or a UUID; anything else is the reference's 422.
@@ -107,7 +90,10 @@ async fn create(
         let body = body?;
         let thread_id = thread.map(|t| path_id(&t, "thread")).transpose()?;
         let assistant_id = resolve_assistant(&state, &body.assistant_id)?;
-        let next_run_date = next_run(&body.schedule)?;
+        if let Some(timezone) = &body.timezone {
+            schedule::timezone(timezone)?;
+        }
+        let next_run_date = next_run(&body.schedule, body.timezone.as_deref())?;
         if let Some(end) = &body.end_time {
             chrono::DateTime::parse_from_rfc3339(end)
                 .map_err(|_| ApiError::unprocessable(format!("Invalid end_time: '{end}'")))?;
@@ -258,6 +244,8 @@ pub(super) async fn get(
 #[schema(as = CronPatchBody)]
 pub(super) struct Patch {
     schedule: Option<String>,
+    /// IANA timezone the schedule is read in.
+    timezone: Option<String>,
     #[serde(default, deserialize_with = "explicit")]
     end_time: Option<Option<String>>,
     enabled: Option<bool>,
@@ -292,7 +280,11 @@ pub(super) async fn patch(
     as_caller(pending, move |caller| {
         let body = body?;
         let id = path_id(&id, "cron")?;
+        if let Some(timezone) = &body.timezone {
+            schedule::timezone(timezone)?;
+        }
         if body.schedule.is_none()
+            && body.timezone.is_none()
             && body.end_time.is_none()
             && body.enabled.is_none()
             && body.on_run_completed.is_none()
@@ -303,12 +295,11 @@ pub(super) async fn patch(
                 "At least one field must be provided to update",
             ));
         }
-        let schedule = body
-            .schedule
-            .map(|s| next_run(&s).map(|next| (s, next)))
-            .transpose()?;
+        if let Some(schedule) = &body.schedule {
+            schedule::Schedule::parse(schedule, None)?;
+        }
         let metadata = body.metadata.map(|m| client_metadata(Some(m)));
-        let mut value = json!({"cron_id": id, "schedule": schedule.as_ref().map(|s| &s.0),
+        let mut value = json!({"cron_id": id, "schedule": body.schedule,
             "end_time": body.end_time.clone().flatten(), "enabled": body.enabled,
             "on_run_completed": body.on_run_completed, "payload": body.payload});
         if let Some(m) = &metadata {
@@ -316,7 +307,8 @@ pub(super) async fn patch(
         }
         let authorized = caller.authorize(Resource::Crons, Action::Update, value)?;
         let patch = CronPatch {
-            schedule,
+            schedule: body.schedule,
+            timezone: body.timezone,
             end_time: body.end_time,
             enabled: body.enabled,
             on_run_completed: body.on_run_completed,

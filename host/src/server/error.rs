@@ -6,6 +6,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::schedule::ScheduleError;
 use crate::storage::StorageError;
 use crate::types::HttpError;
 
@@ -86,8 +87,17 @@ impl From<HttpError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
+        if let StorageError::Schedule(error) = error {
+            return Self::from(error);
+        }
         tracing::error!(%error, "storage failed");
         Self::internal("Internal Server Error")
+    }
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(error: ScheduleError) -> Self {
+        Self::unprocessable(error.to_string())
     }
 }
 

@@ -33,6 +33,10 @@ pub enum StorageError {
     /// A filter the database cannot express (e.g. a key with a `"`).
     #[error("unsupported filter: {0}")]
     Filter(String),
+    /// A cron's schedule or timezone cannot be read (e.g. a timezone stored
+    /// before timezones were checked).
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
 }
 
 /// Shorthand for storage results.
@@ -138,8 +142,10 @@ pub struct AssistantPatch {
 /// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
 #[derive(Debug, Default)]
 pub struct CronPatch {
-    /// New schedule, with its next run date.
-    pub schedule: Option<(String, String)>,
+    /// New schedule; the next run date follows it.
+    pub schedule: Option<String>,
+    /// New IANA timezone for the schedule; the next run date follows it.
+    pub timezone: Option<String>,
     /// New end time (`Some(None)` clears it).
     pub end_time: Option<Option<String>>,
     /// Enable or disable.

@@ -637,9 +637,17 @@ impl Storage for SqliteStorage {
         let Some(mut c) = select_one(&tx, "crons", CRON_COLUMNS, &filter, cron_row)? else {
             return Ok(None);
         };
-        if let Some((schedule, next)) = &patch.schedule {
+        if let Some(schedule) = &patch.schedule {
             c.schedule = schedule.clone();
-            c.next_run_date = Some(next.clone());
+        }
+        if let Some(timezone) = &patch.timezone {
+            c.timezone = Some(timezone.clone());
+        }
+        if patch.schedule.is_some() || patch.timezone.is_some() {
+            c.next_run_date = Some(crate::schedule::next_run(
+                &c.schedule,
+                c.timezone.as_deref(),
+            )?);
         }
         if let Some(end) = &patch.end_time {
             c.end_time = end.clone();
@@ -659,7 +667,8 @@ impl Storage for SqliteStorage {
         c.updated_at = now();
         tx.execute(
             "UPDATE crons SET schedule = ?2, next_run_date = ?3, end_time = ?4, enabled = ?5, \
-             on_run_completed = ?6, payload = ?7, metadata = ?8, updated_at = ?9 WHERE cron_id = ?1",
+             on_run_completed = ?6, payload = ?7, metadata = ?8, updated_at = ?9, timezone = ?10 \
+             WHERE cron_id = ?1",
             params![
                 id.to_string(),
                 c.schedule,
@@ -669,7 +678,8 @@ impl Storage for SqliteStorage {
                 c.on_run_completed,
                 json_text(&c.payload),
                 json_text(&c.metadata),
-                c.updated_at
+                c.updated_at,
+                c.timezone
             ],
         )?;
         tx.commit()?;

@@ -653,6 +653,108 @@ async fn store_namespaces_start_with_the_caller() {
     assert_eq!(gone.text, "null");
 }
 
+/// A cron's `next_run_date` as UTC (hour, minute), checked to fall within
+/// the next day.
+fn next_firing(cron: &Value) -> (u32, u32) {
+    use chrono::Timelike;
+    let text = cron["next_run_date"].as_str().expect("a next_run_date");
+    let next = chrono::DateTime::parse_from_rfc3339(text).expect("RFC 3339");
+    let ahead = next.to_utc() - chrono::Utc::now();
+    assert!(
+        ahead > chrono::TimeDelta::zero() && ahead <= chrono::TimeDelta::days(1),
+        "{text}"
+    );
+    (next.hour(), next.minute())
+}
+
+#[tokio::test]
+async fn crons_read_their_schedule_in_their_timezone() {
+    let app = app(Some(plugin("reference_auth")));
+    // 09:30 in Kolkata (UTC+5:30, no daylight saving) is 04:00 UTC.
+    let cron = send(
+        &app,
+        "POST",
+        "/runs/crons",
+        "user1-token",
+        json!({"assistant_id": "agent", "schedule": "30 9 * * *", "timezone": "Asia/Kolkata"}),
+    )
+    .await;
+    assert_eq!(cron.status, StatusCode::OK, "{}", cron.text);
+    assert_eq!(cron.json["timezone"], "Asia/Kolkata");
+    assert_eq!(next_firing(&cron.json), (4, 0));
+    let path = format!("/runs/crons/{}", cron.json["cron_id"].as_str().unwrap());
+
+    // A new timezone alone moves the next firing; it is not run payload.
+    let utc = send(
+        &app,
+        "PATCH",
+        &path,
+        "user1-token",
+        json!({"timezone": "UTC"}),
+    )
+    .await;
+    assert_eq!(utc.status, StatusCode::OK, "{}", utc.text);
+    assert_eq!(utc.json["timezone"], "UTC");
+    assert_eq!(next_firing(&utc.json), (9, 30));
+    assert_eq!(utc.json["payload"].get("timezone"), None);
+
+    // A new schedule alone is read in the cron's timezone.
+    let kolkata = send(
+        &app,
+        "PATCH",
+        &path,
+        "user1-token",
+        json!({"timezone": "Asia/Kolkata"}),
+    )
+    .await;
+    assert_eq!(next_firing(&kolkata.json), (4, 0));
+    let noon = send(
+        &app,
+        "PATCH",
+        &path,
+        "user1-token",
+        json!({"schedule": "0 12 * * *"}),
+    )
+    .await;
+    assert_eq!(next_firing(&noon.json), (6, 30));
+    let stored = send(&app, "GET", &path, "user1-token", Value::Null).await;
+    assert_eq!(
+        (stored.json["timezone"].clone(), next_firing(&stored.json)),
+        (json!("Asia/Kolkata"), (6, 30))
+    );
+
+    // Unknown zones are the reference's 422, and change nothing.
+    let detail = json!(
+        "Invalid timezone: 'Mars/Olympus_Mons'. Use IANA timezone format (e.g. 'America/New_York')."
+    );
+    let bad = send(
+        &app,
+        "POST",
+        "/runs/crons",
+        "user1-token",
+        json!({"assistant_id": "agent", "schedule": "* * * * *", "timezone": "Mars/Olympus_Mons"}),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.json["detail"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, detail.clone())
+    );
+    let bad = send(
+        &app,
+        "PATCH",
+        &path,
+        "user1-token",
+        json!({"timezone": "Mars/Olympus_Mons", "schedule": "* * * * *"}),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.json["detail"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, detail)
+    );
+    let after = send(&app, "GET", &path, "user1-token", Value::Null).await;
+    assert_eq!(after.json, stored.json);
+}
+
 #[tokio::test]
 async fn crons_are_owned_and_filtered_on_cron_and_thread() {
     let app = app(Some(plugin("reference_auth")));
