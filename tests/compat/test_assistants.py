@@ -82,3 +82,35 @@ async def test_non_admin_cannot_touch_the_system_assistant(user1):
     await expect_error(user1.assistants.delete(SYSTEM_AGENT_ID), 403, ADMIN_ONLY)
     a = await user1.assistants.get(SYSTEM_AGENT_ID)
     assert a["metadata"] == {"created_by": "system"}
+
+
+async def test_versions_listed_and_set_latest(admin, user1, tag):
+    """Every update is a version; `get_versions` lists them newest first, for any
+    reader; `set_latest` (admin-only under the policy) makes an older one current."""
+    a = await admin.assistants.create(graph_id="agent", name=f"first-{tag}", metadata={"tag": tag})
+    aid = a["assistant_id"]
+    try:
+        await admin.assistants.update(aid, name=f"second-{tag}", metadata={"stage": "two"})
+        versions = await user1.assistants.get_versions(aid)
+        assert [(v["version"], v["name"]) for v in versions] == [
+            (2, f"second-{tag}"),
+            (1, f"first-{tag}"),
+        ]
+        staged = await user1.assistants.get_versions(aid, metadata={"stage": "two"})
+        assert [v["version"] for v in staged] == [2]
+        assert [v["version"] for v in await user1.assistants.get_versions(aid, limit=1, offset=1)] == [1]
+
+        await expect_error(user1.assistants.set_latest(aid, 1), 403, ADMIN_ONLY)
+        back = await admin.assistants.set_latest(aid, 1)
+        assert (back["version"], back["name"]) == (1, f"first-{tag}")
+        assert back["metadata"] == {"tag": tag, "owner": "admin"}
+        assert (await user1.assistants.get(aid))["version"] == 1
+        await expect_error(
+            admin.assistants.set_latest(aid, 9), 404, f"Version 9 not found for assistant {aid}"
+        )
+        missing = str(uuid.uuid4())
+        await expect_error(
+            user1.assistants.get_versions(missing), 404, f"Assistant {missing} not found"
+        )
+    finally:
+        await admin.assistants.delete(aid)

@@ -1,4 +1,5 @@
-//! `/assistants`: create, read, update, delete, search, count.
+//! `/assistants`: create, read, update, delete, search, count, and the
+//! versions every create and update leaves (list, set the latest).
 
 use std::sync::Arc;
 
@@ -17,7 +18,10 @@ use super::extract::{
     stamped_metadata, strip_reserved_config,
 };
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, sqlite::now};
+use crate::storage::{
+    Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Object, Page, SetLatest,
+    sqlite::now,
+};
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -179,6 +183,97 @@ pub(super) async fn get(
             // An assistant whose graph is no longer served is hidden.
             Some(a) if state.graphs.contains_key(&a.graph_id) => ok(a),
             _ => Err(ApiError::not_found("Not Found")),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = AssistantVersionsSearch)]
+pub(super) struct Versions {
+    /// Only the versions whose metadata contains this.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Object>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "assistants_versions",
+    path = "/assistants/{assistant_id}/versions",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    request_body = Versions,
+    responses((status = 200, description = "Its versions, newest first", body = Vec<AssistantVersion>), (status = 404, description = "Not found, outside the caller's scope, or no version matches", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
+pub(super) async fn versions(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Versions>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "assistant")?;
+        let body = body?;
+        let (limit, offset) = limits(body.limit, body.offset, 10)?;
+        let scope = caller.scope(
+            Resource::Assistants,
+            Action::Read,
+            json!({"assistant_id": id}),
+        )?;
+        let metadata = body.metadata.unwrap_or_default();
+        let versions =
+            state
+                .storage
+                .assistant_versions(id, scope.as_ref(), &metadata, limit, offset)?;
+        if versions.is_empty() {
+            return Err(ApiError::not_found(format!("Assistant {id} not found")));
+        }
+        ok(versions)
+    })
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AssistantVersionChange)]
+pub(super) struct Latest {
+    /// The version to make current.
+    version: i64,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "assistants_set_latest",
+    path = "/assistants/{assistant_id}/latest",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    request_body = Latest,
+    responses((status = 200, description = "The assistant, at that version", body = Assistant), (status = 404, description = "Not found, outside the caller's scope, or no such version", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
+pub(super) async fn set_latest(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Latest>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "assistant")?;
+        let version = body?.version;
+        let scope = caller.scope(
+            Resource::Assistants,
+            Action::Update,
+            json!({"assistant_id": id, "version": version}),
+        )?;
+        match state
+            .storage
+            .set_latest_assistant_version(id, scope.as_ref(), version)?
+        {
+            SetLatest::Done(assistant) => ok(assistant),
+            SetLatest::NoAssistant => Err(ApiError::not_found(format!("Assistant {id} not found"))),
+            SetLatest::NoVersion => Err(ApiError::not_found(format!(
+                "Version {version} not found for assistant {id}"
+            ))),
         }
     })
     .await

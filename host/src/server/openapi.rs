@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
 use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
-use crate::storage::{Assistant, Cron, Item, Run, Thread};
+use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 
 /// The body of every error: `{"detail": "..."}`.
 #[derive(Serialize, ToSchema)]
@@ -23,7 +23,7 @@ pub struct ErrorBody {
         threads::create, threads::search, threads::count, threads::get, threads::patch,
         threads::delete, threads::copy,
         assistants::create, assistants::search, assistants::count, assistants::get,
-        assistants::patch, assistants::delete,
+        assistants::patch, assistants::delete, assistants::versions, assistants::set_latest,
         crons::create_stateless, crons::create_for_thread, crons::search, crons::count,
         crons::get, crons::patch, crons::delete,
         store::put, store::get, store::delete, store::search, store::namespaces,
@@ -35,7 +35,7 @@ pub struct ErrorBody {
         run_access::cancel, run_access::cancel_many, run_access::delete,
         graphs::graph, graphs::schemas,
     ),
-    components(schemas(Thread, Assistant, Cron, Item, Run, ErrorBody, runs::RunCreate)),
+    components(schemas(Thread, Assistant, AssistantVersion, Cron, Item, Run, ErrorBody, runs::RunCreate)),
     tags(
         (name = "threads", description = "Conversations and their state"),
         (name = "assistants", description = "Configured graphs"),

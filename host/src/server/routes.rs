@@ -249,6 +249,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             patch(assistants::patch),
         ),
         endpoint(
+            M::POST,
+            "/assistants/{assistant_id}/versions",
+            &[(Assistants, Read)],
+            post(assistants::versions),
+        ),
+        endpoint(
+            M::POST,
+            "/assistants/{assistant_id}/latest",
+            &[(Assistants, Update)],
+            post(assistants::set_latest),
+        ),
+        endpoint(
             M::DELETE,
             "/assistants/{assistant_id}",
             &[(Assistants, Delete), (Threads, Update)],

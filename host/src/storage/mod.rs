@@ -11,7 +11,7 @@ pub mod sqlite;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-pub use records::{Assistant, Checkpoint, Cron, Item, Run, Thread};
+pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use warden_sdk::Filter;
 
@@ -139,6 +139,17 @@ pub struct AssistantPatch {
     pub description: Option<String>,
 }
 
+/// What [`Storage::set_latest_assistant_version`] found.
+#[derive(Debug)]
+pub enum SetLatest {
+    /// No such assistant within the scope.
+    NoAssistant,
+    /// The assistant has no such version.
+    NoVersion,
+    /// The assistant, now at that version.
+    Done(Box<Assistant>),
+}
+
 /// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
 #[derive(Debug, Default)]
 pub struct CronPatch {
@@ -222,6 +233,24 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Option<Assistant>>;
     /// Deletes the assistant (and its crons), if it exists within `scope`.
     fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    /// The assistant's versions whose metadata contains `metadata` and lies
+    /// within `scope`, newest first (none when the assistant is missing).
+    fn assistant_versions(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        metadata: &Object,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<AssistantVersion>>;
+    /// Makes `version` the assistant's current one: its graph, config,
+    /// context, metadata, name and description become that version's.
+    fn set_latest_assistant_version(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        version: i64,
+    ) -> Result<SetLatest>;
     /// Assistants matching `query` within `scope`.
     fn search_assistants(
         &self,

@@ -59,6 +59,30 @@ pub struct Assistant {
     pub updated_at: String,
 }
 
+/// One version of an assistant: what its creation or a `PATCH` left.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AssistantVersion {
+    /// The assistant's id.
+    pub assistant_id: Uuid,
+    /// The graph it runs.
+    pub graph_id: String,
+    /// Its config.
+    pub config: Value,
+    /// Its context (mirrors `config.configurable`).
+    pub context: Value,
+    /// Its metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Object,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The version number, from 1.
+    pub version: i64,
+    /// RFC 3339 time the version was made.
+    pub created_at: String,
+}
+
 /// A cron: a run on a schedule.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Cron {

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use super::sql_filter::Where;
 use super::{
-    Assistant, AssistantPatch, AssistantQuery, Cron, CronPatch, CronQuery, Filter, Item, ItemQuery,
-    NamespaceQuery, Object, Order, Page, Result, Storage, Thread, ThreadQuery,
+    Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
+    Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
+    Thread, ThreadQuery,
 };
 use super::{Checkpoint, Run};
 
@@ -547,6 +548,79 @@ impl Storage for SqliteStorage {
         Ok(Some(a))
     }
 
+    fn assistant_versions(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        metadata: &Object,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<AssistantVersion>> {
+        let mut filter = by_id(id, "assistant_id", scope)?;
+        filter.contains("metadata", metadata)?;
+        let listing = Listing {
+            from: "assistant_versions",
+            columns: VERSION_COLUMNS,
+            order_by: "version DESC",
+            limit,
+            offset,
+        };
+        Ok(page(&*self.conn()?, listing, &filter, version_row)?.items)
+    }
+
+    fn set_latest_assistant_version(
+        &self,
+        id: Uuid,
+        scope: Option<&Filter>,
+        version: i64,
+    ) -> Result<SetLatest> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let filter = by_id(id, "assistant_id", scope)?;
+        let Some(mut a) = select_one(&tx, "assistants", ASSISTANT_COLUMNS, &filter, assistant_row)?
+        else {
+            return Ok(SetLatest::NoAssistant);
+        };
+        let mut which = Where::default();
+        which.push("assistant_id = ?", [Sql::Text(id.to_string())]);
+        which.push("version = ?", [Sql::Integer(version)]);
+        let Some(v) = select_one(
+            &tx,
+            "assistant_versions",
+            VERSION_COLUMNS,
+            &which,
+            version_row,
+        )?
+        else {
+            return Ok(SetLatest::NoVersion);
+        };
+        a.graph_id = v.graph_id;
+        a.config = v.config;
+        a.context = v.context;
+        a.metadata = v.metadata;
+        a.name = v.name;
+        a.description = v.description;
+        a.version = v.version;
+        a.updated_at = now();
+        tx.execute(
+            "UPDATE assistants SET graph_id = ?2, config = ?3, context = ?4, metadata = ?5, \
+             name = ?6, description = ?7, version = ?8, updated_at = ?9 WHERE assistant_id = ?1",
+            params![
+                id.to_string(),
+                a.graph_id,
+                json_text(&a.config),
+                json_text(&a.context),
+                json_text(&a.metadata),
+                a.name,
+                a.description,
+                a.version,
+                a.updated_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(SetLatest::Done(Box::new(a)))
+    }
+
     fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -934,6 +1008,23 @@ fn assistant_row(row: &Row) -> Result<Assistant> {
         version: row.get(7)?,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
+    })
+}
+
+const VERSION_COLUMNS: &str =
+    "assistant_id, graph_id, config, context, metadata, name, description, version, created_at";
+
+fn version_row(row: &Row) -> Result<AssistantVersion> {
+    Ok(AssistantVersion {
+        assistant_id: uuid(row.get(0)?)?,
+        graph_id: row.get(1)?,
+        config: json(row.get(2)?)?,
+        context: json(row.get(3)?)?,
+        metadata: object(row.get(4)?)?,
+        name: row.get(5)?,
+        description: row.get(6)?,
+        version: row.get(7)?,
+        created_at: row.get(8)?,
     })
 }
 

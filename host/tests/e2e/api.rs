@@ -19,6 +19,7 @@ fn body_for(method: &str, path: &str) -> Value {
         }
         ("PATCH", p) if p.starts_with("/runs/crons/") => json!({"enabled": false}),
         ("POST", "/runs/cancel") => json!({"status": "all"}),
+        ("POST", p) if p.ends_with("/latest") => json!({"version": 1}),
         ("POST", "/runs/batch") => json!([{"assistant_id": Uuid::nil().to_string()}]),
         ("POST", p)
             if p.ends_with("/runs") || p.ends_with("/runs/stream") || p.ends_with("/runs/wait") =>
@@ -504,6 +505,149 @@ async fn assistants_are_admin_written_and_system_assistants_exist() {
     assert_eq!(
         (gone.status, gone.json),
         (StatusCode::NOT_FOUND, json!({"detail": "Not Found"}))
+    );
+}
+
+#[tokio::test]
+async fn assistant_versions_are_listed_and_any_can_become_the_latest() {
+    let app = app(Some(plugin("reference_auth")));
+    let made = send(
+        &app,
+        "POST",
+        "/assistants",
+        "admin-token",
+        json!({"graph_id": "agent", "name": "first", "context": {"model": "small"}}),
+    )
+    .await;
+    let id = made.json["assistant_id"].as_str().unwrap().to_owned();
+    let versions = format!("/assistants/{id}/versions");
+    let latest = format!("/assistants/{id}/latest");
+    send(
+        &app,
+        "PATCH",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        json!({"name": "second", "context": {"model": "large"}, "metadata": {"stage": "two"}}),
+    )
+    .await;
+
+    // Newest first, each a snapshot; readable by anyone the policy lets read.
+    let listed = send(&app, "POST", &versions, "user1-token", json!({})).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let summary: Vec<_> = listed
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].clone(),
+                v["name"].clone(),
+                v["context"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (json!(2), json!("second"), json!({"model": "large"})),
+            (json!(1), json!("first"), json!({"model": "small"})),
+        ]
+    );
+    assert_eq!(listed.json[0].get("updated_at"), None);
+    let staged = send(
+        &app,
+        "POST",
+        &versions,
+        "user1-token",
+        json!({"metadata": {"stage": "two"}}),
+    )
+    .await;
+    assert_eq!(staged.json.as_array().unwrap().len(), 1);
+    let second_page = send(
+        &app,
+        "POST",
+        &versions,
+        "user1-token",
+        json!({"limit": 1, "offset": 1}),
+    )
+    .await;
+    assert_eq!(second_page.json[0]["version"], 1);
+
+    // Back to version 1: the assistant is that snapshot again.
+    let refused = send(&app, "POST", &latest, "user1-token", json!({"version": 1})).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let back = send(&app, "POST", &latest, "admin-token", json!({"version": 1})).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(
+        (
+            back.json["version"].clone(),
+            back.json["name"].clone(),
+            back.json["context"].clone(),
+            back.json["metadata"].clone()
+        ),
+        (
+            json!(1),
+            json!("first"),
+            json!({"model": "small"}),
+            json!({"owner": "admin"})
+        )
+    );
+    let read = send(
+        &app,
+        "GET",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(read.json, back.json);
+    // The next update is a new version after every existing one.
+    let third = send(
+        &app,
+        "PATCH",
+        &format!("/assistants/{id}"),
+        "admin-token",
+        json!({"name": "third"}),
+    )
+    .await;
+    assert_eq!(third.json["version"], 3);
+
+    let missing = send(&app, "POST", &latest, "admin-token", json!({"version": 9})).await;
+    assert_eq!(
+        (missing.status, missing.json),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": format!("Version 9 not found for assistant {id}")})
+        )
+    );
+    let unknown = Uuid::new_v4();
+    for path in [
+        format!("/assistants/{unknown}/versions"),
+        format!("/assistants/{unknown}/latest"),
+    ] {
+        let gone = send(&app, "POST", &path, "admin-token", json!({"version": 1})).await;
+        assert_eq!(
+            (gone.status, gone.json),
+            (
+                StatusCode::NOT_FOUND,
+                json!({"detail": format!("Assistant {unknown} not found")})
+            )
+        );
+    }
+    let no_version = send(&app, "POST", &latest, "admin-token", json!({})).await;
+    assert_eq!(no_version.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let by_name = send(
+        &app,
+        "POST",
+        "/assistants/agent/versions",
+        "user1-token",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        by_name.json,
+        json!({"detail": "Invalid assistant ID: must be a UUID"})
     );
 }
 
