@@ -279,6 +279,28 @@ async def test_history_is_newest_first(user1, tag):
     assert newest["checkpoint"]["checkpoint_id"] == current["checkpoint"]["checkpoint_id"]
 
 
+async def test_prune_keep_latest_keeps_the_thread_and_its_latest_state(user1, tag):
+    """`threads.prune(strategy="keep_latest")`: old checkpoints go, the thread and its
+    current state stay. (langgraph dev's in-memory runtime refuses this strategy with a
+    422; Warden keeps checkpoints in SQLite and prunes them.)"""
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("one"))
+    final = await user1.runs.wait(tid, GRAPH, input=user_input("two"))
+    before = await user1.threads.get_state(tid)
+    assert len(await user1.threads.get_history(tid)) >= 2
+
+    assert await user1.threads.prune([tid], strategy="keep_latest") == {"pruned_count": 1}
+    history = await user1.threads.get_history(tid)
+    assert len(history) == 1, history
+    assert history[0]["values"] == final
+    after = await user1.threads.get_state(tid)
+    assert after["checkpoint"]["checkpoint_id"] == before["checkpoint"]["checkpoint_id"]
+    assert after["values"] == final
+
+    assert await user1.threads.prune([tid]) == {"pruned_count": 1}
+    await expect_error(user1.threads.get(tid), 404)
+
+
 # ---------------------------------------------------------------------------------------
 # Graph and schemas of the system assistant
 
@@ -289,6 +311,15 @@ async def test_get_graph(user1):
     assert {(e["source"], e["target"]) for e in graph["edges"]} == {
         ("__start__", "echo"), ("echo", "__end__"),
     }
+
+
+async def test_get_subgraphs(user1):
+    # A graph without subgraphs, with or without a namespace.
+    assert await user1.assistants.get_subgraphs(SYSTEM_AGENT_ID) == {}
+    assert await user1.assistants.get_subgraphs(SYSTEM_AGENT_ID, namespace="x", recurse=True) == {}
+    await expect_error(
+        user1.assistants.get_subgraphs("00000000-0000-4000-8000-000000000000"), 404, "Not Found"
+    )
 
 
 async def test_get_schemas(user1):

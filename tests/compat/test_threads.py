@@ -102,3 +102,28 @@ async def test_reader_cannot_create_a_thread(reader, tag):
     # reading is allowed (and filtered to the reader's own threads, of which it has none)
     assert await reader.threads.search(metadata={"tag": tag}) == []
     assert await reader.threads.count(metadata={"tag": tag}) == 0
+
+
+async def test_prune_is_all_or_nothing_across_owners(user1, user2, tag):
+    """`threads.prune`: one thread of another user refuses the whole batch with a 404;
+    the caller's own threads are deleted and counted."""
+    a = (await user1.threads.create(metadata={"tag": tag}))["thread_id"]
+    b = (await user1.threads.create(metadata={"tag": tag}))["thread_id"]
+    other = (await user2.threads.create(metadata={"tag": tag}))["thread_id"]
+
+    await expect_error(
+        user1.threads.prune([a, other]), 404, "At least one thread not found or not authorized"
+    )
+    assert (await user1.threads.get(a))["thread_id"] == a
+    assert await user1.threads.prune([a, b]) == {"pruned_count": 2}
+    await expect_error(user1.threads.get(a), 404)
+    assert (await user2.threads.get(other))["thread_id"] == other
+    await expect_error(
+        user2.threads.prune([other], strategy="everything"),
+        422,
+        '"everything" is not one of "delete" or "keep_latest"\n\n'
+        'Failed validating "enum" in schema["properties"]["strategy"]\n\n'
+        'On instance["strategy"]:\n    "everything"',
+    )
+    assert await user2.threads.prune([]) == {"pruned_count": 0}
+    assert await user2.threads.prune([other]) == {"pruned_count": 1}

@@ -1,6 +1,7 @@
 //! What an assistant's graph looks like: `GET /assistants/{id}/graph`
-//! (which also takes a graph name) and `GET /assistants/{id}/schemas`,
-//! from what the graph component described when it was loaded.
+//! (which also takes a graph name), `GET /assistants/{id}/schemas` and
+//! `GET /assistants/{id}/subgraphs`, from what the graph component
+//! described when it was loaded.
 
 use std::sync::Arc;
 
@@ -132,6 +133,55 @@ pub(super) async fn schemas(
         }))
     })
     .await
+}
+
+/// `GET /assistants/{assistant_id}/subgraphs[/{namespace}]`: a graph
+/// component is one graph, so there are none (`{}`), as LangGraph answers
+/// for a graph without subgraphs.
+#[utoipa::path(
+    get,
+    operation_id = "graphs_subgraphs",
+    path = "/assistants/{assistant_id}/subgraphs",
+    tag = "assistants",
+    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
+pub(super) async fn subgraphs(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let id = params
+            .iter()
+            .find(|(name, _)| name == "assistant_id")
+            .map_or("", |(_, value)| value.as_str());
+        let id = path_id(id, "assistant")?;
+        component(&state, caller, id)?;
+        ok(json!({}))
+    })
+    .await
+}
+
+/// `GET /assistants/{assistant_id}/subgraphs/{namespace}`: as
+/// [`subgraphs`], under a namespace.
+#[utoipa::path(
+    get,
+    operation_id = "graphs_subgraphs_in_namespace",
+    path = "/assistants/{assistant_id}/subgraphs/{namespace}",
+    tag = "assistants",
+    params(
+        ("assistant_id" = String, Path, description = "The assistant (UUID)"),
+        ("namespace" = String, Path, description = "The subgraph namespace"),
+    ),
+    responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+)]
+pub(super) async fn subgraphs_in_namespace(
+    state: State<Arc<AppState>>,
+    pending: Pending,
+    params: Path<Vec<(String, String)>>,
+) -> Response {
+    subgraphs(state, pending, params).await
 }
 
 #[cfg(test)]

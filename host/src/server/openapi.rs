@@ -21,7 +21,7 @@ pub struct ErrorBody {
     info(title = "Warden Agent Server", description = "A LangGraph-compatible Agent Server; authorization by a WebAssembly auth plugin."),
     paths(
         threads::create, threads::search, threads::count, threads::get, threads::patch,
-        threads::delete, threads::copy,
+        threads::delete, threads::copy, threads::prune,
         assistants::create, assistants::search, assistants::count, assistants::get,
         assistants::patch, assistants::delete, assistants::versions, assistants::set_latest,
         crons::create_stateless, crons::create_for_thread, crons::search, crons::count,
@@ -33,7 +33,8 @@ pub struct ErrorBody {
         runs::stream_stateless, runs::wait_stateful, runs::wait_stateless, runs::batch,
         run_access::get, run_access::list, run_access::join, run_access::join_stream,
         run_access::cancel, run_access::cancel_many, run_access::delete,
-        graphs::graph, graphs::schemas,
+        graphs::graph, graphs::schemas, graphs::subgraphs,
+        graphs::subgraphs_in_namespace,
     ),
     components(schemas(Thread, Assistant, AssistantVersion, Cron, Item, Run, ErrorBody, runs::RunCreate)),
     tags(

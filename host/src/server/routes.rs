@@ -88,6 +88,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(
             M::POST,
+            "/threads/prune",
+            &[(Threads, Delete)],
+            post(threads::prune),
+        ),
+        endpoint(
+            M::POST,
             "/threads/{thread_id}/copy",
             &[(Threads, Read), (Threads, Create)],
             post(threads::copy),
@@ -241,6 +247,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/assistants/{assistant_id}/schemas",
             &[(Assistants, Read)],
             get(graphs::schemas),
+        ),
+        endpoint(
+            M::GET,
+            "/assistants/{assistant_id}/subgraphs",
+            &[(Assistants, Read)],
+            get(graphs::subgraphs),
+        ),
+        endpoint(
+            M::GET,
+            "/assistants/{assistant_id}/subgraphs/{namespace}",
+            &[(Assistants, Read)],
+            get(graphs::subgraphs_in_namespace),
         ),
         endpoint(
             M::PATCH,

@@ -1,4 +1,4 @@
-//! `/threads`: create, read, update, delete, search, count, copy.
+//! `/threads`: create, read, update, delete, search, count, copy, prune.
 
 use std::sync::Arc;
 
@@ -227,6 +227,101 @@ pub(super) async fn delete(
         } else {
             Err(missing(id))
         }
+    })
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ThreadPrune)]
+pub(super) struct Prune {
+    /// The threads (UUIDs).
+    thread_ids: Vec<String>,
+    /// `delete` (the default) deletes the threads; `keep_latest` keeps each
+    /// thread with only its latest checkpoint.
+    strategy: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    operation_id = "threads_prune",
+    path = "/threads/prune",
+    tag = "threads",
+    request_body = Prune,
+    responses((status = 200, description = "How many threads were pruned: `{\"pruned_count\": n}`", body = Object), (status = 404, description = "A thread is missing or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
+pub(super) async fn prune(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    JsonBody(body): JsonBody<Prune>,
+) -> Response {
+    as_caller(pending, move |caller| {
+        let body = body?;
+        let ids = body
+            .thread_ids
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id)
+                    .map_err(|_| ApiError::unprocessable("Invalid thread ID: must be a UUID"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keep_latest = match body.strategy.as_deref() {
+            None | Some("delete") => false,
+            Some("keep_latest") => true,
+            Some(other) => {
+                // The reference's request-schema message.
+                let other = Value::from(other);
+                return Err(ApiError::unprocessable(format!(
+                    "{other} is not one of \"delete\" or \"keep_latest\"\n\n\
+                     Failed validating \"enum\" in schema[\"properties\"][\"strategy\"]\n\n\
+                     On instance[\"strategy\"]:\n    {other}"
+                )));
+            }
+        };
+        if ids.is_empty() {
+            return ok(json!({"pruned_count": 0}));
+        }
+        // As the reference: one event for the whole batch, whose filter
+        // every thread must pass; then each thread's own delete event,
+        // whose refusals are skipped.
+        let scope = caller.scope(
+            Resource::Threads,
+            Action::Delete,
+            json!({"thread_ids": body.thread_ids}),
+        )?;
+        if scope.is_some() {
+            for &id in &ids {
+                if state.storage.thread(id, scope.as_ref())?.is_none() {
+                    return Err(ApiError::not_found(
+                        "At least one thread not found or not authorized",
+                    ));
+                }
+            }
+        }
+        let mut pruned = 0;
+        for id in ids {
+            let Ok(scope) =
+                caller.scope(Resource::Threads, Action::Delete, json!({"thread_id": id}))
+            else {
+                continue;
+            };
+            if state.storage.thread(id, scope.as_ref())?.is_none() {
+                continue;
+            }
+            if keep_latest {
+                state.storage.prune_checkpoints(id)?;
+            } else {
+                for run in state.runs.in_flight(id) {
+                    state
+                        .runs
+                        .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
+                }
+                if !state.storage.delete_thread(id, scope.as_ref())? {
+                    continue;
+                }
+            }
+            pruned += 1;
+        }
+        ok(json!({"pruned_count": pruned}))
     })
     .await
 }

@@ -302,6 +302,9 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<Run>>;
     /// Sets a run's status.
     fn set_run_status(&self, run_id: Uuid, status: &str) -> Result<()>;
+    /// Deletes every checkpoint of the thread but the latest; returns how
+    /// many went.
+    fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
     /// Deletes a run (and the checkpoints it wrote); false when it is not on
     /// that thread.
     fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;

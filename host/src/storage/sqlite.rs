@@ -866,6 +866,15 @@ impl Storage for SqliteStorage {
         runs::set_run_status(&*self.conn()?, run_id, status)
     }
 
+    fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64> {
+        let n = self.conn()?.execute(
+            "DELETE FROM checkpoints WHERE thread_id = ?1 AND checkpoint_id < \
+             (SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = ?1)",
+            [thread_id.to_string()],
+        )?;
+        Ok(n as u64)
+    }
+
     fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
         runs::delete_run(&mut *self.conn()?, thread_id, run_id)
     }

@@ -20,6 +20,7 @@ fn body_for(method: &str, path: &str) -> Value {
         ("PATCH", p) if p.starts_with("/runs/crons/") => json!({"enabled": false}),
         ("POST", "/runs/cancel") => json!({"status": "all"}),
         ("POST", p) if p.ends_with("/latest") => json!({"version": 1}),
+        ("POST", "/threads/prune") => json!({"thread_ids": [Uuid::nil().to_string()]}),
         ("POST", "/runs/batch") => json!([{"assistant_id": Uuid::nil().to_string()}]),
         ("POST", p)
             if p.ends_with("/runs") || p.ends_with("/runs/stream") || p.ends_with("/runs/wait") =>
@@ -51,7 +52,9 @@ async fn every_protected_route_fires_a_declared_event_before_touching_data() {
         for param in ["{thread_id}", "{assistant_id}", "{cron_id}", "{run_id}"] {
             path = path.replace(param, &id);
         }
-        path = path.replace("{checkpoint_id}", "1");
+        path = path
+            .replace("{checkpoint_id}", "1")
+            .replace("{namespace}", "ns");
         if endpoint.path == "/store/items" && endpoint.method == "GET" {
             path.push_str("?namespace=a&key=k");
         }
@@ -649,6 +652,84 @@ async fn assistant_versions_are_listed_and_any_can_become_the_latest() {
         by_name.json,
         json!({"detail": "Invalid assistant ID: must be a UUID"})
     );
+}
+
+#[tokio::test]
+async fn prune_deletes_only_threads_the_caller_may_delete() {
+    let app = app(Some(plugin("reference_auth")));
+    let mut mine = Vec::new();
+    for _ in 0..2 {
+        let t = send(&app, "POST", "/threads", "user1-token", json!({})).await;
+        mine.push(t.json["thread_id"].as_str().unwrap().to_owned());
+    }
+    let theirs = send(&app, "POST", "/threads", "user2-token", json!({})).await;
+    let theirs = theirs.json["thread_id"].as_str().unwrap().to_owned();
+    let exists = |id: String, token: &'static str| {
+        let app = app.clone();
+        async move {
+            send(&app, "GET", &format!("/threads/{id}"), token, Value::Null)
+                .await
+                .status
+                == StatusCode::OK
+        }
+    };
+
+    // One thread outside the caller's scope refuses the whole batch.
+    let refused = send(
+        &app,
+        "POST",
+        "/threads/prune",
+        "user1-token",
+        json!({"thread_ids": [mine[0], theirs]}),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.json),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "At least one thread not found or not authorized"})
+        )
+    );
+    assert!(exists(mine[0].clone(), "user1-token").await);
+    assert!(exists(theirs.clone(), "user2-token").await);
+
+    let pruned = send(
+        &app,
+        "POST",
+        "/threads/prune",
+        "user1-token",
+        json!({"thread_ids": mine}),
+    )
+    .await;
+    assert_eq!(pruned.json, json!({"pruned_count": 2}));
+    assert!(!exists(mine[0].clone(), "user1-token").await);
+    assert!(!exists(mine[1].clone(), "user1-token").await);
+    assert!(exists(theirs.clone(), "user2-token").await);
+
+    let cases = [
+        (
+            json!({"thread_ids": []}),
+            StatusCode::OK,
+            json!({"pruned_count": 0}),
+        ),
+        (
+            json!({"thread_ids": ["nope"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": "Invalid thread ID: must be a UUID"}),
+        ),
+        (
+            json!({"thread_ids": [theirs], "strategy": "all"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"detail": "\"all\" is not one of \"delete\" or \"keep_latest\"\n\n\
+                Failed validating \"enum\" in schema[\"properties\"][\"strategy\"]\n\n\
+                On instance[\"strategy\"]:\n    \"all\""}),
+        ),
+    ];
+    for (body, status, reply) in cases {
+        let got = send(&app, "POST", "/threads/prune", "user2-token", body).await;
+        assert_eq!((got.status, got.json), (status, reply));
+    }
+    assert!(exists(theirs, "user2-token").await);
 }
 
 #[tokio::test]
