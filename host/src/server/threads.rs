@@ -18,7 +18,7 @@ use super::extract::{
     stamped_metadata,
 };
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Object, Thread, ThreadQuery, sqlite::now};
+use crate::storage::{Filter, Object, Thread, ThreadQuery, sqlite::now};
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -214,21 +214,27 @@ pub(super) async fn delete(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Delete, json!({"thread_id": id}))?;
-        if state.storage.thread(id, scope.as_ref())?.is_some() {
-            // Its runs in flight stop first (and write nothing after).
-            for run in state.runs.in_flight(id) {
-                state
-                    .runs
-                    .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
-            }
-        }
-        if state.storage.delete_thread(id, scope.as_ref())? {
+        if delete_within(&state, id, scope.as_ref())? {
             no_content()
         } else {
             Err(missing(id))
         }
     })
     .await
+}
+
+/// Deletes the thread if it lies within `scope`, its runs in flight
+/// stopped first (they write nothing after); false when it does not.
+fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<bool, ApiError> {
+    if state.storage.thread(id, scope)?.is_none() {
+        return Ok(false);
+    }
+    for run in state.runs.in_flight(id) {
+        state
+            .runs
+            .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
+    }
+    Ok(state.storage.delete_thread(id, scope)?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -304,22 +310,16 @@ pub(super) async fn prune(
             else {
                 continue;
             };
-            if state.storage.thread(id, scope.as_ref())?.is_none() {
-                continue;
-            }
-            if keep_latest {
-                state.storage.prune_checkpoints(id)?;
+            let done = if keep_latest {
+                let found = state.storage.thread(id, scope.as_ref())?.is_some();
+                if found {
+                    state.storage.prune_checkpoints(id)?;
+                }
+                found
             } else {
-                for run in state.runs.in_flight(id) {
-                    state
-                        .runs
-                        .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
-                }
-                if !state.storage.delete_thread(id, scope.as_ref())? {
-                    continue;
-                }
-            }
-            pruned += 1;
+                delete_within(&state, id, scope.as_ref())?
+            };
+            pruned += u64::from(done);
         }
         ok(json!({"pruned_count": pruned}))
     })
