@@ -301,6 +301,46 @@ async def test_prune_keep_latest_keeps_the_thread_and_its_latest_state(user1, ta
     await expect_error(user1.threads.get(tid), 404)
 
 
+async def test_thread_stream_follows_runs_started_after_joining(user1, user2, tag):
+    """`threads.join_stream`: the thread's runs to come, each event with an id, each
+    run closed by `metadata` `run_done`; another owner's thread is a stream of one
+    error event (a 404 met once the stream has begun, as the reference sends it)."""
+    import asyncio
+
+    tid = await new_thread(user1, tag)
+    refused = await _first(user2.threads.join_stream(tid))
+    assert (refused.event, refused.data) == (
+        "error",
+        {"error": "HTTPException", "message": "404: Thread not found"},
+    )
+
+    parts = []
+
+    async def follow():
+        async for part in await user1.threads.join_stream(tid):
+            parts.append(part)
+            if part.event == "metadata" and part.data.get("status") == "run_done":
+                return
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.3)  # the stream is open before the run starts
+    run = await user1.runs.create(tid, GRAPH, input=user_input("hello"))
+    await asyncio.wait_for(follower, timeout=30)
+
+    rid = run["run_id"]
+    assert parts[0].event == "metadata" and parts[0].data["run_id"] == rid, parts
+    assert parts[-1].data == {"status": "run_done", "run_id": rid}
+    values = [p.data for p in parts if p.event == "values"]
+    assert values and values[-1]["messages"][-1]["content"] == "hello", parts
+    assert all(p.id for p in parts), parts
+
+
+async def _first(joining):
+    """The first part of a stream that `joining` (an SDK coroutine) opens."""
+    async for part in await joining:
+        return part
+
+
 # ---------------------------------------------------------------------------------------
 # Graph and schemas of the system assistant
 

@@ -111,13 +111,17 @@ impl EventLog {
     /// The index just after the event with id `last_id` (`0-0` or an
     /// unknown id before every event: replay all).
     pub fn position_after(&self, last_id: &str) -> usize {
-        let key = |id: &str| -> (u128, u64) {
-            let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-            (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-        };
-        let last = key(last_id);
+        let last = id_key(last_id);
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        events.iter().take_while(|e| key(&e.id) <= last).count()
+        events.iter().take_while(|e| id_key(&e.id) <= last).count()
+    }
+
+    /// An id just after every event of the log (`<ms>-<seq + 1>` of the
+    /// last one): for a marker that follows the run's events.
+    pub fn id_after_last(&self) -> String {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let (ms, seq) = events.last().map_or((0, 0), |e| id_key(&e.id));
+        format!("{ms}-{}", seq + 1)
     }
 
     fn next_id(&self) -> String {
@@ -133,6 +137,13 @@ impl EventLog {
         };
         format!("{}-{}", last.0, last.1)
     }
+}
+
+/// An event id (`<ms>-<seq>`, or `<ms>`) as a sortable key; anything
+/// unparsable sorts first.
+pub fn id_key(id: &str) -> (u128, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 #[cfg(test)]

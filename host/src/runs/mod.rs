@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 use uuid::Uuid;
 
-pub use events::{EventLog, Progress, StreamEvent};
+pub use events::{EventLog, Progress, StreamEvent, id_key};
 
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
 use crate::storage::{Checkpoint, Object, Run, Storage, StorageError, sqlite::now};
@@ -179,7 +179,13 @@ pub struct Runs {
     storage: Arc<dyn Storage>,
     workers: Arc<Semaphore>,
     inner: Mutex<Inner>,
+    /// Every run submitted, as it is: thread streams pick up their runs.
+    submitted: broadcast::Sender<Arc<LiveRun>>,
 }
+
+/// How many submitted runs a slow thread stream may fall behind before it
+/// looks the thread's runs up again.
+const SUBMITTED_BACKLOG: usize = 256;
 
 impl Runs {
     /// An executor running at most `workers` runs at once. Runs left
@@ -201,6 +207,7 @@ impl Runs {
             storage,
             workers: Arc::new(Semaphore::new(workers.max(1))),
             inner: Mutex::new(Inner::default()),
+            submitted: broadcast::Sender::new(SUBMITTED_BACKLOG),
         }))
     }
 
@@ -238,6 +245,7 @@ impl Runs {
             .or_default()
             .push_back(live.clone());
         drop(inner);
+        let _ = self.submitted.send(live.clone());
         if start_driver {
             let runs = Arc::clone(self);
             tokio::spawn(async move { runs.drive(thread_id).await });
@@ -266,6 +274,28 @@ impl Runs {
             .get(&thread_id)
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Runs as they are submitted, on every thread. Subscribe before
+    /// listing a thread's runs, so that none falls between the two.
+    pub fn submissions(&self) -> broadcast::Receiver<Arc<LiveRun>> {
+        self.submitted.subscribe()
+    }
+
+    /// The thread's runs known in memory (in flight or recently ended),
+    /// oldest first.
+    pub fn on_thread(&self, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+        let inner = self.inner();
+        let mut runs: Vec<_> = inner
+            .finished
+            .iter()
+            .chain(inner.live.values())
+            .filter(|r| r.thread_id == thread_id)
+            .cloned()
+            .collect();
+        runs.sort_by_key(|r| r.run_id);
+        runs.dedup_by_key(|r| r.run_id);
+        runs
     }
 
     /// Every run pending or running.

@@ -21,7 +21,7 @@ pub struct ErrorBody {
     info(title = "Warden Agent Server", description = "A LangGraph-compatible Agent Server; authorization by a WebAssembly auth plugin."),
     paths(
         threads::create, threads::search, threads::count, threads::get, threads::patch,
-        threads::delete, threads::copy, threads::prune,
+        threads::delete, threads::copy, threads::prune, threads::stream,
         assistants::create, assistants::search, assistants::count, assistants::get,
         assistants::patch, assistants::delete, assistants::versions, assistants::set_latest,
         crons::create_stateless, crons::create_for_thread, crons::search, crons::count,

@@ -87,6 +87,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             delete(threads::delete),
         ),
         endpoint(
+            M::GET,
+            "/threads/{thread_id}/stream",
+            &[(Threads, Read)],
+            get(threads::stream),
+        ),
+        endpoint(
             M::POST,
             "/threads/prune",
             &[(Threads, Delete)],

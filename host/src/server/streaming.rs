@@ -1,12 +1,13 @@
-//! The streamed responses of runs: SSE (`…/runs/stream`, `…/stream`) and
-//! the heartbeat-padded JSON of `wait` and `join`.
+//! The streamed responses of runs: SSE (`…/runs/stream`, `…/stream`), a
+//! thread's SSE of all its runs (`/threads/{id}/stream`) and the
+//! heartbeat-padded JSON of `wait` and `join`.
 //!
 //! Both keep the connection alive while the run goes on: SSE sends a
 //! `: heartbeat` comment, JSON a newline (parsers skip leading
 //! whitespace), every five seconds. An SSE stream ends only once the run
 //! has left pending/running: the SDK otherwise reconnects.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,11 +17,12 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use futures_util::stream;
-use serde_json::Value;
-use tokio::sync::watch;
+use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
 
-use crate::runs::{CancelAction, LiveRun, Progress, Runs};
+use crate::runs::{CancelAction, LiveRun, Progress, Runs, StreamEvent, id_key};
 
 /// How often an idle stream sends a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -137,6 +139,209 @@ pub fn sse(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     locations.apply(&mut response);
+    response
+}
+
+/// What a thread stream forwards (`stream_modes`, any combination).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadModes {
+    /// `run_modes`: every event of the thread's runs (the default).
+    pub run_modes: bool,
+    /// `lifecycle`: each run's start and end (`metadata` events).
+    pub lifecycle: bool,
+    /// `state_update`: thread state updates.
+    pub state_update: bool,
+}
+
+impl ThreadModes {
+    /// Parses `stream_modes` (one mode or a comma-separated list); `None`
+    /// or empty means `run_modes`. Names the first unknown mode.
+    pub fn parse(text: Option<&str>) -> Result<Self, String> {
+        let text = text.unwrap_or("").trim();
+        if text.is_empty() {
+            return Ok(Self {
+                run_modes: true,
+                ..Self::default()
+            });
+        }
+        let mut modes = Self::default();
+        for mode in text.split(',').map(str::trim) {
+            match mode {
+                "run_modes" => modes.run_modes = true,
+                "lifecycle" => modes.lifecycle = true,
+                "state_update" => modes.state_update = true,
+                other => return Err(other.to_owned()),
+            }
+        }
+        Ok(modes)
+    }
+
+    /// Whether an event goes out, as the reference decides.
+    fn wants(self, event: &str, data: &str) -> bool {
+        if event == "state_update" {
+            return self.state_update;
+        }
+        if self.run_modes {
+            return true;
+        }
+        self.lifecycle && event == "metadata" && {
+            let data: Value = serde_json::from_str(data).unwrap_or_default();
+            data["status"] == "run_done"
+                || (data.get("attempt").is_some() && data.get("run_id").is_some())
+        }
+    }
+}
+
+/// One run a thread stream follows.
+struct Followed {
+    live: Arc<LiveRun>,
+    position: usize,
+}
+
+/// The state of a thread stream.
+struct ThreadFollower {
+    runs: Arc<Runs>,
+    thread_id: Uuid,
+    modes: ThreadModes,
+    submitted: broadcast::Receiver<Arc<LiveRun>>,
+    seen: HashSet<Uuid>,
+    followed: Vec<Followed>,
+    /// Yields whenever a followed run's log moves.
+    moved: SelectAll<BoxStream<'static, ()>>,
+    /// Events older than this were seen by the client (`Last-Event-ID`).
+    after: Option<(u128, u64)>,
+    pending: VecDeque<Bytes>,
+}
+
+impl ThreadFollower {
+    /// Follows `live` from `position` on, unless it is followed already.
+    fn follow(&mut self, live: Arc<LiveRun>, position: usize) {
+        if !self.seen.insert(live.run_id) {
+            return;
+        }
+        let progress = live.events.subscribe();
+        self.moved.push(
+            stream::unfold(progress, |mut p| async move {
+                p.changed().await.ok().map(|()| ((), p))
+            })
+            .boxed(),
+        );
+        self.followed.push(Followed { live, position });
+    }
+
+    /// Queues what the followed runs logged since last time, and each
+    /// ended run's `run_done`; stops following ended runs.
+    fn collect(&mut self) {
+        let (modes, after) = (self.modes, self.after);
+        let fresh = |event: &StreamEvent| after.is_none_or(|a| id_key(&event.id) > a);
+        let pending = &mut self.pending;
+        self.followed.retain_mut(|f| {
+            let done = f.live.events.is_done();
+            let events = f.live.events.since(f.position);
+            f.position += events.len();
+            for event in events.iter().filter(|e| fresh(e)) {
+                if modes.wants(&event.event, &event.data) {
+                    pending.push_back(event.to_sse(true));
+                }
+            }
+            if !done || f.position < f.live.events.len() {
+                return true;
+            }
+            let run_done = StreamEvent {
+                id: f.live.events.id_after_last(),
+                event: "metadata".into(),
+                data: json!({"status": "run_done", "run_id": f.live.run_id}).to_string(),
+            };
+            if fresh(&run_done) && modes.wants(&run_done.event, &run_done.data) {
+                pending.push_back(run_done.to_sse(true));
+            }
+            false
+        });
+    }
+}
+
+/// An SSE response following every run of a thread, current and to come,
+/// until the client leaves: each run's events (with ids), then
+/// `metadata` `{"status": "run_done", "run_id": ...}` when it ends. With
+/// `last_event_id`, the resumable runs known in memory replay what
+/// followed that id first.
+pub fn thread_sse(
+    runs: Arc<Runs>,
+    thread_id: Uuid,
+    modes: ThreadModes,
+    last_event_id: Option<&str>,
+) -> Response {
+    let mut follower = ThreadFollower {
+        submitted: runs.submissions(),
+        runs: runs.clone(),
+        thread_id,
+        modes,
+        seen: HashSet::new(),
+        followed: Vec::new(),
+        moved: SelectAll::new(),
+        after: last_event_id.filter(|id| *id != "-").map(id_key),
+        pending: VecDeque::new(),
+    };
+    for live in runs.on_thread(thread_id) {
+        let position = match last_event_id {
+            Some(_) if live.resumable => 0,
+            _ if live.events.is_done() => continue,
+            _ => live.events.len(),
+        };
+        follower.follow(live, position);
+    }
+    let body = stream::unfold(follower, |mut f| async move {
+        loop {
+            if let Some(bytes) = f.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(bytes), f));
+            }
+            f.collect();
+            if !f.pending.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                submitted = f.submitted.recv() => match submitted {
+                    Ok(live) if live.thread_id == f.thread_id => f.follow(live, 0),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        for live in f.runs.in_flight(f.thread_id) {
+                            f.follow(live, 0);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                Some(()) = f.moved.next(), if !f.moved.is_empty() => {}
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    return Some((Ok(Bytes::from_static(b": heartbeat\r\n\r\n")), f));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// An SSE response of one `error` event, as the reference streams a
+/// refusal it meets once the stream has begun:
+/// `{"error": "HTTPException", "message": "404: Thread not found"}`.
+pub fn error_sse(error: &super::ApiError) -> Response {
+    let data = json!({
+        "error": "HTTPException",
+        "message": format!("{}: {}", error.status.as_u16(), error.detail),
+    });
+    let event = format!("event: error\r\ndata: {data}\r\n\r\n");
+    let mut response = Response::new(Body::from(event));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     response
 }
 

@@ -1,8 +1,9 @@
-//! `/threads`: create, read, update, delete, search, count, copy, prune.
+//! `/threads`: create, read, update, delete, search, count, copy, prune,
+//! and the stream of all a thread's runs.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata,
 };
+use super::streaming::{ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
 use crate::storage::{Filter, Object, Thread, ThreadQuery, sqlite::now};
 use crate::types::{Action, Resource};
@@ -324,6 +326,79 @@ pub(super) async fn prune(
         ok(json!({"pruned_count": pruned}))
     })
     .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct StreamQuery {
+    stream_modes: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    operation_id = "threads_stream",
+    path = "/threads/{thread_id}/stream",
+    tag = "threads",
+    params(
+        ("thread_id" = String, Path, description = "The thread (UUID)"),
+        ("stream_modes" = Option<String>, Query, description = "`run_modes` (default), `lifecycle`, `state_update`, comma-separated"),
+    ),
+    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves"), (status = 404, description = "Outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+)]
+pub(super) async fn stream(
+    State(state): State<Arc<AppState>>,
+    pending: Pending,
+    Path(id): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    as_caller(pending, move |caller| {
+        let id = path_id(&id, "thread")?;
+        if last_event_id
+            .as_deref()
+            .is_some_and(|last| !is_stream_id(last))
+        {
+            return Err(ApiError::unprocessable(
+                "Invalid last-event-id: must be a valid Redis stream ID",
+            ));
+        }
+        let modes = ThreadModes::parse(query.stream_modes.as_deref())
+            .map_err(|mode| ApiError::unprocessable(format!("Invalid stream mode: {mode}")))?;
+        // As the reference: the thread is looked up only when a filter
+        // scopes the read, and a refusal comes as the stream's one event.
+        let mut check = || {
+            let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
+            if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
+                return Err(ApiError::not_found("Thread not found"));
+            }
+            Ok(())
+        };
+        if let Err(refused) = check() {
+            return Ok(error_sse(&refused));
+        }
+        Ok(thread_sse(
+            state.runs.clone(),
+            id,
+            modes,
+            last_event_id.as_deref(),
+        ))
+    })
+    .await
+}
+
+/// A Redis stream id as the reference accepts it: `-`, `<ms>`, `<ms>-<seq>`
+/// or `<ms>-*`.
+fn is_stream_id(id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match id.split_once('-') {
+        _ if id == "-" => true,
+        None => digits(id),
+        Some((ms, seq)) => digits(ms) && (seq == "*" || digits(seq)),
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]

@@ -656,3 +656,107 @@ fn after_seconds_delays_the_start_and_a_cancel_ends_the_wait() {
         .unwrap();
     assert_eq!(status, 422);
 }
+
+/// The events of `GET /threads/{thread}/stream{query}` (as user1) up to
+/// and including the first `run_done`: `(event, data, id)`.
+fn thread_stream_until_done(
+    server: &ServerProcess,
+    thread: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> Vec<(String, Value, String)> {
+    use std::io::BufRead;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent
+        .get(server.url(&format!("/threads/{thread}/stream{query}")))
+        .header("authorization", "Bearer user1-token");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.call().expect("the stream opens");
+    let mut lines = std::io::BufReader::new(response.into_body().into_reader()).lines();
+    let (mut events, mut current) = (Vec::new(), (String::new(), Value::Null, String::new()));
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(event) = line.strip_prefix("event: ") {
+            current.0 = event.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            current.1 = serde_json::from_str(data).unwrap();
+        } else if let Some(id) = line.strip_prefix("id: ") {
+            current.2 = id.to_owned();
+        } else if line.is_empty() && !current.0.is_empty() {
+            let done = current.1["status"] == "run_done";
+            events.push(std::mem::take(&mut current));
+            if done {
+                return events;
+            }
+        }
+    }
+    panic!("the stream ended without run_done: {events:?}");
+}
+
+#[test]
+fn a_thread_stream_replays_from_an_id_and_filters_by_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let client = Client::new(&server);
+    let thread = new_thread(&client, "user1-token");
+    let (status, text) = client
+        .send_text(
+            "POST",
+            &format!("/threads/{thread}/runs/stream"),
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": hello(), "stream_resumable": true}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let run_events = text.matches("event: ").count();
+
+    // From the start ("-"): every event of the run, then its end.
+    let all = thread_stream_until_done(&server, &thread, "", Some("-"));
+    assert_eq!(all.len(), run_events + 1, "{all:?}\n{text}");
+    let run_id = all[0].1["run_id"].clone();
+    assert_eq!(
+        all.last().unwrap().1,
+        json!({"status": "run_done", "run_id": run_id})
+    );
+    assert!(all.iter().all(|(_, _, id)| !id.is_empty()), "{all:?}");
+    // From an id: what followed it.
+    let after_first = thread_stream_until_done(&server, &thread, "", Some(&all[0].2));
+    assert_eq!(after_first, all[1..]);
+    // `lifecycle`: the run's start and end only.
+    let lifecycle =
+        thread_stream_until_done(&server, &thread, "?stream_modes=lifecycle", Some("-"));
+    let names: Vec<_> = lifecycle
+        .iter()
+        .map(|(e, d, _)| (e.as_str(), d.get("status").is_some()))
+        .collect();
+    assert_eq!(names, [("metadata", false), ("metadata", true)]);
+
+    for (query, header, detail) in [
+        ("?stream_modes=values", None, "Invalid stream mode: values"),
+        (
+            "",
+            Some("soon"),
+            "Invalid last-event-id: must be a valid Redis stream ID",
+        ),
+    ] {
+        let mut request = ureq::get(server.url(&format!("/threads/{thread}/stream{query}")))
+            .header("authorization", "Bearer user1-token");
+        if let Some(h) = header {
+            request = request.header("last-event-id", h);
+        }
+        let reply = request
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        assert_eq!(reply.status(), 422);
+        let body: Value =
+            serde_json::from_str(&reply.into_body().read_to_string().unwrap()).unwrap();
+        assert_eq!(body, json!({"detail": detail}));
+    }
+}
