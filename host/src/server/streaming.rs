@@ -130,7 +130,15 @@ pub fn sse(
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = event_stream(Body::from_stream(body));
+    locations.apply(&mut response);
+    response
+}
+
+/// A `text/event-stream` response of `body`, uncached and unbuffered by
+/// proxies.
+fn event_stream(body: Body) -> Response {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -138,7 +146,6 @@ pub fn sse(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    locations.apply(&mut response);
     response
 }
 
@@ -317,15 +324,7 @@ pub fn thread_sse(
             }
         }
     });
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    event_stream(Body::from_stream(body))
 }
 
 /// An SSE response of one `error` event, as the reference streams a
@@ -336,13 +335,7 @@ pub fn error_sse(error: &super::ApiError) -> Response {
         "error": "HTTPException",
         "message": format!("{}: {}", error.status.as_u16(), error.detail),
     });
-    let event = format!("event: error\r\ndata: {data}\r\n\r\n");
-    let mut response = Response::new(Body::from(event));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    response
+    event_stream(Body::from(format!("event: error\r\ndata: {data}\r\n\r\n")))
 }
 
 /// An SSE response with no event: a run that has ended and cannot replay.

@@ -528,21 +528,7 @@ impl Storage for SqliteStorage {
         )?;
         a.version = latest + 1;
         a.updated_at = now();
-        tx.execute(
-            "UPDATE assistants SET graph_id = ?2, config = ?3, context = ?4, metadata = ?5, \
-             name = ?6, description = ?7, version = ?8, updated_at = ?9 WHERE assistant_id = ?1",
-            params![
-                id.to_string(),
-                a.graph_id,
-                json_text(&a.config),
-                json_text(&a.context),
-                json_text(&a.metadata),
-                a.name,
-                a.description,
-                a.version,
-                a.updated_at
-            ],
-        )?;
+        update_assistant_row(&tx, &a)?;
         insert_version(&tx, &a)?;
         tx.commit()?;
         Ok(Some(a))
@@ -602,21 +588,7 @@ impl Storage for SqliteStorage {
         a.description = v.description;
         a.version = v.version;
         a.updated_at = now();
-        tx.execute(
-            "UPDATE assistants SET graph_id = ?2, config = ?3, context = ?4, metadata = ?5, \
-             name = ?6, description = ?7, version = ?8, updated_at = ?9 WHERE assistant_id = ?1",
-            params![
-                id.to_string(),
-                a.graph_id,
-                json_text(&a.config),
-                json_text(&a.context),
-                json_text(&a.metadata),
-                a.name,
-                a.description,
-                a.version,
-                a.updated_at
-            ],
-        )?;
+        update_assistant_row(&tx, &a)?;
         tx.commit()?;
         Ok(SetLatest::Done(Box::new(a)))
     }
@@ -1057,6 +1029,26 @@ fn insert_assistant(tx: &Transaction, a: &Assistant) -> Result<bool> {
         insert_version(tx, a)?;
     }
     Ok(n == 1)
+}
+
+/// Writes every field of `a` over its row.
+fn update_assistant_row(tx: &Transaction, a: &Assistant) -> Result<()> {
+    tx.execute(
+        "UPDATE assistants SET graph_id = ?2, config = ?3, context = ?4, metadata = ?5, \
+         name = ?6, description = ?7, version = ?8, updated_at = ?9 WHERE assistant_id = ?1",
+        params![
+            a.assistant_id.to_string(),
+            a.graph_id,
+            json_text(&a.config),
+            json_text(&a.context),
+            json_text(&a.metadata),
+            a.name,
+            a.description,
+            a.version,
+            a.updated_at
+        ],
+    )?;
+    Ok(())
 }
 
 fn insert_version(tx: &Transaction, a: &Assistant) -> Result<()> {
