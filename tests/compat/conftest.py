@@ -190,6 +190,13 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def is_warden(server_url: str) -> bool:
+    """Whether the server under test is Warden (its `/info` lists plugins), not the
+    reference `langgraph dev` that WARDEN_COMPAT_URL may point at."""
+    return "plugins" in httpx.get(f"{server_url}/info", timeout=10).json()
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Callable[[Path], WardenServer]:
     """Start extra servers of this test's own (stopped at the end of the test)."""

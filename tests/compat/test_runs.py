@@ -279,12 +279,19 @@ async def test_history_is_newest_first(user1, tag):
     assert newest["checkpoint"]["checkpoint_id"] == current["checkpoint"]["checkpoint_id"]
 
 
-async def test_prune_keep_latest_keeps_the_thread_and_its_latest_state(user1, tag):
+async def test_prune_keep_latest_keeps_the_thread_and_its_latest_state(user1, tag, is_warden):
     """`threads.prune(strategy="keep_latest")`: old checkpoints go, the thread and its
     current state stay. (langgraph dev's in-memory runtime refuses this strategy with a
     422; Warden keeps checkpoints in SQLite and prunes them.)"""
     tid = await new_thread(user1, tag)
     await user1.runs.wait(tid, GRAPH, input=user_input("one"))
+    if not is_warden:
+        await expect_error(
+            user1.threads.prune([tid], strategy="keep_latest"),
+            422,
+            "keep_latest strategy is not supported in in-memory runtime",
+        )
+        return
     final = await user1.runs.wait(tid, GRAPH, input=user_input("two"))
     before = await user1.threads.get_state(tid)
     assert len(await user1.threads.get_history(tid)) >= 2
