@@ -226,6 +226,20 @@ async def test_other_user_leaves_the_thread_untouched(user1_run, user1, user2):
     assert (await user1.runs.get(tid, rid))["status"] == "success"
 
 
+async def test_a_run_is_reached_only_through_its_own_thread(user1, user2, tag):
+    """Another user's pending run, named under one's own thread, is a 404 (`Run not found`
+    for the delete, as `langgraph dev` answers), and the run is left as it was."""
+    theirs = await new_thread(user2, tag)
+    run = await user2.runs.create(theirs, GRAPH, input=user_input(), after_seconds=3600)
+    rid = run["run_id"]
+    own = await new_thread(user1, tag)
+    await expect_error(user1.runs.delete(own, rid), 404, "Run not found")
+    await expect_error(user1.runs.get(own, rid), 404)
+    await expect_error(user1.runs.cancel(own, rid), 404)
+    assert (await user2.runs.get(theirs, rid))["status"] == "pending"
+    await user2.runs.cancel(theirs, rid)
+
+
 # ---------------------------------------------------------------------------------------
 # Spoofing the identity through config.configurable
 

@@ -253,17 +253,23 @@ impl Runs {
         Ok(live)
     }
 
-    /// The live (or recently ended) run.
-    pub fn get(&self, run_id: Uuid) -> Option<Arc<LiveRun>> {
+    /// The live (or recently ended) run, if it is on that thread: a run is
+    /// only ever reached through its own thread.
+    pub fn get(&self, thread_id: Uuid, run_id: Uuid) -> Option<Arc<LiveRun>> {
         let inner = self.inner();
-        inner.live.get(&run_id).cloned().or_else(|| {
-            inner
-                .finished
-                .iter()
-                .rev()
-                .find(|r| r.run_id == run_id)
-                .cloned()
-        })
+        inner
+            .live
+            .get(&run_id)
+            .cloned()
+            .or_else(|| {
+                inner
+                    .finished
+                    .iter()
+                    .rev()
+                    .find(|r| r.run_id == run_id)
+                    .cloned()
+            })
+            .filter(|r| r.thread_id == thread_id)
     }
 
     /// The runs pending or running on a thread, oldest first.

@@ -336,11 +336,6 @@ pub fn create_run(
             (thread, true)
         }
     };
-    if !created {
-        state
-            .storage
-            .update_thread(thread.thread_id, None, &object(&graph_keys))?;
-    }
 
     // Multitask: runs already in flight on the thread.
     let in_flight = state.runs.in_flight(thread.thread_id);
@@ -354,18 +349,34 @@ pub fn create_run(
             "interrupt" | "rollback" => {
                 let action = CancelAction::parse(&strategy).unwrap_or(CancelAction::Interrupt);
                 let run_ids: Vec<Uuid> = in_flight.iter().map(|r| r.run_id).collect();
-                caller.authorize(
+                let scope = caller.scope(
                     Resource::Threads,
                     Action::Update,
                     json!({"thread_id": thread.thread_id, "action": strategy,
                            "metadata": {"run_ids": run_ids, "status": null}}),
                 )?;
+                // As `POST /threads/{id}/state`: a thread the caller may run
+                // on but not update is a 403, and nothing is cancelled.
+                if scope.is_some()
+                    && state
+                        .storage
+                        .thread(thread.thread_id, scope.as_ref())?
+                        .is_none()
+                {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden"));
+                }
                 for run in &in_flight {
                     state.runs.cancel(run.run_id, action);
                 }
             }
             _ => {}
         }
+    }
+
+    if !created {
+        state
+            .storage
+            .update_thread(thread.thread_id, None, &object(&graph_keys))?;
     }
 
     // Config: the assistant's, the client's, then the server's keys.

@@ -1,0 +1,322 @@
+//! Tenant isolation through the router (no sockets), with graphs loaded:
+//! no caller reaches another's run, thread stream, store item or system
+//! assistant, and every cancel goes through `threads.update`. The plugins
+//! are the reference policy (`user1-token`, `user2-token`, `admin-token`)
+//! and `fixture_sharing` (token = identity; an owner shares a thread by
+//! listing readers in `metadata.shared_with`; the store is scoped by
+//! filters only; `guest` may not create threads).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::BodyDataStream;
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use warden::config::{Config, GraphConfig};
+use warden::plugin::{GraphComponent, GraphSlot, PluginSlot};
+use warden::server::{AppState, router, system_assistant_id};
+use warden::storage::{SqliteStorage, Storage};
+
+use crate::support::{Reply, component, plugin, root, runtime, send, send_with};
+
+/// The server of one test: its router, over a database in a temporary
+/// directory, serving the echo graph `agent`.
+struct Server {
+    app: Router,
+    _dir: TempDir,
+}
+
+fn config(graphs: &[&str]) -> Config {
+    Config {
+        file: root().join("langgraph.json"),
+        graphs: graphs
+            .iter()
+            .map(|g| ((*g).to_owned(), GraphConfig::from("./unused")))
+            .collect(),
+        auth: None,
+    }
+}
+
+fn auth_slot(crate_name: &str) -> Arc<PluginSlot> {
+    let plugin = plugin(crate_name);
+    let source = plugin.info().path.clone();
+    Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin))
+}
+
+fn server(auth: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+    let mut graphs = BTreeMap::new();
+    let path = component("reference_agent");
+    let limits = GraphConfig::from("./unused").limits();
+    let graph = GraphComponent::load(runtime(), "agent", &path, limits).unwrap();
+    let slot = GraphSlot::new(Arc::clone(runtime()), &path, graph);
+    graphs.insert("agent".to_owned(), Arc::new(slot));
+    let mut state = AppState::new(&config(&["agent"]), Some(auth_slot(auth)), storage)
+        .unwrap()
+        .with_graphs(graphs, 4)
+        .unwrap();
+    state.disable_studio_auth = true;
+    Server {
+        app: router(Arc::new(state)),
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn send(&self, method: &str, path: &str, token: &str, body: Value) -> Reply {
+        send(&self.app, method, path, token, body).await
+    }
+
+    /// Sends a request and returns the response as it starts (a stream's
+    /// body is read with [`Frames`]).
+    async fn open(
+        &self,
+        path: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> axum::response::Response {
+        use tower::ServiceExt;
+        let mut request =
+            axum::http::Request::get(path).header("authorization", format!("Bearer {token}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        self.app
+            .clone()
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn new_thread(&self, token: &str, metadata: Value) -> String {
+        let reply = self
+            .send("POST", "/threads", token, json!({"metadata": metadata}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json["thread_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A run that stays pending for an hour: in flight, and never started.
+    async fn pending_run(&self, thread: &str, token: &str) -> String {
+        let reply = self
+            .send(
+                "POST",
+                &format!("/threads/{thread}/runs"),
+                token,
+                json!({"assistant_id": "agent", "after_seconds": 3600}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json["run_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs the echo graph on `thread` to its end.
+    async fn run_to_end(&self, thread: &str, token: &str, text: &str, extra: Value) -> Value {
+        let mut body = json!({"assistant_id": "agent",
+                              "input": {"messages": [{"role": "user", "content": text}]}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let reply = self
+            .send("POST", &format!("/threads/{thread}/runs/wait"), token, body)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json
+    }
+
+    async fn run_status(&self, thread: &str, run: &str, token: &str) -> Value {
+        let path = format!("/threads/{thread}/runs/{run}");
+        let reply = self.send("GET", &path, token, Value::Null).await;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Value::Null;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json["status"].clone()
+    }
+
+    /// Polls a run's status until it is `wanted` (generous ceiling).
+    async fn wait_status(&self, thread: &str, run: &str, token: &str, wanted: &str) {
+        for _ in 0..600 {
+            if self.run_status(thread, run, token).await == wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("run {run} never became {wanted}");
+    }
+}
+
+/// The body of an SSE response, frame by frame.
+struct Frames(BodyDataStream);
+
+impl Frames {
+    fn of(response: axum::response::Response) -> Self {
+        Self(response.into_body().into_data_stream())
+    }
+
+    /// The text received until the stream ends or `stop` holds on it; a
+    /// stream silent for two minutes fails the test.
+    async fn until(&mut self, stop: impl Fn(&str) -> bool) -> (String, bool) {
+        let mut text = String::new();
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(120), self.0.next())
+                .await
+                .expect("the stream went silent");
+            match frame {
+                None => return (text, true),
+                Some(bytes) => text.push_str(&String::from_utf8_lossy(&bytes.unwrap())),
+            }
+            if stop(&text) {
+                return (text, false);
+            }
+        }
+    }
+}
+
+// --- 1. runs are reached through their own thread ------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_reached_only_through_its_own_thread() {
+    let server = server("reference_auth");
+    let theirs = server.new_thread("user2-token", json!({})).await;
+    let run = server.pending_run(&theirs, "user2-token").await;
+    let own = server.new_thread("user1-token", json!({})).await;
+    let base = format!("/threads/{own}/runs/{run}");
+    for (method, path, body) in [
+        ("GET", base.clone(), Value::Null),
+        ("GET", format!("{base}/join"), Value::Null),
+        ("GET", format!("{base}/stream"), Value::Null),
+        ("POST", format!("{base}/cancel"), Value::Null),
+        (
+            "POST",
+            format!("{base}/cancel?action=rollback"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/runs/cancel".to_owned(),
+            json!({"thread_id": own, "run_ids": [run]}),
+        ),
+        ("DELETE", base.clone(), Value::Null),
+    ] {
+        let reply = server.send(method, &path, "user1-token", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    // As `langgraph dev` answers.
+    let reply = server
+        .send("DELETE", &base, "user1-token", Value::Null)
+        .await;
+    assert_eq!(reply.json["detail"], "Run not found");
+    assert_eq!(
+        server.run_status(&theirs, &run, "user2-token").await,
+        "pending"
+    );
+}
+
+// --- 2. cancel_on_disconnect needs threads.update ------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_cancels_on_disconnect_only_for_a_caller_who_may_update_the_thread() {
+    let server = server("fixture_sharing");
+    let thread = server
+        .new_thread("alice", json!({"shared_with": ["bob"]}))
+        .await;
+    // A run queued behind another: a cancel ends it at once.
+    server.pending_run(&thread, "alice").await;
+    let run = server.pending_run(&thread, "alice").await;
+    // Bob may read the thread (he joins), not update it: leaving does not
+    // cancel Alice's run, as in `langgraph dev`, whose cancel is refused.
+    for path in ["join", "stream"] {
+        let path = format!("/threads/{thread}/runs/{run}/{path}?cancel_on_disconnect=true");
+        let response = server.open(&path, "bob", None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        drop(response);
+        assert_eq!(
+            server.run_status(&thread, &run, "alice").await,
+            "pending",
+            "{path}"
+        );
+    }
+    // The owner's join does cancel when she leaves.
+    let path = format!("/threads/{thread}/runs/{run}/join?cancel_on_disconnect=1");
+    drop(server.open(&path, "alice", None).await);
+    server
+        .wait_status(&thread, &run, "alice", "interrupted")
+        .await;
+}
+
+// --- 3. multitask interrupt / rollback needs threads.update ---------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multitask_interrupt_or_rollback_needs_the_right_to_update_the_thread() {
+    let server = server("fixture_sharing");
+    let thread = server
+        .new_thread("alice", json!({"shared_with": ["bob"]}))
+        .await;
+    let run = server.pending_run(&thread, "alice").await;
+    for strategy in ["interrupt", "rollback"] {
+        let reply = server
+            .send(
+                "POST",
+                &format!("/threads/{thread}/runs"),
+                "bob",
+                json!({"assistant_id": "agent", "multitask_strategy": strategy}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{strategy}: {}",
+            reply.text
+        );
+        assert_eq!(
+            server.run_status(&thread, &run, "alice").await,
+            "pending",
+            "{strategy}"
+        );
+    }
+    // Nothing was created either.
+    let runs = server
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs"),
+            "alice",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(runs.json.as_array().unwrap().len(), 1, "{}", runs.text);
+    // Bob may still queue his run behind Alice's.
+    let reply = server
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "bob",
+            json!({"assistant_id": "agent", "multitask_strategy": "enqueue", "after_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    // The owner may interrupt.
+    let reply = server
+        .send(
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "alice",
+            json!({"assistant_id": "agent", "multitask_strategy": "interrupt", "after_seconds": 3600}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    server
+        .wait_status(&thread, &run, "alice", "interrupted")
+        .await;
+}
