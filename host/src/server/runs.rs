@@ -433,6 +433,7 @@ pub fn create_run(
     let stateless = matches!(target, Target::Stateless);
     let spec = RunSpec {
         run: run.clone(),
+        thread_created_at: thread.created_at.clone(),
         graph,
         input: body.input.clone().unwrap_or(Value::Null),
         config: full_config,

@@ -320,3 +320,127 @@ async fn a_multitask_interrupt_or_rollback_needs_the_right_to_update_the_thread(
         .wait_status(&thread, &run, "alice", "interrupted")
         .await;
 }
+
+// --- 4. a thread stream is bound to the thread it was opened on ------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_stream_ends_with_its_thread_and_never_follows_a_new_one_of_the_same_id() {
+    let server = server("reference_auth");
+    let thread = server.new_thread("user1-token", json!({})).await;
+    let mut stream = Frames::of(
+        server
+            .open(&format!("/threads/{thread}/stream"), "user1-token", None)
+            .await,
+    );
+    // A run of another thread's stream is a cancelled pending run: its
+    // stream ends with the thread too.
+    let run = server.pending_run(&thread, "user1-token").await;
+    let mut run_stream = Frames::of(
+        server
+            .open(
+                &format!("/threads/{thread}/runs/{run}/stream"),
+                "user1-token",
+                None,
+            )
+            .await,
+    );
+    let deleted = server
+        .send(
+            "DELETE",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(run_stream.until(|_| false).await.1);
+
+    // Another user takes the id and runs on it.
+    let reply = server
+        .send(
+            "POST",
+            "/threads",
+            "user2-token",
+            json!({"thread_id": thread}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    server
+        .run_to_end(&thread, "user2-token", "user2's secret", json!({}))
+        .await;
+    let (text, ended) = stream.until(|text| text.contains("user2's secret")).await;
+    assert!(ended && !text.contains("user2's secret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_never_replays_the_runs_of_a_deleted_thread() {
+    let server = server("reference_auth");
+    let thread = server.new_thread("user1-token", json!({})).await;
+    server
+        .run_to_end(
+            &thread,
+            "user1-token",
+            "user1's secret",
+            json!({"stream_resumable": true}),
+        )
+        .await;
+    let deleted = server
+        .send(
+            "DELETE",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let reply = server
+        .send(
+            "POST",
+            "/threads",
+            "user2-token",
+            json!({"thread_id": thread}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let mut stream = Frames::of(
+        server
+            .open(
+                &format!("/threads/{thread}/stream"),
+                "user2-token",
+                Some("0-0"),
+            )
+            .await,
+    );
+    // The new owner's own run, to see the stream's end of replay.
+    let run = server.pending_run(&thread, "user2-token").await;
+    let (text, _) = stream.until(|text| text.contains(&run)).await;
+    assert!(!text.contains("user1's secret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_stream_stops_following_a_reader_whose_access_was_revoked() {
+    let server = server("fixture_sharing");
+    let thread = server
+        .new_thread("alice", json!({"shared_with": ["bob"]}))
+        .await;
+    let mut stream = Frames::of(
+        server
+            .open(&format!("/threads/{thread}/stream"), "bob", None)
+            .await,
+    );
+    let reply = server
+        .send(
+            "PATCH",
+            &format!("/threads/{thread}"),
+            "alice",
+            json!({"metadata": {"shared_with": []}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    server
+        .run_to_end(&thread, "alice", "alice's secret", json!({}))
+        .await;
+    let (text, ended) = stream.until(|text| text.contains("alice's secret")).await;
+    assert!(ended && !text.contains("alice's secret"), "{text}");
+    assert!(text.contains("404: Thread not found"), "{text}");
+}
