@@ -436,3 +436,16 @@ async def test_copy_keeps_the_state_and_history(user1, tag):
     assert state["values"] == result
     history = await user1.threads.get_history(copy["thread_id"], limit=10)
     assert len(history) >= 2
+
+
+async def test_deleting_a_run_keeps_a_copys_history(user1, tag):
+    """The copy holds checkpoints of the source's run: deleting that run on the source
+    leaves them."""
+    tid = await new_thread(user1, tag)
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    [run] = await user1.runs.list(tid)
+    copy = (await user1.threads.copy(tid))["thread_id"]
+    before = await user1.threads.get_history(copy, limit=10)
+    await user1.runs.delete(tid, run["run_id"])
+    assert await user1.threads.get_history(copy, limit=10) == before
+    assert (await user1.threads.get_state(copy))["values"] == result

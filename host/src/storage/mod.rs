@@ -305,8 +305,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes every checkpoint of the thread but the latest; returns how
     /// many went.
     fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
-    /// Deletes a run (and the checkpoints it wrote); false when it is not on
-    /// that thread.
+    /// Deletes a run (and the checkpoints it wrote on that thread, not those
+    /// a copy of the thread holds); false when it is not on that thread.
     fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;
     /// The runs pending or running, anywhere (left over from a previous
     /// process when called at start-up).

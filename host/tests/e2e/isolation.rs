@@ -444,3 +444,70 @@ async fn a_thread_stream_stops_following_a_reader_whose_access_was_revoked() {
     assert!(ended && !text.contains("alice's secret"), "{text}");
     assert!(text.contains("404: Thread not found"), "{text}");
 }
+
+// --- 5. deleting a run keeps a copy's checkpoints -------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_run_leaves_the_checkpoints_it_wrote_on_a_copy() {
+    let server = server("reference_auth");
+    let thread = server.new_thread("user1-token", json!({})).await;
+    let values = server
+        .run_to_end(&thread, "user1-token", "hello", json!({}))
+        .await;
+    let runs = server
+        .send(
+            "GET",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    let run = runs.json[0]["run_id"].as_str().unwrap().to_owned();
+    let copy = server
+        .send(
+            "POST",
+            &format!("/threads/{thread}/copy"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(copy.status, StatusCode::OK, "{}", copy.text);
+    let copy = copy.json["thread_id"].as_str().unwrap().to_owned();
+    let history = |id: String| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    "GET",
+                    &format!("/threads/{id}/history?limit=100"),
+                    "user1-token",
+                    Value::Null,
+                )
+                .await
+                .json
+        }
+    };
+    let before = history(copy.clone()).await;
+    assert!(!before.as_array().unwrap().is_empty(), "{before}");
+
+    let deleted = server
+        .send(
+            "DELETE",
+            &format!("/threads/{thread}/runs/{run}"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    assert_eq!(history(thread.clone()).await, json!([]));
+    assert_eq!(history(copy.clone()).await, before);
+    let state = server
+        .send(
+            "GET",
+            &format!("/threads/{copy}/state"),
+            "user1-token",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(state.json["values"], values);
+}
