@@ -535,13 +535,12 @@ pub(super) async fn copy(
         if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
             return Err(ApiError::conflict("Conflict"));
         }
+        // A copy is a thread creation: the handler sees the copy's metadata
+        // (the source's), may stamp it, and may refuse.
         let new_id = Uuid::now_v7();
-        caller.authorize(
-            Resource::Threads,
-            Action::Create,
-            json!({"thread_id": new_id}),
-        )?;
-        let mut thread = new_thread(new_id, source.metadata);
+        let value = json!({"thread_id": new_id, "metadata": source.metadata});
+        let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
+        let mut thread = new_thread(new_id, stamped_metadata(&authorized.value, source.metadata));
         thread.values = source.values;
         thread.config = source.config;
         state.storage.insert_thread(&thread)?;

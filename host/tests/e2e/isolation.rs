@@ -511,3 +511,38 @@ async fn deleting_a_run_leaves_the_checkpoints_it_wrote_on_a_copy() {
         .await;
     assert_eq!(state.json["values"], values);
 }
+
+// --- 6. a copy is a thread creation ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_goes_through_the_threads_create_handler() {
+    let server = server("fixture_sharing");
+    let thread = server
+        .new_thread("alice", json!({"shared_with": ["bob", "guest"]}))
+        .await;
+    let path = format!("/threads/{thread}/copy");
+    // The guest may read the thread but not create one.
+    let refused = server.send("POST", &path, "guest", Value::Null).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(refused.json["detail"], "Guests cannot create threads");
+    let count = server
+        .send("POST", "/threads/count", "alice", json!({}))
+        .await;
+    assert_eq!(count.json, 1);
+    // Bob's copy is his, as the handler stamps it.
+    let copy = server.send("POST", &path, "bob", Value::Null).await;
+    assert_eq!(copy.status, StatusCode::OK, "{}", copy.text);
+    assert_eq!(copy.json["metadata"]["owner"], "bob", "{}", copy.text);
+    let copy = copy.json["thread_id"].as_str().unwrap().to_owned();
+    let get = |token: &'static str| {
+        let (server, copy) = (&server, copy.clone());
+        async move {
+            server
+                .send("GET", &format!("/threads/{copy}"), token, Value::Null)
+                .await
+                .status
+        }
+    };
+    assert_eq!(get("bob").await, StatusCode::OK);
+    assert_eq!(get("alice").await, StatusCode::NOT_FOUND);
+}
