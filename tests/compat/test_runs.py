@@ -262,6 +262,19 @@ async def test_spoofed_identity_is_not_stored_in_the_run(user2, tag):
     assert configurable["langgraph_auth_user"]["identity"] == "user2"
 
 
+async def test_configurable_user_id_is_the_callers_identity(user2, tag, is_warden):
+    """Warden sets `configurable.user_id` to the caller's identity, for the graph and the
+    checkpoints' metadata; `langgraph dev` lets the client choose it."""
+    tid = await new_thread(user2, tag)
+    config = {"configurable": {"user_id": "user1"}}
+    await user2.runs.wait(tid, GRAPH, input=user_input("hi"), config=config)
+    [run] = await user2.runs.list(tid)
+    expected = "user2" if is_warden else "user1"
+    assert run["kwargs"]["config"]["configurable"]["user_id"] == expected, run
+    history = await user2.threads.get_history(tid, limit=10)
+    assert {c["metadata"]["user_id"] for c in history} == {expected}, history
+
+
 # ---------------------------------------------------------------------------------------
 # Several runs on one thread; history
 

@@ -17,6 +17,7 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata, strip_reserved_config,
 };
+use super::runs::strip_user_id;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
@@ -149,11 +150,13 @@ async fn create(
             .entry("configurable")
             .or_insert_with(|| json!({}));
         strip_reserved_config(configurable);
+        strip_user_id(configurable);
         if let Some(c) = configurable.as_object_mut() {
             c.insert("cron_id".into(), json!(cron_id));
         }
         if let Some(context) = payload.get_mut("context") {
             strip_reserved_config(context);
+            strip_user_id(context);
         }
         let value = json!({"payload": payload, "schedule": body.schedule, "cron_id": cron_id,
             "thread_id": thread_id, "end_time": body.end_time, "metadata": metadata,

@@ -4,9 +4,10 @@
 //! Every run passes `threads.create_run` first (the value of
 //! auth-semantics §8.1; metadata the handler stamps lands in the run and in
 //! a thread the run creates), then `assistants.read` for a non-system
-//! assistant. The `langgraph_auth_*` keys of the client's config and
-//! context are dropped and set by the server; private user fields reach
-//! the graph but are never stored.
+//! assistant. The `langgraph_auth_*` keys and `user_id` of the client's
+//! config and context are dropped and set by the server (`user_id` is the
+//! caller's identity); private user fields reach the graph but are never
+//! stored.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +175,14 @@ fn user_mapping(user: &User, private: bool) -> Value {
     Value::Object(map)
 }
 
+/// Drops `user_id` from a client's `configurable` or `context`: the server
+/// sets it to the caller's identity (LangGraph lets the client choose it).
+pub(super) fn strip_user_id(object: &mut Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("user_id");
+    }
+}
+
 fn object(value: &Value) -> Object {
     value.as_object().cloned().unwrap_or_default()
 }
@@ -221,8 +230,10 @@ pub fn create_run(
         Some(_) => return Err(ApiError::unprocessable("context: must be an object")),
     };
     strip_reserved_config(&mut context);
+    strip_user_id(&mut context);
     if let Some(configurable) = config.get_mut("configurable") {
         strip_reserved_config(configurable);
+        strip_user_id(configurable);
     }
     let has_configurable = config["configurable"]
         .as_object()
@@ -384,13 +395,9 @@ pub fn create_run(
     let mut configurable = object(&assistant.config["configurable"]);
     configurable.extend(object(&config["configurable"]));
     configurable.extend(object(&context));
-    let user_id = configurable
-        .get("user_id")
-        .cloned()
-        .unwrap_or_else(|| json!(user.identity));
     let server_keys = json!({
         "run_id": run_id, "thread_id": thread.thread_id, "graph_id": assistant.graph_id,
-        "assistant_id": assistant_id, "user_id": user_id,
+        "assistant_id": assistant_id, "user_id": user.identity,
         "langgraph_auth_user_id": user.identity,
         "langgraph_auth_permissions": user.permissions,
     });
@@ -404,6 +411,9 @@ pub fn create_run(
     stored_config["configurable"] = Value::Object(stored_configurable);
     let mut full_context = object(&assistant.context);
     full_context.extend(object(&context));
+    if full_context.contains_key("user_id") {
+        full_context.insert("user_id".into(), json!(user.identity));
+    }
 
     // Metadata: the assistant's, the thread's, the config's, the run's.
     let mut run_metadata = assistant.metadata.clone();

@@ -546,3 +546,67 @@ async fn a_copy_goes_through_the_threads_create_handler() {
     assert_eq!(get("bob").await, StatusCode::OK);
     assert_eq!(get("alice").await, StatusCode::NOT_FOUND);
 }
+
+// --- 7. configurable.user_id is the caller's identity ---------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configurable_user_id_is_always_the_callers_identity() {
+    let server = server("reference_auth");
+    for spoof in [
+        json!({"config": {"configurable": {"user_id": "user2"}}}),
+        json!({"context": {"user_id": "user2"}}),
+    ] {
+        let thread = server.new_thread("user1-token", json!({})).await;
+        server
+            .run_to_end(&thread, "user1-token", "hi", spoof.clone())
+            .await;
+        let runs = server
+            .send(
+                "GET",
+                &format!("/threads/{thread}/runs"),
+                "user1-token",
+                Value::Null,
+            )
+            .await;
+        let kwargs = &runs.json[0]["kwargs"];
+        assert_eq!(
+            kwargs["config"]["configurable"]["user_id"], "user1",
+            "{spoof}: {kwargs}"
+        );
+        assert_ne!(kwargs["context"]["user_id"], "user2", "{spoof}: {kwargs}");
+        let history = server
+            .send(
+                "GET",
+                &format!("/threads/{thread}/history?limit=100"),
+                "user1-token",
+                Value::Null,
+            )
+            .await;
+        let checkpoints = history.json.as_array().unwrap();
+        assert!(!checkpoints.is_empty());
+        for checkpoint in checkpoints {
+            assert_eq!(
+                checkpoint["metadata"]["user_id"], "user1",
+                "{spoof}: {checkpoint}"
+            );
+        }
+    }
+    // A cron keeps no client user_id for the runs it will create.
+    let cron = server
+        .send(
+            "POST",
+            "/runs/crons",
+            "user1-token",
+            json!({"assistant_id": "agent", "schedule": "0 0 1 1 *",
+                   "config": {"configurable": {"user_id": "user2"}},
+                   "context": {"user_id": "user2"}}),
+        )
+        .await;
+    assert_eq!(cron.status, StatusCode::OK, "{}", cron.text);
+    let payload = &cron.json["payload"];
+    assert_ne!(
+        payload["config"]["configurable"]["user_id"], "user2",
+        "{payload}"
+    );
+    assert_ne!(payload["context"]["user_id"], "user2", "{payload}");
+}
