@@ -191,6 +191,9 @@ pub struct NamespaceQuery {
     pub suffix: Vec<String>,
     /// Truncate namespaces to this many labels (then deduplicate).
     pub max_depth: Option<usize>,
+    /// Only namespaces holding an item whose value matches (the plugin's
+    /// filter; empty: every namespace).
+    pub filter: Filter,
     /// Page size.
     pub limit: u64,
     /// Page start.
@@ -331,14 +334,23 @@ pub trait Storage: Send + Sync + 'static {
     /// Copies a thread's checkpoints and values onto another thread.
     fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()>;
 
-    /// Writes an item (insert or replace).
-    fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()>;
-    /// The item, if any.
-    fn item(&self, namespace: &[String], key: &str) -> Result<Option<Item>>;
-    /// Deletes the item, if any.
-    fn delete_item(&self, namespace: &[String], key: &str) -> Result<()>;
+    /// Writes an item (insert or replace), atomically, if the item it
+    /// replaces and the item written both lie within `scope` (a filter on
+    /// the value); false, and nothing written, when either does not.
+    fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: &Object,
+        scope: Option<&Filter>,
+    ) -> Result<bool>;
+    /// The item, if it exists within `scope`.
+    fn item(&self, namespace: &[String], key: &str, scope: Option<&Filter>)
+    -> Result<Option<Item>>;
+    /// Deletes the item, if it exists within `scope`; false when it does not.
+    fn delete_item(&self, namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<bool>;
     /// Items under a namespace prefix matching a filter on their values.
     fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>>;
-    /// The namespaces holding items.
+    /// The namespaces holding items that match the query's filter.
     fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>>;
 }

@@ -610,3 +610,103 @@ async fn configurable_user_id_is_always_the_callers_identity() {
     );
     assert_ne!(payload["context"]["user_id"], "user2", "{payload}");
 }
+
+// --- 8. store filters scope every store operation --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_filter_scopes_get_put_delete_and_namespaces_as_it_scopes_search() {
+    let server = server("fixture_sharing");
+    let put = |token: &'static str, key: &'static str, value: Value| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    "PUT",
+                    "/store/items",
+                    token,
+                    json!({"namespace": ["shared", "docs"], "key": key, "value": value}),
+                )
+                .await
+        }
+    };
+    let get = |token: &'static str, key: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    "GET",
+                    &format!("/store/items?namespace=shared.docs&key={key}"),
+                    token,
+                    Value::Null,
+                )
+                .await
+        }
+    };
+    let namespaces = |token: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .send("POST", "/store/namespaces", token, json!({}))
+                .await
+                .json["namespaces"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        put("alice", "k", json!({"text": "alice's"})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let own = get("alice", "k").await;
+    assert_eq!(
+        own.json["value"],
+        json!({"text": "alice's", "owner": "alice"})
+    );
+
+    // Bob's get sees nothing, as for a missing item.
+    let theirs = get("bob", "k").await;
+    assert_eq!(
+        (theirs.status, &theirs.json),
+        (StatusCode::OK, &Value::Null)
+    );
+    // Bob cannot overwrite Alice's item, nor write one that would be hers.
+    let overwrite = put("bob", "k", json!({"text": "bob's"})).await;
+    assert_eq!(
+        overwrite.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        overwrite.text
+    );
+    let forged = put("bob", "k2", json!({"text": "forged", "owner": "alice"})).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    assert_eq!(get("alice", "k2").await.json, Value::Null);
+    // Bob's delete deletes nothing (and answers as for a missing item).
+    let delete = server
+        .send(
+            "DELETE",
+            "/store/items",
+            "bob",
+            json!({"namespace": ["shared", "docs"], "key": "k"}),
+        )
+        .await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.text);
+    assert_eq!(get("alice", "k").await.json["value"]["text"], "alice's");
+    // Namespaces: only those holding an item of the caller's.
+    assert_eq!(namespaces("bob").await, json!([]));
+    assert_eq!(namespaces("alice").await, json!([["shared", "docs"]]));
+    assert_eq!(
+        put("bob", "mine", json!({"text": "bob's"})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(namespaces("bob").await, json!([["shared", "docs"]]));
+    assert_eq!(get("bob", "mine").await.json["value"]["owner"], "bob");
+    let search = server
+        .send("POST", "/store/items/search", "bob", json!({}))
+        .await;
+    let keys: Vec<&Value> = search.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["key"])
+        .collect();
+    assert_eq!(keys, [&json!("mine")]);
+}
