@@ -110,7 +110,8 @@ async fn create(
             }
         };
         let metadata = client_metadata(body.metadata);
-        let system = state.graphs.values().any(|id| *id == assistant_id);
+        let system = state.graphs.values().any(|id| *id == assistant_id)
+            && state.storage.is_system_assistant(assistant_id)?;
         if !system {
             let scope = caller.scope(
                 Resource::Assistants,

@@ -295,8 +295,10 @@ pub fn create_run(
         .storage
         .assistant(assistant_id, None)?
         .ok_or_else(not_found)?;
-    let system = assistant.metadata.get("created_by") == Some(&json!("system"))
-        && state.graphs.values().any(|id| *id == assistant_id);
+    // A system assistant is the server's (marked in storage, not the
+    // client-writable `metadata.created_by`) at a served graph's id.
+    let system = state.graphs.values().any(|id| *id == assistant_id)
+        && state.storage.is_system_assistant(assistant_id)?;
     if !system {
         let scope = caller.scope(
             Resource::Assistants,

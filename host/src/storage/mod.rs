@@ -150,6 +150,21 @@ pub enum SetLatest {
     Done(Box<Assistant>),
 }
 
+/// What [`Storage::upsert_system_assistant`] found at the system
+/// assistant's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemAssistant {
+    /// Nothing: the assistant was created.
+    Created,
+    /// The server's own assistant, kept.
+    Kept,
+    /// A row from before the server marked its assistants, of the same graph
+    /// and claiming to be the system's: marked the server's and kept.
+    Adopted,
+    /// A row the server did not create (squatting the id): replaced.
+    Replaced,
+}
+
 /// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
 #[derive(Debug, Default)]
 pub struct CronPatch {
@@ -221,8 +236,13 @@ pub trait Storage: Send + Sync + 'static {
     /// How many threads match `query` within `scope`.
     fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64>;
 
-    /// Inserts or refreshes a graph's system assistant (no auth: start-up).
-    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<()>;
+    /// Inserts or refreshes a graph's system assistant (no auth: start-up)
+    /// and marks it the server's. A row at its id the server did not create
+    /// is replaced; one it did keeps what authorized users made of it (only
+    /// the name and description are refreshed).
+    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
+    /// Whether the assistant is one the server created (a system assistant).
+    fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
     /// Inserts an assistant (version 1); false when the id is taken.
     fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
     /// The assistant, if it exists within `scope`.

@@ -19,7 +19,7 @@ use super::sql_filter::Where;
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
     Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
-    Thread, ThreadQuery,
+    SystemAssistant, Thread, ThreadQuery,
 };
 use super::{Checkpoint, Run};
 
@@ -122,6 +122,11 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (thread_id, checkpoint_id)
 );
 CREATE INDEX checkpoints_run ON checkpoints (run_id);
+"#,
+    // Which assistants the server created (a graph's system assistant):
+    // a marker no client can write, unlike `metadata.created_by`.
+    r#"
+ALTER TABLE assistants ADD COLUMN server_owned INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -448,27 +453,66 @@ impl Storage for SqliteStorage {
 
     // --- assistants --------------------------------------------------------
 
-    fn upsert_system_assistant(&self, a: &Assistant) -> Result<()> {
+    fn upsert_system_assistant(&self, a: &Assistant) -> Result<SystemAssistant> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists = tx
+        let id = a.assistant_id.to_string();
+        let existing: Option<(bool, String, String)> = tx
             .query_row(
-                "SELECT 1 FROM assistants WHERE assistant_id = ?1",
-                [a.assistant_id.to_string()],
-                |_| Ok(()),
+                "SELECT server_owned, graph_id, metadata FROM assistants WHERE assistant_id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?
-            .is_some();
-        if exists {
-            tx.execute(
-                "UPDATE assistants SET name = ?2, description = ?3 WHERE assistant_id = ?1",
-                params![a.assistant_id.to_string(), a.name, a.description],
-            )?;
-        } else {
-            insert_assistant(&tx, a)?;
+            .optional()?;
+        let outcome = match existing {
+            None => SystemAssistant::Created,
+            Some((true, _, _)) => SystemAssistant::Kept,
+            Some((false, graph_id, metadata)) => {
+                // Written before the marker existed, when only the server
+                // could have made a row of this graph claiming to be the
+                // system's.
+                let claims_system =
+                    object(metadata)?.get("created_by") == Some(&Value::from("system"));
+                if graph_id == a.graph_id && claims_system {
+                    SystemAssistant::Adopted
+                } else {
+                    SystemAssistant::Replaced
+                }
+            }
+        };
+        match outcome {
+            SystemAssistant::Created => {
+                insert_assistant(&tx, a)?;
+            }
+            SystemAssistant::Replaced => {
+                tx.execute("DELETE FROM assistants WHERE assistant_id = ?1", [&id])?;
+                insert_assistant(&tx, a)?;
+            }
+            SystemAssistant::Kept | SystemAssistant::Adopted => {
+                tx.execute(
+                    "UPDATE assistants SET name = ?2, description = ?3 WHERE assistant_id = ?1",
+                    params![id, a.name, a.description],
+                )?;
+            }
         }
+        tx.execute(
+            "UPDATE assistants SET server_owned = 1 WHERE assistant_id = ?1",
+            [&id],
+        )?;
         tx.commit()?;
-        Ok(())
+        Ok(outcome)
+    }
+
+    fn is_system_assistant(&self, id: Uuid) -> Result<bool> {
+        let owned: Option<bool> = self
+            .conn()?
+            .query_row(
+                "SELECT server_owned FROM assistants WHERE assistant_id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(owned == Some(true))
     }
 
     fn insert_assistant(&self, a: &Assistant) -> Result<bool> {

@@ -710,3 +710,150 @@ async fn a_store_filter_scopes_get_put_delete_and_namespaces_as_it_scopes_search
         .collect();
     assert_eq!(keys, [&json!("mine")]);
 }
+
+// --- 9. system assistants are the server's ----------------------------------------
+
+#[tokio::test]
+async fn a_client_cannot_claim_to_be_the_system() {
+    let server = server("reference_auth");
+    let reply = server
+        .send(
+            "POST",
+            "/assistants",
+            "admin-token",
+            json!({"graph_id": "agent", "metadata": {"created_by": "system"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("created_by"),
+        "{}",
+        reply.text
+    );
+    let created = server
+        .send(
+            "POST",
+            "/assistants",
+            "admin-token",
+            json!({"graph_id": "agent"}),
+        )
+        .await;
+    let id = created.json["assistant_id"].as_str().unwrap();
+    let reply = server
+        .send(
+            "PATCH",
+            &format!("/assistants/{id}"),
+            "admin-token",
+            json!({"metadata": {"created_by": "system"}}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn a_row_squatting_a_system_id_is_replaced_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+    let start = |graphs: &[&str]| {
+        let state = AppState::new(&config(graphs), None, storage.clone()).unwrap();
+        router(Arc::new(state))
+    };
+    let later = system_assistant_id("later");
+    let agent = system_assistant_id("agent");
+    // Before the graph `later` is served, a client plants an assistant at
+    // its system id, and edits the system assistant of `agent`.
+    let app = start(&["agent"]);
+    let planted = send_with(
+        &app,
+        "POST",
+        "/assistants",
+        &[],
+        json!({"assistant_id": later, "graph_id": "agent",
+               "config": {"configurable": {"planted": true}}}),
+    )
+    .await;
+    assert_eq!(planted.status, StatusCode::OK, "{}", planted.text);
+    let edited = send_with(
+        &app,
+        "PATCH",
+        &format!("/assistants/{agent}"),
+        &[],
+        json!({"config": {"configurable": {"tuned": true}}}),
+    )
+    .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+
+    let app = start(&["agent", "later"]);
+    let reply = send_with(
+        &app,
+        "GET",
+        &format!("/assistants/{later}"),
+        &[],
+        Value::Null,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.json["graph_id"], "later", "{}", reply.text);
+    assert_eq!(reply.json["config"], json!({}), "{}", reply.text);
+    assert_eq!(reply.json["metadata"]["created_by"], "system");
+    // The server's own assistant keeps what an authorized user made of it.
+    let reply = send_with(
+        &app,
+        "GET",
+        &format!("/assistants/{agent}"),
+        &[],
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        reply.json["config"]["configurable"]["tuned"], true,
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn rows_from_before_the_servers_marker_are_adopted_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(SqliteStorage::open(dir.path()).unwrap());
+    let (agent, later) = (system_assistant_id("agent"), system_assistant_id("later"));
+    AppState::new(&config(&["agent"]), None, storage.clone()).unwrap();
+    let tuned = warden::storage::AssistantPatch {
+        config: Some(json!({"configurable": {"tuned": true}})),
+        ..Default::default()
+    };
+    storage.update_assistant(agent, None, &tuned).unwrap();
+    // A squatter of the old days claimed to be the system.
+    let mut squatter = storage.assistant(agent, None).unwrap().unwrap();
+    squatter.assistant_id = later;
+    squatter.config = json!({"configurable": {"planted": true}});
+    assert!(storage.insert_assistant(&squatter).unwrap());
+    // As a database written before the marker: no row is marked.
+    let db = rusqlite::Connection::open(dir.path().join("warden.db")).unwrap();
+    db.execute("UPDATE assistants SET server_owned = 0", [])
+        .unwrap();
+
+    AppState::new(&config(&["agent", "later"]), None, storage.clone()).unwrap();
+    let agent_row = storage.assistant(agent, None).unwrap().unwrap();
+    assert_eq!(agent_row.config["configurable"]["tuned"], true);
+    let later_row = storage.assistant(later, None).unwrap().unwrap();
+    assert_eq!(
+        (later_row.graph_id.as_str(), &later_row.config),
+        ("later", &json!({}))
+    );
+    assert!(storage.is_system_assistant(agent).unwrap());
+    assert!(storage.is_system_assistant(later).unwrap());
+}
