@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use warden::config::{Config, GraphConfig};
-use warden::plugin::{GraphComponent, GraphSlot, PluginSlot};
+use warden::plugin::{GraphComponent, GraphSlot, Limits, PluginSlot};
 use warden::server::{AppState, router, system_assistant_id};
 use warden::storage::{SqliteStorage, Storage};
 
-use crate::support::{Reply, component, plugin, root, runtime, send, send_with};
+use crate::support::{Reply, component, plugin_with, root, runtime, send, send_with};
 
 /// The server of one test: its router, over a database in a temporary
 /// directory, serving the echo graph `agent`.
@@ -43,7 +43,13 @@ fn config(graphs: &[&str]) -> Config {
 }
 
 fn auth_slot(crate_name: &str) -> Arc<PluginSlot> {
-    let plugin = plugin(crate_name);
+    // A deadline no loaded test machine reaches: these tests are about
+    // who sees what, not about time.
+    let limits = Limits {
+        timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    let plugin = plugin_with(crate_name, limits);
     let source = plugin.info().path.clone();
     Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin))
 }
@@ -652,10 +658,8 @@ async fn a_store_filter_scopes_get_put_delete_and_namespaces_as_it_scopes_search
                 .clone()
         }
     };
-    assert_eq!(
-        put("alice", "k", json!({"text": "alice's"})).await.status,
-        StatusCode::NO_CONTENT
-    );
+    let stored = put("alice", "k", json!({"text": "alice's"})).await;
+    assert_eq!(stored.status, StatusCode::NO_CONTENT, "{}", stored.text);
     let own = get("alice", "k").await;
     assert_eq!(
         own.json["value"],
@@ -693,10 +697,8 @@ async fn a_store_filter_scopes_get_put_delete_and_namespaces_as_it_scopes_search
     // Namespaces: only those holding an item of the caller's.
     assert_eq!(namespaces("bob").await, json!([]));
     assert_eq!(namespaces("alice").await, json!([["shared", "docs"]]));
-    assert_eq!(
-        put("bob", "mine", json!({"text": "bob's"})).await.status,
-        StatusCode::NO_CONTENT
-    );
+    let stored = put("bob", "mine", json!({"text": "bob's"})).await;
+    assert_eq!(stored.status, StatusCode::NO_CONTENT, "{}", stored.text);
     assert_eq!(namespaces("bob").await, json!([["shared", "docs"]]));
     assert_eq!(get("bob", "mine").await.json["value"]["owner"], "bob");
     let search = server
