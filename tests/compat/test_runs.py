@@ -226,6 +226,20 @@ async def test_other_user_leaves_the_thread_untouched(user1_run, user1, user2):
     assert (await user1.runs.get(tid, rid))["status"] == "success"
 
 
+async def test_a_run_is_reached_only_through_its_own_thread(user1, user2, tag):
+    """Another user's pending run, named under one's own thread, is a 404 (`Run not found`
+    for the delete, as `langgraph dev` answers), and the run is left as it was."""
+    theirs = await new_thread(user2, tag)
+    run = await user2.runs.create(theirs, GRAPH, input=user_input(), after_seconds=3600)
+    rid = run["run_id"]
+    own = await new_thread(user1, tag)
+    await expect_error(user1.runs.delete(own, rid), 404, "Run not found")
+    await expect_error(user1.runs.get(own, rid), 404)
+    await expect_error(user1.runs.cancel(own, rid), 404)
+    assert (await user2.runs.get(theirs, rid))["status"] == "pending"
+    await user2.runs.cancel(theirs, rid)
+
+
 # ---------------------------------------------------------------------------------------
 # Spoofing the identity through config.configurable
 
@@ -246,6 +260,19 @@ async def test_spoofed_identity_is_not_stored_in_the_run(user2, tag):
     configurable = (await user2.runs.get(tid, run["run_id"]))["kwargs"]["config"]["configurable"]
     assert configurable["langgraph_auth_user_id"] == "user2"
     assert configurable["langgraph_auth_user"]["identity"] == "user2"
+
+
+async def test_configurable_user_id_is_the_callers_identity(user2, tag, is_warden):
+    """Warden sets `configurable.user_id` to the caller's identity, for the graph and the
+    checkpoints' metadata; `langgraph dev` lets the client choose it."""
+    tid = await new_thread(user2, tag)
+    config = {"configurable": {"user_id": "user1"}}
+    await user2.runs.wait(tid, GRAPH, input=user_input("hi"), config=config)
+    [run] = await user2.runs.list(tid)
+    expected = "user2" if is_warden else "user1"
+    assert run["kwargs"]["config"]["configurable"]["user_id"] == expected, run
+    history = await user2.threads.get_history(tid, limit=10)
+    assert {c["metadata"]["user_id"] for c in history} == {expected}, history
 
 
 # ---------------------------------------------------------------------------------------
@@ -422,3 +449,16 @@ async def test_copy_keeps_the_state_and_history(user1, tag):
     assert state["values"] == result
     history = await user1.threads.get_history(copy["thread_id"], limit=10)
     assert len(history) >= 2
+
+
+async def test_deleting_a_run_keeps_a_copys_history(user1, tag):
+    """The copy holds checkpoints of the source's run: deleting that run on the source
+    leaves them."""
+    tid = await new_thread(user1, tag)
+    result = await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    [run] = await user1.runs.list(tid)
+    copy = (await user1.threads.copy(tid))["thread_id"]
+    before = await user1.threads.get_history(copy, limit=10)
+    await user1.runs.delete(tid, run["run_id"])
+    assert await user1.threads.get_history(copy, limit=10) == before
+    assert (await user1.threads.get_state(copy))["values"] == result

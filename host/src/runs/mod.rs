@@ -43,6 +43,9 @@ pub const STREAM_MODES: &[&str] = &[
 pub struct RunSpec {
     /// The record, as created (status `pending`).
     pub run: Run,
+    /// When its thread was created: which thread of that id it runs on
+    /// (an id deleted and created again is another thread).
+    pub thread_created_at: String,
     /// The graph it runs.
     pub graph: Arc<GraphComponent>,
     /// The run's input.
@@ -109,6 +112,8 @@ pub struct LiveRun {
     pub run_id: Uuid,
     /// Its thread.
     pub thread_id: Uuid,
+    /// When its thread was created (see [`RunSpec::thread_created_at`]).
+    pub thread_created_at: String,
     /// Whether its events carry ids.
     pub resumable: bool,
     /// Not to start before then (`after_seconds`).
@@ -119,6 +124,8 @@ pub struct LiveRun {
     cancel_action: Mutex<Option<CancelAction>>,
     outcome: Mutex<Option<RunOutcome>>,
     spec: Mutex<Option<RunSpec>>,
+    /// Its thread was deleted: not kept once it ends.
+    forgotten: AtomicBool,
 }
 
 impl LiveRun {
@@ -139,6 +146,7 @@ impl LiveRun {
         Arc::new(Self {
             run_id: Uuid::now_v7(),
             thread_id: Uuid::now_v7(),
+            thread_created_at: now(),
             resumable,
             not_before: None,
             events: EventLog::default(),
@@ -146,6 +154,7 @@ impl LiveRun {
             cancel_action: Mutex::new(None),
             outcome: Mutex::new(None),
             spec: Mutex::new(None),
+            forgotten: AtomicBool::new(false),
         })
     }
 
@@ -181,6 +190,8 @@ pub struct Runs {
     inner: Mutex<Inner>,
     /// Every run submitted, as it is: thread streams pick up their runs.
     submitted: broadcast::Sender<Arc<LiveRun>>,
+    /// Every thread deleted: its streams end.
+    deleted: broadcast::Sender<Uuid>,
 }
 
 /// How many submitted runs a slow thread stream may fall behind before it
@@ -208,6 +219,7 @@ impl Runs {
             workers: Arc::new(Semaphore::new(workers.max(1))),
             inner: Mutex::new(Inner::default()),
             submitted: broadcast::Sender::new(SUBMITTED_BACKLOG),
+            deleted: broadcast::Sender::new(SUBMITTED_BACKLOG),
         }))
     }
 
@@ -222,6 +234,7 @@ impl Runs {
         let live = Arc::new(LiveRun {
             run_id: spec.run.run_id,
             thread_id: spec.run.thread_id,
+            thread_created_at: spec.thread_created_at.clone(),
             resumable: spec.resumable,
             not_before: spec.start_after.map(|delay| Instant::now() + delay),
             events: EventLog::default(),
@@ -229,6 +242,7 @@ impl Runs {
             cancel_action: Mutex::new(None),
             outcome: Mutex::new(None),
             spec: Mutex::new(None),
+            forgotten: AtomicBool::new(false),
         });
         live.events.push(
             "metadata",
@@ -253,17 +267,23 @@ impl Runs {
         Ok(live)
     }
 
-    /// The live (or recently ended) run.
-    pub fn get(&self, run_id: Uuid) -> Option<Arc<LiveRun>> {
+    /// The live (or recently ended) run, if it is on that thread: a run is
+    /// only ever reached through its own thread.
+    pub fn get(&self, thread_id: Uuid, run_id: Uuid) -> Option<Arc<LiveRun>> {
         let inner = self.inner();
-        inner.live.get(&run_id).cloned().or_else(|| {
-            inner
-                .finished
-                .iter()
-                .rev()
-                .find(|r| r.run_id == run_id)
-                .cloned()
-        })
+        inner
+            .live
+            .get(&run_id)
+            .cloned()
+            .or_else(|| {
+                inner
+                    .finished
+                    .iter()
+                    .rev()
+                    .find(|r| r.run_id == run_id)
+                    .cloned()
+            })
+            .filter(|r| r.thread_id == thread_id)
     }
 
     /// The runs pending or running on a thread, oldest first.
@@ -296,6 +316,25 @@ impl Runs {
         runs.sort_by_key(|r| r.run_id);
         runs.dedup_by_key(|r| r.run_id);
         runs
+    }
+
+    /// Threads as they are deleted (or lag, when a receiver fell behind).
+    pub fn deletions(&self) -> broadcast::Receiver<Uuid> {
+        self.deleted.subscribe()
+    }
+
+    /// Forgets a deleted thread: its ended runs (and their events) are
+    /// dropped, those still in flight are not kept once they end, and its
+    /// thread streams end. Its runs in flight are cancelled beforehand by
+    /// the caller.
+    pub fn forget_thread(&self, thread_id: Uuid) {
+        let mut inner = self.inner();
+        for live in inner.live.values().filter(|r| r.thread_id == thread_id) {
+            live.forgotten.store(true, Ordering::Relaxed);
+        }
+        inner.finished.retain(|r| r.thread_id != thread_id);
+        drop(inner);
+        let _ = self.deleted.send(thread_id);
     }
 
     /// Every run pending or running.
@@ -480,6 +519,7 @@ impl Runs {
         if let Err(e) = self.storage.delete_thread(thread_id, None) {
             tracing::error!(%thread_id, "cannot delete the run's temporary thread: {e}");
         }
+        self.forget_thread(thread_id);
     }
 
     fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
@@ -538,7 +578,7 @@ impl Runs {
     /// Moves an ended run from the live runs to the recently finished.
     fn retire(&self, live: &Arc<LiveRun>) {
         let mut inner = self.inner();
-        if inner.live.remove(&live.run_id).is_some() {
+        if inner.live.remove(&live.run_id).is_some() && !live.forgotten.load(Ordering::Relaxed) {
             if inner.finished.len() == KEEP_FINISHED {
                 inner.finished.pop_front();
             }

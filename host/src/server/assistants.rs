@@ -87,6 +87,18 @@ fn config_and_context(
     }
 }
 
+/// Client metadata without the reserved keys; claiming to be the system
+/// (`created_by: system`, which marks the server's assistants) is a 422.
+fn assistant_metadata(metadata: Option<Object>) -> Result<Object, ApiError> {
+    let metadata = client_metadata(metadata);
+    if metadata.get("created_by") == Some(&json!("system")) {
+        return Err(ApiError::unprocessable(
+            "metadata.created_by: 'system' is reserved for the assistants the server creates",
+        ));
+    }
+    Ok(metadata)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(as = AssistantCreate)]
 pub(super) struct Create {
@@ -125,7 +137,7 @@ pub(super) async fn create(
         }
         let (config, context) = config_and_context(body.config, body.context)?;
         let id = body.assistant_id.unwrap_or_else(Uuid::new_v4);
-        let metadata = client_metadata(body.metadata);
+        let metadata = assistant_metadata(body.metadata)?;
         let name = body.name.unwrap_or_else(|| "Untitled".into());
         let value = json!({"assistant_id": id, "graph_id": body.graph_id, "config": config,
             "context": context, "metadata": metadata, "name": name,
@@ -319,7 +331,10 @@ pub(super) async fn patch(
                 (Some(c), Some(x))
             }
         };
-        let metadata = body.metadata.map(|m| client_metadata(Some(m)));
+        let metadata = body
+            .metadata
+            .map(|m| assistant_metadata(Some(m)))
+            .transpose()?;
         let value = json!({"assistant_id": id, "graph_id": body.graph_id, "config": config,
             "context": context, "metadata": metadata.clone().unwrap_or_default(),
             "name": body.name, "description": body.description});

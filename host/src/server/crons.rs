@@ -17,6 +17,7 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata, strip_reserved_config,
 };
+use super::runs::strip_user_id;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
@@ -109,7 +110,8 @@ async fn create(
             }
         };
         let metadata = client_metadata(body.metadata);
-        let system = state.graphs.values().any(|id| *id == assistant_id);
+        let system = state.graphs.values().any(|id| *id == assistant_id)
+            && state.storage.is_system_assistant(assistant_id)?;
         if !system {
             let scope = caller.scope(
                 Resource::Assistants,
@@ -149,11 +151,13 @@ async fn create(
             .entry("configurable")
             .or_insert_with(|| json!({}));
         strip_reserved_config(configurable);
+        strip_user_id(configurable);
         if let Some(c) = configurable.as_object_mut() {
             c.insert("cron_id".into(), json!(cron_id));
         }
         if let Some(context) = payload.get_mut("context") {
             strip_reserved_config(context);
+            strip_user_id(context);
         }
         let value = json!({"payload": payload, "schedule": body.schedule, "cron_id": cron_id,
             "thread_id": thread_id, "end_time": body.end_time, "metadata": metadata,

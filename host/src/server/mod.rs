@@ -42,7 +42,7 @@ pub use openapi::document as openapi_document;
 use crate::config::Config;
 use crate::plugin::{GraphSlot, PluginSlot};
 use crate::runs::Runs;
-use crate::storage::{Assistant, Storage, StorageError};
+use crate::storage::{Assistant, Storage, StorageError, SystemAssistant};
 
 /// The largest request body accepted (LangGraph's default).
 pub const MAX_BODY_BYTES: usize = 300 * 1024 * 1024;
@@ -86,7 +86,7 @@ impl AppState {
             let now = crate::storage::sqlite::now();
             let mut metadata = crate::storage::Object::new();
             metadata.insert("created_by".into(), "system".into());
-            storage.upsert_system_assistant(&Assistant {
+            let found = storage.upsert_system_assistant(&Assistant {
                 assistant_id: id,
                 graph_id: graph_id.clone(),
                 config: serde_json::json!({}),
@@ -98,6 +98,13 @@ impl AppState {
                 created_at: now.clone(),
                 updated_at: now,
             })?;
+            if found == SystemAssistant::Replaced {
+                tracing::warn!(
+                    assistant_id = %id,
+                    graph = %graph_id,
+                    "an assistant the server did not create held this graph's system assistant id: replaced"
+                );
+            }
             graphs.insert(graph_id.clone(), id);
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());

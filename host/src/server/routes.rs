@@ -45,6 +45,10 @@ fn endpoint(
 /// strategy cancels the runs in flight.
 pub const CREATE_RUN: &[Event] = &[(Threads, CreateRun), (Assistants, Read), (Threads, Update)];
 
+/// The events of joining a run: `threads.read`, and `threads.update` when
+/// the join cancels the run on disconnect (`cancel_on_disconnect`).
+pub const JOIN: &[Event] = &[(Threads, Read), (Threads, Update)];
+
 /// Every protected route.
 pub fn endpoints() -> Vec<Endpoint> {
     use Method as M;
@@ -181,13 +185,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(
             M::GET,
             "/threads/{thread_id}/runs/{run_id}/join",
-            &[(Threads, Read)],
+            JOIN,
             get(run_access::join),
         ),
         endpoint(
             M::GET,
             "/threads/{thread_id}/runs/{run_id}/stream",
-            &[(Threads, Read)],
+            JOIN,
             get(run_access::join_stream),
         ),
         endpoint(

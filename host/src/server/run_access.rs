@@ -1,7 +1,8 @@
 //! Reaching existing runs: get, list, join, join the stream, cancel,
 //! delete. Every one first checks the thread within the caller's scope
-//! (`threads.read`, `threads.update` for cancels, `threads.delete` for
-//! deletes): another user's run is a 404.
+//! (`threads.read`, `threads.update` for cancels, including a join's
+//! `cancel_on_disconnect`, `threads.delete` for deletes), then reaches the
+//! run through that thread only: another user's run is a 404.
 
 use std::sync::Arc;
 
@@ -17,8 +18,8 @@ use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok, path_id};
 use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::scoped;
-use super::{AppState, Pending, as_caller};
-use crate::runs::CancelAction;
+use super::{AppState, Caller, Pending, as_caller};
+use crate::runs::{CancelAction, LiveRun};
 use crate::storage::Thread;
 use crate::types::{Action, Resource};
 
@@ -92,6 +93,33 @@ pub(super) async fn list(
     .await
 }
 
+/// The guard of a join with `cancel_on_disconnect`, if the caller may
+/// cancel the run: `threads.update` with its filter, as `POST …/cancel`
+/// (the same value). As in `langgraph dev`, whose cancel on disconnect
+/// fires that event under the joiner's identity and drops a refusal, a
+/// caller who may only read joins without the cancel.
+fn cancel_guard(
+    state: &AppState,
+    caller: &mut Caller,
+    live: &Arc<LiveRun>,
+    wanted: bool,
+) -> Option<CancelOnDrop> {
+    if !wanted || live.events.is_done() {
+        return None;
+    }
+    let (tid, rid) = (live.thread_id, live.run_id);
+    let value = json!({"thread_id": tid, "action": "interrupt",
+                       "metadata": {"run_ids": [rid], "status": null}});
+    match scoped(state, caller, Action::Update, value, tid) {
+        Ok(_) => Some(CancelOnDrop::new(state.runs.clone(), live.clone())),
+        Err(refused) => {
+            tracing::info!(run_id = %rid, status = %refused.status, detail = %refused.detail,
+                "join without cancel_on_disconnect: the caller may not cancel the run");
+            None
+        }
+    }
+}
+
 /// What `join` answers for a run no longer in memory: the thread's values,
 /// or its error when the run failed.
 fn settled_body(thread: &Thread, status: &str) -> Value {
@@ -160,10 +188,10 @@ pub(super) async fn join(
             location: None,
             content_location: Some(format!("/threads/{tid}/runs/{rid}")),
         };
-        match state.runs.get(rid) {
+        match state.runs.get(tid, rid) {
             Some(live) => {
-                let guard = flag(query.cancel_on_disconnect.as_deref())
-                    .then(|| CancelOnDrop::new(state.runs.clone(), live.clone()));
+                let wanted = flag(query.cancel_on_disconnect.as_deref());
+                let guard = cancel_guard(&state, caller, &live, wanted);
                 Ok(streaming::json_when_ready(
                     async move { live.outcome().await.body() },
                     guard,
@@ -211,7 +239,7 @@ pub(super) async fn join_stream(
             .storage
             .run(tid, rid)?
             .ok_or_else(|| ApiError::not_found("Not Found"))?;
-        let Some(live) = state.runs.get(rid) else {
+        let Some(live) = state.runs.get(tid, rid) else {
             return Ok(streaming::empty_sse());
         };
         let position = match (&last_event_id, live.resumable) {
@@ -220,8 +248,8 @@ pub(super) async fn join_stream(
             _ if live.events.is_done() => return Ok(streaming::empty_sse()),
             _ => live.events.len(),
         };
-        let guard = flag(query.cancel_on_disconnect.as_deref())
-            .then(|| CancelOnDrop::new(state.runs.clone(), live.clone()));
+        let wanted = flag(query.cancel_on_disconnect.as_deref());
+        let guard = cancel_guard(&state, caller, &live, wanted);
         let path = format!("/threads/{tid}/runs/{rid}");
         Ok(streaming::sse(
             live,
@@ -277,10 +305,7 @@ pub(super) async fn cancel(
         let value = json!({"thread_id": tid, "action": action_name,
                            "metadata": {"run_ids": [rid], "status": null}});
         let thread = scoped(&state, caller, Action::Update, value, tid)?;
-        let live = state
-            .runs
-            .get(rid)
-            .filter(|l| l.thread_id == thread.thread_id);
+        let live = state.runs.get(thread.thread_id, rid);
         let no_match = || {
             ApiError::not_found(
                 "No matching runs to cancel. The run may have finished or may not exist.",
@@ -379,7 +404,7 @@ pub(super) async fn cancel_many(
                 run_ids
                     .iter()
                     .copied()
-                    .filter(|rid| state.runs.get(*rid).is_some_and(|l| l.thread_id == *tid))
+                    .filter(|rid| state.runs.get(*tid, *rid).is_some())
                     .collect()
             }
             _ => {
@@ -419,7 +444,7 @@ pub(super) async fn delete(
         let (tid, rid) = ids(&thread, &run)?;
         let value = json!({"thread_id": tid, "run_id": rid});
         scoped(&state, caller, Action::Delete, value, tid)?;
-        if let Some(live) = state.runs.get(rid)
+        if let Some(live) = state.runs.get(tid, rid)
             && !live.events.is_done()
         {
             state.runs.cancel(rid, CancelAction::Rollback);

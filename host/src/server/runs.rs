@@ -4,9 +4,10 @@
 //! Every run passes `threads.create_run` first (the value of
 //! auth-semantics §8.1; metadata the handler stamps lands in the run and in
 //! a thread the run creates), then `assistants.read` for a non-system
-//! assistant. The `langgraph_auth_*` keys of the client's config and
-//! context are dropped and set by the server; private user fields reach
-//! the graph but are never stored.
+//! assistant. The `langgraph_auth_*` keys and `user_id` of the client's
+//! config and context are dropped and set by the server (`user_id` is the
+//! caller's identity); private user fields reach the graph but are never
+//! stored.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +175,14 @@ fn user_mapping(user: &User, private: bool) -> Value {
     Value::Object(map)
 }
 
+/// Drops `user_id` from a client's `configurable` or `context`: the server
+/// sets it to the caller's identity (LangGraph lets the client choose it).
+pub(super) fn strip_user_id(object: &mut Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("user_id");
+    }
+}
+
 fn object(value: &Value) -> Object {
     value.as_object().cloned().unwrap_or_default()
 }
@@ -221,8 +230,10 @@ pub fn create_run(
         Some(_) => return Err(ApiError::unprocessable("context: must be an object")),
     };
     strip_reserved_config(&mut context);
+    strip_user_id(&mut context);
     if let Some(configurable) = config.get_mut("configurable") {
         strip_reserved_config(configurable);
+        strip_user_id(configurable);
     }
     let has_configurable = config["configurable"]
         .as_object()
@@ -284,8 +295,10 @@ pub fn create_run(
         .storage
         .assistant(assistant_id, None)?
         .ok_or_else(not_found)?;
-    let system = assistant.metadata.get("created_by") == Some(&json!("system"))
-        && state.graphs.values().any(|id| *id == assistant_id);
+    // A system assistant is the server's (marked in storage, not the
+    // client-writable `metadata.created_by`) at a served graph's id.
+    let system = state.graphs.values().any(|id| *id == assistant_id)
+        && state.storage.is_system_assistant(assistant_id)?;
     if !system {
         let scope = caller.scope(
             Resource::Assistants,
@@ -336,11 +349,6 @@ pub fn create_run(
             (thread, true)
         }
     };
-    if !created {
-        state
-            .storage
-            .update_thread(thread.thread_id, None, &object(&graph_keys))?;
-    }
 
     // Multitask: runs already in flight on the thread.
     let in_flight = state.runs.in_flight(thread.thread_id);
@@ -354,12 +362,22 @@ pub fn create_run(
             "interrupt" | "rollback" => {
                 let action = CancelAction::parse(&strategy).unwrap_or(CancelAction::Interrupt);
                 let run_ids: Vec<Uuid> = in_flight.iter().map(|r| r.run_id).collect();
-                caller.authorize(
+                let scope = caller.scope(
                     Resource::Threads,
                     Action::Update,
                     json!({"thread_id": thread.thread_id, "action": strategy,
                            "metadata": {"run_ids": run_ids, "status": null}}),
                 )?;
+                // As `POST /threads/{id}/state`: a thread the caller may run
+                // on but not update is a 403, and nothing is cancelled.
+                if scope.is_some()
+                    && state
+                        .storage
+                        .thread(thread.thread_id, scope.as_ref())?
+                        .is_none()
+                {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden"));
+                }
                 for run in &in_flight {
                     state.runs.cancel(run.run_id, action);
                 }
@@ -368,18 +386,20 @@ pub fn create_run(
         }
     }
 
+    if !created {
+        state
+            .storage
+            .update_thread(thread.thread_id, None, &object(&graph_keys))?;
+    }
+
     // Config: the assistant's, the client's, then the server's keys.
     let user = &caller.user;
     let mut configurable = object(&assistant.config["configurable"]);
     configurable.extend(object(&config["configurable"]));
     configurable.extend(object(&context));
-    let user_id = configurable
-        .get("user_id")
-        .cloned()
-        .unwrap_or_else(|| json!(user.identity));
     let server_keys = json!({
         "run_id": run_id, "thread_id": thread.thread_id, "graph_id": assistant.graph_id,
-        "assistant_id": assistant_id, "user_id": user_id,
+        "assistant_id": assistant_id, "user_id": user.identity,
         "langgraph_auth_user_id": user.identity,
         "langgraph_auth_permissions": user.permissions,
     });
@@ -393,6 +413,9 @@ pub fn create_run(
     stored_config["configurable"] = Value::Object(stored_configurable);
     let mut full_context = object(&assistant.context);
     full_context.extend(object(&context));
+    if full_context.contains_key("user_id") {
+        full_context.insert("user_id".into(), json!(user.identity));
+    }
 
     // Metadata: the assistant's, the thread's, the config's, the run's.
     let mut run_metadata = assistant.metadata.clone();
@@ -422,6 +445,7 @@ pub fn create_run(
     let stateless = matches!(target, Target::Stateless);
     let spec = RunSpec {
         run: run.clone(),
+        thread_created_at: thread.created_at.clone(),
         graph,
         input: body.input.clone().unwrap_or(Value::Null),
         config: full_config,

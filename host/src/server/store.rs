@@ -3,6 +3,13 @@
 //! As in LangGraph, the server re-reads the event's value after the handler,
 //! so a plugin may rewrite the namespace (e.g. prefix the caller's id); the
 //! namespace is validated before and after it.
+//!
+//! A filter the handler returns scopes every operation, on the item's
+//! value, as it does search (LangGraph applies it to search only, so a
+//! plugin scoping the store by filters would expose every item): get and
+//! delete see an item outside it as missing; put refuses (403) to replace
+//! such an item or to write one that would fall outside it; list
+//! namespaces lists only those holding an item within it.
 
 use std::sync::Arc;
 
@@ -76,7 +83,7 @@ pub(super) struct Put {
     path = "/store/items",
     tag = "store",
     request_body = Put,
-    responses((status = 204, description = "Stored"), (status = 422, description = "Invalid namespace (plain text) or value"))
+    responses((status = 204, description = "Stored"), (status = 403, description = "Refused, or the item (the one replaced or the one written) lies outside the caller's store scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid namespace (plain text) or value"))
 )]
 pub(super) async fn put(
     State(state): State<Arc<AppState>>,
@@ -91,14 +98,23 @@ pub(super) async fn put(
         }
         let value = json!({"namespace": body.namespace, "key": body.key, "value": body.value,
                            "index": body.index, "ttl": body.ttl});
-        let value = caller.authorize(Resource::Store, Action::Put, value)?.value;
+        let authorized = caller.authorize(Resource::Store, Action::Put, value)?;
+        let value = authorized.value;
         let namespace = namespace_of(&value)?;
         let key = text_of(&value, "key", &body.key);
         let item: Object = match value.get("value") {
             Some(Value::Object(o)) => o.clone(),
             _ => return Err(ApiError::unprocessable("value: must be an object")),
         };
-        state.storage.put_item(&namespace, &key, &item)?;
+        if !state
+            .storage
+            .put_item(&namespace, &key, &item, authorized.filter.as_ref())?
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden: the item lies outside the caller's store scope",
+            ));
+        }
         no_content()
     })
     .await
@@ -143,11 +159,13 @@ pub(super) async fn get(
             .refresh_ttl
             .map(|r| matches!(r.as_str(), "true" | "1"));
         let value = json!({"namespace": namespace, "key": key, "refresh_ttl": refresh});
-        let value = caller.authorize(Resource::Store, Action::Get, value)?.value;
+        let authorized = caller.authorize(Resource::Store, Action::Get, value)?;
+        let value = authorized.value;
         let namespace = namespace_of(&value)?;
+        let key = text_of(&value, "key", &key);
         ok(state
             .storage
-            .item(&namespace, &text_of(&value, "key", &key))?)
+            .item(&namespace, &key, authorized.filter.as_ref())?)
     })
     .await
 }
@@ -176,13 +194,14 @@ pub(super) async fn delete(
         let body = body?;
         validate(&body.namespace)?;
         let value = json!({"namespace": body.namespace, "key": body.key});
-        let value = caller
-            .authorize(Resource::Store, Action::Delete, value)?
-            .value;
+        let authorized = caller.authorize(Resource::Store, Action::Delete, value)?;
+        let value = authorized.value;
         let namespace = namespace_of(&value)?;
+        let key = text_of(&value, "key", &body.key);
+        // An item outside the scope is as missing: 204, nothing deleted.
         state
             .storage
-            .delete_item(&namespace, &text_of(&value, "key", &body.key))?;
+            .delete_item(&namespace, &key, authorized.filter.as_ref())?;
         no_content()
     })
     .await
@@ -308,13 +327,12 @@ pub(super) async fn namespaces(
         let value = json!({"namespace": body.prefix, "suffix": body.suffix,
             "max_depth": body.max_depth, "limit": body.limit.unwrap_or(100),
             "offset": body.offset.unwrap_or(0)});
-        let value = caller
-            .authorize(Resource::Store, Action::ListNamespaces, value)?
-            .value;
+        let authorized = caller.authorize(Resource::Store, Action::ListNamespaces, value)?;
         let query = NamespaceQuery {
-            prefix: namespace_of(&value)?,
+            prefix: namespace_of(&authorized.value)?,
             suffix: body.suffix,
             max_depth: body.max_depth,
+            filter: authorized.filter.unwrap_or_default(),
             limit: body.limit.unwrap_or(100),
             offset: body.offset.unwrap_or(0),
         };

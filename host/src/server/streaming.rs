@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::runs::{CancelAction, LiveRun, Progress, Runs, StreamEvent, id_key};
+use crate::storage::{Filter, Storage, Thread};
 
 /// How often an idle stream sends a heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -205,12 +206,49 @@ struct Followed {
     position: usize,
 }
 
+/// The thread a thread stream was opened on, and who may read it: the
+/// stream follows that thread, not its id. A run it picks up is of the
+/// same thread (created at the same time) and the thread still within the
+/// reader's scope, or the stream ends.
+pub struct ThreadBinding {
+    /// Where the thread lives.
+    pub storage: Arc<dyn Storage>,
+    /// The thread, as the reader saw it when the stream opened.
+    pub thread: Thread,
+    /// The reader's `threads.read` filter.
+    pub scope: Option<Filter>,
+}
+
+impl ThreadBinding {
+    /// Whether the thread still exists, is the same one, and is within the
+    /// reader's scope (a storage failure counts as no).
+    async fn still_readable(&self) -> bool {
+        let storage = self.storage.clone();
+        let (id, scope) = (self.thread.thread_id, self.scope.clone());
+        let created_at = self.thread.created_at.clone();
+        tokio::task::spawn_blocking(move || {
+            matches!(storage.thread(id, scope.as_ref()), Ok(Some(t)) if t.created_at == created_at)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    fn owns(&self, live: &LiveRun) -> bool {
+        live.thread_id == self.thread.thread_id && live.thread_created_at == self.thread.created_at
+    }
+}
+
 /// The state of a thread stream.
 struct ThreadFollower {
     runs: Arc<Runs>,
     thread_id: Uuid,
+    binding: ThreadBinding,
     modes: ThreadModes,
     submitted: broadcast::Receiver<Arc<LiveRun>>,
+    deleted: broadcast::Receiver<Uuid>,
+    /// The thread is gone (or out of reach): the stream ends once what
+    /// is pending is sent.
+    ended: bool,
     seen: HashSet<Uuid>,
     followed: Vec<Followed>,
     /// Yields whenever a followed run's log moves.
@@ -221,9 +259,10 @@ struct ThreadFollower {
 }
 
 impl ThreadFollower {
-    /// Follows `live` from `position` on, unless it is followed already.
+    /// Follows `live` from `position` on, unless it is followed already
+    /// or belongs to another thread of the same id.
     fn follow(&mut self, live: Arc<LiveRun>, position: usize) {
-        if !self.seen.insert(live.run_id) {
+        if !self.binding.owns(&live) || !self.seen.insert(live.run_id) {
             return;
         }
         let progress = live.events.subscribe();
@@ -265,24 +304,56 @@ impl ThreadFollower {
             false
         });
     }
+
+    /// Picks up runs new to the stream, once the reader is checked again:
+    /// a thread deleted, replaced or out of the reader's scope ends the
+    /// stream (the last with the refusal the stream would open with).
+    async fn pick_up(&mut self, runs: Vec<Arc<LiveRun>>) {
+        let new: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.thread_id == self.thread_id && !self.seen.contains(&r.run_id))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        if !self.binding.still_readable().await {
+            self.end();
+            self.pending
+                .push_back(error_event(&super::ApiError::not_found("Thread not found")));
+            return;
+        }
+        for live in new {
+            self.follow(live, 0);
+        }
+    }
+
+    /// Ends the stream after what the followed runs logged so far.
+    fn end(&mut self) {
+        self.collect();
+        self.ended = true;
+    }
 }
 
 /// An SSE response following every run of a thread, current and to come,
-/// until the client leaves: each run's events (with ids), then
-/// `metadata` `{"status": "run_done", "run_id": ...}` when it ends. With
-/// `last_event_id`, the resumable runs known in memory replay what
-/// followed that id first.
+/// until the client leaves or the thread goes: each run's events (with
+/// ids), then `metadata` `{"status": "run_done", "run_id": ...}` when it
+/// ends. With `last_event_id`, the resumable runs of that thread known in
+/// memory replay what followed that id first.
 pub fn thread_sse(
     runs: Arc<Runs>,
-    thread_id: Uuid,
+    binding: ThreadBinding,
     modes: ThreadModes,
     last_event_id: Option<&str>,
 ) -> Response {
+    let thread_id = binding.thread.thread_id;
     let mut follower = ThreadFollower {
         submitted: runs.submissions(),
+        deleted: runs.deletions(),
         runs: runs.clone(),
         thread_id,
+        binding,
         modes,
+        ended: false,
         seen: HashSet::new(),
         followed: Vec::new(),
         moved: SelectAll::new(),
@@ -302,17 +373,28 @@ pub fn thread_sse(
             if let Some(bytes) = f.pending.pop_front() {
                 return Some((Ok::<_, Infallible>(bytes), f));
             }
+            if f.ended {
+                return None;
+            }
             f.collect();
             if !f.pending.is_empty() {
                 continue;
             }
             tokio::select! {
                 submitted = f.submitted.recv() => match submitted {
-                    Ok(live) if live.thread_id == f.thread_id => f.follow(live, 0),
+                    Ok(live) => f.pick_up(vec![live]).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let in_flight = f.runs.in_flight(f.thread_id);
+                        f.pick_up(in_flight).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                deleted = f.deleted.recv() => match deleted {
+                    Ok(id) if id == f.thread_id => f.end(),
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        for live in f.runs.in_flight(f.thread_id) {
-                            f.follow(live, 0);
+                        if !f.binding.still_readable().await {
+                            f.end();
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -331,11 +413,16 @@ pub fn thread_sse(
 /// refusal it meets once the stream has begun:
 /// `{"error": "HTTPException", "message": "404: Thread not found"}`.
 pub fn error_sse(error: &super::ApiError) -> Response {
+    event_stream(Body::from(error_event(error)))
+}
+
+/// The SSE `error` event of a refusal met once a stream has begun.
+fn error_event(error: &super::ApiError) -> Bytes {
     let data = json!({
         "error": "HTTPException",
         "message": format!("{}: {}", error.status.as_u16(), error.detail),
     });
-    event_stream(Body::from(format!("event: error\r\ndata: {data}\r\n\r\n")))
+    Bytes::from(format!("event: error\r\ndata: {data}\r\n\r\n"))
 }
 
 /// An SSE response with no event: a run that has ended and cannot replay.

@@ -18,7 +18,7 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata,
 };
-use super::streaming::{ThreadModes, error_sse, thread_sse};
+use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
 use crate::storage::{Filter, Object, Thread, ThreadQuery, sqlite::now};
 use crate::types::{Action, Resource};
@@ -226,7 +226,8 @@ pub(super) async fn delete(
 }
 
 /// Deletes the thread if it lies within `scope`, its runs in flight
-/// stopped first (they write nothing after); false when it does not.
+/// stopped first (they write nothing after), then forgets it in memory
+/// (its runs' events dropped, its streams ended); false when it does not.
 fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<bool, ApiError> {
     if state.storage.thread(id, scope)?.is_none() {
         return Ok(false);
@@ -236,7 +237,11 @@ fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<b
             .runs
             .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
     }
-    Ok(state.storage.delete_thread(id, scope)?)
+    let deleted = state.storage.delete_thread(id, scope)?;
+    if deleted {
+        state.runs.forget_thread(id);
+    }
+    Ok(deleted)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -342,7 +347,7 @@ pub(super) struct StreamQuery {
         ("thread_id" = String, Path, description = "The thread (UUID)"),
         ("stream_modes" = Option<String>, Query, description = "`run_modes` (default), `lifecycle`, `state_update`, comma-separated"),
     ),
-    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves"), (status = 404, description = "Outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves or the thread is deleted"), (status = 404, description = "Missing, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn stream(
     State(state): State<Arc<AppState>>,
@@ -368,21 +373,28 @@ pub(super) async fn stream(
         }
         let modes = ThreadModes::parse(query.stream_modes.as_deref())
             .map_err(|mode| ApiError::unprocessable(format!("Invalid stream mode: {mode}")))?;
-        // As the reference: the thread is looked up only when a filter
-        // scopes the read, and a refusal comes as the stream's one event.
+        // As the reference, a refusal comes as the stream's one event.
+        // Unlike it, the thread must exist (even unscoped): the stream
+        // follows that thread, not runs of whatever later takes its id.
         let mut check = || {
             let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-            if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
-                return Err(ApiError::not_found("Thread not found"));
+            match state.storage.thread(id, scope.as_ref())? {
+                Some(thread) => Ok((thread, scope)),
+                None => Err(ApiError::not_found("Thread not found")),
             }
-            Ok(())
         };
-        if let Err(refused) = check() {
-            return Ok(error_sse(&refused));
-        }
+        let (thread, scope) = match check() {
+            Ok(found) => found,
+            Err(refused) => return Ok(error_sse(&refused)),
+        };
+        let binding = ThreadBinding {
+            storage: state.storage.clone(),
+            thread,
+            scope,
+        };
         Ok(thread_sse(
             state.runs.clone(),
-            id,
+            binding,
             modes,
             last_event_id.as_deref(),
         ))
@@ -523,13 +535,12 @@ pub(super) async fn copy(
         if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
             return Err(ApiError::conflict("Conflict"));
         }
+        // A copy is a thread creation: the handler sees the copy's metadata
+        // (the source's), may stamp it, and may refuse.
         let new_id = Uuid::now_v7();
-        caller.authorize(
-            Resource::Threads,
-            Action::Create,
-            json!({"thread_id": new_id}),
-        )?;
-        let mut thread = new_thread(new_id, source.metadata);
+        let value = json!({"thread_id": new_id, "metadata": source.metadata});
+        let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
+        let mut thread = new_thread(new_id, stamped_metadata(&authorized.value, source.metadata));
         thread.values = source.values;
         thread.config = source.config;
         state.storage.insert_thread(&thread)?;

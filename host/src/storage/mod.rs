@@ -150,6 +150,21 @@ pub enum SetLatest {
     Done(Box<Assistant>),
 }
 
+/// What [`Storage::upsert_system_assistant`] found at the system
+/// assistant's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemAssistant {
+    /// Nothing: the assistant was created.
+    Created,
+    /// The server's own assistant, kept.
+    Kept,
+    /// A row from before the server marked its assistants, of the same graph
+    /// and claiming to be the system's: marked the server's and kept.
+    Adopted,
+    /// A row the server did not create (squatting the id): replaced.
+    Replaced,
+}
+
 /// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
 #[derive(Debug, Default)]
 pub struct CronPatch {
@@ -191,6 +206,9 @@ pub struct NamespaceQuery {
     pub suffix: Vec<String>,
     /// Truncate namespaces to this many labels (then deduplicate).
     pub max_depth: Option<usize>,
+    /// Only namespaces holding an item whose value matches (the plugin's
+    /// filter; empty: every namespace).
+    pub filter: Filter,
     /// Page size.
     pub limit: u64,
     /// Page start.
@@ -218,8 +236,13 @@ pub trait Storage: Send + Sync + 'static {
     /// How many threads match `query` within `scope`.
     fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64>;
 
-    /// Inserts or refreshes a graph's system assistant (no auth: start-up).
-    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<()>;
+    /// Inserts or refreshes a graph's system assistant (no auth: start-up)
+    /// and marks it the server's. A row at its id the server did not create
+    /// is replaced; one it did keeps what authorized users made of it (only
+    /// the name and description are refreshed).
+    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
+    /// Whether the assistant is one the server created (a system assistant).
+    fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
     /// Inserts an assistant (version 1); false when the id is taken.
     fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
     /// The assistant, if it exists within `scope`.
@@ -305,8 +328,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Deletes every checkpoint of the thread but the latest; returns how
     /// many went.
     fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
-    /// Deletes a run (and the checkpoints it wrote); false when it is not on
-    /// that thread.
+    /// Deletes a run (and the checkpoints it wrote on that thread, not those
+    /// a copy of the thread holds); false when it is not on that thread.
     fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;
     /// The runs pending or running, anywhere (left over from a previous
     /// process when called at start-up).
@@ -331,14 +354,23 @@ pub trait Storage: Send + Sync + 'static {
     /// Copies a thread's checkpoints and values onto another thread.
     fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()>;
 
-    /// Writes an item (insert or replace).
-    fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()>;
-    /// The item, if any.
-    fn item(&self, namespace: &[String], key: &str) -> Result<Option<Item>>;
-    /// Deletes the item, if any.
-    fn delete_item(&self, namespace: &[String], key: &str) -> Result<()>;
+    /// Writes an item (insert or replace), atomically, if the item it
+    /// replaces and the item written both lie within `scope` (a filter on
+    /// the value); false, and nothing written, when either does not.
+    fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: &Object,
+        scope: Option<&Filter>,
+    ) -> Result<bool>;
+    /// The item, if it exists within `scope`.
+    fn item(&self, namespace: &[String], key: &str, scope: Option<&Filter>)
+    -> Result<Option<Item>>;
+    /// Deletes the item, if it exists within `scope`; false when it does not.
+    fn delete_item(&self, namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<bool>;
     /// Items under a namespace prefix matching a filter on their values.
     fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>>;
-    /// The namespaces holding items.
+    /// The namespaces holding items that match the query's filter.
     fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>>;
 }

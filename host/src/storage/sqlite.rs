@@ -19,7 +19,7 @@ use super::sql_filter::Where;
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
     Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
-    Thread, ThreadQuery,
+    SystemAssistant, Thread, ThreadQuery,
 };
 use super::{Checkpoint, Run};
 
@@ -122,6 +122,11 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (thread_id, checkpoint_id)
 );
 CREATE INDEX checkpoints_run ON checkpoints (run_id);
+"#,
+    // Which assistants the server created (a graph's system assistant):
+    // a marker no client can write, unlike `metadata.created_by`.
+    r#"
+ALTER TABLE assistants ADD COLUMN server_owned INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -448,27 +453,66 @@ impl Storage for SqliteStorage {
 
     // --- assistants --------------------------------------------------------
 
-    fn upsert_system_assistant(&self, a: &Assistant) -> Result<()> {
+    fn upsert_system_assistant(&self, a: &Assistant) -> Result<SystemAssistant> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists = tx
+        let id = a.assistant_id.to_string();
+        let existing: Option<(bool, String, String)> = tx
             .query_row(
-                "SELECT 1 FROM assistants WHERE assistant_id = ?1",
-                [a.assistant_id.to_string()],
-                |_| Ok(()),
+                "SELECT server_owned, graph_id, metadata FROM assistants WHERE assistant_id = ?1",
+                [&id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?
-            .is_some();
-        if exists {
-            tx.execute(
-                "UPDATE assistants SET name = ?2, description = ?3 WHERE assistant_id = ?1",
-                params![a.assistant_id.to_string(), a.name, a.description],
-            )?;
-        } else {
-            insert_assistant(&tx, a)?;
+            .optional()?;
+        let outcome = match existing {
+            None => SystemAssistant::Created,
+            Some((true, _, _)) => SystemAssistant::Kept,
+            Some((false, graph_id, metadata)) => {
+                // Written before the marker existed, when only the server
+                // could have made a row of this graph claiming to be the
+                // system's.
+                let claims_system =
+                    object(metadata)?.get("created_by") == Some(&Value::from("system"));
+                if graph_id == a.graph_id && claims_system {
+                    SystemAssistant::Adopted
+                } else {
+                    SystemAssistant::Replaced
+                }
+            }
+        };
+        match outcome {
+            SystemAssistant::Created => {
+                insert_assistant(&tx, a)?;
+            }
+            SystemAssistant::Replaced => {
+                tx.execute("DELETE FROM assistants WHERE assistant_id = ?1", [&id])?;
+                insert_assistant(&tx, a)?;
+            }
+            SystemAssistant::Kept | SystemAssistant::Adopted => {
+                tx.execute(
+                    "UPDATE assistants SET name = ?2, description = ?3 WHERE assistant_id = ?1",
+                    params![id, a.name, a.description],
+                )?;
+            }
         }
+        tx.execute(
+            "UPDATE assistants SET server_owned = 1 WHERE assistant_id = ?1",
+            [&id],
+        )?;
         tx.commit()?;
-        Ok(())
+        Ok(outcome)
+    }
+
+    fn is_system_assistant(&self, id: Uuid) -> Result<bool> {
+        let owned: Option<bool> = self
+            .conn()?
+            .query_row(
+                "SELECT server_owned FROM assistants WHERE assistant_id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(owned == Some(true))
     }
 
     fn insert_assistant(&self, a: &Assistant) -> Result<bool> {
@@ -888,38 +932,58 @@ impl Storage for SqliteStorage {
 
     // --- store -------------------------------------------------------------
 
-    fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()> {
-        let now = now();
-        self.conn()?.execute(
+    fn put_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        value: &Object,
+        scope: Option<&Filter>,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (found, within) = (
+            item_where(namespace, key, None)?,
+            item_where(namespace, key, scope)?,
+        );
+        if scope.is_some() && exists(&tx, &found)? && !exists(&tx, &within)? {
+            return Ok(false);
+        }
+        tx.execute(
             "INSERT INTO store_items (namespace, key, value, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (namespace, key) \
              DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![namespace.join("."), key, json_text(value), now],
+            params![namespace.join("."), key, json_text(value), now()],
         )?;
-        Ok(())
+        // The item written must lie within the scope too (dropping the
+        // transaction rolls the write back).
+        if scope.is_some() && !exists(&tx, &within)? {
+            return Ok(false);
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
-    fn item(&self, namespace: &[String], key: &str) -> Result<Option<Item>> {
-        let mut filter = Where::default();
-        filter.push(
-            "namespace = ? AND key = ?",
-            [Sql::Text(namespace.join(".")), Sql::Text(key.to_owned())],
-        );
+    fn item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        scope: Option<&Filter>,
+    ) -> Result<Option<Item>> {
         select_one(
             &*self.conn()?,
             "store_items",
             ITEM_COLUMNS,
-            &filter,
+            &item_where(namespace, key, scope)?,
             item_row,
         )
     }
 
-    fn delete_item(&self, namespace: &[String], key: &str) -> Result<()> {
-        self.conn()?.execute(
-            "DELETE FROM store_items WHERE namespace = ?1 AND key = ?2",
-            params![namespace.join("."), key],
-        )?;
-        Ok(())
+    fn delete_item(&self, namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<bool> {
+        delete_where(
+            &*self.conn()?,
+            "store_items",
+            &item_where(namespace, key, scope)?,
+        )
     }
 
     fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
@@ -944,6 +1008,7 @@ impl Storage for SqliteStorage {
     fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>> {
         let mut filter = Where::default();
         prefix_where(&mut filter, &query.prefix);
+        filter.filter("value", Some(&query.filter))?;
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT DISTINCT namespace FROM store_items{} ORDER BY namespace",
@@ -1120,6 +1185,25 @@ fn item_row(row: &Row) -> Result<Item> {
         created_at: row.get(3)?,
         updated_at: row.get(4)?,
     })
+}
+
+/// The item at `namespace` / `key`, if it lies within `scope` (a filter on
+/// its value).
+fn item_where(namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<Where> {
+    let mut filter = Where::default();
+    filter.push(
+        "namespace = ? AND key = ?",
+        [Sql::Text(namespace.join(".")), Sql::Text(key.to_owned())],
+    );
+    filter.filter("value", scope)?;
+    Ok(filter)
+}
+
+/// Whether an item matches `filter`.
+fn exists(conn: &rusqlite::Connection, filter: &Where) -> Result<bool> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM store_items{})", filter.sql());
+    let found: bool = conn.query_row(&sql, params_from_iter(filter.params.iter()), |r| r.get(0))?;
+    Ok(found)
 }
 
 /// Namespaces equal to `prefix` or below it (labels hold no `.`).

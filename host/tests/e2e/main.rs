@@ -8,6 +8,7 @@ mod cli;
 mod faults;
 mod hot_swap;
 mod idp;
+mod isolation;
 mod loading;
 mod oidc;
 mod resolution;

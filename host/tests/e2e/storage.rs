@@ -103,6 +103,7 @@ fn data_survives_reopening_the_database() {
             &["u1".into(), "ns".into()],
             "k",
             json!({"v": 1}).as_object().unwrap(),
+            None,
         )
         .unwrap();
     }
@@ -113,7 +114,7 @@ fn data_survives_reopening_the_database() {
         .expect("thread persisted");
     assert_eq!(back.metadata, t.metadata);
     let item = s
-        .item(&["u1".into(), "ns".into()], "k")
+        .item(&["u1".into(), "ns".into()], "k", None)
         .unwrap()
         .expect("item persisted");
     assert_eq!(item.value, *json!({"v": 1}).as_object().unwrap());

@@ -98,9 +98,10 @@ pub(super) fn delete_run(conn: &mut Connection, thread_id: Uuid, run_id: Uuid) -
         params![run_id.to_string(), thread_id.to_string()],
     )?;
     if n > 0 {
+        // Only this thread's: a copy holds checkpoints of the same run.
         tx.execute(
-            "DELETE FROM checkpoints WHERE run_id = ?1",
-            [run_id.to_string()],
+            "DELETE FROM checkpoints WHERE run_id = ?1 AND thread_id = ?2",
+            params![run_id.to_string(), thread_id.to_string()],
         )?;
         // The thread's values are those of its newest remaining checkpoint.
         let values: Option<String> = tx
