@@ -1,7 +1,8 @@
 //! `langgraph.json`: the keys Warden reads, with Warden's per-plugin settings
 //! (`timeout_ms`, `memory_mib`, `config`, `secrets`, `allowed_hosts`,
 //! `http_timeout_ms`, `http_max_response_kib`) beside LangGraph's (`path`,
-//! `disable_studio_auth`, `cache`, `openapi`).
+//! `disable_studio_auth`, `cache`, `openapi`). Studio's bypass is off
+//! unless written out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,9 +53,12 @@ pub struct AuthConfig {
     /// The plugin: a component `.wasm` or a plugin crate directory, relative
     /// to the configuration file.
     pub path: String,
-    /// Ignore `x-auth-scheme: langsmith`; run the plugin for every request.
-    #[serde(default, deserialize_with = "lenient_bool")]
-    pub disable_studio_auth: bool,
+    /// LangGraph's switch for Studio's bypass. `false`, written out, turns
+    /// the bypass on: a request with `x-auth-scheme: langsmith` is served as
+    /// the Studio user without calling `authenticate`. Absent or `true`: the
+    /// plugin authenticates every request (see [`AuthConfig::studio_bypass`]).
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
+    pub disable_studio_auth: Option<bool>,
     /// LangGraph's authenticate-result cache settings.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
@@ -140,6 +144,11 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::E
             "invalid value {t:?}, expected a boolean"
         ))),
     }
+}
+
+/// [`lenient_bool`], remembering whether the key was written at all.
+fn lenient_opt_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    lenient_bool(deserializer).map(Some)
 }
 
 /// A map of strings, also taking numbers and booleans (as their JSON text),
@@ -377,6 +386,14 @@ impl Config {
 }
 
 impl AuthConfig {
+    /// Whether Studio's bypass is on: only when `disable_studio_auth` is
+    /// written out as `false`. Warden cannot verify LangSmith credentials,
+    /// so unlike `langgraph dev` (where an absent key means `false`) the
+    /// bypass is never on by default.
+    pub fn studio_bypass(&self) -> bool {
+        self.disable_studio_auth == Some(false)
+    }
+
     /// The plugin path, resolved against the configuration file's directory.
     pub fn resolved_path(&self, config: &Config) -> PathBuf {
         config.dir().join(&self.path)
@@ -410,7 +427,8 @@ mod tests {
         )
         .unwrap();
         let auth = c.auth.as_ref().unwrap();
-        assert!(auth.disable_studio_auth);
+        assert_eq!(auth.disable_studio_auth, Some(true));
+        assert!(!auth.studio_bypass());
         assert_eq!(
             (auth.timeout_ms, auth.memory_mib),
             (250, DEFAULT_MEMORY_MIB)
@@ -486,6 +504,33 @@ mod tests {
         ] {
             let e = parse(&format!(r#"{{"auth": {{"path": "./a", {text}}}}}"#)).unwrap_err();
             assert!(e.contains(&format!("`{key}")), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_studio_bypass_is_on_only_when_written_out_as_false() {
+        for (section, written, bypass) in [
+            (r#"{"path": "./a"}"#, None, false),
+            (
+                r#"{"path": "./a", "disable_studio_auth": true}"#,
+                Some(true),
+                false,
+            ),
+            (
+                r#"{"path": "./a", "disable_studio_auth": false}"#,
+                Some(false),
+                true,
+            ),
+            (
+                r#"{"path": "./a", "disable_studio_auth": "False"}"#,
+                Some(false),
+                true,
+            ),
+        ] {
+            let c = parse(&format!(r#"{{"auth": {section}}}"#)).unwrap();
+            let auth = c.auth.unwrap();
+            assert_eq!(auth.disable_studio_auth, written, "{section}");
+            assert_eq!(auth.studio_bypass(), bypass, "{section}");
         }
     }
 
