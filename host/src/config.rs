@@ -1,8 +1,10 @@
 //! `langgraph.json`: the keys Warden reads, with Warden's per-plugin settings
 //! (`timeout_ms`, `memory_mib`, `config`, `secrets`, `allowed_hosts`,
 //! `http_timeout_ms`, `http_max_response_kib`) beside LangGraph's (`path`,
-//! `disable_studio_auth`, `cache`, `openapi`). Studio's bypass is off
-//! unless written out.
+//! `disable_studio_auth`, `cache`, `openapi`). Nothing here fails open: a
+//! top-level key that looks like `auth` is an error, other keys Warden does
+//! not implement are named in a warning, and Studio's bypass is off unless
+//! written out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -270,8 +272,9 @@ struct RawConfig {
 
 impl Config {
     /// Reads and validates a `langgraph.json`. Top-level keys Warden does not
-    /// use (`dependencies`, `env`, ...) are accepted; the `auth` section is
-    /// strict: an unknown or ill-typed key is an error naming it.
+    /// use (`dependencies`, `env`, ...) are accepted with a warning naming
+    /// them, but one that looks like `auth` is an error; the `auth` section
+    /// is strict: an unknown or ill-typed key is an error naming it.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let error = |message: String| ConfigError {
             file: file.to_owned(),
@@ -297,6 +300,11 @@ impl Config {
                 error(format!("`{path}`: {inner}"))
             }
         })?;
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+        if let Some(warning) = vet_top_level_keys(keys.keys().map(String::as_str)).map_err(error)? {
+            tracing::warn!(file = %file.display(), "{warning}");
+        }
         for (id, graph) in &raw.graphs {
             if graph.timeout_ms == 0 || graph.timeout_ms > MAX_GRAPH_TIMEOUT_MS {
                 return Err(error(format!(
@@ -383,6 +391,114 @@ impl Config {
     pub fn dir(&self) -> &Path {
         self.file.parent().unwrap_or(Path::new("."))
     }
+}
+
+/// The top-level keys Warden reads (`limits`: the server's request limits).
+const WARDEN_KEYS: &[&str] = &["graphs", "auth", "limits"];
+
+/// Keys that set nothing (editor metadata): accepted without a word.
+const SILENT_KEYS: &[&str] = &["$schema"];
+
+/// LangGraph's other top-level keys (langgraph-cli's `Config` and the
+/// server's own), none of which Warden implements: accepted, and named in a
+/// warning.
+const LANGGRAPH_KEYS: &[&str] = &[
+    "dependencies",
+    "env",
+    "python_version",
+    "node_version",
+    "api_version",
+    "base_image",
+    "image_distro",
+    "pip_config_file",
+    "pip_installer",
+    "source",
+    "dockerfile_lines",
+    "keep_pkg_tools",
+    "_INTERNAL_docker_tag",
+    "store",
+    "checkpointer",
+    "encryption",
+    "http",
+    "webhooks",
+    "ui",
+    "ui_config",
+    "disable_persistence",
+];
+
+/// Whether a top-level key other than `auth` was probably meant to be
+/// `auth`. Compared in lower case without `_`, `-` or spaces, it contains
+/// `auth` (`Auth`, `authentication`, `auth_config`), or is one edit away
+/// from it (a letter added, dropped or changed, or two neighbours swapped:
+/// `atuh`, `aut`, `aith`), or has its letters in another order (`htua`).
+fn looks_like_auth(key: &str) -> bool {
+    let folded: String = key
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let letters = |s: &str| {
+        let mut letters: Vec<char> = s.chars().collect();
+        letters.sort_unstable();
+        letters
+    };
+    folded.contains("auth")
+        || strsim::osa_distance(&folded, "auth") <= 1
+        || letters(&folded) == letters("auth")
+}
+
+/// Vets the top-level keys of a `langgraph.json`: an error for a key that
+/// looks like `auth` (a misspelt `auth` would serve without authentication),
+/// else the warning naming the keys Warden ignores, if any.
+fn vet_top_level_keys<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<String>, String> {
+    let (mut langgraph, mut unknown) = (Vec::new(), Vec::new());
+    for key in keys {
+        if WARDEN_KEYS.contains(&key) || SILENT_KEYS.contains(&key) {
+            continue;
+        }
+        if looks_like_auth(key) {
+            return Err(format!(
+                "`{key}` looks like a misspelt `auth`: did you mean `auth`? Warden refuses to \
+                 start rather than serve without the auth plugin this key may name"
+            ));
+        }
+        if LANGGRAPH_KEYS.contains(&key) {
+            langgraph.push(format!("`{key}`"));
+        } else {
+            let near = WARDEN_KEYS
+                .iter()
+                .chain(LANGGRAPH_KEYS)
+                .map(|known| (strsim::osa_distance(&key.to_lowercase(), known), *known))
+                .filter(|(distance, _)| *distance <= 2)
+                .min()
+                .map(|(_, known)| known);
+            unknown.push(match near {
+                Some(known) => format!("`{key}` (did you mean `{known}`?)"),
+                None => format!("`{key}`"),
+            });
+        }
+    }
+    let mut parts = Vec::new();
+    if !langgraph.is_empty() {
+        parts.push(format!(
+            "LangGraph keys Warden does not implement: {}",
+            langgraph.join(", ")
+        ));
+    }
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "keys neither Warden nor LangGraph knows: {}",
+            unknown.join(", ")
+        ));
+    }
+    Ok((!parts.is_empty()).then(|| {
+        format!(
+            "top-level keys ignored, they have no effect: {}",
+            parts.join("; ")
+        )
+    }))
 }
 
 impl AuthConfig {
@@ -532,6 +648,66 @@ mod tests {
             assert_eq!(auth.disable_studio_auth, written, "{section}");
             assert_eq!(auth.studio_bypass(), bypass, "{section}");
         }
+    }
+
+    #[test]
+    fn a_key_that_looks_like_auth_is_an_error_naming_it() {
+        for key in [
+            "atuh",
+            "auht",
+            "uath",
+            "htua",
+            "Auth",
+            "AUTH",
+            "aut",
+            "ath",
+            "aith",
+            "autth",
+            "a-u-t-h",
+            "auth_config",
+            "authentication",
+            "Authorization",
+        ] {
+            let e = parse(&format!(
+                r#"{{"graphs": {{}}, "{key}": {{"path": "./a"}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.starts_with("/p/langgraph.json: "), "{key}: {e}");
+            assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(e.contains("misspelt `auth`"), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_keys_are_ignored_with_a_warning_naming_them() {
+        for key in ["path", "oath", "http", "ui", "env", "store", "graph"] {
+            let text = format!(r#"{{"auth": {{"path": "./a"}}, "{key}": {{}}}}"#);
+            assert!(parse(&text).is_ok(), "{key}");
+        }
+        let warning = vet_top_level_keys([
+            "$schema",
+            "dependencies",
+            "graphs",
+            "env",
+            "auth",
+            "limits",
+            "frobnicate",
+            "graph",
+            "http",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            warning,
+            "top-level keys ignored, they have no effect: LangGraph keys Warden does not \
+             implement: \
+             `dependencies`, `env`, `http`; keys neither Warden nor LangGraph knows: \
+             `frobnicate`, `graph` (did you mean `graphs`?)"
+        );
+        assert_eq!(
+            vet_top_level_keys(["graphs", "auth", "limits", "$schema"]),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -182,7 +182,13 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
             }
             Some(Arc::new(PluginSlot::new(runtime.clone(), &source, plugin)))
         }
-        None => None,
+        None => {
+            tracing::warn!(
+                "{} has no `auth` section: every request is served, unauthenticated",
+                config.file.display()
+            );
+            None
+        }
     };
     let mut graphs = std::collections::BTreeMap::new();
     for (graph_id, graph) in &config.graphs {

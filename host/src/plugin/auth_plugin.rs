@@ -232,6 +232,13 @@ impl AuthPlugin {
         &self.registered
     }
 
+    /// Whether the plugin registers no authorization handler at all: every
+    /// event is allowed unfiltered, so any authenticated user may read,
+    /// change and delete every resource.
+    pub fn authorizes_nothing(&self) -> bool {
+        self.registered.is_empty()
+    }
+
     /// The handler that covers `(resource, action)`, most specific first;
     /// `None` means the event is allowed without calling the plugin.
     pub fn handler_for(&self, resource: Resource, action: Action) -> Option<On> {
@@ -334,9 +341,21 @@ impl AuthPlugin {
     }
 
     /// LangGraph warns at start-up when handlers exist but some events have
-    /// none (and are therefore allowed unfiltered).
+    /// none (and are therefore allowed unfiltered). A plugin with no handler
+    /// at all is warned about too, though LangGraph says nothing: it
+    /// authenticates, and then authorizes nothing.
     fn warn_uncovered(&self) {
-        if self.registered.is_empty() || self.registered.contains(&On::All) {
+        if self.authorizes_nothing() {
+            tracing::warn!(
+                plugin = %self.info.name,
+                digest = %&self.info.digest[..12],
+                "the plugin registers no authorization handlers: every event is allowed \
+                 unfiltered, so any authenticated user may read, change and delete every \
+                 thread, run, assistant, cron and store item"
+            );
+            return;
+        }
+        if self.registered.contains(&On::All) {
             return;
         }
         let uncovered: Vec<String> = Resource::ALL

@@ -1,8 +1,12 @@
 //! Configuration that must not fail open: Studio's bypass is off unless a
-//! configuration asks for it.
+//! configuration asks for it, `langgraph.json` keys Warden does not
+//! implement are named (one that looks like `auth` stops start-up), and a
+//! plugin that authorizes nothing is flagged.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -101,4 +105,120 @@ fn serve_warns_at_start_up_when_the_studio_bypass_is_on() {
     let off = project("reference_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
     let server = serve(off.path(), &[]).expect("starts");
     assert!(!server.log().contains("x-auth-scheme"), "{}", server.log());
+}
+
+/// Runs `warden serve` on `dir`, expecting it to refuse to start: its exit
+/// code and log.
+fn refused(dir: &Path, env: &[(&str, &str)]) -> (i32, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--port", "0", "--no-watch", "--config"])
+        .arg(dir.join("langgraph.json"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        if text.contains("warden listening") || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warden started instead of refusing:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    (status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn serve_refuses_a_key_that_looks_like_auth_naming_it() {
+    for key in ["atuh", "Auth", "authentication"] {
+        let dir = project(
+            "reference_auth",
+            &format!(r#"{{"graphs": {{}}, "{key}": {{"path": "./auth.wasm"}}}}"#),
+        );
+        let (code, stderr) = refused(dir.path(), &[]);
+        assert_ne!(code, 0, "{stderr}");
+        assert!(stderr.contains(&format!("`{key}`")), "{key}: {stderr}");
+        assert!(stderr.contains("`auth`"), "{key}: {stderr}");
+    }
+}
+
+#[test]
+fn serve_warns_naming_the_keys_it_does_not_implement() {
+    let dir = project(
+        "reference_auth",
+        r#"{"dependencies": ["."], "env": ".env", "http": {"cors": {"allow_origins": []}},
+            "graphs": {}, "auth": {"path": "./auth.wasm"}, "frobnicate": 1}"#,
+    );
+    let server = serve(dir.path(), &[]).expect("starts");
+    let log = server.log();
+    let line = warnings(&log)
+        .into_iter()
+        .find(|l| l.contains("langgraph.json"))
+        .unwrap_or_else(|| panic!("no warning: {log}"))
+        .to_owned();
+    for key in ["dependencies", "env", "http", "frobnicate"] {
+        assert!(line.contains(&format!("`{key}`")), "{key}: {line}");
+    }
+    for key in ["graphs", "auth"] {
+        assert!(!line.contains(&format!("`{key}`")), "{key}: {line}");
+    }
+}
+
+fn auth_info(server: &ServerProcess) -> Value {
+    let (status, info) = server.get("/info");
+    assert_eq!(status, 200, "{info}");
+    info["plugins"][0].clone()
+}
+
+#[test]
+fn a_plugin_that_registers_no_handlers_is_flagged_at_start_up_and_in_info() {
+    let open = project("tutorial_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
+    let server = serve(open.path(), &[]).expect("starts");
+    assert_eq!(auth_info(&server)["authorizes_nothing"], true);
+    let log = server.log();
+    let warned = warnings(&log)
+        .into_iter()
+        .any(|l| l.contains("registers no authorization handlers"));
+    assert!(warned, "{log}");
+
+    let scoped = project("reference_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
+    let server = serve(scoped.path(), &[]).expect("starts");
+    assert_eq!(auth_info(&server)["authorizes_nothing"], false);
+    assert!(!server.log().contains("registers no authorization handlers"));
+}
+
+#[test]
+fn a_swap_to_a_plugin_that_registers_no_handlers_is_logged_and_flagged() {
+    let dir = project("reference_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
+    let server = serve(dir.path(), &[]).expect("starts");
+    assert_eq!(auth_info(&server)["authorizes_nothing"], false);
+    // Deployed as deploy tools do: written aside, renamed over.
+    let aside = dir.path().join(".auth.wasm.new");
+    std::fs::copy(component("tutorial_auth"), &aside).unwrap();
+    std::fs::rename(&aside, dir.path().join("auth.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let info = loop {
+        let info = auth_info(&server);
+        if info["swap_count"] == 1 {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "never swapped: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(info["authorizes_nothing"], true, "{info}");
+    let log = server.log();
+    let warned = warnings(&log)
+        .into_iter()
+        .any(|l| l.contains("plugin swapped") && l.contains("authorizes nothing"));
+    assert!(warned, "{log}");
 }
