@@ -1,7 +1,9 @@
-//! Configuration that must not fail open: Studio's bypass is off unless a
-//! configuration asks for it, `langgraph.json` keys Warden does not
-//! implement are named (one that looks like `auth` stops start-up), and a
-//! plugin that authorizes nothing is flagged.
+//! Configuration that must not fail open, and secrets that must not leave
+//! the plugin: Studio's bypass is off unless a configuration asks for it,
+//! `langgraph.json` keys Warden does not implement are named (one that looks
+//! like `auth` stops start-up), a plugin that authorizes nothing is flagged,
+//! and a plugin that tries to leak its secret every way it can is blanked
+//! out everywhere.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{ServerProcess, component, plugin, root, runtime, send_with};
+use crate::support::{Client, ServerProcess, component, plugin, root, runtime, send_with};
 use warden::plugin::PluginSlot;
 
 /// The API router serving `text` as `langgraph.json`, with the reference
@@ -221,4 +223,164 @@ fn a_swap_to_a_plugin_that_registers_no_handlers_is_logged_and_flagged() {
         .into_iter()
         .any(|l| l.contains("plugin swapped") && l.contains("authorizes nothing"));
     assert!(warned, "{log}");
+}
+
+/// The secret the leaky fixture tries to leak: a quote, a backslash and a
+/// non-ASCII letter, so that JSON escapes it.
+const SECRET: &str = "pä55\"w0rd\\leak-me";
+/// The password in the URL the fixture logs and requests.
+const URL_PASSWORD: &str = "url-password-not-for-logs";
+
+/// Every form of [`SECRET`] the fixture writes: as is, JSON-escaped and
+/// ASCII-only JSON.
+fn secret_forms() -> [&'static str; 3] {
+    [
+        SECRET,
+        r#"pä55\"w0rd\\leak-me"#,
+        r#"p\u00e455\"w0rd\\leak-me"#,
+    ]
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for form in secret_forms() {
+        assert!(!text.contains(form), "{what} shows {form:?}: {text}");
+    }
+}
+
+/// The leaky fixture as the auth plugin, with `secret` as its secret
+/// `LEAKY_SECRET`, the echo graph `agent`, and `auth` merged into its
+/// `auth` section.
+fn leaky_project(auth: Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |c: &str| component(c).display().to_string();
+    let mut section = json!({
+        "path": path("fixture_leaky"),
+        "secrets": {"LEAKY_SECRET": "env:WARDEN_TEST_LEAKY_SECRET"},
+    });
+    section
+        .as_object_mut()
+        .unwrap()
+        .extend(auth.as_object().cloned().unwrap_or_default());
+    let config = json!({"graphs": {"agent": path("reference_agent")}, "auth": section});
+    std::fs::write(dir.path().join("langgraph.json"), config.to_string()).unwrap();
+    dir
+}
+
+fn leaky_server(dir: &Path) -> ServerProcess {
+    serve(dir, &[("WARDEN_TEST_LEAKY_SECRET", Path::new(SECRET))]).expect("starts")
+}
+
+/// Sends a request: its status, its body as text and as JSON.
+fn send(client: &Client, method: &str, path: &str, body: &Value) -> (u16, String, Value) {
+    let (status, text) = client.send_text(method, path, "alice", body).unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, text, json)
+}
+
+#[test]
+fn a_secret_a_handler_writes_into_metadata_or_a_store_value_is_blanked_before_it_is_kept() {
+    let dir = leaky_project(json!({}));
+    let server = leaky_server(dir.path());
+    let client = Client::new(&server);
+
+    let (status, text, thread) = send(&client, "POST", "/threads", &json!({}));
+    assert_eq!(status, 200, "{text}");
+    assert_no_secret("the created thread", &text);
+    assert_eq!(thread["metadata"]["leak"], "[secret]", "{thread}");
+    assert_eq!(thread["metadata"]["leak_debug"], "\"[secret]\"", "{thread}");
+    let id = thread["thread_id"].as_str().unwrap();
+    let (_, text, read) = send(&client, "GET", &format!("/threads/{id}"), &Value::Null);
+    assert_no_secret("the stored thread", &text);
+    assert_eq!(read["metadata"]["leak"], "[secret]", "{read}");
+
+    let item = json!({"namespace": ["alice"], "key": "k", "value": {"a": 1}});
+    let (status, text, _) = send(&client, "PUT", "/store/items", &item);
+    assert_eq!(status, 204, "{text}");
+    let (status, text, item) = send(
+        &client,
+        "GET",
+        "/store/items?namespace=alice&key=k",
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_no_secret("the stored item", &text);
+    assert_eq!(item["value"], json!({"a": 1, "leak": "[secret]"}), "{item}");
+    assert_no_secret("the log", &server.log());
+}
+
+#[test]
+fn a_json_escaped_secret_in_a_user_field_is_blanked_before_it_is_kept() {
+    let dir = leaky_project(json!({}));
+    let server = leaky_server(dir.path());
+    let client = Client::new(&server);
+    let (_, _, thread) = send(&client, "POST", "/threads", &json!({}));
+    let id = thread["thread_id"].as_str().unwrap();
+    let run = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}});
+    let (status, text, _) = send(&client, "POST", &format!("/threads/{id}/runs/wait"), &run);
+    assert_eq!(status, 200, "{text}");
+    let (status, text, runs) = send(&client, "GET", &format!("/threads/{id}/runs"), &Value::Null);
+    assert_eq!(status, 200, "{text}");
+    assert_no_secret("the run's kwargs", &text);
+    let user = &runs[0]["kwargs"]["config"]["configurable"]["langgraph_auth_user"];
+    assert_eq!(user["identity"], "alice", "{runs}");
+    assert_eq!(user["note"], "[secret]", "{runs}");
+}
+
+#[test]
+fn an_escaped_secret_in_an_error_or_a_log_is_blanked() {
+    let dir = leaky_project(json!({}));
+    let server = leaky_server(dir.path());
+    let client = Client::new(&server);
+    let (status, text, error) = send(&client, "GET", "/escaped", &Value::Null);
+    assert_eq!(status, 401, "{text}");
+    assert_no_secret("the error", &text);
+    assert_eq!(
+        error["detail"],
+        "escaped: json=[secret] ascii=[secret] debug=\"[secret]\""
+    );
+    let log = server.log();
+    assert_no_secret("the log", &log);
+    assert!(log.contains("escaped: json=[secret]"), "{log}");
+}
+
+#[test]
+fn an_identity_holding_the_secret_fails_closed() {
+    let dir = leaky_project(json!({}));
+    let server = leaky_server(dir.path());
+    let client = Client::new(&server);
+    // Blanked, the identity `user-[secret]` could be another user's.
+    let (status, text, error) = send(&client, "GET", "/identity", &Value::Null);
+    assert_eq!(status, 500, "{text}");
+    assert_eq!(
+        error["detail"],
+        "Authentication failed: auth plugin invalid output"
+    );
+    assert_no_secret("the log", &server.log());
+}
+
+#[test]
+fn credentials_in_a_url_never_reach_the_log() {
+    let dir = leaky_project(json!({"allowed_hosts": ["http://127.0.0.1:*"]}));
+    let server = leaky_server(dir.path());
+    let client = Client::new(&server);
+    let (status, text, _) = send(&client, "GET", "/url", &Value::Null);
+    assert_eq!(status, 502, "{text}");
+    let log = server.log();
+    assert!(!log.contains(URL_PASSWORD), "{log}");
+    assert!(log.contains("fetching http://"), "{log}");
+    assert!(
+        log.contains("outbound request denied") && log.contains("127.0.0.1:9"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_secret_too_short_to_redact_stops_start_up_naming_it() {
+    let dir = leaky_project(json!({}));
+    let (code, stderr) = refused(dir.path(), &[("WARDEN_TEST_LEAKY_SECRET", "Zq7")]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("`LEAKY_SECRET`"), "{stderr}");
+    assert!(stderr.contains("env:WARDEN_TEST_LEAKY_SECRET"), "{stderr}");
+    assert!(stderr.contains("at least 8 bytes"), "{stderr}");
+    assert!(!stderr.contains("Zq7"), "{stderr}");
 }
