@@ -1,7 +1,10 @@
 //! `langgraph.json`: the keys Warden reads, with Warden's per-plugin settings
 //! (`timeout_ms`, `memory_mib`, `config`, `secrets`, `allowed_hosts`,
 //! `http_timeout_ms`, `http_max_response_kib`) beside LangGraph's (`path`,
-//! `disable_studio_auth`, `cache`, `openapi`).
+//! `disable_studio_auth`, `cache`, `openapi`). Nothing here fails open: a
+//! top-level key that looks like `auth` is an error, other keys Warden does
+//! not implement are named in a warning, and Studio's bypass is off unless
+//! written out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,9 +55,12 @@ pub struct AuthConfig {
     /// The plugin: a component `.wasm` or a plugin crate directory, relative
     /// to the configuration file.
     pub path: String,
-    /// Ignore `x-auth-scheme: langsmith`; run the plugin for every request.
-    #[serde(default, deserialize_with = "lenient_bool")]
-    pub disable_studio_auth: bool,
+    /// LangGraph's switch for Studio's bypass. `false`, written out, turns
+    /// the bypass on: a request with `x-auth-scheme: langsmith` is served as
+    /// the Studio user without calling `authenticate`. Absent or `true`: the
+    /// plugin authenticates every request (see [`AuthConfig::studio_bypass`]).
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
+    pub disable_studio_auth: Option<bool>,
     /// LangGraph's authenticate-result cache settings.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
@@ -140,6 +146,11 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::E
             "invalid value {t:?}, expected a boolean"
         ))),
     }
+}
+
+/// [`lenient_bool`], remembering whether the key was written at all.
+fn lenient_opt_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    lenient_bool(deserializer).map(Some)
 }
 
 /// A map of strings, also taking numbers and booleans (as their JSON text),
@@ -261,8 +272,9 @@ struct RawConfig {
 
 impl Config {
     /// Reads and validates a `langgraph.json`. Top-level keys Warden does not
-    /// use (`dependencies`, `env`, ...) are accepted; the `auth` section is
-    /// strict: an unknown or ill-typed key is an error naming it.
+    /// use (`dependencies`, `env`, ...) are accepted with a warning naming
+    /// them, but one that looks like `auth` is an error; the `auth` section
+    /// is strict: an unknown or ill-typed key is an error naming it.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let error = |message: String| ConfigError {
             file: file.to_owned(),
@@ -288,6 +300,11 @@ impl Config {
                 error(format!("`{path}`: {inner}"))
             }
         })?;
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+        if let Some(warning) = vet_top_level_keys(keys.keys().map(String::as_str)).map_err(error)? {
+            tracing::warn!(file = %file.display(), "{warning}");
+        }
         for (id, graph) in &raw.graphs {
             if graph.timeout_ms == 0 || graph.timeout_ms > MAX_GRAPH_TIMEOUT_MS {
                 return Err(error(format!(
@@ -376,7 +393,123 @@ impl Config {
     }
 }
 
+/// The top-level keys Warden reads (`limits`: the server's request limits).
+const WARDEN_KEYS: &[&str] = &["graphs", "auth", "limits"];
+
+/// Keys that set nothing (editor metadata): accepted without a word.
+const SILENT_KEYS: &[&str] = &["$schema"];
+
+/// LangGraph's other top-level keys (langgraph-cli's `Config` and the
+/// server's own), none of which Warden implements: accepted, and named in a
+/// warning.
+const LANGGRAPH_KEYS: &[&str] = &[
+    "dependencies",
+    "env",
+    "python_version",
+    "node_version",
+    "api_version",
+    "base_image",
+    "image_distro",
+    "pip_config_file",
+    "pip_installer",
+    "source",
+    "dockerfile_lines",
+    "keep_pkg_tools",
+    "_INTERNAL_docker_tag",
+    "store",
+    "checkpointer",
+    "encryption",
+    "http",
+    "webhooks",
+    "ui",
+    "ui_config",
+    "disable_persistence",
+];
+
+/// Whether a top-level key other than `auth` was probably meant to be
+/// `auth`. Compared in lower case without `_`, `-` or spaces, it contains
+/// `auth` (`Auth`, `authentication`, `auth_config`), or is one edit away
+/// from it (a letter added, dropped or changed, or two neighbours swapped:
+/// `atuh`, `aut`, `aith`), or has its letters in another order (`htua`).
+fn looks_like_auth(key: &str) -> bool {
+    let folded: String = key
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let letters = |s: &str| {
+        let mut letters: Vec<char> = s.chars().collect();
+        letters.sort_unstable();
+        letters
+    };
+    folded.contains("auth")
+        || strsim::osa_distance(&folded, "auth") <= 1
+        || letters(&folded) == letters("auth")
+}
+
+/// Vets the top-level keys of a `langgraph.json`: an error for a key that
+/// looks like `auth` (a misspelt `auth` would serve without authentication),
+/// else the warning naming the keys Warden ignores, if any.
+fn vet_top_level_keys<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<String>, String> {
+    let (mut langgraph, mut unknown) = (Vec::new(), Vec::new());
+    for key in keys {
+        if WARDEN_KEYS.contains(&key) || SILENT_KEYS.contains(&key) {
+            continue;
+        }
+        if looks_like_auth(key) {
+            return Err(format!(
+                "`{key}` looks like a misspelt `auth`: did you mean `auth`? Warden refuses to \
+                 start rather than serve without the auth plugin this key may name"
+            ));
+        }
+        if LANGGRAPH_KEYS.contains(&key) {
+            langgraph.push(format!("`{key}`"));
+        } else {
+            let near = WARDEN_KEYS
+                .iter()
+                .chain(LANGGRAPH_KEYS)
+                .map(|known| (strsim::osa_distance(&key.to_lowercase(), known), *known))
+                .filter(|(distance, _)| *distance <= 2)
+                .min()
+                .map(|(_, known)| known);
+            unknown.push(match near {
+                Some(known) => format!("`{key}` (did you mean `{known}`?)"),
+                None => format!("`{key}`"),
+            });
+        }
+    }
+    let mut parts = Vec::new();
+    if !langgraph.is_empty() {
+        parts.push(format!(
+            "LangGraph keys Warden does not implement: {}",
+            langgraph.join(", ")
+        ));
+    }
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "keys neither Warden nor LangGraph knows: {}",
+            unknown.join(", ")
+        ));
+    }
+    Ok((!parts.is_empty()).then(|| {
+        format!(
+            "top-level keys ignored, they have no effect: {}",
+            parts.join("; ")
+        )
+    }))
+}
+
 impl AuthConfig {
+    /// Whether Studio's bypass is on: only when `disable_studio_auth` is
+    /// written out as `false`. Warden cannot verify LangSmith credentials,
+    /// so unlike `langgraph dev` (where an absent key means `false`) the
+    /// bypass is never on by default.
+    pub fn studio_bypass(&self) -> bool {
+        self.disable_studio_auth == Some(false)
+    }
+
     /// The plugin path, resolved against the configuration file's directory.
     pub fn resolved_path(&self, config: &Config) -> PathBuf {
         config.dir().join(&self.path)
@@ -410,7 +543,8 @@ mod tests {
         )
         .unwrap();
         let auth = c.auth.as_ref().unwrap();
-        assert!(auth.disable_studio_auth);
+        assert_eq!(auth.disable_studio_auth, Some(true));
+        assert!(!auth.studio_bypass());
         assert_eq!(
             (auth.timeout_ms, auth.memory_mib),
             (250, DEFAULT_MEMORY_MIB)
@@ -487,6 +621,93 @@ mod tests {
             let e = parse(&format!(r#"{{"auth": {{"path": "./a", {text}}}}}"#)).unwrap_err();
             assert!(e.contains(&format!("`{key}")), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn the_studio_bypass_is_on_only_when_written_out_as_false() {
+        for (section, written, bypass) in [
+            (r#"{"path": "./a"}"#, None, false),
+            (
+                r#"{"path": "./a", "disable_studio_auth": true}"#,
+                Some(true),
+                false,
+            ),
+            (
+                r#"{"path": "./a", "disable_studio_auth": false}"#,
+                Some(false),
+                true,
+            ),
+            (
+                r#"{"path": "./a", "disable_studio_auth": "False"}"#,
+                Some(false),
+                true,
+            ),
+        ] {
+            let c = parse(&format!(r#"{{"auth": {section}}}"#)).unwrap();
+            let auth = c.auth.unwrap();
+            assert_eq!(auth.disable_studio_auth, written, "{section}");
+            assert_eq!(auth.studio_bypass(), bypass, "{section}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_looks_like_auth_is_an_error_naming_it() {
+        for key in [
+            "atuh",
+            "auht",
+            "uath",
+            "htua",
+            "Auth",
+            "AUTH",
+            "aut",
+            "ath",
+            "aith",
+            "autth",
+            "a-u-t-h",
+            "auth_config",
+            "authentication",
+            "Authorization",
+        ] {
+            let e = parse(&format!(
+                r#"{{"graphs": {{}}, "{key}": {{"path": "./a"}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.starts_with("/p/langgraph.json: "), "{key}: {e}");
+            assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(e.contains("misspelt `auth`"), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_keys_are_ignored_with_a_warning_naming_them() {
+        for key in ["path", "oath", "http", "ui", "env", "store", "graph"] {
+            let text = format!(r#"{{"auth": {{"path": "./a"}}, "{key}": {{}}}}"#);
+            assert!(parse(&text).is_ok(), "{key}");
+        }
+        let warning = vet_top_level_keys([
+            "$schema",
+            "dependencies",
+            "graphs",
+            "env",
+            "auth",
+            "limits",
+            "frobnicate",
+            "graph",
+            "http",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            warning,
+            "top-level keys ignored, they have no effect: LangGraph keys Warden does not \
+             implement: \
+             `dependencies`, `env`, `http`; keys neither Warden nor LangGraph knows: \
+             `frobnicate`, `graph` (did you mean `graphs`?)"
+        );
+        assert_eq!(
+            vet_top_level_keys(["graphs", "auth", "limits", "$schema"]),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -171,9 +171,24 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
                 contract = %info.contract,
                 "auth plugin loaded"
             );
+            if auth.studio_bypass() {
+                tracing::warn!(
+                    "STUDIO BYPASS ON (`auth.disable_studio_auth`: false): any request with \
+                     the header `x-auth-scheme: langsmith` is served as `langgraph-studio-user` \
+                     without calling `authenticate`, and Warden cannot verify LangSmith \
+                     credentials. Never expose this server to anyone you do not trust; remove \
+                     the key to turn the bypass off"
+                );
+            }
             Some(Arc::new(PluginSlot::new(runtime.clone(), &source, plugin)))
         }
-        None => None,
+        None => {
+            tracing::warn!(
+                "{} has no `auth` section: every request is served, unauthenticated",
+                config.file.display()
+            );
+            None
+        }
     };
     let mut graphs = std::collections::BTreeMap::new();
     for (graph_id, graph) in &config.graphs {

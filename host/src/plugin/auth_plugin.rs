@@ -232,6 +232,13 @@ impl AuthPlugin {
         &self.registered
     }
 
+    /// Whether the plugin registers no authorization handler at all: every
+    /// event is allowed unfiltered, so any authenticated user may read,
+    /// change and delete every resource.
+    pub fn authorizes_nothing(&self) -> bool {
+        self.registered.is_empty()
+    }
+
     /// The handler that covers `(resource, action)`, most specific first;
     /// `None` means the event is allowed without calling the plugin.
     pub fn handler_for(&self, resource: Resource, action: Action) -> Option<On> {
@@ -334,9 +341,21 @@ impl AuthPlugin {
     }
 
     /// LangGraph warns at start-up when handlers exist but some events have
-    /// none (and are therefore allowed unfiltered).
+    /// none (and are therefore allowed unfiltered). A plugin with no handler
+    /// at all is warned about too, though LangGraph says nothing: it
+    /// authenticates, and then authorizes nothing.
     fn warn_uncovered(&self) {
-        if self.registered.is_empty() || self.registered.contains(&On::All) {
+        if self.authorizes_nothing() {
+            tracing::warn!(
+                plugin = %self.info.name,
+                digest = %&self.info.digest[..12],
+                "the plugin registers no authorization handlers: every event is allowed \
+                 unfiltered, so any authenticated user may read, change and delete every \
+                 thread, run, assistant, cron and store item"
+            );
+            return;
+        }
+        if self.registered.contains(&On::All) {
             return;
         }
         let uncovered: Vec<String> = Resource::ALL
@@ -446,7 +465,9 @@ impl Session {
             Ok(func.call(store, (&request,))?.0)
         })
         .and_then(|result| match result {
-            Ok(user) => bindings::user_from_wit(self.scrub_user(user)).map(Ok),
+            Ok(user) => bindings::user_from_wit(user)
+                .and_then(|user| self.scrub_user(user))
+                .map(Ok),
             Err(error) => bindings::error_from_wit(self.scrub_error(error)).map(Err),
         })
         .inspect_err(|fault| self.fail("authenticate", fault))
@@ -511,9 +532,13 @@ impl Session {
                     .value
                     .map(|v| serde_json::from_str(&v))
                     .transpose()
-                    .map_err(|e| {
-                        Fault::BadOutput(format!("the modified value is not JSON: {e}"))
-                    })?;
+                    .map_err(|e| Fault::BadOutput(format!("the modified value is not JSON: {e}")))?
+                    .map(|mut value| {
+                        // Stamped metadata and store values are kept and
+                        // returned to clients: no secret goes with them.
+                        self.plugin.grants.secrets.redact_json(&mut value);
+                        value
+                    });
                 Ok(Ok(Verdict {
                     handler: Some(handler),
                     outcome,
@@ -542,28 +567,42 @@ impl Session {
     }
 
     /// The user with the plugin's secret values blanked out: a secret never
-    /// reaches responses, the database nor run kwargs through the user.
-    fn scrub_user(&self, mut user: bindings::types::User) -> bindings::types::User {
+    /// reaches responses, the database nor run kwargs through the user. Its
+    /// fields are searched as parsed JSON, so however the plugin escaped a
+    /// secret in them, it is found. An identity holding a secret is a
+    /// fault: blanked, it could name another user.
+    fn scrub_user(&self, mut user: User) -> Result<User, Fault> {
         let secrets = &self.plugin.grants.secrets;
+        if let std::borrow::Cow::Owned(_) = secrets.redact_secrets(&user.identity) {
+            return Err(Fault::BadOutput(
+                "the user's identity holds one of the plugin's secrets".into(),
+            ));
+        }
         let scrub = |text: &mut String| {
-            if let std::borrow::Cow::Owned(clean) = secrets.redact(text) {
+            if let std::borrow::Cow::Owned(clean) = secrets.redact_secrets(text) {
                 *text = clean;
             }
         };
-        scrub(&mut user.identity);
         user.display_name.as_mut().map(scrub);
         user.permissions.iter_mut().for_each(scrub);
-        scrub(&mut user.extra);
-        user
+        user.private_fields.iter_mut().for_each(scrub);
+        let mut extra = Value::Object(std::mem::take(&mut user.extra));
+        secrets.redact_json(&mut extra);
+        if let Value::Object(extra) = extra {
+            user.extra = extra;
+        }
+        Ok(user)
     }
 
-    /// The error with the plugin's secret values blanked out.
+    /// The error with the plugin's secret values (and URL credentials)
+    /// blanked out.
     fn scrub_error(&self, mut error: bindings::types::HttpError) -> bindings::types::HttpError {
         let secrets = &self.plugin.grants.secrets;
         if let Some(detail) = &error.detail {
             error.detail = Some(secrets.redact(detail).into_owned());
         }
-        for (_, value) in &mut error.headers {
+        for (name, value) in &mut error.headers {
+            *name = secrets.redact_secrets(name).into_owned();
             *value = secrets.redact(value).into_owned();
         }
         error

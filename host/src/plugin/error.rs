@@ -107,6 +107,19 @@ pub enum LoadError {
         /// Its source, e.g. `env:JWT_SECRET`.
         from: String,
     },
+    /// A secret too short to be redacted: blanking it wherever it occurs
+    /// would mangle ordinary text, and it is guessed in no time.
+    #[error(
+        "secret `{name}` (from {from}) is too short: secrets must be at least {min} bytes, so that redaction can find them"
+    )]
+    ShortSecret {
+        /// The secret's name in `auth.secrets`.
+        name: String,
+        /// Its source, e.g. `env:JWT_SECRET`.
+        from: String,
+        /// The shortest length accepted, in bytes.
+        min: usize,
+    },
     /// The engine could not be set up.
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(String),

@@ -33,6 +33,7 @@ mod error;
 mod graph;
 mod outbound;
 mod plugin_cache;
+mod redact;
 mod sandbox;
 mod settings;
 mod slot;

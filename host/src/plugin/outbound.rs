@@ -1,10 +1,11 @@
 //! Outbound HTTP for plugins (`wasi:http/outgoing-handler`). A request
 //! leaves only for a host in the plugin's `allowed_hosts`; any other is an
 //! `http-request-denied` error the guest sees (an empty list: no network).
-//! Each request runs under its own timeout, cut to what is left of the
-//! call's deadline, and its response body is read whole, up to a cap,
-//! before the guest sees it: a slow or endless response cannot hold the call
-//! past its deadline.
+//! A URL carrying credentials (`user:password@host`) is denied, and logged
+//! without them. Each request runs under its own timeout, cut to what is
+//! left of the call's deadline, and its response body is read whole, up to
+//! a cap, before the guest sees it: a slow or endless response cannot hold
+//! the call past its deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +55,16 @@ impl Egress {
         let Some((scheme, authority)) = scheme.zip(uri.authority()) else {
             return Err(Error::HttpRequestUriInvalid);
         };
+        if let Some((_, host)) = authority.as_str().rsplit_once('@') {
+            // Never logged, never sent: credentials go in a header.
+            tracing::warn!(
+                plugin = %self.policy.plugin,
+                destination = %format_args!("{}://[secret]@{host}", uri.scheme_str().unwrap_or("")),
+                "outbound request denied: a URL may not carry credentials (user:password@); \
+                 send them in a header"
+            );
+            return Err(Error::HttpRequestDenied);
+        }
         let (host, port) = split_host_port(authority.as_str());
         let port = match port {
             Some(p) => p.parse().map_err(|_| Error::HttpRequestUriInvalid)?,

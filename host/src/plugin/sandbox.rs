@@ -195,7 +195,7 @@ impl log::Host for Sandbox {
         let message = secrets.redact(&message);
         let fields = fields
             .iter()
-            .map(|(k, v)| format!("{k}={}", secrets.redact(v)))
+            .map(|(k, v)| secrets.redact(&format!("{k}={v}")).into_owned())
             .collect::<Vec<_>>()
             .join(" ");
         match level {

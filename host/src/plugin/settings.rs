@@ -3,6 +3,7 @@
 //! settings. One [`PluginSettings`] is built from the `auth` section and can
 //! load the plugin again (a reload reads secrets anew).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use super::allowlist::HostPattern;
 use super::auth_plugin::Limits;
 use super::error::LoadError;
+use super::redact::{self, MIN_SECRET_BYTES};
 use crate::config::AuthConfig;
 
 /// Everything a plugin is loaded with.
@@ -81,15 +83,23 @@ impl PluginSettings {
         }
     }
 
-    /// Reads every secret from its source: a missing one is an error naming
+    /// Reads every secret from its source: a missing one, or one shorter
+    /// than [`MIN_SECRET_BYTES`] (too short to redact), is an error naming
     /// the secret and its source, never a value.
     pub(crate) fn resolve_secrets(&self) -> Result<Secrets, LoadError> {
         let mut values = BTreeMap::new();
         for (name, source) in &self.secrets {
             let SecretSource::Env(var) = source;
             match std::env::var(var) {
-                Ok(value) if !value.is_empty() => {
+                Ok(value) if value.len() >= MIN_SECRET_BYTES => {
                     values.insert(name.clone(), Secret(value));
+                }
+                Ok(value) if !value.is_empty() => {
+                    return Err(LoadError::ShortSecret {
+                        name: name.clone(),
+                        from: source.to_string(),
+                        min: MIN_SECRET_BYTES,
+                    });
                 }
                 _ => {
                     return Err(LoadError::MissingSecret {
@@ -99,7 +109,7 @@ impl PluginSettings {
                 }
             }
         }
-        Ok(Secrets(values))
+        Ok(Secrets::new(values))
     }
 }
 
@@ -180,27 +190,58 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A plugin's resolved secrets, by name.
+/// A plugin's resolved secrets, by name, and the forms their values may
+/// take in text (see [`redact`](super::redact)).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Secrets(BTreeMap<String, Secret>);
+pub(crate) struct Secrets {
+    values: BTreeMap<String, Secret>,
+    /// Every form of every value, longest first.
+    forms: Vec<Secret>,
+}
 
 impl Secrets {
-    /// The secret named `name`.
-    pub(crate) fn get(&self, name: &str) -> Option<&Secret> {
-        self.0.get(name)
+    fn new(values: BTreeMap<String, Secret>) -> Self {
+        let mut forms: Vec<Secret> = values
+            .values()
+            .flat_map(|secret| redact::forms(secret.expose()))
+            .map(Secret)
+            .collect();
+        forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        forms.dedup_by(|a, b| a.0 == b.0);
+        Self { values, forms }
     }
 
-    /// `text` with every secret value (of four bytes or more) replaced by
-    /// `[secret]`: what the guest writes to logs goes through this.
-    pub(crate) fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        let mut out = std::borrow::Cow::Borrowed(text);
-        for secret in self.0.values() {
-            let value = secret.expose();
-            if value.len() >= 4 && out.contains(value) {
-                out = std::borrow::Cow::Owned(out.replace(value, "[secret]"));
-            }
+    /// The secret named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&Secret> {
+        self.values.get(name)
+    }
+
+    fn needles(&self) -> Vec<&str> {
+        self.forms.iter().map(Secret::expose).collect()
+    }
+
+    /// Text bound for a log or an error message: every secret, in any of
+    /// its forms, and the credentials of every URL, replaced by `[secret]`.
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match redact::url_credentials(text) {
+            Cow::Borrowed(text) => self.redact_secrets(text),
+            Cow::Owned(text) => Cow::Owned(self.redact_secrets(&text).into_owned()),
         }
-        out
+    }
+
+    /// `text` with every secret, in any of its forms, replaced by `[secret]`.
+    pub(crate) fn redact_secrets<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if self.forms.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        redact::replace(text, &self.needles())
+    }
+
+    /// [`Secrets::redact_secrets`] on every string and object key of `value`.
+    pub(crate) fn redact_json(&self, value: &mut serde_json::Value) {
+        if !self.forms.is_empty() {
+            redact::replace_in_json(value, &self.needles());
+        }
     }
 }
 
@@ -234,15 +275,44 @@ mod tests {
         );
     }
 
+    fn secrets(values: &[&str]) -> Secrets {
+        Secrets::new(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("k{i}"), Secret((*v).to_owned())))
+                .collect(),
+        )
+    }
+
     #[test]
     fn secrets_are_redacted_and_never_debug_printed() {
-        let secrets = Secrets(
-            [("k".to_owned(), Secret("hunter22".into()))]
-                .into_iter()
-                .collect(),
-        );
+        let secrets = secrets(&["hunter22", "pä55\"w0rd"]);
         assert_eq!(secrets.redact("pw=hunter22!"), "pw=[secret]!");
         assert_eq!(secrets.redact("nothing here"), "nothing here");
-        assert!(!format!("{secrets:?}").contains("hunter22"));
+        assert_eq!(
+            secrets.redact(r#"{"pw":"p\u00e455\"w0rd"} "pä55\"w0rd""#),
+            r#"{"pw":"[secret]"} "[secret]""#
+        );
+        let shown = format!("{secrets:?}");
+        assert!(
+            !shown.contains("hunter22") && !shown.contains("w0rd"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn logs_lose_url_credentials_but_values_keep_them() {
+        let secrets = secrets(&["hunter22"]);
+        assert_eq!(
+            secrets.redact("GET https://svc:pw@idp/token"),
+            "GET https://[secret]@idp/token"
+        );
+        let mut value = serde_json::json!({"db": "postgres://svc:pw@db/x", "k": "hunter22"});
+        secrets.redact_json(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"db": "postgres://svc:pw@db/x", "k": "[secret]"})
+        );
     }
 }

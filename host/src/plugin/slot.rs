@@ -34,6 +34,11 @@ pub trait Swappable: Send + Sync + 'static {
         path: &Path,
         bytes: &[u8],
     ) -> Result<Arc<Self>, LoadError>;
+    /// Whether this version is an auth plugin that authorizes nothing (see
+    /// [`AuthPlugin::authorizes_nothing`]).
+    fn authorizes_nothing(&self) -> bool {
+        false
+    }
 }
 
 impl Swappable for AuthPlugin {
@@ -48,6 +53,10 @@ impl Swappable for AuthPlugin {
         bytes: &[u8],
     ) -> Result<Arc<Self>, LoadError> {
         AuthPlugin::with_component(self, runtime, path, bytes)
+    }
+
+    fn authorizes_nothing(&self) -> bool {
+        AuthPlugin::authorizes_nothing(self)
     }
 }
 
@@ -145,6 +154,9 @@ pub struct SlotStatus {
     pub swap_count: u64,
     /// The last reload that was refused, unless a later one succeeded.
     pub last_reload_error: Option<ReloadError>,
+    /// Whether the live version is an auth plugin with no authorization
+    /// handler: every event allowed unfiltered.
+    pub authorizes_nothing: bool,
 }
 
 /// What a reload did.
@@ -198,12 +210,14 @@ impl<P: Swappable> PluginSlot<P> {
     /// refused reload.
     pub fn status(&self) -> SlotStatus {
         let history = lock(&self.history).clone();
+        let live = self.current();
         SlotStatus {
-            info: self.current().info().clone(),
+            info: live.info().clone(),
             source: self.source.clone(),
             loaded_at: history.loaded_at,
             swap_count: history.swaps,
             last_reload_error: history.last_error,
+            authorizes_nothing: live.authorizes_nothing(),
         }
     }
 
@@ -242,15 +256,28 @@ impl<P: Swappable> PluginSlot<P> {
             return Ok(Reloaded::Unchanged);
         }
         let new = old.with_component(&self.runtime, wasm, &bytes)?;
+        let authorizes_nothing = new.authorizes_nothing();
         self.live.store(new);
         let from = old.info().digest.clone();
-        tracing::info!(
-            plugin = %old.info().name,
-            from = %&from[..12],
-            to = %&new_digest[..12],
-            elapsed_ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1e3),
-            "plugin swapped: new requests use the new version"
-        );
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        if authorizes_nothing {
+            tracing::warn!(
+                plugin = %old.info().name,
+                from = %&from[..12],
+                to = %&new_digest[..12],
+                elapsed_ms = format_args!("{elapsed_ms:.1}"),
+                "plugin swapped: new requests use the new version, which authorizes nothing \
+                 (no authorization handler: every event is allowed unfiltered)"
+            );
+        } else {
+            tracing::info!(
+                plugin = %old.info().name,
+                from = %&from[..12],
+                to = %&new_digest[..12],
+                elapsed_ms = format_args!("{elapsed_ms:.1}"),
+                "plugin swapped: new requests use the new version"
+            );
+        }
         Ok(Reloaded::Swapped {
             from,
             to: new_digest,

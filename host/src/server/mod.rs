@@ -52,7 +52,8 @@ pub struct AppState {
     /// The auth plugin's slot (its live version), when `langgraph.json`
     /// names one.
     pub auth: Option<Arc<PluginSlot>>,
-    /// `auth.disable_studio_auth`.
+    /// Whether `x-auth-scheme: langsmith` is ignored: unless the
+    /// configuration turns Studio's bypass on ([`crate::config::AuthConfig::studio_bypass`]).
     pub disable_studio_auth: bool,
     /// Where the records live.
     pub storage: Arc<dyn Storage>,
@@ -115,7 +116,7 @@ impl AppState {
             openapi: openapi::document(auth_openapi),
             metrics: metrics::Metrics::default(),
             work: Arc::new(work_pool::WorkPool::for_this_machine()),
-            disable_studio_auth: config.auth.as_ref().is_some_and(|a| a.disable_studio_auth),
+            disable_studio_auth: !config.auth.as_ref().is_some_and(|a| a.studio_bypass()),
             auth,
             storage,
             graphs,

@@ -38,7 +38,8 @@ async fn ok() -> Json<Value> {
 
 async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
     let describe = |kind: &str, status: crate::plugin::SlotStatus| {
-        json!({
+        let authorizes_nothing = status.authorizes_nothing;
+        let mut plugin = json!({
             "name": status.info.name,
             "kind": kind,
             "path": status.info.path,
@@ -48,7 +49,12 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
             "loaded_at": status.loaded_at,
             "swap_count": status.swap_count,
             "last_reload_error": status.last_reload_error,
-        })
+        });
+        if kind == "auth" {
+            // No authorization handler: every event allowed unfiltered.
+            plugin["authorizes_nothing"] = authorizes_nothing.into();
+        }
+        plugin
     };
     let plugins: Vec<Value> = state
         .auth

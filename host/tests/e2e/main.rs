@@ -5,6 +5,7 @@
 mod api;
 mod capabilities;
 mod cli;
+mod config_safety;
 mod faults;
 mod hot_swap;
 mod idp;
