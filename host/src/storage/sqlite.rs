@@ -15,7 +15,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::sql_filter::Where;
+use super::sql_filter::{Where, filterable};
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
     Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
@@ -358,6 +358,7 @@ fn merge(into: &mut Object, patch: &Object) {
 
 impl Storage for SqliteStorage {
     fn insert_thread(&self, t: &Thread) -> Result<bool> {
+        filterable(&t.metadata, "metadata")?;
         let n = self.conn()?.execute(
             "INSERT OR IGNORE INTO threads (thread_id, created_at, updated_at, state_updated_at, \
              metadata, status, config, state_values, interrupts, error) \
@@ -395,6 +396,7 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &Object,
     ) -> Result<Option<Thread>> {
+        filterable(patch, "metadata")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "thread_id", scope)?;
@@ -472,6 +474,7 @@ impl Storage for SqliteStorage {
     }
 
     fn insert_assistant(&self, a: &Assistant) -> Result<bool> {
+        filterable(&a.metadata, "metadata")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let inserted = insert_assistant(&tx, a)?;
@@ -496,6 +499,9 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &AssistantPatch,
     ) -> Result<Option<Assistant>> {
+        if let Some(metadata) = &patch.metadata {
+            filterable(metadata, "metadata")?;
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "assistant_id", scope)?;
@@ -644,6 +650,7 @@ impl Storage for SqliteStorage {
     // --- crons -------------------------------------------------------------
 
     fn insert_cron(&self, c: &Cron) -> Result<()> {
+        filterable(&c.metadata, "metadata")?;
         self.conn()?.execute(
             &format!("INSERT INTO crons ({CRON_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             params![
@@ -677,6 +684,9 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &CronPatch,
     ) -> Result<Option<Cron>> {
+        if let Some(metadata) = &patch.metadata {
+            filterable(metadata, "metadata")?;
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "cron_id", scope)?;
@@ -889,6 +899,7 @@ impl Storage for SqliteStorage {
     // --- store -------------------------------------------------------------
 
     fn put_item(&self, namespace: &[String], key: &str, value: &Object) -> Result<()> {
+        filterable(value, "value")?;
         let now = now();
         self.conn()?.execute(
             "INSERT INTO store_items (namespace, key, value, created_at, updated_at) \
@@ -925,7 +936,8 @@ impl Storage for SqliteStorage {
     fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
         let mut filter = Where::default();
         prefix_where(&mut filter, &query.prefix);
-        filter.filter("value", Some(&query.filter))?;
+        filter.filter("value", query.scope.as_ref())?;
+        filter.query("value", &query.filter)?;
         let page = page(
             &*self.conn()?,
             Listing {

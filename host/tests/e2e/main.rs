@@ -6,6 +6,7 @@ mod api;
 mod capabilities;
 mod cli;
 mod faults;
+mod fuzzed;
 mod hot_swap;
 mod idp;
 mod loading;
