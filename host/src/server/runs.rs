@@ -545,7 +545,7 @@ async fn wait(
     operation_id = "runs_create_stateful",
     path = "/threads/{thread_id}/runs",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
     responses((status = 200, description = "The run, pending; `Content-Location` names it"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
@@ -581,7 +581,7 @@ pub(super) async fn create_stateless(
     operation_id = "runs_stream_stateful",
     path = "/threads/{thread_id}/runs/stream",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
     responses((status = 200, description = "SSE: `metadata`, then one event per chunk"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
@@ -617,7 +617,7 @@ pub(super) async fn stream_stateless(
     operation_id = "runs_wait_stateful",
     path = "/threads/{thread_id}/runs/wait",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
     responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]

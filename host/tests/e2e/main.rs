@@ -9,6 +9,7 @@ mod faults;
 mod fuzzed;
 mod hot_swap;
 mod idp;
+mod isolation;
 mod loading;
 mod oidc;
 mod resolution;
