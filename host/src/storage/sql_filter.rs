@@ -112,6 +112,13 @@ impl Where {
     }
 }
 
+/// ` LIMIT l OFFSET o`. SQLite's are 64-bit signed: a larger count (a
+/// client may send any `u64`) means the same as the largest.
+pub(crate) fn page_sql(limit: u64, offset: u64) -> String {
+    let most = |n: u64| n.min(i64::MAX as u64);
+    format!(" LIMIT {} OFFSET {}", most(limit), most(offset))
+}
+
 /// How many terms a clause adds to the query.
 fn terms(clause: &Clause) -> usize {
     let condition = |c: &Condition| match (&c.op, &c.operand) {

@@ -15,7 +15,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::sql_filter::{Where, filterable};
+use super::sql_filter::{Where, filterable, page_sql};
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
     Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
@@ -248,8 +248,9 @@ fn page<T>(
         offset,
     } = listing;
     let sql = format!(
-        "SELECT {columns} FROM {from}{} ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
-        filter.sql()
+        "SELECT {columns} FROM {from}{} ORDER BY {order_by}{}",
+        filter.sql(),
+        page_sql(limit, offset)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(filter.params.iter()))?;
@@ -260,7 +261,7 @@ fn page<T>(
     // A short page that starts inside the results is their end: no count needed.
     let len = items.len() as u64;
     let total = if len < limit && (len > 0 || offset == 0) {
-        offset + len
+        offset.saturating_add(len)
     } else {
         count(conn, from, filter)?
     };
@@ -340,10 +341,10 @@ fn thread_where(query: &ThreadQuery, scope: Option<&Filter>) -> Result<Where> {
         filter.push("status = ?", [Sql::Text(status.clone())]);
     }
     if let Some(ids) = &query.ids {
-        let marks = vec!["?"; ids.len()].join(", ");
+        // One parameter, however many ids (SQLite takes at most 32766).
         filter.push(
-            format!("thread_id IN ({marks})"),
-            ids.iter().map(|id| Sql::Text(id.to_string())),
+            "thread_id IN (SELECT value FROM json_each(?))",
+            [Sql::Text(json_text(ids))],
         );
     }
     Ok(filter)

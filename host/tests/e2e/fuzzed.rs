@@ -205,3 +205,60 @@ async fn a_filter_too_large_is_a_422() {
         );
     }
 }
+
+/// SQLite's LIMIT and OFFSET are 64-bit signed and it binds at most 32766
+/// parameters: a larger page (the store and the runs list take any `u64`)
+/// or 40 000 thread ids were a 500.
+#[tokio::test]
+async fn pages_past_sqlites_range_and_many_ids_are_answered() {
+    let app = reference_app();
+    let own = send(&app, "POST", "/threads", "user1-token", json!({})).await;
+    let id = own.json["thread_id"].as_str().unwrap().to_owned();
+    send(
+        &app,
+        "PUT",
+        "/store/items",
+        "user1-token",
+        json!({"namespace": ["user1"], "key": "k", "value": {"a": 1}}),
+    )
+    .await;
+    let mut ids: Vec<Value> = (0..40_000).map(|_| json!(uuid::Uuid::now_v7())).collect();
+    ids.push(json!(id));
+    let cases = [
+        (
+            "POST",
+            "/store/items/search".to_owned(),
+            json!({"namespace_prefix": ["user1"], "limit": u64::MAX}),
+            1,
+        ),
+        (
+            "POST",
+            "/store/items/search".to_owned(),
+            json!({"namespace_prefix": ["user1"], "offset": u64::MAX}),
+            0,
+        ),
+        (
+            "GET",
+            format!("/threads/{id}/runs?offset={}", u64::MAX),
+            Value::Null,
+            0,
+        ),
+        ("POST", "/threads/search".to_owned(), json!({"ids": ids}), 1),
+    ];
+    for (method, path, body, found) in cases {
+        let reply = send(&app, method, &path, "user1-token", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{method} {path}: {}",
+            reply.text
+        );
+        let items = reply.json.get("items").unwrap_or(&reply.json);
+        assert_eq!(
+            items.as_array().map(Vec::len),
+            Some(found),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+}
