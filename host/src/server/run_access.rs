@@ -38,7 +38,7 @@ fn flag(value: Option<&str>) -> bool {
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The run"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -70,7 +70,7 @@ pub(super) struct ListQuery {
     path = "/threads/{thread_id}/runs",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's runs, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The thread's runs, newest first", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
@@ -190,7 +190,7 @@ pub(super) async fn join(
     path = "/threads/{thread_id}/runs/{run_id}/stream",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn join_stream(
     State(state): State<Arc<AppState>>,

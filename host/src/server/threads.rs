@@ -342,7 +342,7 @@ pub(super) struct StreamQuery {
         ("thread_id" = Uuid, Path, description = "The thread (UUID)"),
         ("stream_modes" = Option<String>, Query, description = "`run_modes` (default), `lifecycle`, `state_update`, comma-separated"),
     ),
-    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves"), (status = 404, description = "Outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves", content_type = "text/event-stream"), (status = 404, description = "Outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn stream(
     State(state): State<Arc<AppState>>,

@@ -241,12 +241,10 @@ mod tests {
         }
         let sql = format!("SELECT id FROM t{} ORDER BY id", where_.sql());
         let mut stmt = conn.prepare(&sql)?;
-        let ids = stmt
-            .query_map(rusqlite::params_from_iter(where_.params.iter()), |r| {
-                r.get(0)
-            })?
-            .collect();
-        ids
+        stmt.query_map(rusqlite::params_from_iter(where_.params.iter()), |r| {
+            r.get(0)
+        })?
+        .collect()
     }
 
     /// Keys as a client may send them: any characters, weighted towards
@@ -328,7 +326,10 @@ mod tests {
         by_owner
             .filter("doc", Some(&Filter::eq("owner", "user1")))
             .unwrap();
-        assert_eq!(matching(&[doc.clone()], &by_owner).unwrap(), [0]);
+        assert_eq!(
+            matching(std::slice::from_ref(&doc), &by_owner).unwrap(),
+            [0]
+        );
         let doc = doc.as_object().unwrap();
         let Err(StorageError::BadQuery(detail)) = filterable(doc, "metadata") else {
             panic!("accepted");
@@ -360,7 +361,7 @@ mod tests {
             panic!("accepted");
         };
         assert_eq!(detail, "Filter too large: 2000 conditions (at most 100)");
-        let items: Vec<Value> = (0..MAX_CLIENT_TERMS).map(Value::from).collect();
+        let items: Vec<Value> = (0..=MAX_CLIENT_TERMS).map(Value::from).collect();
         let refused = Where::default().query("doc", &Filter::contains("tags", items));
         assert!(
             matches!(refused, Err(StorageError::BadQuery(_))),
