@@ -84,12 +84,14 @@ fi
 echo "tests/fuzz/run.sh: schemathesis against http://127.0.0.1:$port (log: $log)"
 status=0
 NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost" \
-timeout "$run_timeout_s" "$venv/bin/st" run "http://127.0.0.1:$port/openapi.json" \
+timeout "$run_timeout_s" "$venv/bin/st" --config-file tests/fuzz/schemathesis.toml \
+    run "http://127.0.0.1:$port/openapi.json" \
     --header "Authorization: Bearer user1-token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing,stateful \
     --generation-deterministic \
     --max-examples "$examples" \
+    --continue-on-failure \
     --workers 2 \
     --request-timeout 60 \
     --no-color \
