@@ -176,7 +176,7 @@ pub(super) async fn create(
     operation_id = "assistants_get",
     path = "/assistants/{assistant_id}",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 200, description = "The assistant", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
@@ -215,7 +215,7 @@ pub(super) struct Versions {
     operation_id = "assistants_versions",
     path = "/assistants/{assistant_id}/versions",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Versions,
     responses((status = 200, description = "Its versions, newest first", body = Vec<AssistantVersion>), (status = 404, description = "Not found, outside the caller's scope, or no version matches", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -259,7 +259,7 @@ pub(super) struct Latest {
     operation_id = "assistants_set_latest",
     path = "/assistants/{assistant_id}/latest",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Latest,
     responses((status = 200, description = "The assistant, at that version", body = Assistant), (status = 404, description = "Not found, outside the caller's scope, or no such version", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -308,7 +308,7 @@ pub(super) struct Patch {
     operation_id = "assistants_patch",
     path = "/assistants/{assistant_id}",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Patch,
     responses((status = 200, description = "The assistant, at its new version", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -361,7 +361,7 @@ pub(super) async fn patch(
     operation_id = "assistants_delete",
     path = "/assistants/{assistant_id}",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn delete(
@@ -437,7 +437,7 @@ impl Search {
     path = "/assistants/search",
     tag = "assistants",
     request_body = Search,
-    responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<Assistant>))
+    responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<Assistant>), (status = 404, description = "No such graph", body = ErrorBody))
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
@@ -467,7 +467,7 @@ pub(super) async fn search(
     path = "/assistants/count",
     tag = "assistants",
     request_body = Search,
-    responses((status = 200, description = "How many assistants match", body = u64))
+    responses((status = 200, description = "How many assistants match", body = u64, content_type = "application/json"), (status = 404, description = "No such graph", body = ErrorBody))
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,

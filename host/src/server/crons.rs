@@ -207,7 +207,7 @@ pub(super) async fn create_stateless(
     operation_id = "crons_create_for_thread",
     path = "/threads/{thread_id}/runs/crons",
     tag = "crons",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = Create,
     responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -225,7 +225,7 @@ pub(super) async fn create_for_thread(
     operation_id = "crons_get",
     path = "/runs/crons/{cron_id}",
     tag = "crons",
-    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
@@ -271,7 +271,7 @@ fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
     operation_id = "crons_patch",
     path = "/runs/crons/{cron_id}",
     tag = "crons",
-    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     request_body = Patch,
     responses((status = 200, description = "The updated cron", body = Cron), (status = 400, description = "Nothing to update", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -332,7 +332,7 @@ pub(super) async fn patch(
     operation_id = "crons_delete",
     path = "/runs/crons/{cron_id}",
     tag = "crons",
-    params(("cron_id" = String, Path, description = "The cron (UUID)")),
+    params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn delete(
@@ -445,7 +445,7 @@ pub(super) async fn search(
     path = "/runs/crons/count",
     tag = "crons",
     request_body = Search,
-    responses((status = 200, description = "How many crons match", body = u64))
+    responses((status = 200, description = "How many crons match", body = u64, content_type = "application/json"))
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,

@@ -87,9 +87,11 @@ impl From<HttpError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        if let StorageError::Schedule(error) = error {
-            return Self::from(error);
-        }
+        let error = match error {
+            StorageError::Schedule(error) => return Self::from(error),
+            StorageError::BadQuery(detail) => return Self::unprocessable(detail),
+            error => error,
+        };
         tracing::error!(%error, "storage failed");
         Self::internal("Internal Server Error")
     }

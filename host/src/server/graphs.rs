@@ -111,7 +111,7 @@ pub(super) async fn graph(
     operation_id = "graphs_schemas",
     path = "/assistants/{assistant_id}/schemas",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID; a graph name for /graph)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn schemas(
@@ -143,7 +143,7 @@ pub(super) async fn schemas(
     operation_id = "graphs_subgraphs",
     path = "/assistants/{assistant_id}/subgraphs",
     tag = "assistants",
-    params(("assistant_id" = String, Path, description = "The assistant (UUID)")),
+    params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn subgraphs(
@@ -171,7 +171,7 @@ pub(super) async fn subgraphs(
     path = "/assistants/{assistant_id}/subgraphs/{namespace}",
     tag = "assistants",
     params(
-        ("assistant_id" = String, Path, description = "The assistant (UUID)"),
+        ("assistant_id" = Uuid, Path, description = "The assistant (UUID)"),
         ("namespace" = String, Path, description = "The subgraph namespace"),
     ),
     responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))

@@ -54,6 +54,7 @@ struct ApiDoc;
 pub fn document(auth_openapi: Option<&Value>) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    add_common_responses(&mut doc);
     let Some(auth) = auth_openapi else {
         return doc;
     };
@@ -80,6 +81,50 @@ pub fn document(auth_openapi: Option<&Value>) -> Value {
         }
     }
     doc
+}
+
+/// Documents, on every operation that does not already, the answers any
+/// of them may give: the auth plugin's 401 and 403, a 422 for invalid
+/// input, and a 404 when the path names a resource. The store answers its
+/// namespace errors in plain text, as the reference does.
+fn add_common_responses(doc: &mut Value) {
+    let error = json!({"$ref": "#/components/schemas/ErrorBody"});
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        let mut common = vec![
+            ("401", "Not authenticated (the auth plugin's answer)"),
+            ("403", "Refused by the auth plugin"),
+            ("422", "Invalid input"),
+        ];
+        if path.contains('{') {
+            common.push(("404", "Not found, or outside the caller's scope"));
+        }
+        let mut content = json!({"application/json": {"schema": error}});
+        if path.starts_with("/store/") {
+            content["text/plain"] = json!({"schema": {"type": "string"}});
+        }
+        for operation in item.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for (status, description) in &common {
+                let response = responses
+                    .entry(*status)
+                    .or_insert_with(|| json!({"description": description}));
+                if response.get("content").is_none() {
+                    response["content"] = content.clone();
+                }
+            }
+        }
+    }
 }
 
 /// The `/docs` page.

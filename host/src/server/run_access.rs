@@ -38,8 +38,8 @@ fn flag(value: Option<&str>) -> bool {
     operation_id = "run_access_get",
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The run"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "The run", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -70,8 +70,8 @@ pub(super) struct ListQuery {
     operation_id = "run_access_list",
     path = "/threads/{thread_id}/runs",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's runs, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
+    responses((status = 200, description = "The thread's runs, newest first", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
@@ -167,7 +167,7 @@ fn join_query(raw: Option<&str>) -> Result<JoinQuery, ApiError> {
     operation_id = "run_access_join",
     path = "/threads/{thread_id}/runs/{run_id}/join",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
     responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn join(
@@ -217,8 +217,8 @@ pub(super) async fn join(
     operation_id = "run_access_join_stream",
     path = "/threads/{thread_id}/runs/{run_id}/stream",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn join_stream(
     State(state): State<Arc<AppState>>,
@@ -288,7 +288,7 @@ fn cancel_action(action: Option<&str>) -> Result<CancelAction, ApiError> {
     operation_id = "run_access_cancel",
     path = "/threads/{thread_id}/runs/{run_id}/cancel",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
     responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn cancel(
@@ -432,7 +432,7 @@ pub(super) async fn cancel_many(
     operation_id = "run_access_delete",
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("run_id" = String, Path, description = "The run (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn delete(

@@ -569,9 +569,9 @@ async fn wait(
     operation_id = "runs_create_stateful",
     path = "/threads/{thread_id}/runs",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending; `Content-Location` names it"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn create_stateful(
     State(state): State<Arc<AppState>>,
@@ -589,7 +589,7 @@ pub(super) async fn create_stateful(
     path = "/runs",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending, on a temporary thread"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run, pending, on a temporary thread", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
@@ -605,9 +605,9 @@ pub(super) async fn create_stateless(
     operation_id = "runs_stream_stateful",
     path = "/threads/{thread_id}/runs/stream",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn stream_stateful(
     State(state): State<Arc<AppState>>,
@@ -625,7 +625,7 @@ pub(super) async fn stream_stateful(
     path = "/runs/stream",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn stream_stateless(
     State(state): State<Arc<AppState>>,
@@ -641,7 +641,7 @@ pub(super) async fn stream_stateless(
     operation_id = "runs_wait_stateful",
     path = "/threads/{thread_id}/runs/wait",
     tag = "runs",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
     responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
@@ -678,7 +678,7 @@ pub(super) async fn wait_stateless(
     path = "/runs/batch",
     tag = "runs",
     request_body = Vec<RunCreate>,
-    responses((status = 200, description = "The runs, pending"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The runs, pending", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn batch(
     State(state): State<Arc<AppState>>,

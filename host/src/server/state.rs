@@ -76,7 +76,7 @@ fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
     operation_id = "state_get",
     path = "/threads/{thread_id}/state",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get(
@@ -108,7 +108,7 @@ fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Valu
     operation_id = "state_get_at",
     path = "/threads/{thread_id}/state/{checkpoint_id}",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)"), ("checkpoint_id" = String, Path, description = "The checkpoint")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("checkpoint_id" = String, Path, description = "The checkpoint")),
     responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get_at(
@@ -135,7 +135,7 @@ pub(super) struct CheckpointBody {
     operation_id = "state_post_checkpoint",
     path = "/threads/{thread_id}/state/checkpoint",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn post_checkpoint(
@@ -176,7 +176,7 @@ pub(super) struct UpdateBody {
     operation_id = "state_update",
     path = "/threads/{thread_id}/state",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn update(
@@ -304,7 +304,7 @@ fn history(state: &AppState, id: Uuid, body: HistoryBody) -> Result<Response, Ap
     operation_id = "state_post_history",
     path = "/threads/{thread_id}/history",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn post_history(
@@ -334,7 +334,7 @@ pub(super) struct HistoryQuery {
     operation_id = "state_get_history",
     path = "/threads/{thread_id}/history",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn get_history(

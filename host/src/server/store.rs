@@ -270,16 +270,14 @@ pub(super) async fn search(
             "query": body.query, "refresh_ttl": body.refresh_ttl});
         let authorized = caller.authorize(Resource::Store, Action::Search, value)?;
         let value = authorized.value;
-        let mut filter = match value.get("filter") {
+        let filter = match value.get("filter") {
             Some(Value::Object(f)) => client_filter(f)?,
             _ => Filter::default(),
         };
-        if let Some(scope) = authorized.filter {
-            filter = filter.and(scope);
-        }
         let query = ItemQuery {
             prefix: namespace_of(&value)?,
             filter,
+            scope: authorized.filter,
             limit: value.get("limit").and_then(Value::as_u64).unwrap_or(10),
             offset: value.get("offset").and_then(Value::as_u64).unwrap_or(0),
         };

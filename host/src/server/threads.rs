@@ -138,7 +138,7 @@ pub(super) async fn create(
     operation_id = "threads_get",
     path = "/threads/{thread_id}",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The thread", body = Thread), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
@@ -169,7 +169,7 @@ pub(super) struct Patch {
     operation_id = "threads_patch",
     path = "/threads/{thread_id}",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = Patch,
     responses((status = 200, description = "The updated thread", body = Thread), (status = 204, description = "Updated (`Prefer: return=minimal`)"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
@@ -205,7 +205,7 @@ pub(super) async fn patch(
     operation_id = "threads_delete",
     path = "/threads/{thread_id}",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn delete(
@@ -344,10 +344,10 @@ pub(super) struct StreamQuery {
     path = "/threads/{thread_id}/stream",
     tag = "threads",
     params(
-        ("thread_id" = String, Path, description = "The thread (UUID)"),
+        ("thread_id" = Uuid, Path, description = "The thread (UUID)"),
         ("stream_modes" = Option<String>, Query, description = "`run_modes` (default), `lifecycle`, `state_update`, comma-separated"),
     ),
-    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves or the thread is deleted"), (status = 404, description = "Missing, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves or the thread is deleted", content_type = "text/event-stream"), (status = 404, description = "Missing, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn stream(
     State(state): State<Arc<AppState>>,
@@ -495,7 +495,7 @@ pub(super) async fn search(
     path = "/threads/count",
     tag = "threads",
     request_body = Search,
-    responses((status = 200, description = "How many threads match", body = u64))
+    responses((status = 200, description = "How many threads match", body = u64, content_type = "application/json"))
 )]
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
@@ -518,7 +518,7 @@ pub(super) async fn count(
     operation_id = "threads_copy",
     path = "/threads/{thread_id}/copy",
     tag = "threads",
-    params(("thread_id" = String, Path, description = "The thread (UUID)")),
+    params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The new thread", body = Thread), (status = 409, description = "The source is outside the caller's scope", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn copy(

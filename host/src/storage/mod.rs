@@ -18,7 +18,8 @@ pub use warden_sdk::Filter;
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;
 
-/// A storage failure. The routes answer it with a 500 and log it.
+/// A storage failure. The routes answer it with a 500 and log it, but
+/// for [`StorageError::BadQuery`] (422) and schedule errors (422).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The database refused or failed.
@@ -30,9 +31,14 @@ pub enum StorageError {
     /// A stored document is not the JSON it should be.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
-    /// A filter the database cannot express (e.g. a key with a `"`).
+    /// The auth plugin's filter, which the database cannot express.
     #[error("unsupported filter: {0}")]
     Filter(String),
+    /// A client's query or document that the database cannot express (a
+    /// key it cannot name exactly, a filter too large): the routes answer
+    /// it with a 422 and this text.
+    #[error("{0}")]
+    BadQuery(String),
     /// A cron's schedule or timezone cannot be read (e.g. a timezone stored
     /// before timezones were checked).
     #[error(transparent)]
@@ -189,8 +195,10 @@ pub struct CronPatch {
 pub struct ItemQuery {
     /// Namespace prefix.
     pub prefix: Vec<String>,
-    /// Filter on the item values: the client's, AND-ed with the plugin's.
+    /// The client's filter on the item values.
     pub filter: Filter,
+    /// The auth plugin's filter on the item values, AND-ed.
+    pub scope: Option<Filter>,
     /// Page size.
     pub limit: u64,
     /// Page start.

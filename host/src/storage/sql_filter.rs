@@ -4,12 +4,24 @@
 //! The equality on a key is written `json_extract(col, '$.key') = ?`, the
 //! exact expression of the `owner` indexes, so SQLite serves the common
 //! owner filter from an index.
+//!
+//! Every key means itself, whatever characters it holds, except one:
+//! SQLite ends a JSON object key at U+0000 when it looks a path up, so
+//! `$.owner` would read a key `"owner\u0000…"`. Such keys are refused, in
+//! filters ([`Where::query`]) and in the documents filters read
+//! ([`filterable`]). A client's filter is also bounded
+//! ([`MAX_CLIENT_TERMS`]): SQLite refuses an expression deeper than 1000.
 
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
 use super::{Filter, Object, StorageError};
 use warden_sdk::{Clause, Condition, Operator};
+
+/// At most this many terms in one filter of a client (a key's equality is
+/// one term, `$contains` one per item): a bound on the work of a query,
+/// well under SQLite's expression depth of 1000.
+pub const MAX_CLIENT_TERMS: usize = 100;
 
 /// SQL conditions and their parameters, AND-ed.
 #[derive(Debug, Default)]
@@ -26,13 +38,51 @@ impl Where {
         self.params.extend(params);
     }
 
-    /// Adds the plugin's filter on `column`.
+    /// Adds the auth plugin's filter on `column`. A filter the database
+    /// cannot express is the plugin's fault: a [`StorageError::Filter`].
     pub(crate) fn filter(
         &mut self,
         column: &str,
         filter: Option<&Filter>,
     ) -> Result<(), StorageError> {
-        for clause in filter.map(|f| f.clauses.as_slice()).unwrap_or_default() {
+        let Some(filter) = filter else {
+            return Ok(());
+        };
+        self.clauses(column, filter)
+            .map_err(|error| StorageError::Filter(format!("the auth plugin's filter: {error}")))
+    }
+
+    /// Adds a client's filter on `column`: a key the database cannot
+    /// express, or more than [`MAX_CLIENT_TERMS`] terms, is a
+    /// [`StorageError::BadQuery`] naming it.
+    pub(crate) fn query(&mut self, column: &str, filter: &Filter) -> Result<(), StorageError> {
+        let terms: usize = filter.clauses.iter().map(terms).sum();
+        if terms > MAX_CLIENT_TERMS {
+            return Err(StorageError::BadQuery(format!(
+                "Filter too large: {terms} conditions (at most {MAX_CLIENT_TERMS})"
+            )));
+        }
+        self.clauses(column, filter)
+    }
+
+    /// Adds a client's containment query (`{"k": v}`: key present and
+    /// equal), as [`Where::query`].
+    pub(crate) fn contains(&mut self, column: &str, object: &Object) -> Result<(), StorageError> {
+        let clauses = object
+            .iter()
+            .map(|(key, operand)| {
+                Clause::Condition(Condition {
+                    key: key.clone(),
+                    op: Operator::Eq,
+                    operand: operand.clone(),
+                })
+            })
+            .collect();
+        self.query(column, &Filter { clauses })
+    }
+
+    fn clauses(&mut self, column: &str, filter: &Filter) -> Result<(), StorageError> {
+        for clause in &filter.clauses {
             let sql = match clause {
                 Clause::Condition(c) => condition(column, c, &mut self.params)?,
                 Clause::AnyOf(branches) => {
@@ -52,20 +102,6 @@ impl Where {
         Ok(())
     }
 
-    /// Adds a client's containment query (`{"k": v}`: key present and equal).
-    pub(crate) fn contains(&mut self, column: &str, object: &Object) -> Result<(), StorageError> {
-        for (key, operand) in object {
-            let c = Condition {
-                key: key.clone(),
-                op: Operator::Eq,
-                operand: operand.clone(),
-            };
-            let sql = condition(column, &c, &mut self.params)?;
-            self.parts.push(sql);
-        }
-        Ok(())
-    }
-
     /// ` WHERE ...`, or nothing.
     pub(crate) fn sql(&self) -> String {
         if self.parts.is_empty() {
@@ -76,22 +112,65 @@ impl Where {
     }
 }
 
-/// `'$.key'` (or `'$."key"'`) as a SQL string literal.
-fn path(key: &str) -> Result<String, StorageError> {
-    if key.contains(['"', '\'']) || key.is_empty() {
-        return Err(StorageError::Filter(format!("key {key:?}")));
+/// ` LIMIT l OFFSET o`. SQLite's are 64-bit signed: a larger count (a
+/// client may send any `u64`) means the same as the largest.
+pub(crate) fn page_sql(limit: u64, offset: u64) -> String {
+    let most = |n: u64| n.min(i64::MAX as u64);
+    format!(" LIMIT {} OFFSET {}", most(limit), most(offset))
+}
+
+/// How many terms a clause adds to the query.
+fn terms(clause: &Clause) -> usize {
+    let condition = |c: &Condition| match (&c.op, &c.operand) {
+        (Operator::Contains, Value::Array(items)) => items.len().max(1),
+        (Operator::Contains | Operator::Eq, _) => 1,
+    };
+    match clause {
+        Clause::Condition(c) => condition(c),
+        Clause::AnyOf(branches) => branches.iter().flatten().map(condition).sum(),
     }
-    Ok(
-        if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            format!("'$.{key}'")
-        } else {
-            format!("'$.\"{key}\"'")
-        },
-    )
+}
+
+/// Checks that filters can read `document`'s top-level keys exactly (see
+/// the module's doc): a [`StorageError::BadQuery`] naming the first that
+/// cannot be, where `what` says which document it is (`metadata`, ...).
+pub(crate) fn filterable(document: &Object, what: &str) -> Result<(), StorageError> {
+    match document.keys().find(|key| !expressible(key)) {
+        Some(key) => Err(StorageError::BadQuery(format!(
+            "Unsupported key in {what}: {}: a key cannot contain the character U+0000",
+            Value::from(key.as_str())
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a JSON path can name `key` exactly.
+fn expressible(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+/// The JSON path of the top-level `key`, as a SQL string literal. A plain
+/// key is `'$.key'`, the exact text of the `owner` indexes; any other key
+/// (empty, with quotes, dots, brackets, control characters) is quoted as a
+/// JSON string, whose escapes SQLite's path syntax reads (`'$."a.b"'`), so
+/// every key means itself, as in LangGraph's JSONB containment.
+fn path(key: &str) -> String {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!("'$.{key}'")
+    } else {
+        let quoted = Value::from(key).to_string();
+        format!("'$.{}'", quoted.replace('\'', "''"))
+    }
 }
 
 fn condition(column: &str, c: &Condition, params: &mut Vec<Sql>) -> Result<String, StorageError> {
-    let path = path(&c.key)?;
+    if !expressible(&c.key) {
+        return Err(StorageError::BadQuery(format!(
+            "Unsupported filter key: {}: a key cannot contain the character U+0000",
+            Value::from(c.key.as_str())
+        )));
+    }
+    let path = path(&c.key);
     Ok(match c.op {
         Operator::Eq => {
             let extract = format!("json_extract({column}, {path})");
@@ -139,5 +218,162 @@ fn equal(extract: &str, ty: &str, operand: &Value, params: &mut Vec<Sql>) -> Str
             params.push(Sql::Text(operand.to_string()));
             format!("({extract} = json(?) AND {ty} IN ('array', 'object'))")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+    use serde_json::json;
+
+    use super::*;
+
+    /// The ids of the rows of `docs` whose JSON `doc` matches `where_`.
+    fn matching(docs: &[Value], where_: &Where) -> rusqlite::Result<Vec<usize>> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        conn.execute("CREATE TABLE t (id INTEGER, doc TEXT)", [])?;
+        for (id, doc) in docs.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO t VALUES (?, ?)",
+                rusqlite::params![id, doc.to_string()],
+            )?;
+        }
+        let sql = format!("SELECT id FROM t{} ORDER BY id", where_.sql());
+        let mut stmt = conn.prepare(&sql)?;
+        stmt.query_map(rusqlite::params_from_iter(where_.params.iter()), |r| {
+            r.get(0)
+        })?
+        .collect()
+    }
+
+    /// Keys as a client may send them: any characters, weighted towards
+    /// those with a meaning in SQL or in SQLite's JSON paths.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z_]{1,3}",
+            "[\"'\\\\.\\[\\]$* \\n\\x00-\\x1f]{0,4}",
+            any::<String>(),
+        ]
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-3i64..3).prop_map(Value::from),
+            "[a\"'\\\\]{0,2}".prop_map(Value::from),
+        ]
+    }
+
+    /// Deterministic unless `PROPTEST_RNG_SEED` says otherwise.
+    fn config() -> Config {
+        let mut config = Config::default();
+        if config.rng_seed == RngSeed::Random {
+            config.rng_seed = RngSeed::Fixed(15);
+        }
+        config.failure_persistence = None;
+        config
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// A containment query on any key matches exactly the documents
+        /// whose value at that key is the operand, or is refused when the
+        /// key has a U+0000; storage refuses such keys in documents too.
+        #[test]
+        fn any_key_means_itself(
+            docs in prop::collection::vec(prop::collection::btree_map(key(), scalar(), 0..4), 1..5),
+            probe in key(),
+            operand in scalar(),
+            pick in any::<prop::sample::Index>(),
+        ) {
+            let docs: Vec<Object> = docs.into_iter().map(|d| d.into_iter().collect()).collect();
+            let (docs, refused): (Vec<Object>, Vec<Object>) =
+                docs.into_iter().partition(|d| filterable(d, "metadata").is_ok());
+            for doc in refused {
+                prop_assert!(doc.keys().any(|k| k.contains('\0')));
+            }
+            prop_assume!(!docs.is_empty());
+            // Half the time, query a key that some document holds.
+            let keys: Vec<&String> = docs.iter().flat_map(|d| d.keys()).collect();
+            let key = if keys.is_empty() || pick.index(2) == 0 { probe } else { pick.get(&keys).to_string() };
+            let mut where_ = Where::default();
+            let query: Object = [(key.clone(), operand.clone())].into_iter().collect();
+            if key.contains('\0') {
+                let refused = where_.contains("doc", &query);
+                prop_assert!(matches!(refused, Err(StorageError::BadQuery(_))), "{:?}", refused);
+                return Ok(());
+            }
+            where_.contains("doc", &query).unwrap();
+            let expected: Vec<usize> = docs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.get(&key) == Some(&operand))
+                .map(|(i, _)| i)
+                .collect();
+            let docs: Vec<Value> = docs.into_iter().map(Value::Object).collect();
+            prop_assert_eq!(matching(&docs, &where_).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_key_with_u0000_would_read_as_its_prefix_so_it_is_refused() {
+        // What SQLite does, and why: `$.owner` reads `"owner\u0000x"`.
+        let doc = json!({"owner\u{0}x": "user1", "owner": "user2"});
+        let mut by_owner = Where::default();
+        by_owner
+            .filter("doc", Some(&Filter::eq("owner", "user1")))
+            .unwrap();
+        assert_eq!(
+            matching(std::slice::from_ref(&doc), &by_owner).unwrap(),
+            [0]
+        );
+        let doc = doc.as_object().unwrap();
+        let Err(StorageError::BadQuery(detail)) = filterable(doc, "metadata") else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            detail,
+            "Unsupported key in metadata: \"owner\\u0000x\": a key cannot contain the character U+0000"
+        );
+        // In a plugin's filter, the plugin is at fault.
+        let mut plugin = Where::default();
+        let refused = plugin.filter("doc", Some(&Filter::eq("owner\u{0}", "user1")));
+        assert!(
+            matches!(refused, Err(StorageError::Filter(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_filter_is_bounded_below_sqlites_expression_depth() {
+        let many = |n: usize| -> Object { (0..n).map(|i| (format!("k{i}"), json!(i))).collect() };
+        let mut at_most = Where::default();
+        at_most.contains("doc", &many(MAX_CLIENT_TERMS)).unwrap();
+        assert_eq!(
+            matching(&[json!({"k0": 0})], &at_most).unwrap(),
+            [] as [usize; 0]
+        );
+        let Err(StorageError::BadQuery(detail)) = Where::default().contains("doc", &many(2000))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(detail, "Filter too large: 2000 conditions (at most 100)");
+        let items: Vec<Value> = (0..=MAX_CLIENT_TERMS).map(Value::from).collect();
+        let refused = Where::default().query("doc", &Filter::contains("tags", items));
+        assert!(
+            matches!(refused, Err(StorageError::BadQuery(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn plain_keys_keep_the_text_of_the_owner_index() {
+        assert_eq!(path("owner"), "'$.owner'");
+        assert_eq!(path(""), "'$.\"\"'");
+        assert_eq!(path("it's"), "'$.\"it''s\"'");
+        assert_eq!(path("a\"b\\"), "'$.\"a\\\"b\\\\\"'");
     }
 }

@@ -15,7 +15,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::sql_filter::Where;
+use super::sql_filter::{Where, filterable, page_sql};
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Cron, CronPatch, CronQuery,
     Filter, Item, ItemQuery, NamespaceQuery, Object, Order, Page, Result, SetLatest, Storage,
@@ -253,8 +253,9 @@ fn page<T>(
         offset,
     } = listing;
     let sql = format!(
-        "SELECT {columns} FROM {from}{} ORDER BY {order_by} LIMIT {limit} OFFSET {offset}",
-        filter.sql()
+        "SELECT {columns} FROM {from}{} ORDER BY {order_by}{}",
+        filter.sql(),
+        page_sql(limit, offset)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(filter.params.iter()))?;
@@ -265,7 +266,7 @@ fn page<T>(
     // A short page that starts inside the results is their end: no count needed.
     let len = items.len() as u64;
     let total = if len < limit && (len > 0 || offset == 0) {
-        offset + len
+        offset.saturating_add(len)
     } else {
         count(conn, from, filter)?
     };
@@ -345,10 +346,10 @@ fn thread_where(query: &ThreadQuery, scope: Option<&Filter>) -> Result<Where> {
         filter.push("status = ?", [Sql::Text(status.clone())]);
     }
     if let Some(ids) = &query.ids {
-        let marks = vec!["?"; ids.len()].join(", ");
+        // One parameter, however many ids (SQLite takes at most 32766).
         filter.push(
-            format!("thread_id IN ({marks})"),
-            ids.iter().map(|id| Sql::Text(id.to_string())),
+            "thread_id IN (SELECT value FROM json_each(?))",
+            [Sql::Text(json_text(ids))],
         );
     }
     Ok(filter)
@@ -363,6 +364,7 @@ fn merge(into: &mut Object, patch: &Object) {
 
 impl Storage for SqliteStorage {
     fn insert_thread(&self, t: &Thread) -> Result<bool> {
+        filterable(&t.metadata, "metadata")?;
         let n = self.conn()?.execute(
             "INSERT OR IGNORE INTO threads (thread_id, created_at, updated_at, state_updated_at, \
              metadata, status, config, state_values, interrupts, error) \
@@ -400,6 +402,7 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &Object,
     ) -> Result<Option<Thread>> {
+        filterable(patch, "metadata")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "thread_id", scope)?;
@@ -516,6 +519,7 @@ impl Storage for SqliteStorage {
     }
 
     fn insert_assistant(&self, a: &Assistant) -> Result<bool> {
+        filterable(&a.metadata, "metadata")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let inserted = insert_assistant(&tx, a)?;
@@ -540,6 +544,9 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &AssistantPatch,
     ) -> Result<Option<Assistant>> {
+        if let Some(metadata) = &patch.metadata {
+            filterable(metadata, "metadata")?;
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "assistant_id", scope)?;
@@ -688,6 +695,7 @@ impl Storage for SqliteStorage {
     // --- crons -------------------------------------------------------------
 
     fn insert_cron(&self, c: &Cron) -> Result<()> {
+        filterable(&c.metadata, "metadata")?;
         self.conn()?.execute(
             &format!("INSERT INTO crons ({CRON_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             params![
@@ -721,6 +729,9 @@ impl Storage for SqliteStorage {
         scope: Option<&Filter>,
         patch: &CronPatch,
     ) -> Result<Option<Cron>> {
+        if let Some(metadata) = &patch.metadata {
+            filterable(metadata, "metadata")?;
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let filter = by_id(id, "cron_id", scope)?;
@@ -939,6 +950,7 @@ impl Storage for SqliteStorage {
         value: &Object,
         scope: Option<&Filter>,
     ) -> Result<bool> {
+        filterable(value, "value")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (found, within) = (
@@ -989,7 +1001,8 @@ impl Storage for SqliteStorage {
     fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
         let mut filter = Where::default();
         prefix_where(&mut filter, &query.prefix);
-        filter.filter("value", Some(&query.filter))?;
+        filter.filter("value", query.scope.as_ref())?;
+        filter.query("value", &query.filter)?;
         let page = page(
             &*self.conn()?,
             Listing {

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{json, json_text, now, object, uuid};
-use crate::storage::sql_filter::Where;
+use crate::storage::sql_filter::{Where, page_sql};
 use crate::storage::{Checkpoint, Object, Result, Run};
 
 const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
@@ -73,9 +73,9 @@ pub(super) fn list_runs(
         filter.push("status = ?", [rusqlite::types::Value::Text(status.into())]);
     }
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs{} ORDER BY created_at DESC, run_id DESC \
-         LIMIT {limit} OFFSET {offset}",
-        filter.sql()
+        "SELECT {RUN_COLUMNS} FROM runs{} ORDER BY created_at DESC, run_id DESC{}",
+        filter.sql(),
+        page_sql(limit, offset)
     ))?;
     let mut rows = stmt.query(rusqlite::params_from_iter(filter.params.iter()))?;
     let mut runs = Vec::new();
@@ -229,8 +229,9 @@ pub(super) fn checkpoints(
     }
     filter.contains("metadata", metadata)?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints{} ORDER BY checkpoint_id DESC LIMIT {limit}",
-        filter.sql()
+        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints{} ORDER BY checkpoint_id DESC{}",
+        filter.sql(),
+        page_sql(limit, 0)
     ))?;
     let mut rows = stmt.query(rusqlite::params_from_iter(filter.params.iter()))?;
     let mut found = Vec::new();
