@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -108,8 +108,8 @@ pub fn sse(
             }
             let progress = *f.progress.borrow_and_update();
             if progress.len > f.position {
-                let events = f.live.events.since(f.position);
-                f.position += events.len();
+                let (events, next) = f.live.events.read(f.position);
+                f.position = next;
                 for event in events.iter().filter(|e| f.filter.wants(&e.event)) {
                     f.pending.push_back(event.to_sse(f.live.resumable));
                 }
@@ -210,7 +210,7 @@ struct ThreadFollower {
     runs: Arc<Runs>,
     thread_id: Uuid,
     modes: ThreadModes,
-    submitted: broadcast::Receiver<Arc<LiveRun>>,
+    submitted: broadcast::Receiver<Weak<LiveRun>>,
     seen: HashSet<Uuid>,
     followed: Vec<Followed>,
     /// Yields whenever a followed run's log moves.
@@ -244,8 +244,8 @@ impl ThreadFollower {
         let pending = &mut self.pending;
         self.followed.retain_mut(|f| {
             let done = f.live.events.is_done();
-            let events = f.live.events.since(f.position);
-            f.position += events.len();
+            let (events, next) = f.live.events.read(f.position);
+            f.position = next;
             for event in events.iter().filter(|e| fresh(e)) {
                 if modes.wants(&event.event, &event.data) {
                     pending.push_back(event.to_sse(true));
@@ -308,8 +308,10 @@ pub fn thread_sse(
             }
             tokio::select! {
                 submitted = f.submitted.recv() => match submitted {
-                    Ok(live) if live.thread_id == f.thread_id => f.follow(live, 0),
-                    Ok(_) => {}
+                    Ok(live) => match live.upgrade() {
+                        Some(live) if live.thread_id == f.thread_id => f.follow(live, 0),
+                        _ => {}
+                    },
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         for live in f.runs.in_flight(f.thread_id) {
                             f.follow(live, 0);
