@@ -8,6 +8,7 @@ mod cli;
 mod faults;
 mod hot_swap;
 mod idp;
+mod limits;
 mod loading;
 mod oidc;
 mod resolution;
