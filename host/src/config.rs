@@ -448,7 +448,8 @@ pub struct LimitsConfig {
     /// waiting for a run worker included, in milliseconds.
     pub state_update_timeout_ms: u64,
     /// How long runs in flight may go on after SIGTERM before they are
-    /// stopped and marked `error`.
+    /// stopped and marked `error` (the default fits in `docker stop`'s
+    /// 10 s).
     pub shutdown_grace_secs: u64,
 }
 
@@ -472,7 +473,7 @@ impl Default for LimitsConfig {
             run_events_mib: 16,
             retained_events_mib: 128,
             state_update_timeout_ms: 10_000,
-            shutdown_grace_secs: 10,
+            shutdown_grace_secs: 5,
         }
     }
 }

@@ -199,6 +199,9 @@ impl LiveRun {
 /// Finished runs kept in memory for late joins and replays, at most.
 const KEEP_FINISHED: usize = 1024;
 
+/// The error of a run the shutdown did not let start.
+const NEVER_STARTED: &str = "The server shut down before the run started; create it again";
+
 /// How long runs stopped at shutdown have to end before the server exits
 /// without them (they are marked `error` at the next start).
 const SHUTDOWN_STOP: Duration = Duration::from_secs(5);
@@ -539,7 +542,11 @@ impl Runs {
                     }
                 }
             }
-            // A run the shutdown ended while it waited needs no worker.
+            // A run the shutdown reached while it waited never starts.
+            let closing = self.inner().closing;
+            if closing && let Some(spec) = live.take_spec() {
+                self.end_by_shutdown(&live, &spec, NEVER_STARTED);
+            }
             let ended = live
                 .spec
                 .lock()
@@ -588,6 +595,10 @@ impl Runs {
         let Some(spec) = live.take_spec() else {
             return;
         };
+        if self.inner().closing {
+            self.end_by_shutdown(live, &spec, NEVER_STARTED);
+            return;
+        }
         if live.cancel.load(Ordering::Relaxed) {
             let action = live
                 .cancel_action
@@ -805,8 +816,7 @@ impl Runs {
             if let Some(queue) = self.inner().queues.get_mut(&run.thread_id) {
                 queue.retain(|r| r.run_id != run.run_id);
             }
-            let never = "The server shut down before the run started; create it again";
-            self.end_by_shutdown(&run, &spec, never);
+            self.end_by_shutdown(&run, &spec, NEVER_STARTED);
             self.retire(&run);
             self.settle_thread(run.thread_id);
         }

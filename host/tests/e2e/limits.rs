@@ -560,7 +560,7 @@ fn batches_crons_history_and_streams_are_bounded() {
     let server = server(
         dir.path(),
         json!({"max_batch_runs": 2, "max_crons_per_user": 2, "max_history": 5,
-               "max_streams_per_user": 2}),
+               "history_mib": 1, "max_streams_per_user": 2}),
     );
     let client = Client::new(&server);
     let run = json!({"assistant_id": "agent", "input": {"messages": []}});
@@ -618,15 +618,34 @@ fn batches_crons_history_and_streams_are_bounded() {
         assert_eq!(status, 422, "{body}");
         assert!(detail(&body).contains("limits.max_history"), "{body}");
     }
+    let history = format!("/threads/{thread}/history?limit=5");
     let (status, _) = client
+        .send("GET", &history, "user1-token", &Value::Null)
+        .unwrap();
+    assert_eq!(status, 200);
+    // Two states of ~600 KiB (values and writes): more than 1 MiB
+    // together, not alone.
+    for i in 0..2 {
+        let values = json!({"values": {"pad": "x".repeat(300 * 1024), "i": i}});
+        let state = format!("/threads/{thread}/state");
+        let (status, body) = client.send("POST", &state, "user1-token", &values).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = client
+        .send("GET", &history, "user1-token", &Value::Null)
+        .unwrap();
+    assert_eq!(status, 422, "{}", detail(&body));
+    assert!(detail(&body).contains("limits.history_mib"), "{body}");
+    let (status, body) = client
         .send(
             "GET",
-            &format!("/threads/{thread}/history?limit=5"),
+            &format!("/threads/{thread}/history?limit=1"),
             "user1-token",
             &Value::Null,
         )
         .unwrap();
     assert_eq!(status, 200);
+    assert_eq!(body[0]["values"]["i"], 1, "the newest state");
 
     let mut streams: Vec<TcpStream> = (0..2)
         .map(|_| {
