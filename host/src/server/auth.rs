@@ -222,6 +222,12 @@ impl Pending {
         })
     }
 
+    /// Whether authenticating calls the plugin (else it is known at once,
+    /// and needs no work-pool thread).
+    pub fn asks_plugin(&self) -> bool {
+        matches!(self.claim, Claim::Ask(..))
+    }
+
     /// The request as its head tells, before the route is known.
     pub fn from_head(parts: &Parts, state: &Arc<AppState>) -> Self {
         let events = parts.extensions.get::<Events>().map(|e| e.0).unwrap_or(&[]);

@@ -2,8 +2,8 @@
 //! to requests: a body is read only once its sender is authenticated, and
 //! only up to its route's limit; a user holds at most so many streams open.
 //!
-//! [`head_first`] runs for requests that carry a body and for the streaming
-//! routes: it authenticates from the head alone (a 401 never reads the
+//! [`head_first`] runs, on the protected routes, for requests that carry a
+//! body and for the streaming routes: it authenticates from the head alone (a 401 never reads the
 //! body), refuses a body whose announced length is past its route's limit
 //! (413), counts the caller's open streams (429 past the limit), and hands
 //! the authenticated caller to the route's [`super::Pending`]. Other
@@ -211,9 +211,6 @@ pub fn is_stream(method: &Method, path: &str) -> bool {
     )
 }
 
-/// The public routes: no authentication, no body read.
-const PUBLIC: &[&str] = &["/", "/ok", "/info", "/openapi.json", "/docs", "/metrics"];
-
 /// The streamed responses open now, by user, and the signal that ends
 /// them all at shutdown.
 pub struct OpenStreams {
@@ -307,17 +304,24 @@ pub(super) async fn head_first(
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     let stream = matched.is_some_and(|p| is_stream(request.method(), p));
-    if !(has_body || stream) || matched.is_some_and(|p| PUBLIC.contains(&p)) {
+    if !(has_body || stream) {
         return next.run(request).await;
     }
     let path = matched.map(str::to_owned);
     let method = request.method().clone();
     let (mut parts, body) = request.into_parts();
     let pending = Pending::from_head(&parts, &state);
-    let authenticated = match state.work.run(move || pending.authenticate_head()).await {
-        Ok(Ok(authenticated)) => authenticated,
-        Ok(Err(error)) => return error.into_response(),
-        Err(_) => return ApiError::internal("Internal Server Error").into_response(),
+    let authenticated = if pending.asks_plugin() {
+        match state.work.run(move || pending.authenticate_head()).await {
+            Ok(authenticated) => authenticated,
+            Err(_) => Err(ApiError::internal("Internal Server Error")),
+        }
+    } else {
+        pending.authenticate_head()
+    };
+    let authenticated = match authenticated {
+        Ok(authenticated) => authenticated,
+        Err(error) => return error.into_response(),
     };
     if has_body {
         let class = path

@@ -182,16 +182,16 @@ pub fn router(state: Arc<AppState>) -> Router {
                     .fallback(move |pending: Pending| system::method_not_allowed(pending, allow)),
             )
         })
-        .fallback(system::not_found);
-    system::router()
-        .merge(protected)
-        // Bodies are bounded per route (`limits`), by `head_first` and
-        // `JsonBody`.
-        .layer(DefaultBodyLimit::disable())
+        .fallback(system::not_found)
+        // A body is read only once its sender is authenticated, within its
+        // route's limit (`limits`); the public routes read none.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::head_first,
-        ))
+        ));
+    system::router()
+        .merge(protected)
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::count,
