@@ -46,6 +46,8 @@ pub struct Config {
     pub graphs: BTreeMap<String, GraphConfig>,
     /// The `auth` section, if any.
     pub auth: Option<AuthConfig>,
+    /// The `limits` section (Warden's own): its defaults when absent.
+    pub limits: LimitsConfig,
 }
 
 /// The `auth` section.
@@ -268,6 +270,8 @@ struct RawConfig {
     graphs: BTreeMap<String, GraphConfig>,
     #[serde(default)]
     auth: Option<AuthConfig>,
+    #[serde(default)]
+    limits: LimitsConfig,
 }
 
 impl Config {
@@ -380,10 +384,12 @@ impl Config {
                 )));
             }
         }
+        raw.limits.check().map_err(error)?;
         Ok(Self {
             file: file.to_owned(),
             graphs: raw.graphs,
             auth: raw.auth,
+            limits: raw.limits,
         })
     }
 
@@ -523,6 +529,129 @@ impl AuthConfig {
     /// The memory cap of one instance, in bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib << 20).unwrap_or(usize::MAX)
+    }
+}
+
+/// The `limits` section: the bounds on what clients can make the server
+/// hold. Every key is optional; an unknown key, a zero or a value past its
+/// ceiling is an error naming it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest request body of the routes not named below, in KiB.
+    pub body_kib: u64,
+    /// The largest body of the routes that carry a run's input (creating
+    /// runs, batches and crons, `POST /threads/{id}/state`), in KiB.
+    pub run_body_kib: u64,
+    /// The largest body of `PUT /store/items`, in KiB.
+    pub store_body_kib: u64,
+    /// How long a client may take to send a request's head; also how long
+    /// an idle keep-alive connection stays open.
+    pub header_timeout_secs: u64,
+    /// How long a client may take to send a request's body.
+    pub body_timeout_secs: u64,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: u64,
+    /// Streamed responses (SSE streams, `wait`, `join`) one user holds open
+    /// at once.
+    pub max_streams_per_user: u64,
+    /// Runs pending or running at once, all users together.
+    pub max_runs_in_flight: u64,
+    /// Runs pending or running at once, per user.
+    pub max_runs_in_flight_per_user: u64,
+    /// The inputs (input, config, context) of the runs pending or running,
+    /// all users together, in MiB.
+    pub runs_in_flight_mib: u64,
+    /// Runs in one `POST /runs/batch`.
+    pub max_batch_runs: u64,
+    /// Crons one user may have.
+    pub max_crons_per_user: u64,
+    /// States one history request may ask for (`limit`).
+    pub max_history: u64,
+    /// The largest history answer, in MiB.
+    pub history_mib: u64,
+    /// Events a running run keeps for its followers, in MiB: past it, the
+    /// oldest go (a follower that fell behind is told).
+    pub run_events_mib: u64,
+    /// Events and results of ended runs kept for late joins and
+    /// `Last-Event-ID` replays, all runs together, in MiB: past it, the
+    /// oldest ended runs are forgotten.
+    pub retained_events_mib: u64,
+    /// Deadline of the graph code a state update runs (its reducers),
+    /// waiting for a run worker included, in milliseconds.
+    pub state_update_timeout_ms: u64,
+    /// How long runs in flight may go on after SIGTERM before they are
+    /// stopped and marked `error` (the default fits in `docker stop`'s
+    /// 10 s).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            body_kib: 1024,
+            run_body_kib: 16 * 1024,
+            store_body_kib: 1024,
+            header_timeout_secs: 30,
+            body_timeout_secs: 60,
+            max_connections: 1024,
+            max_streams_per_user: 64,
+            max_runs_in_flight: 1000,
+            max_runs_in_flight_per_user: 100,
+            runs_in_flight_mib: 512,
+            max_batch_runs: 100,
+            max_crons_per_user: 100,
+            max_history: 1000,
+            history_mib: 64,
+            run_events_mib: 16,
+            retained_events_mib: 128,
+            state_update_timeout_ms: 10_000,
+            shutdown_grace_secs: 5,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Every key within `1..=` its ceiling; the message names the first
+    /// that is not.
+    fn check(&self) -> Result<(), String> {
+        const GIB_IN_KIB: u64 = 1 << 20;
+        const DAY_SECS: u64 = 86_400;
+        for (key, value, ceiling) in [
+            ("body_kib", self.body_kib, GIB_IN_KIB),
+            ("run_body_kib", self.run_body_kib, GIB_IN_KIB),
+            ("store_body_kib", self.store_body_kib, GIB_IN_KIB),
+            ("header_timeout_secs", self.header_timeout_secs, DAY_SECS),
+            ("body_timeout_secs", self.body_timeout_secs, DAY_SECS),
+            ("max_connections", self.max_connections, 1_000_000),
+            ("max_streams_per_user", self.max_streams_per_user, 1_000_000),
+            ("max_runs_in_flight", self.max_runs_in_flight, 1_000_000),
+            (
+                "max_runs_in_flight_per_user",
+                self.max_runs_in_flight_per_user,
+                1_000_000,
+            ),
+            ("runs_in_flight_mib", self.runs_in_flight_mib, GIB_IN_KIB),
+            ("max_batch_runs", self.max_batch_runs, 100_000),
+            ("max_crons_per_user", self.max_crons_per_user, 1_000_000),
+            ("max_history", self.max_history, 100_000),
+            ("history_mib", self.history_mib, GIB_IN_KIB),
+            ("run_events_mib", self.run_events_mib, GIB_IN_KIB),
+            ("retained_events_mib", self.retained_events_mib, GIB_IN_KIB),
+            (
+                "state_update_timeout_ms",
+                self.state_update_timeout_ms,
+                MAX_GRAPH_TIMEOUT_MS,
+            ),
+            ("shutdown_grace_secs", self.shutdown_grace_secs, DAY_SECS),
+        ] {
+            if value == 0 || value > ceiling {
+                return Err(format!(
+                    "`limits.{key}`: {value} is out of range 1..={ceiling}"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -708,6 +837,27 @@ mod tests {
             vet_top_level_keys(["graphs", "auth", "limits", "$schema"]),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn limits_have_defaults_and_each_key_is_checked() {
+        let c = parse(r#"{"graphs": {}}"#).unwrap();
+        assert_eq!(c.limits, LimitsConfig::default());
+        let c = parse(r#"{"limits": {"body_kib": 64, "max_connections": 10}}"#).unwrap();
+        assert_eq!((c.limits.body_kib, c.limits.max_connections), (64, 10));
+        assert_eq!(c.limits.run_body_kib, LimitsConfig::default().run_body_kib);
+        for (text, key) in [
+            (
+                r#"{"max_history": 0}"#,
+                "`limits.max_history`: 0 is out of range",
+            ),
+            (r#"{"body_kib": 2000000}"#, "`limits.body_kib`"),
+            (r#"{"body_kb": 1}"#, "unknown field `body_kb`"),
+            (r#"{"max_connections": -1}"#, "`limits.max_connections`"),
+        ] {
+            let e = parse(&format!(r#"{{"limits": {text}}}"#)).unwrap_err();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

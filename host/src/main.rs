@@ -14,7 +14,7 @@ use warden::plugin::{
     AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSettings, PluginSlot, Reloadable, Runtime,
     RuntimeOptions, Watcher,
 };
-use warden::server::{AppState, router};
+use warden::server::AppState;
 use warden::storage::SqliteStorage;
 
 /// mimalloc: every request allocates a plugin instance's store, WASI
@@ -228,28 +228,20 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let state =
         AppState::new(&config, auth, Arc::new(storage))?.with_graphs(graphs, args.workers)?;
     let state = Arc::new(state);
-    let app = router(state.clone());
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
-        tokio::spawn(warden::server::CronScheduler::new(state).run());
+        tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!("warden listening on http://{}", listener.local_addr()?);
         tokio::spawn(reload_on_sighup(slots));
-        // Streamed responses (wait, join, SSE) write headers and body
-        // separately: without TCP_NODELAY, Nagle's algorithm holds the
-        // body until the client's delayed ACK, 40 ms later.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        warden::server::serve(listener, state, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
+    // A run stopped at shutdown but stuck in a host call does not hold
+    // the exit: it is marked `error` at the next start.
+    tokio.shutdown_timeout(std::time::Duration::from_secs(1));
     drop(watcher);
     drop(runtime);
     Ok(())
@@ -454,7 +446,8 @@ fn print_fault(fault: &warden::plugin::Fault) -> ExitCode {
 }
 
 /// Ctrl-C or SIGTERM (what process managers and `docker stop` send): stop
-/// accepting, let requests in flight finish.
+/// accepting, settle the runs in flight, end the streams (see
+/// `warden::server::serve`).
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler installs");

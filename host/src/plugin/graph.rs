@@ -346,12 +346,36 @@ impl GraphComponent {
     /// Applies `update` to `values` through the graph's reducers, in a
     /// fresh instance: the new values, or why not.
     pub fn apply(&self, values: &Value, update: &Value) -> Result<Value, RunFailure> {
+        self.apply_within(values, update, self.limits.timeout)
+    }
+
+    /// [`GraphComponent::apply`] within `timeout` (at most the graph's own
+    /// deadline): a state update's deadline, not a run's.
+    pub fn apply_within(
+        &self,
+        values: &Value,
+        update: &Value,
+        timeout: Duration,
+    ) -> Result<Value, RunFailure> {
         let never = Arc::new(AtomicBool::new(false));
+        let timeout = timeout.min(self.limits.timeout);
         let failure = |fault: Fault| {
+            let fault = match fault {
+                Fault::Timeout(_) => Fault::Timeout(timeout.as_millis() as u64),
+                fault => fault,
+            };
             tracing::warn!(graph = %self.graph_id, digest = %&self.digest()[..12], %fault, "graph fault: the state update failed");
             RunFailure::Fault(fault)
         };
         let (mut store, instance) = self.instantiate(never, Box::new(|_| {})).map_err(failure)?;
+        let deadline = Instant::now() + timeout;
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
         let result = instance
             .warden_graph_graph()
             .call_apply(&mut store, &values.to_string(), &update.to_string())

@@ -7,20 +7,26 @@
 //!
 //! The records (runs, thread statuses, checkpoints) live in storage; what
 //! only a live run has (its events, its cancel flag, the full user with its
-//! private fields) lives here, in memory.
+//! private fields) lives here, in memory, within [`RunLimits`]: so many
+//! runs in flight (per user, and their inputs' bytes), so many bytes of
+//! events per running run, and a budget for what ended runs keep for late
+//! joins and replays. At shutdown ([`Runs::shut_down`]) runs not started
+//! end at once and running ones get a grace period; each ends `error`
+//! (`ServerShutdown`), so that no run is left pending.
 
 mod events;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::time::Instant;
 use uuid::Uuid;
 
-pub use events::{EventLog, Progress, StreamEvent, id_key};
+pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
 use crate::storage::{Checkpoint, Object, Run, Storage, StorageError, sqlite::now};
@@ -126,6 +132,19 @@ pub struct LiveRun {
     spec: Mutex<Option<RunSpec>>,
     /// Its thread was deleted: not kept once it ends.
     forgotten: AtomicBool,
+    /// Who created it (`langgraph_auth_user_id`), for the per-user bound.
+    owner: String,
+    /// The bytes of its input, config and context.
+    input_bytes: usize,
+    /// Wakes its driver while it waits for its start (cancel, shutdown).
+    wake: Notify,
+    /// Stopped by the server's shutdown, not by a client.
+    shut_down: AtomicBool,
+    /// The bytes of its result.
+    outcome_bytes: AtomicUsize,
+    /// What it holds once ended (events and result), as counted in the
+    /// ended runs' budget.
+    held: AtomicUsize,
 }
 
 impl LiveRun {
@@ -143,19 +162,38 @@ impl LiveRun {
     /// A run known to nothing else, for tests of what follows one.
     #[cfg(test)]
     pub(crate) fn standalone(resumable: bool) -> Arc<Self> {
-        Arc::new(Self {
-            run_id: Uuid::now_v7(),
-            thread_id: Uuid::now_v7(),
-            thread_created_at: now(),
+        Arc::new(Self::new(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            resumable,
+            EventLog::default(),
+        ))
+    }
+
+    fn new(run_id: Uuid, thread_id: Uuid, resumable: bool, events: EventLog) -> Self {
+        Self {
+            run_id,
+            thread_id,
+            thread_created_at: String::new(),
             resumable,
             not_before: None,
-            events: EventLog::default(),
+            events,
             cancel: Arc::new(AtomicBool::new(false)),
             cancel_action: Mutex::new(None),
             outcome: Mutex::new(None),
             spec: Mutex::new(None),
             forgotten: AtomicBool::new(false),
-        })
+            owner: String::new(),
+            input_bytes: 0,
+            wake: Notify::new(),
+            shut_down: AtomicBool::new(false),
+            outcome_bytes: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    fn take_spec(&self) -> Option<RunSpec> {
+        self.spec.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// How it ended, if it has.
@@ -167,8 +205,68 @@ impl LiveRun {
     }
 }
 
-/// Finished runs kept in memory for late joins and replays.
+/// Finished runs kept in memory for late joins and replays, at most.
 const KEEP_FINISHED: usize = 1024;
+
+/// The error of a run the shutdown did not let start.
+const NEVER_STARTED: &str = "The server shut down before the run started; create it again";
+
+/// How long runs stopped at shutdown have to end before the server exits
+/// without them (they are marked `error` at the next start).
+const SHUTDOWN_STOP: Duration = Duration::from_secs(5);
+
+/// The bounds of the run executor (`langgraph.json`'s `limits`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Runs pending or running, all users together.
+    pub max_in_flight: usize,
+    /// Runs pending or running per user.
+    pub max_in_flight_per_user: usize,
+    /// The bytes of the inputs of the runs pending or running.
+    pub in_flight_bytes: usize,
+    /// The bytes of events one run keeps.
+    pub run_events_bytes: usize,
+    /// The bytes ended runs keep (events and results), all together.
+    pub retained_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        crate::server::Limits::default().runs
+    }
+}
+
+/// Why a run was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A bound of [`RunLimits`] is reached: its `limits` key and value.
+    #[error("too many runs in flight: `limits.{key}` is {limit}")]
+    Busy {
+        /// The `limits` key.
+        key: &'static str,
+        /// Its value.
+        limit: usize,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// What the executor holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Runs pending or running.
+    pub in_flight: usize,
+    /// Ended runs kept for late joins and replays.
+    pub retained: usize,
+    /// Stream events kept, of all runs.
+    pub events: usize,
+    /// The bytes those events hold.
+    pub bytes: usize,
+}
 
 #[derive(Default)]
 struct Inner {
@@ -181,6 +279,16 @@ struct Inner {
     running: HashMap<Uuid, Uuid>,
     /// Recently ended runs, oldest first.
     finished: VecDeque<Arc<LiveRun>>,
+    /// What the recently ended runs hold, in bytes.
+    finished_bytes: usize,
+    /// Runs in flight (accepted and not yet retired), per owner.
+    owners: HashMap<String, usize>,
+    /// Runs in flight, all owners.
+    in_flight: usize,
+    /// The bytes of their inputs.
+    input_bytes: usize,
+    /// Shutting down: no run is accepted or started.
+    closing: bool,
 }
 
 /// The run executor.
@@ -189,9 +297,15 @@ pub struct Runs {
     workers: Arc<Semaphore>,
     inner: Mutex<Inner>,
     /// Every run submitted, as it is: thread streams pick up their runs.
-    submitted: broadcast::Sender<Arc<LiveRun>>,
+    /// Weak: the channel's backlog must not keep ended runs in memory.
+    submitted: broadcast::Sender<Weak<LiveRun>>,
     /// Every thread deleted: its streams end.
     deleted: broadcast::Sender<Uuid>,
+    limits: RunLimits,
+    /// What the runs' event logs keep, together.
+    retention: Arc<Retention>,
+    /// Woken whenever a run is retired.
+    retired: Notify,
 }
 
 /// How many submitted runs a slow thread stream may fall behind before it
@@ -201,7 +315,11 @@ const SUBMITTED_BACKLOG: usize = 256;
 impl Runs {
     /// An executor running at most `workers` runs at once. Runs left
     /// pending or running by a previous process are marked `error`.
-    pub fn new(storage: Arc<dyn Storage>, workers: usize) -> Result<Arc<Self>, StorageError> {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        workers: usize,
+        limits: RunLimits,
+    ) -> Result<Arc<Self>, StorageError> {
         let mut threads = HashSet::new();
         for run in storage.runs_in_flight()? {
             storage.set_run_status(run.run_id, "error")?;
@@ -220,7 +338,63 @@ impl Runs {
             inner: Mutex::new(Inner::default()),
             submitted: broadcast::Sender::new(SUBMITTED_BACKLOG),
             deleted: broadcast::Sender::new(SUBMITTED_BACKLOG),
+            limits,
+            retention: Arc::default(),
+            retired: Notify::new(),
         }))
+    }
+
+    /// Run workers: how many runs (and state updates) execute at once.
+    pub fn workers(&self) -> &Arc<Semaphore> {
+        &self.workers
+    }
+
+    /// What the executor holds now.
+    pub fn stats(&self) -> RunStats {
+        let inner = self.inner();
+        RunStats {
+            in_flight: inner.in_flight,
+            retained: inner.finished.len(),
+            events: self.retention.events(),
+            bytes: self.retention.bytes(),
+        }
+    }
+
+    /// Counts a run of `owner` whose inputs hold `bytes` in flight, unless
+    /// that passes a bound.
+    fn admit(&self, owner: &str, bytes: usize) -> Result<(), SubmitError> {
+        let mut inner = self.inner();
+        let limits = &self.limits;
+        if inner.closing {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let busy = |key, limit| Err(SubmitError::Busy { key, limit });
+        if inner.owners.get(owner).copied().unwrap_or(0) >= limits.max_in_flight_per_user {
+            return busy("max_runs_in_flight_per_user", limits.max_in_flight_per_user);
+        }
+        if inner.in_flight >= limits.max_in_flight {
+            return busy("max_runs_in_flight", limits.max_in_flight);
+        }
+        // One run alone may pass the bytes' bound: it is within its body limit.
+        if inner.in_flight > 0 && inner.input_bytes + bytes > limits.in_flight_bytes {
+            return busy("runs_in_flight_mib", limits.in_flight_bytes >> 20);
+        }
+        *inner.owners.entry(owner.to_owned()).or_default() += 1;
+        inner.in_flight += 1;
+        inner.input_bytes += bytes;
+        Ok(())
+    }
+
+    /// Uncounts what [`Runs::admit`] counted.
+    fn release(inner: &mut Inner, owner: &str, bytes: usize) {
+        if let Some(n) = inner.owners.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                inner.owners.remove(owner);
+            }
+        }
+        inner.in_flight -= 1;
+        inner.input_bytes -= bytes;
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -229,21 +403,25 @@ impl Runs {
 
     /// Records the run (its thread becomes `busy`) and queues it on its
     /// thread; it starts at once when the thread is free.
-    pub fn submit(self: &Arc<Self>, spec: RunSpec) -> Result<Arc<LiveRun>, StorageError> {
-        self.storage.insert_run(&spec.run)?;
-        let live = Arc::new(LiveRun {
-            run_id: spec.run.run_id,
-            thread_id: spec.run.thread_id,
-            thread_created_at: spec.thread_created_at.clone(),
-            resumable: spec.resumable,
-            not_before: spec.start_after.map(|delay| Instant::now() + delay),
-            events: EventLog::default(),
-            cancel: Arc::new(AtomicBool::new(false)),
-            cancel_action: Mutex::new(None),
-            outcome: Mutex::new(None),
-            spec: Mutex::new(None),
-            forgotten: AtomicBool::new(false),
-        });
+    pub fn submit(self: &Arc<Self>, spec: RunSpec) -> Result<Arc<LiveRun>, SubmitError> {
+        let owner = spec.config["configurable"]["langgraph_auth_user_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let input_bytes =
+            json_size(&spec.input) + json_size(&spec.config) + json_size(&spec.context);
+        self.admit(&owner, input_bytes)?;
+        if let Err(e) = self.storage.insert_run(&spec.run) {
+            Self::release(&mut self.inner(), &owner, input_bytes);
+            return Err(e.into());
+        }
+        let events = EventLog::bounded(self.limits.run_events_bytes, self.retention.clone());
+        let mut live = LiveRun::new(spec.run.run_id, spec.run.thread_id, spec.resumable, events);
+        live.not_before = spec.start_after.map(|delay| Instant::now() + delay);
+        live.thread_created_at = spec.thread_created_at.clone();
+        live.owner = owner;
+        live.input_bytes = input_bytes;
+        let live = Arc::new(live);
         live.events.push(
             "metadata",
             &json!({"run_id": spec.run.run_id, "attempt": 1}),
@@ -259,7 +437,7 @@ impl Runs {
             .or_default()
             .push_back(live.clone());
         drop(inner);
-        let _ = self.submitted.send(live.clone());
+        let _ = self.submitted.send(Arc::downgrade(&live));
         if start_driver {
             let runs = Arc::clone(self);
             tokio::spawn(async move { runs.drive(thread_id).await });
@@ -298,7 +476,7 @@ impl Runs {
 
     /// Runs as they are submitted, on every thread. Subscribe before
     /// listing a thread's runs, so that none falls between the two.
-    pub fn submissions(&self) -> broadcast::Receiver<Arc<LiveRun>> {
+    pub fn submissions(&self) -> broadcast::Receiver<Weak<LiveRun>> {
         self.submitted.subscribe()
     }
 
@@ -332,7 +510,16 @@ impl Runs {
         for live in inner.live.values().filter(|r| r.thread_id == thread_id) {
             live.forgotten.store(true, Ordering::Relaxed);
         }
-        inner.finished.retain(|r| r.thread_id != thread_id);
+        let mut freed = 0;
+        inner.finished.retain(|r| {
+            let keep = r.thread_id != thread_id;
+            if !keep {
+                r.events.clear();
+                freed += r.held.swap(0, Ordering::Relaxed);
+            }
+            keep
+        });
+        inner.finished_bytes -= freed;
         drop(inner);
         let _ = self.deleted.send(thread_id);
     }
@@ -351,13 +538,14 @@ impl Runs {
         };
         *live.cancel_action.lock().unwrap_or_else(|e| e.into_inner()) = Some(action);
         live.cancel.store(true, Ordering::Relaxed);
+        live.wake.notify_one();
         // A run still waiting in its queue never starts: it ends now.
         if inner.running.get(&live.thread_id) != Some(&run_id) {
             if let Some(queue) = inner.queues.get_mut(&live.thread_id) {
                 queue.retain(|r| r.run_id != run_id);
             }
             drop(inner);
-            let spec = live.spec.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let spec = live.take_spec();
             if let Some(spec) = spec {
                 self.end_cancelled(&live, &spec, action);
                 self.retire(&live);
@@ -389,26 +577,42 @@ impl Runs {
             };
             let Some(live) = next else { return };
             // A delayed run holds its thread's queue, not a worker; a
-            // cancel ends the wait.
+            // cancel or the shutdown ends the wait.
             if let Some(at) = live.not_before {
-                while !live.cancel.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if now >= at {
-                        break;
+                while !live.cancel.load(Ordering::Relaxed)
+                    && !self.inner().closing
+                    && Instant::now() < at
+                {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {}
+                        () = live.wake.notified() => {}
                     }
-                    tokio::time::sleep((at - now).min(Duration::from_millis(50))).await;
                 }
             }
-            let Ok(permit) = self.workers.clone().acquire_owned().await else {
-                return;
+            // A run the shutdown reached while it waited never starts.
+            let closing = self.inner().closing;
+            if closing && let Some(spec) = live.take_spec() {
+                self.end_by_shutdown(&live, &spec, NEVER_STARTED);
+            }
+            let ended = live
+                .spec
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none();
+            let executed = if ended {
+                Ok(())
+            } else {
+                let Ok(permit) = self.workers.clone().acquire_owned().await else {
+                    return;
+                };
+                let runs = Arc::clone(&self);
+                let run = live.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    runs.execute(&run);
+                })
+                .await
             };
-            let runs = Arc::clone(&self);
-            let run = live.clone();
-            let executed = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                runs.execute(&run);
-            })
-            .await;
             if executed.is_err() {
                 tracing::error!(run_id = %live.run_id, "the run's worker panicked");
                 self.finish(
@@ -435,9 +639,13 @@ impl Runs {
 
     /// Executes one run on the calling (blocking) thread.
     fn execute(&self, live: &Arc<LiveRun>) {
-        let Some(spec) = live.spec.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(spec) = live.take_spec() else {
             return;
         };
+        if self.inner().closing {
+            self.end_by_shutdown(live, &spec, NEVER_STARTED);
+            return;
+        }
         if live.cancel.load(Ordering::Relaxed) {
             let action = live
                 .cancel_action
@@ -523,6 +731,11 @@ impl Runs {
     }
 
     fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
+        if live.shut_down.load(Ordering::Relaxed) {
+            let grace = "The server shut down while the run was in flight; create it again";
+            self.end_by_shutdown(live, spec, grace);
+            return;
+        }
         let values = match self.storage.thread(live.thread_id, None) {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
@@ -571,18 +784,126 @@ impl Runs {
         if delete_thread {
             self.delete_temporary_thread(live.thread_id);
         }
+        let bytes = match &outcome {
+            RunOutcome::Success(v) | RunOutcome::Error(v) | RunOutcome::Interrupted(v) => {
+                json_size(v)
+            }
+        };
+        live.outcome_bytes.store(bytes, Ordering::Relaxed);
         *live.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         live.events.finish();
     }
 
-    /// Moves an ended run from the live runs to the recently finished.
+    /// Ends a run the shutdown stopped (or never let start): `error`, with
+    /// `message`.
+    fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
+        let error = json!({"error": "ServerShutdown", "message": message});
+        live.events.push("error", &error);
+        self.finish(
+            live,
+            "error",
+            Some(error.clone()),
+            RunOutcome::Error(error),
+            spec.delete_thread,
+        );
+    }
+
+    /// Moves an ended run from the live runs to the recently finished,
+    /// within [`KEEP_FINISHED`] and `limits.retained_events_mib`: the
+    /// oldest are forgotten first (a late join then reads the thread).
     fn retire(&self, live: &Arc<LiveRun>) {
         let mut inner = self.inner();
-        if inner.live.remove(&live.run_id).is_some() && !live.forgotten.load(Ordering::Relaxed) {
-            if inner.finished.len() == KEEP_FINISHED {
-                inner.finished.pop_front();
+        if inner.live.remove(&live.run_id).is_none() {
+            return;
+        }
+        Self::release(&mut inner, &live.owner, live.input_bytes);
+        if live.forgotten.load(Ordering::Relaxed) {
+            live.events.clear();
+            drop(inner);
+            self.retired.notify_waiters();
+            return;
+        }
+        // Ended runs without ids that nobody follows any more: their
+        // events can never be read again.
+        let mut freed = 0;
+        for run in &inner.finished {
+            if !run.resumable && Arc::strong_count(run) == 1 {
+                let bytes = run.events.clear();
+                run.held.fetch_sub(bytes, Ordering::Relaxed);
+                freed += bytes;
             }
-            inner.finished.push_back(live.clone());
+        }
+        inner.finished_bytes -= freed;
+        let held = live.events.retained().1 + live.outcome_bytes.load(Ordering::Relaxed);
+        live.held.store(held, Ordering::Relaxed);
+        inner.finished_bytes += held;
+        inner.finished.push_back(live.clone());
+        while inner.finished.len() > KEEP_FINISHED
+            || inner.finished_bytes > self.limits.retained_bytes
+        {
+            let Some(oldest) = inner.finished.pop_front() else {
+                break;
+            };
+            oldest.events.clear();
+            inner.finished_bytes -= oldest.held.swap(0, Ordering::Relaxed);
+        }
+        drop(inner);
+        self.retired.notify_waiters();
+    }
+
+    /// Stops the executor: no run is accepted any more; runs not started
+    /// end at once, running ones may go on for `grace`, then are stopped;
+    /// each ends `error` (`ServerShutdown`). Returns once none is left, or
+    /// when the stopped ones did not end in time (they are marked at the
+    /// next start).
+    pub async fn shut_down(&self, grace: Duration) {
+        let live: Vec<Arc<LiveRun>> = {
+            let mut inner = self.inner();
+            inner.closing = true;
+            inner.live.values().cloned().collect()
+        };
+        for run in live {
+            run.wake.notify_one();
+            let Some(spec) = run.take_spec() else {
+                continue; // running
+            };
+            if let Some(queue) = self.inner().queues.get_mut(&run.thread_id) {
+                queue.retain(|r| r.run_id != run.run_id);
+            }
+            self.end_by_shutdown(&run, &spec, NEVER_STARTED);
+            self.retire(&run);
+            self.settle_thread(run.thread_id);
+        }
+        if self.settled_by(Instant::now() + grace).await {
+            return;
+        }
+        let running: Vec<Arc<LiveRun>> = self.inner().live.values().cloned().collect();
+        tracing::warn!(
+            runs = running.len(),
+            grace_secs = grace.as_secs(),
+            "runs still in flight after the shutdown grace period: stopping them"
+        );
+        for run in running {
+            run.shut_down.store(true, Ordering::Relaxed);
+            run.cancel.store(true, Ordering::Relaxed);
+        }
+        if !self.settled_by(Instant::now() + SHUTDOWN_STOP).await {
+            tracing::error!("runs did not stop in time: they are marked `error` at the next start");
+        }
+    }
+
+    /// Waits until no run is in flight, or `deadline`: whether none is.
+    async fn settled_by(&self, deadline: Instant) -> bool {
+        loop {
+            let retired = self.retired.notified();
+            tokio::pin!(retired);
+            retired.as_mut().enable();
+            if self.inner().live.is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, retired).await.is_err() {
+                return self.inner().live.is_empty();
+            }
         }
     }
 
@@ -600,6 +921,23 @@ impl Runs {
             tracing::error!(%thread_id, "cannot settle the thread's status: {e}");
         }
     }
+}
+
+/// The length of `value` as compact JSON, without writing it out.
+pub(crate) fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Turns what a running graph reports into checkpoints and stream events.

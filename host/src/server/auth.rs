@@ -7,11 +7,14 @@
 //! malformed body with bad credentials is a 401. One fresh plugin instance
 //! serves a request: `authenticate` runs in it, then every authorization
 //! event, all on one thread of the [`WorkPool`] (one hand-off per request,
-//! as without auth). Plugin calls never run on an async worker: WASI's
-//! blocking stream operations (a guest printing, or panicking) drive a
-//! future to completion on the calling thread.
+//! as without auth). A request with a body (or a stream) is authenticated
+//! earlier, from its head, by [`super::limits::head_first`]: its body is
+//! never read for a client that fails, and the route's [`Pending`] takes
+//! the caller (and the instance) it found. Plugin calls never run on an
+//! async worker: WASI's blocking stream operations (a guest printing, or
+//! panicking) drive a future to completion on the calling thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -136,6 +139,31 @@ enum Claim {
     Known(User),
     /// To be decided by the plugin's `authenticate`.
     Ask(Arc<AuthPlugin>, crate::types::Request),
+    /// Decided from the head already, with the session `authenticate` ran in.
+    Settled(User, Option<Session>),
+}
+
+/// A request authenticated from its head before its body was read
+/// ([`super::limits::head_first`]): handed to the route's [`Pending`]
+/// through the request's extensions.
+#[derive(Clone)]
+pub struct Authenticated {
+    identity: String,
+    settled: Arc<Mutex<Option<Settled>>>,
+}
+
+/// A caller found from a request's head, until its route takes it.
+struct Settled {
+    user: User,
+    session: Option<Session>,
+    plugin: Option<Arc<AuthPlugin>>,
+}
+
+impl Authenticated {
+    /// The caller's identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
 }
 
 /// A request not yet authenticated: what `authenticate` needs, and the
@@ -156,6 +184,7 @@ impl Pending {
     pub fn authenticate(self) -> Result<Caller, ApiError> {
         let (user, session) = match self.claim {
             Claim::Known(user) => (user, None),
+            Claim::Settled(user, session) => (user, session),
             Claim::Ask(plugin, request) => {
                 let failed = |fault: crate::plugin::Fault| {
                     ApiError::internal(format!(
@@ -176,14 +205,44 @@ impl Pending {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for Pending {
-    type Rejection = std::convert::Infallible;
+impl Pending {
+    /// [`Pending::authenticate`], for a request whose route is not known
+    /// yet: the caller, to hand to the route through the request's
+    /// extensions.
+    pub fn authenticate_head(self) -> Result<Authenticated, ApiError> {
+        let plugin = self.plugin.clone();
+        let caller = self.authenticate()?;
+        Ok(Authenticated {
+            identity: caller.user.identity.clone(),
+            settled: Arc::new(Mutex::new(Some(Settled {
+                user: caller.user,
+                session: caller.session,
+                plugin,
+            }))),
+        })
+    }
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    /// Whether authenticating calls the plugin (else it is known at once,
+    /// and needs no work-pool thread).
+    pub fn asks_plugin(&self) -> bool {
+        matches!(self.claim, Claim::Ask(..))
+    }
+
+    /// The request as its head tells, before the route is known.
+    pub fn from_head(parts: &Parts, state: &Arc<AppState>) -> Self {
         let events = parts.extensions.get::<Events>().map(|e| e.0).unwrap_or(&[]);
+        let settled = parts
+            .extensions
+            .get::<Authenticated>()
+            .and_then(|a| a.settled.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(settled) = settled {
+            return Pending {
+                claim: Claim::Settled(settled.user, settled.session),
+                plugin: settled.plugin,
+                events,
+                work: state.work.clone(),
+            };
+        }
         let studio = !state.disable_studio_auth
             && parts
                 .headers
@@ -197,12 +256,23 @@ impl FromRequestParts<Arc<AppState>> for Pending {
             Some(_) if studio => Claim::Known(studio_user()),
             Some(plugin) => Claim::Ask(Arc::clone(plugin), plugin_request(parts)),
         };
-        Ok(Pending {
+        Pending {
             claim,
             plugin,
             events,
             work: state.work.clone(),
-        })
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Pending {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Pending::from_head(parts, state))
     }
 }
 

@@ -180,6 +180,16 @@ async fn create(
             created_at: now.clone(),
             updated_at: now,
         };
+        let max = state.limits.max_crons_per_user;
+        if state.storage.count_crons_of(&caller.user.identity)? >= max {
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many crons: a user has at most {max} (`limits.max_crons_per_user`); \
+                     delete one first"
+                ),
+            ));
+        }
         state.storage.insert_cron(&cron)?;
         ok(cron)
     })

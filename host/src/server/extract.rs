@@ -2,49 +2,64 @@
 //! the routes share.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::limits::BodyBudget;
 use crate::storage::Page;
 
 /// A JSON request body, parsed. An empty body reads as `{}`; malformed
-/// JSON, a wrong type or a missing field is a 422 naming the problem; an
-/// oversize body is a 413. The error is kept, not answered at once: the
-/// route reports it after authentication (credentials come first).
+/// JSON, a wrong type or a missing field is a 422 naming the problem; a
+/// body past its route's limit is a 413 and one that arrives too slowly a
+/// 408, each naming the `limits` key ([`BodyBudget`]). The error is kept,
+/// not answered at once: the route reports it after authentication
+/// (credentials come first). A large body is parsed on the blocking pool,
+/// not on an async worker.
 pub struct JsonBody<T>(pub Result<T, ApiError>);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+/// Bodies up to this size are parsed in place; larger ones on the
+/// blocking pool.
+const PARSE_IN_PLACE: usize = 64 * 1024;
+
+impl<T: DeserializeOwned + Send + 'static, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(JsonBody(Self::read(request, state).await))
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(JsonBody(Self::read(request).await))
     }
 }
 
-impl<T: DeserializeOwned> JsonBody<T> {
-    async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<T, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(status, "Request body too large")
-                } else {
-                    ApiError::new(status, rejection.body_text())
-                }
-            })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
+impl<T: DeserializeOwned + Send + 'static> JsonBody<T> {
+    async fn read(request: Request) -> Result<T, ApiError> {
+        let budget = request
+            .extensions()
+            .get::<BodyBudget>()
+            .copied()
+            .unwrap_or_default();
+        let body = Limited::new(request.into_body(), budget.limit);
+        let bytes = match tokio::time::timeout(budget.timeout, body.collect()).await {
+            Err(_) => return Err(budget.too_slow()),
+            Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(budget.too_large());
+            }
+            Ok(Err(_)) => return Err(ApiError::bad_request("Failed to read the request body")),
+            Ok(Ok(collected)) => collected.to_bytes(),
         };
-        parse(bytes)
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return parse(b"{}");
+        }
+        if bytes.len() <= PARSE_IN_PLACE {
+            return parse(&bytes);
+        }
+        tokio::task::spawn_blocking(move || parse(&bytes))
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal("Internal Server Error")))
     }
 }
 

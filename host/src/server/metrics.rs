@@ -33,6 +33,23 @@ impl Metrics {
     }
 }
 
+/// One request counted in `in_flight` until it is dropped: answered, or
+/// abandoned when its client leaves.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The middleware that counts every request.
 pub(super) async fn count(
     State(state): State<Arc<AppState>>,
@@ -40,7 +57,7 @@ pub(super) async fn count(
     next: Next,
 ) -> Response {
     let metrics = &state.metrics;
-    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(&metrics.in_flight);
     let start = Instant::now();
     let response = next.run(request).await;
     let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
@@ -48,7 +65,6 @@ pub(super) async fn count(
     metrics
         .micros
         .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-    metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
     response
 }
 
@@ -63,6 +79,8 @@ pub(super) async fn serve(
     Query(query): Query<Format>,
 ) -> Response {
     let (classes, seconds, in_flight) = state.metrics.snapshot();
+    let runs = state.runs.stats();
+    let streams = state.streams.count();
     if query.format.as_deref() == Some("json") {
         let by_class: serde_json::Map<_, _> = classes
             .iter()
@@ -70,7 +88,10 @@ pub(super) async fn serve(
             .map(|(i, n)| (format!("{}xx", i + 1), json!(n)))
             .collect();
         return Json(json!({
-            "http": {"requests": by_class, "duration_seconds_sum": seconds, "in_flight": in_flight}
+            "http": {"requests": by_class, "duration_seconds_sum": seconds,
+                     "in_flight": in_flight, "open_streams": streams},
+            "runs": {"in_flight": runs.in_flight, "retained": runs.retained,
+                     "retained_events": runs.events, "retained_event_bytes": runs.bytes},
         }))
         .into_response();
     }
@@ -90,7 +111,20 @@ pub(super) async fn serve(
          warden_http_request_duration_seconds_sum {seconds}\n\
          # HELP warden_http_requests_in_flight Requests being answered.\n\
          # TYPE warden_http_requests_in_flight gauge\n\
-         warden_http_requests_in_flight {in_flight}\n"
+         warden_http_requests_in_flight {in_flight}\n\
+         # HELP warden_http_open_streams Streamed responses open (SSE, wait, join).\n\
+         # TYPE warden_http_open_streams gauge\n\
+         warden_http_open_streams {streams}\n\
+         # HELP warden_runs_in_flight Runs pending or running.\n\
+         # TYPE warden_runs_in_flight gauge\n\
+         warden_runs_in_flight {}\n\
+         # HELP warden_run_events_retained Stream events kept in memory.\n\
+         # TYPE warden_run_events_retained gauge\n\
+         warden_run_events_retained {}\n\
+         # HELP warden_run_events_retained_bytes Bytes of stream events kept in memory.\n\
+         # TYPE warden_run_events_retained_bytes gauge\n\
+         warden_run_events_retained_bytes {}\n",
+        runs.in_flight, runs.events, runs.bytes
     ));
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

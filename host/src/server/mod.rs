@@ -11,11 +11,13 @@ mod crons;
 mod error;
 mod extract;
 mod graphs;
+pub mod limits;
 mod metrics;
 mod openapi;
 pub mod routes;
 mod run_access;
 pub mod runs;
+pub mod serving;
 mod state;
 mod store;
 mod streaming;
@@ -37,15 +39,14 @@ use uuid::Uuid;
 pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller};
 pub use cron_scheduler::CronScheduler;
 pub use error::ApiError;
+pub use limits::Limits;
 pub use openapi::document as openapi_document;
+pub use serving::serve;
 
 use crate::config::Config;
 use crate::plugin::{GraphSlot, PluginSlot};
 use crate::runs::Runs;
 use crate::storage::{Assistant, Storage, StorageError, SystemAssistant};
-
-/// The largest request body accepted (LangGraph's default).
-pub const MAX_BODY_BYTES: usize = 300 * 1024 * 1024;
 
 /// What the routes share.
 pub struct AppState {
@@ -70,6 +71,10 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The threads requests' synchronous work (plugin calls, database) runs on.
     pub work: Arc<work_pool::WorkPool>,
+    /// `langgraph.json`'s `limits`.
+    pub limits: Limits,
+    /// The streamed responses open now, by user.
+    pub streams: Arc<limits::OpenStreams>,
 }
 
 impl AppState {
@@ -109,8 +114,11 @@ impl AppState {
             graphs.insert(graph_id.clone(), id);
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
-        let runs = Runs::new(storage.clone(), DEFAULT_WORKERS)?;
+        let limits = Limits::from(&config.limits);
+        let runs = Runs::new(storage.clone(), DEFAULT_WORKERS, limits.runs.clone())?;
         Ok(Self {
+            limits,
+            streams: Arc::default(),
             graph_components: BTreeMap::new(),
             runs,
             openapi: openapi::document(auth_openapi),
@@ -148,7 +156,7 @@ impl AppState {
             }
         }
         self.graph_components = components;
-        self.runs = Runs::new(self.storage.clone(), workers)?;
+        self.runs = Runs::new(self.storage.clone(), workers, self.limits.runs.clone())?;
         Ok(self)
     }
 }
@@ -182,10 +190,16 @@ pub fn router(state: Arc<AppState>) -> Router {
                     .fallback(move |pending: Pending| system::method_not_allowed(pending, allow)),
             )
         })
-        .fallback(system::not_found);
+        .fallback(system::not_found)
+        // A body is read only once its sender is authenticated, within its
+        // route's limit (`limits`); the public routes read none.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::head_first,
+        ));
     system::router()
         .merge(protected)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::count,

@@ -687,6 +687,13 @@ pub(super) async fn batch(
 ) -> Response {
     as_caller(pending, move |caller| {
         let bodies = body?;
+        let max = state.limits.max_batch_runs;
+        if bodies.len() > max {
+            return Err(ApiError::unprocessable(format!(
+                "A batch holds at most {max} runs (`limits.max_batch_runs`); this one has {}",
+                bodies.len()
+            )));
+        }
         let mut runs = Vec::with_capacity(bodies.len());
         for body in bodies {
             runs.push(create_run(&state, caller, Target::Stateless, body, &["values"])?.run);

@@ -224,10 +224,18 @@ pub(super) async fn update(
         match (graph, &mut values, &update) {
             (_, _, Value::Null) => {}
             (Some(graph), _, _) => {
-                values = graph.apply(&values, &update).map_err(|failure| {
-                    let (error, message) = failure.error_and_message();
-                    ApiError::bad_request(format!("{error}: {message}"))
-                })?;
+                // Graph code: on a run worker (within `--workers`), within
+                // its own deadline, waiting for the worker included.
+                let timeout = state.limits.state_update_timeout;
+                let started = std::time::Instant::now();
+                let _worker = run_worker(&state, timeout)?;
+                let left = timeout.saturating_sub(started.elapsed());
+                values = graph
+                    .apply_within(&values, &update, left)
+                    .map_err(|failure| {
+                        let (error, message) = failure.error_and_message();
+                        ApiError::bad_request(format!("{error}: {message}"))
+                    })?;
             }
             (None, Value::Object(values), Value::Object(update)) => values.extend(update.clone()),
             _ => {}
@@ -272,6 +280,39 @@ pub(super) async fn update(
     .await
 }
 
+/// A run worker for a state update's graph code, waited for at most
+/// `timeout` (on this work-pool thread); 429 when none frees up.
+fn run_worker(
+    state: &AppState,
+    timeout: std::time::Duration,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let workers = state.runs.workers().clone();
+    let permit = match workers.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => tokio::runtime::Handle::try_current()
+            .ok()
+            .and_then(|runtime| {
+                runtime
+                    .block_on(tokio::time::timeout(timeout, workers.acquire_owned()))
+                    .ok()
+                    .and_then(Result::ok)
+            }),
+    };
+    permit.ok_or_else(|| {
+        let mut error = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Every run worker is busy (`--workers`): a state update runs the graph's \
+                 reducers on one, waiting at most {} ms (`limits.state_update_timeout_ms`); \
+                 retry later",
+                timeout.as_millis()
+            ),
+        );
+        error.headers.push(("retry-after".into(), "1".into()));
+        error
+    })
+}
+
 #[derive(Deserialize, Default)]
 pub(super) struct HistoryBody {
     limit: Option<u64>,
@@ -288,15 +329,45 @@ fn history(state: &AppState, id: Uuid, body: HistoryBody) -> Result<Response, Ap
             .map(str::to_owned),
         _ => None,
     };
-    let limit = body.limit.unwrap_or(1).min(1000);
-    let checkpoints = state.storage.checkpoints(
-        id,
-        limit,
-        before.as_deref(),
-        &body.metadata.unwrap_or_default(),
-    )?;
-    ok(checkpoints.iter().map(thread_state).collect::<Vec<_>>())
+    let (max, max_bytes) = (state.limits.max_history, state.limits.history_bytes);
+    let limit = body.limit.unwrap_or(1);
+    if limit > max {
+        return Err(ApiError::unprocessable(format!(
+            "limit must be at most {max} (`limits.max_history`)"
+        )));
+    }
+    // Page by page, so that an answer past `limits.history_mib` is refused
+    // before it is all in memory.
+    let metadata = body.metadata.unwrap_or_default();
+    let (mut states, mut bytes, mut before) = (Vec::new(), 0, before);
+    while (states.len() as u64) < limit {
+        let asked = (limit - states.len() as u64).min(HISTORY_PAGE);
+        let page = state
+            .storage
+            .checkpoints(id, asked, before.as_deref(), &metadata)?;
+        before = page.last().map(|c| c.checkpoint_id.clone());
+        let full = page.len() as u64 == asked;
+        for checkpoint in &page {
+            let value = thread_state(checkpoint);
+            bytes += crate::runs::json_size(&value);
+            if bytes > max_bytes {
+                return Err(ApiError::unprocessable(format!(
+                    "The states asked for pass {} MiB (`limits.history_mib`): ask for fewer \
+                     (`limit`) and page with `before`",
+                    max_bytes >> 20
+                )));
+            }
+            states.push(value);
+        }
+        if !full {
+            break;
+        }
+    }
+    ok(states)
 }
+
+/// Checkpoints read from storage at once for a history.
+const HISTORY_PAGE: u64 = 16;
 
 /// `POST /threads/{thread_id}/history`.
 #[utoipa::path(

@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -109,8 +109,8 @@ pub fn sse(
             }
             let progress = *f.progress.borrow_and_update();
             if progress.len > f.position {
-                let events = f.live.events.since(f.position);
-                f.position += events.len();
+                let (events, next) = f.live.events.read(f.position);
+                f.position = next;
                 for event in events.iter().filter(|e| f.filter.wants(&e.event)) {
                     f.pending.push_back(event.to_sse(f.live.resumable));
                 }
@@ -244,7 +244,7 @@ struct ThreadFollower {
     thread_id: Uuid,
     binding: ThreadBinding,
     modes: ThreadModes,
-    submitted: broadcast::Receiver<Arc<LiveRun>>,
+    submitted: broadcast::Receiver<Weak<LiveRun>>,
     deleted: broadcast::Receiver<Uuid>,
     /// The thread is gone (or out of reach): the stream ends once what
     /// is pending is sent.
@@ -283,8 +283,8 @@ impl ThreadFollower {
         let pending = &mut self.pending;
         self.followed.retain_mut(|f| {
             let done = f.live.events.is_done();
-            let events = f.live.events.since(f.position);
-            f.position += events.len();
+            let (events, next) = f.live.events.read(f.position);
+            f.position = next;
             for event in events.iter().filter(|e| fresh(e)) {
                 if modes.wants(&event.event, &event.data) {
                     pending.push_back(event.to_sse(true));
@@ -382,7 +382,11 @@ pub fn thread_sse(
             }
             tokio::select! {
                 submitted = f.submitted.recv() => match submitted {
-                    Ok(live) => f.pick_up(vec![live]).await,
+                    Ok(live) => {
+                        if let Some(live) = live.upgrade() {
+                            f.pick_up(vec![live]).await;
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let in_flight = f.runs.in_flight(f.thread_id);
                         f.pick_up(in_flight).await;

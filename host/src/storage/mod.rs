@@ -318,6 +318,8 @@ pub trait Storage: Send + Sync + 'static {
     fn due_crons(&self, now: &str) -> Result<Vec<Cron>>;
     /// Sets when a cron fires next (`None`: never again).
     fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()>;
+    /// How many crons `user_id` created (`limits.max_crons_per_user`).
+    fn count_crons_of(&self, user_id: &str) -> Result<u64>;
 
     /// Inserts a run, and marks its thread `busy`.
     fn insert_run(&self, run: &Run) -> Result<()>;

@@ -846,6 +846,12 @@ impl Storage for SqliteStorage {
         )
     }
 
+    fn count_crons_of(&self, user_id: &str) -> Result<u64> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT COUNT(*) FROM crons WHERE user_id = ?1")?;
+        Ok(stmt.query_row([user_id], |row| row.get(0))?)
+    }
+
     fn due_crons(&self, now: &str) -> Result<Vec<Cron>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(

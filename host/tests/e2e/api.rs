@@ -1228,9 +1228,23 @@ async fn bad_input_is_a_clear_4xx() {
         reply.json,
         json!({"detail": "Invalid JSON in request body"})
     );
-    // A value the plugin could only choke on is refused as too large, not a 500.
+    // A body past its route's limit is refused before it is parsed.
     let huge = json!({"metadata": {"blob": "y".repeat(12 << 20)}});
     let reply = send(&app, "POST", "/threads", "user1-token", huge).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limits.body_kib"),
+        "{}",
+        reply.text
+    );
+    // A value the plugin could only choke on (a run's input, within its
+    // route's larger limit) is refused as too large, not a 500.
+    let huge = json!({"assistant_id": "agent", "input": {"blob": "y".repeat(12 << 20)}});
+    let path = format!("/threads/{}/runs", Uuid::now_v7());
+    let reply = send(&app, "POST", &path, "user1-token", huge).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
         reply.json["detail"].as_str().unwrap().contains("32 MiB"),

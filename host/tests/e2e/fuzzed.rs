@@ -208,10 +208,22 @@ async fn a_filter_too_large_is_a_422() {
 
 /// SQLite's LIMIT and OFFSET are 64-bit signed and it binds at most 32766
 /// parameters: a larger page (the store and the runs list take any `u64`)
-/// or 40 000 thread ids were a 500.
+/// or 40 000 thread ids were a 500 (with a body limit that lets 1.6 MB
+/// of ids through).
 #[tokio::test]
 async fn pages_past_sqlites_range_and_many_ids_are_answered() {
-    let app = reference_app();
+    let limits = warden::config::LimitsConfig {
+        body_kib: 4096,
+        ..Default::default()
+    };
+    let plugin = plugin_with(
+        "reference_auth",
+        warden::plugin::Limits {
+            timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
+        },
+    );
+    let app = crate::support::app_limited(Some(plugin), true, limits);
     let own = send(&app, "POST", "/threads", "user1-token", json!({})).await;
     let id = own.json["thread_id"].as_str().unwrap().to_owned();
     send(

@@ -39,6 +39,7 @@ fn config(graphs: &[&str]) -> Config {
             .map(|g| ((*g).to_owned(), GraphConfig::from("./unused")))
             .collect(),
         auth: None,
+        limits: Default::default(),
     }
 }
 

@@ -67,6 +67,7 @@ fn server() -> axum::Router {
         file: root().join("langgraph.json"),
         graphs: [("agent".to_owned(), "./agent".into())].into(),
         auth: None,
+        limits: Default::default(),
     };
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
     let source = auth.info().path.clone();

@@ -12,6 +12,7 @@ mod hot_swap;
 mod idp;
 mod isolation;
 mod isolation_property;
+mod limits;
 mod loading;
 mod oidc;
 mod resolution;

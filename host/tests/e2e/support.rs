@@ -89,10 +89,20 @@ pub fn app(plugin: Option<Arc<AuthPlugin>>) -> axum::Router {
 
 /// [`app`], choosing `disable_studio_auth`.
 pub fn app_with(plugin: Option<Arc<AuthPlugin>>, disable_studio_auth: bool) -> axum::Router {
+    app_limited(plugin, disable_studio_auth, Default::default())
+}
+
+/// [`app_with`], with these `limits`.
+pub fn app_limited(
+    plugin: Option<Arc<AuthPlugin>>,
+    disable_studio_auth: bool,
+    limits: warden::config::LimitsConfig,
+) -> axum::Router {
     let config = warden::config::Config {
         file: root().join("langgraph.json"),
         graphs: [("agent".to_owned(), "./agent".into())].into(),
         auth: None,
+        limits,
     };
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
     let slot = plugin.map(|plugin| {
@@ -253,6 +263,19 @@ impl ServerProcess {
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits for the process to exit by itself, polling up to `within`:
+    /// its status, or `None` if it is still running then.
+    pub fn wait_for_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Everything it logged so far.
