@@ -514,7 +514,6 @@ impl Runs {
         inner.finished.retain(|r| {
             let keep = r.thread_id != thread_id;
             if !keep {
-                r.events.clear();
                 freed += r.held.swap(0, Ordering::Relaxed);
             }
             keep
@@ -818,7 +817,7 @@ impl Runs {
         }
         Self::release(&mut inner, &live.owner, live.input_bytes);
         if live.forgotten.load(Ordering::Relaxed) {
-            live.events.clear();
+            // Its followers read on; the events go with the last of them.
             drop(inner);
             self.retired.notify_waiters();
             return;
