@@ -85,8 +85,11 @@ pub fn document(auth_openapi: Option<&Value>) -> Value {
 
 /// Documents, on every operation that does not already, the answers any
 /// of them may give: the auth plugin's 401 and 403, a 422 for invalid
-/// input, and a 404 when the path names a resource. The store answers its
-/// namespace errors in plain text, as the reference does.
+/// input, a 404 when the path names a resource, a 503 while the server
+/// shuts down; 408 and 413 where a body is read (`limits.body_timeout_secs`,
+/// the route's body limit); 429 where a per-user quota applies (runs,
+/// streams, crons, state updates). The store answers its namespace errors
+/// in plain text, as the reference does.
 fn add_common_responses(doc: &mut Value) {
     let error = json!({"$ref": "#/components/schemas/ErrorBody"});
     let Some(paths) = doc["paths"].as_object_mut() else {
@@ -104,18 +107,28 @@ fn add_common_responses(doc: &mut Value) {
         if path.contains('{') {
             common.push(("404", "Not found, or outside the caller's scope"));
         }
+        common.push(("503", "Shutting down, or over a server-wide bound"));
+        if path.contains("/runs") || path.contains("/state") || path.ends_with("/stream") {
+            common.push(("429", "Over a quota of `limits`"));
+        }
         let mut content = json!({"application/json": {"schema": error}});
         if path.starts_with("/store/") {
             content["text/plain"] = json!({"schema": {"type": "string"}});
         }
         for operation in item.values_mut() {
+            let reads_body = operation.get("requestBody").is_some();
             let Some(responses) = operation
                 .get_mut("responses")
                 .and_then(Value::as_object_mut)
             else {
                 continue;
             };
-            for (status, description) in &common {
+            let body_answers = [
+                ("408", "The body did not arrive in time"),
+                ("413", "The body is over the route's limit"),
+            ];
+            let body_answers = if reads_body { &body_answers[..] } else { &[] };
+            for (status, description) in common.iter().chain(body_answers) {
                 let response = responses
                     .entry(*status)
                     .or_insert_with(|| json!({"description": description}));

@@ -177,7 +177,7 @@ pub(super) struct UpdateBody {
     path = "/threads/{thread_id}/state",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 409, description = "A run is in flight on the thread", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
 )]
 pub(super) async fn update(
     State(state): State<Arc<AppState>>,
