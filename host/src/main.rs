@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{
-    AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSettings, PluginSlot, Reloadable, Runtime,
-    RuntimeOptions, Watcher,
+    ArtefactKeySource, AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSettings, PluginSlot,
+    Reloadable, Runtime, RuntimeOptions, Watcher,
 };
 use warden::server::AppState;
 use warden::storage::SqliteStorage;
@@ -155,6 +155,7 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let runtime = Arc::new(Runtime::new(RuntimeOptions {
         cache_dir: Some(args.data_dir.join("plugins")),
+        artefact_key: ArtefactKeySource::Default,
         ..RuntimeOptions::default()
     })?);
     let auth = match &config.auth {
@@ -272,6 +273,7 @@ async fn reload_on_sighup(slots: Vec<Arc<dyn Reloadable>>) {
 fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: Some(args.data_dir.join("plugins")),
+        artefact_key: ArtefactKeySource::Default,
         ..RuntimeOptions::default()
     })?;
     let limits = Limits {

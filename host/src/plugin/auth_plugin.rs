@@ -21,6 +21,7 @@ use super::outbound::EgressPolicy;
 use super::plugin_cache::PluginCache;
 use super::sandbox::{Capabilities, Sandbox};
 use super::settings::PluginSettings;
+use super::waits;
 
 /// The deadline and memory cap of a plugin's calls.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +137,7 @@ impl AuthPlugin {
         };
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        waits::add_to_linker(&mut linker).map_err(link_error)?;
         // Linked for every plugin; only `allowed_hosts` are reachable.
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(link_error)?;
         bindings::AuthPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)

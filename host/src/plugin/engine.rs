@@ -12,6 +12,7 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
 
+use super::artefact_key::{ArtefactKey, ArtefactKeySource};
 use super::cache::ArtefactCache;
 use super::error::LoadError;
 use crate::config::MAX_MEMORY_MIB;
@@ -22,8 +23,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// How the runtime is set up.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
-    /// Where compiled artefacts are cached; `None` disables the cache.
+    /// Where compiled artefacts are cached; `None` disables the cache. A
+    /// directory another user owns or can write is not used.
     pub cache_dir: Option<PathBuf>,
+    /// The key that authenticates cached artefacts (read only with a
+    /// `cache_dir`): an artefact whose tag it does not verify is compiled
+    /// again rather than loaded.
+    pub artefact_key: ArtefactKeySource,
     /// How many plugin instances may be alive at once (pool slots).
     pub max_instances: u32,
     /// Deadlines by epoch interruption. Turning it off is only for measuring
@@ -45,6 +51,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            artefact_key: ArtefactKeySource::Default,
             max_instances: 1000,
             deadlines: true,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT,
@@ -103,18 +110,28 @@ impl Runtime {
             let handle = std::thread::Builder::new()
                 .name("warden-epoch".into())
                 .spawn(move || {
+                    // Ticks by the clock, not by wake-ups: a ticker woken
+                    // late (a loaded machine) catches up, so a deadline of
+                    // n ticks is n milliseconds however late it runs.
+                    let start = std::time::Instant::now();
+                    let mut ticks: u128 = 0;
                     while !flag.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
+                        let due = start.elapsed().as_micros() / EPOCH_TICK.as_micros();
+                        while ticks < due {
+                            engine.increment_epoch();
+                            ticks += 1;
+                        }
                     }
                 })
                 .expect("spawning the epoch thread");
             (stop, handle)
         });
 
-        let cache = options
-            .cache_dir
-            .map(|dir| ArtefactCache::new(dir, &engine));
+        let cache = options.cache_dir.and_then(|dir| {
+            let key = ArtefactKey::resolve(&options.artefact_key)?;
+            ArtefactCache::new(dir, &engine, key)
+        });
         Ok(Self {
             engine,
             recent: Mutex::new(VecDeque::new()),

@@ -26,6 +26,7 @@ use super::build::locate_component;
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
 use super::sandbox::MemoryCap;
+use super::waits::{self, BoundedIo, BoundedWaits, WaitLimit};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -210,6 +211,7 @@ impl GraphComponent {
         };
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        waits::add_to_linker(&mut linker).map_err(link_error)?;
         bindings::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
@@ -369,6 +371,7 @@ impl GraphComponent {
         };
         let (mut store, instance) = self.instantiate(never, Box::new(|_| {})).map_err(failure)?;
         let deadline = Instant::now() + timeout;
+        store.data_mut().waits.set_deadline(deadline);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
@@ -399,11 +402,14 @@ impl GraphComponent {
         cancel: Arc<AtomicBool>,
         sink: EventSink,
     ) -> Result<(Store<GraphSandbox>, bindings::GraphComponent), Fault> {
-        let sandbox = GraphSandbox::new(&self.graph_id, self.limits.memory_bytes, sink);
+        let mut sandbox = GraphSandbox::new(&self.graph_id, self.limits.memory_bytes, sink);
+        // Checked every epoch tick, and by every wait: the deadline, and
+        // cancellation.
+        let deadline = Instant::now() + self.limits.timeout;
+        sandbox.waits.set_deadline(deadline);
+        sandbox.waits.set_cancel(cancel.clone());
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
-        // Checked every epoch tick: the deadline, and cancellation.
-        let deadline = Instant::now() + self.limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if cancel.load(Ordering::Relaxed) || Instant::now() >= deadline {
@@ -475,6 +481,8 @@ struct GraphSandbox {
     bad_output: Option<String>,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// The run's deadline and cancellation, for the guest's waits.
+    waits: WaitLimit,
 }
 
 impl GraphSandbox {
@@ -497,6 +505,7 @@ impl GraphSandbox {
             bad_output: None,
             stdout,
             stderr,
+            waits: WaitLimit::default(),
         }
     }
 
@@ -517,6 +526,15 @@ impl Drop for GraphSandbox {
             for line in String::from_utf8_lossy(&bytes).lines() {
                 tracing::info!(graph = %self.graph, stream, "{line}");
             }
+        }
+    }
+}
+
+impl BoundedWaits for GraphSandbox {
+    fn bounded_io(&mut self) -> BoundedIo<'_> {
+        BoundedIo {
+            table: &mut self.table,
+            limit: &self.waits,
         }
     }
 }

@@ -17,11 +17,15 @@
 //!   (`cache`), the wall clock, and outbound HTTP to `allowed_hosts` only.
 //!   `auth.cache` results live in the [`AuthPlugin`], so a new plugin
 //!   starts with none.
+//! - [`waits`] bounds every WASI call a guest can wait in by the call's
+//!   deadline (and a run's cancellation); a thread's [`WaitObserver`] hears
+//!   of those waits.
 //!
 //! Faults (trap, deadline, memory cap, undecodable output) are [`Fault`]s;
 //! plugins that cannot be loaded are [`LoadError`]s.
 
 mod allowlist;
+mod artefact_key;
 mod auth_cache;
 mod auth_plugin;
 mod bindings;
@@ -37,9 +41,11 @@ mod redact;
 mod sandbox;
 mod settings;
 mod slot;
+mod waits;
 mod watch;
 
 pub use allowlist::HostPattern;
+pub use artefact_key::ArtefactKeySource;
 pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Verdict};
 pub use build::locate_component;
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
@@ -50,6 +56,9 @@ pub use graph::{
 };
 pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
+#[cfg(test)]
+pub(crate) use waits::WaitLimit;
+pub use waits::{WaitObserver, observe_waits_on_this_thread};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
 
 /// The `warden:auth` contract versions this host speaks.

@@ -4,7 +4,8 @@
 //! WASI is linked because a `std` guest imports it, but the context grants
 //! almost nothing: no preopened directories, no environment, no arguments,
 //! no sockets, a monotonic clock frozen at zero, and standard output and
-//! error captured into the host's log, tagged with the plugin. What it does
+//! error captured into the host's log, tagged with the plugin; its waits in
+//! WASI calls end at the call's deadline ([`super::waits`]). What it does
 //! grant: the wall clock (for token expiry), outbound HTTP to the plugin's
 //! `allowed_hosts` only ([`super::outbound`]), and the plugin's own
 //! [`Capabilities`]: its config values, its secrets, its cache.
@@ -23,6 +24,7 @@ use super::bindings::{cache, config, log};
 use super::outbound::{Egress, EgressPolicy};
 use super::plugin_cache::PluginCache;
 use super::settings::Secrets;
+use super::waits::{BoundedIo, BoundedWaits, WaitLimit};
 
 /// What one loaded plugin grants its instances, shared by them all.
 #[derive(Debug)]
@@ -52,6 +54,8 @@ pub(crate) struct Sandbox {
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
     grants: Arc<Capabilities>,
+    /// The current call's deadline, for the guest's waits.
+    waits: WaitLimit,
 }
 
 /// The WASI context of an instance, and its captured output.
@@ -92,13 +96,16 @@ impl Sandbox {
                 exceeded: false,
             },
             grants,
+            waits: WaitLimit::default(),
         }
     }
 
     /// Starts a call that must end within `timeout`: outbound requests made
-    /// during it are cut to what is left.
+    /// during it are cut to what is left, and its waits end at the deadline.
     pub(crate) fn start_call(&mut self, timeout: Duration) {
-        self.egress.set_deadline(Instant::now() + timeout);
+        let deadline = Instant::now() + timeout;
+        self.egress.set_deadline(deadline);
+        self.waits.set_deadline(deadline);
     }
 }
 
@@ -121,6 +128,15 @@ impl WasiHttpView for Sandbox {
             ctx: &mut self.http,
             table: &mut self.table,
             hooks: &mut self.egress,
+        }
+    }
+}
+
+impl BoundedWaits for Sandbox {
+    fn bounded_io(&mut self) -> BoundedIo<'_> {
+        BoundedIo {
+            table: &mut self.table,
+            limit: &self.waits,
         }
     }
 }

@@ -10,9 +10,12 @@
 //!   queues the rest: a thread that finishes a job takes the next one from
 //!   the queue without sleeping, and no thread is woken for it;
 //! - wakes the most recently idle thread first, whose caches are warm;
+//! - gives a job's slot to the next one while the job waits in a guest's
+//!   WASI call (a plugin that sleeps, polls or calls out over HTTP:
+//!   [`crate::plugin::WaitObserver`]), and takes it back after;
 //! - adds threads beyond `hot` (up to `max`) only when jobs wait while none
-//!   has finished for [`STALL`]: the running ones are blocked (outbound
-//!   HTTP of a plugin, a database lock), not busy;
+//!   has finished for [`STALL`]: the running ones are blocked elsewhere (a
+//!   database lock), not busy;
 //! - lets threads idle for [`KEEP_ALIVE`] go.
 //!
 //! Measured with `api_load` on 2 cores: authenticated `GET /threads/{id}`
@@ -25,6 +28,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+
+use crate::plugin::WaitObserver;
 
 /// How long queued jobs may wait without any job finishing before a thread
 /// beyond the hot ones is started.
@@ -75,6 +80,27 @@ struct State {
     watchdog_asleep: bool,
     watchdog_started: bool,
     shutdown: bool,
+}
+
+/// Hands a worker's slot to a queued job while the worker's guest waits.
+struct SlotHandover(Arc<Shared>);
+
+impl WaitObserver for SlotHandover {
+    fn wait_started(&self) {
+        let shared = &self.0;
+        let mut state = shared.lock();
+        state.running -= 1;
+        if state.running < shared.hot
+            && let Some(job) = state.queue.pop_front()
+        {
+            shared.start(state, job);
+        }
+    }
+
+    fn wait_ended(&self) {
+        // Back over `hot` for a moment, at most by the waits that end at once.
+        self.0.lock().running += 1;
+    }
 }
 
 /// A parked thread and the job handed to it.
@@ -204,6 +230,7 @@ impl Shared {
     /// A worker thread: runs its job, then queued ones, then parks.
     fn work(self: Arc<Self>, first: Job) {
         let _runtime = self.runtime.get().map(Handle::enter);
+        crate::plugin::observe_waits_on_this_thread(Arc::new(SlotHandover(Arc::clone(&self))));
         let parked = Arc::new(Parked::default());
         let mut job = first;
         loop {
@@ -358,6 +385,26 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(pool.threads(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_waiting_in_a_guest_call_hands_its_slot_to_the_next() {
+        // One slot, and no stall rescue within the test's time: the job
+        // queued behind the waiting one runs only if the wait gives up
+        // the slot. It is what ends the wait (else the wait times out).
+        let pool = WorkPool::with_stall(1, Duration::from_secs(600));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let waiting = pool.run(move || {
+            let mut limit = crate::plugin::WaitLimit::default();
+            limit.set_deadline(Instant::now() + Duration::from_secs(60));
+            limit.bound(rx).is_ok()
+        });
+        // Submitted when polled, after the waiting job took the slot.
+        let releasing = pool.run(move || tx.send(()).is_ok());
+        let (waited, released) = tokio::join!(waiting, releasing);
+        assert!(released.unwrap(), "the queued job ran");
+        assert!(waited.unwrap(), "and ended the wait before its deadline");
+        assert_eq!(pool.shared.lock().running, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

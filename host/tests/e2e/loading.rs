@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use warden::plugin::{AuthPlugin, Limits, LoadError, Runtime, RuntimeOptions};
+use warden::plugin::{ArtefactKeySource, AuthPlugin, Limits, LoadError, Runtime, RuntimeOptions};
 
 use crate::support::{component, runtime};
 
@@ -72,10 +72,12 @@ fn a_missing_file_is_named() {
 #[test]
 fn compiled_artefacts_are_cached_by_digest() {
     let dir = tempfile::tempdir().unwrap();
+    let key = tempfile::tempdir().unwrap();
     // A new runtime has an empty in-memory cache: it finds the disk.
     let runtime = || {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(dir.path().to_owned()),
+            artefact_key: ArtefactKeySource::File(key.path().join("artefact.key")),
             ..RuntimeOptions::default()
         })
         .unwrap()

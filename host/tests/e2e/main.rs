@@ -3,6 +3,7 @@
 //! `support`).
 
 mod api;
+mod artefacts;
 mod capabilities;
 mod cli;
 mod config_safety;
@@ -19,3 +20,4 @@ mod resolution;
 mod runs;
 mod storage;
 mod support;
+mod waits;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use warden::plugin::{AuthPlugin, Limits, PluginSlot, Runtime, RuntimeOptions};
+use warden::plugin::{ArtefactKeySource, AuthPlugin, Limits, PluginSlot, Runtime, RuntimeOptions};
 use warden::types::{Request, User};
 
 /// The workspace root.
@@ -41,13 +41,17 @@ pub fn component(crate_name: &str) -> PathBuf {
 }
 
 /// One runtime for the whole test binary, caching compiled components
-/// under the target directory so reruns skip compilation.
+/// under the target directory so reruns skip compilation (their key is
+/// there too, not in the user's home).
 pub fn runtime() -> &'static Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         Arc::new(
             Runtime::new(RuntimeOptions {
                 cache_dir: Some(root().join("target/warden-test-cache")),
+                artefact_key: ArtefactKeySource::File(
+                    root().join("target/warden-test-state/warden/artefact.key"),
+                ),
                 ..RuntimeOptions::default()
             })
             .expect("the runtime starts"),
@@ -231,6 +235,8 @@ impl ServerProcess {
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            // The artefact key goes under target/, not the user's home.
+            .env("XDG_STATE_HOME", root().join("target/warden-test-state"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
