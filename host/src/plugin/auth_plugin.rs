@@ -41,6 +41,10 @@ impl Default for Limits {
     }
 }
 
+/// The least deadline of loading a plugin (instantiating it cold and
+/// calling `registered`), whatever its calls' deadline.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What identifies a loaded plugin (shown by `/info` and in logs).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginInfo {
@@ -177,6 +181,9 @@ impl AuthPlugin {
             grants,
             auth_cache: settings.auth_cache.map(AuthCache::new),
         };
+        // Loading (a cold first instance and `registered`) is the operator's
+        // work, not a request's: it gets at least LOAD_TIMEOUT.
+        plugin.deadline_ticks = runtime.deadline_ticks(limits.timeout.max(LOAD_TIMEOUT));
         let registered = plugin.instantiate().and_then(|(mut store, raw)| {
             let instance = bindings::AuthPlugin::new(&mut store, &raw)
                 .and_then(|instance| {
@@ -193,6 +200,7 @@ impl AuthPlugin {
                 .map(bindings::key_from_wit)
                 .collect::<Vec<_>>())
         });
+        plugin.deadline_ticks = runtime.deadline_ticks(limits.timeout);
         plugin.registered = registered.map_err(|fault| LoadError::Registration {
             path: path.to_owned(),
             fault,

@@ -202,8 +202,10 @@ impl Runtime {
         if !self.deadlines {
             return u64::MAX;
         }
-        let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros());
-        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+        // One more than the timeout's: the epoch may be about to tick when
+        // the deadline is set, and a call must get its whole timeout.
+        let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) + 1;
+        u64::try_from(ticks).unwrap_or(u64::MAX)
     }
 }
 

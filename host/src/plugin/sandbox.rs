@@ -41,6 +41,10 @@ pub(crate) struct Capabilities {
     pub(crate) egress: Arc<EgressPolicy>,
 }
 
+/// Outbound requests end this share (1/n) of a call's timeout (at most
+/// 50 ms) before its deadline: the guest's time to answer with the error.
+const EGRESS_RESERVE: u32 = 10;
+
 /// How much of a guest's standard output (and error) one instance may write.
 const CAPTURE_BYTES: usize = 64 * 1024;
 
@@ -100,12 +104,15 @@ impl Sandbox {
         }
     }
 
-    /// Starts a call that must end within `timeout`: outbound requests made
-    /// during it are cut to what is left, and its waits end at the deadline.
+    /// Starts a call that must end within `timeout`: its waits end at the
+    /// deadline, and outbound requests made during it a little before
+    /// ([`EGRESS_RESERVE`]), so that the guest hears of their timeout and
+    /// can answer with it.
     pub(crate) fn start_call(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        self.egress.set_deadline(deadline);
-        self.waits.set_deadline(deadline);
+        let now = Instant::now();
+        let reserve = (timeout / EGRESS_RESERVE).min(Duration::from_millis(50));
+        self.egress.set_deadline(now + timeout - reserve);
+        self.waits.set_deadline(now + timeout);
     }
 }
 
