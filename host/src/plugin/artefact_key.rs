@@ -130,19 +130,7 @@ impl ArtefactKey {
         if !meta.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        let uid = current_uid();
-        if meta.uid() != uid {
-            return Err(io::Error::other(format!(
-                "owned by uid {}, not by this user (uid {uid})",
-                meta.uid()
-            )));
-        }
-        if meta.mode() & 0o077 != 0 {
-            return Err(io::Error::other(format!(
-                "mode {:04o} lets others read or write it (expected 0600)",
-                meta.mode() & 0o7777
-            )));
-        }
+        private_to_us(&meta, 0o077, "read or write it (expected 0600)")?;
         let mut bytes = Vec::with_capacity(KEY_LEN + 1);
         file.take(KEY_LEN as u64 + 1).read_to_end(&mut bytes)?;
         let key = <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
@@ -239,6 +227,29 @@ pub(crate) fn open_private(path: &Path) -> io::Result<File> {
 }
 
 /// The effective user id of this process.
+/// Refuses a file or directory that another user owns, or whose mode grants
+/// others any of `forbidden` (`what` says what that would let them do).
+pub(crate) fn private_to_us(
+    meta: &std::fs::Metadata,
+    forbidden: u32,
+    what: &str,
+) -> io::Result<()> {
+    let uid = current_uid();
+    if meta.uid() != uid {
+        return Err(io::Error::other(format!(
+            "owned by uid {}, not by this user (uid {uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & forbidden != 0 {
+        return Err(io::Error::other(format!(
+            "mode {:04o} lets others {what}",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn current_uid() -> u32 {
     // SAFETY: `geteuid` takes no arguments, touches no memory of ours and
     // cannot fail (POSIX).

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::artefact_key::{ArtefactKey, KEY_LEN, current_uid, open_private};
+use super::artefact_key::{ArtefactKey, KEY_LEN, current_uid, open_private, private_to_us};
 
 /// Compiled artefacts in a directory.
 #[derive(Clone)]
@@ -156,20 +156,7 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::other("not a directory"));
     }
-    let uid = current_uid();
-    if meta.uid() != uid {
-        return Err(io::Error::other(format!(
-            "owned by uid {}, not by this user (uid {uid})",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(io::Error::other(format!(
-            "mode {:04o} lets others write it",
-            meta.mode() & 0o7777
-        )));
-    }
-    Ok(())
+    private_to_us(&meta, 0o022, "write it")
 }
 
 /// The contents of `path`, if it is a regular file (not a link to one)

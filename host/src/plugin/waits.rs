@@ -340,15 +340,12 @@ mod tests {
         let cancel = Arc::new(AtomicBool::new(false));
         let mut limit = WaitLimit::default();
         limit.set_cancel(cancel.clone());
-        let setter = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+        // Cancelled once the wait has begun, and never ready.
+        let wait = async move {
             cancel.store(true, Ordering::Relaxed);
-        });
-        assert_eq!(
-            limit.bound(std::future::pending::<()>()),
-            Err(Trap::Interrupt)
-        );
-        setter.join().unwrap();
+            std::future::pending::<()>().await
+        };
+        assert_eq!(limit.bound(wait), Err(Trap::Interrupt));
     }
 
     #[test]
