@@ -161,12 +161,7 @@ impl ArtefactKey {
         let n = CREATES.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{name}.tmp{}-{n}", std::process::id()));
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
+            let mut file = create_private(&tmp)?;
             file.write_all(&key.0)?;
             file.sync_all()
         })();
@@ -215,6 +210,17 @@ impl ArtefactKey {
         mac.update(artefact);
         mac
     }
+}
+
+/// Creates `path` for writing, readable by this user only; fails if it
+/// exists (a symlink included).
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Opens `path` for reading without following a symbolic link at its end,

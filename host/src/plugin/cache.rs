@@ -12,16 +12,18 @@
 //! the file replaced. A directory that another user owns or can write is not
 //! used at all.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::DirBuilder;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::artefact_key::{ArtefactKey, KEY_LEN, current_uid, open_private, private_to_us};
+use super::artefact_key::{
+    ArtefactKey, KEY_LEN, create_private, current_uid, open_private, private_to_us,
+};
 
 /// Compiled artefacts in a directory.
 #[derive(Clone)]
@@ -120,12 +122,7 @@ impl ArtefactCache {
             let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
             let written = (|| {
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&tmp)?;
+                let mut file = create_private(&tmp)?;
                 file.write_all(&tag)?;
                 file.write_all(&artefact)
             })();
