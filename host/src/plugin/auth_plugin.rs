@@ -3,19 +3,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_sdk::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker, TypedFunc};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::AUTH_CONTRACT_VERSION;
 use super::auth_cache::AuthCache;
 use super::bindings::{self, HANDLERS_INTERFACE, types as wit};
 use super::build::locate_component;
-use super::engine::Runtime;
+use super::engine::{EPOCH_TICK, Runtime};
 use super::error::{Fault, LoadError};
 use super::outbound::EgressPolicy;
 use super::plugin_cache::PluginCache;
@@ -316,6 +316,20 @@ impl AuthPlugin {
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
         store.set_epoch_deadline(self.deadline_ticks);
+        // The epoch may jump (a ticker catching up): when the ticks run
+        // out, the call's deadline by the clock decides.
+        store.epoch_deadline_callback(|store| {
+            let left = store.data().deadline().map_or(Duration::ZERO, |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            let ticks = left.as_micros().div_ceil(EPOCH_TICK.as_micros());
+            Ok(UpdateDeadline::Continue(
+                u64::try_from(ticks).unwrap_or(u64::MAX),
+            ))
+        });
         store
     }
 

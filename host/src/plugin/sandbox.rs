@@ -116,6 +116,13 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The current call's deadline.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.waits.deadline()
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let Some(wasi) = &self.wasi else { return };

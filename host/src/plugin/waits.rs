@@ -47,6 +47,11 @@ impl WaitLimit {
         self.deadline = Some(deadline);
     }
 
+    /// The deadline set, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// Waits end too once `cancel` is set.
     pub(crate) fn set_cancel(&mut self, cancel: Arc<AtomicBool>) {
         self.cancel = Some(cancel);
