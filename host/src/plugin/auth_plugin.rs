@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -15,6 +15,7 @@ use super::AUTH_CONTRACT_VERSION;
 use super::auth_cache::AuthCache;
 use super::bindings::{self, HANDLERS_INTERFACE, types as wit};
 use super::build::locate_component;
+use super::busy::BUSY_BUDGET;
 use super::engine::{EPOCH_TICK, Runtime};
 use super::error::{Fault, LoadError};
 use super::outbound::EgressPolicy;
@@ -70,7 +71,11 @@ pub struct AuthPlugin {
     registered: Vec<On>,
     limits: Limits,
     settings: PluginSettings,
-    deadline_ticks: u64,
+    /// The deadline of an instance's calls (longer while loading).
+    call_timeout: Duration,
+    /// Epoch ticks to a call's first look at the clock: at its deadline or
+    /// busy budget, whichever comes first.
+    first_check: u64,
     grants: Arc<Capabilities>,
     auth_cache: Option<AuthCache>,
 }
@@ -177,13 +182,14 @@ impl AuthPlugin {
             registered: Vec::new(),
             limits,
             settings: kept,
-            deadline_ticks: runtime.deadline_ticks(limits.timeout),
+            call_timeout: limits.timeout,
+            first_check: runtime.deadline_ticks(limits.timeout.min(BUSY_BUDGET)),
             grants,
             auth_cache: settings.auth_cache.map(AuthCache::new),
         };
         // Loading (a cold first instance and `registered`) is the operator's
         // work, not a request's: it gets at least LOAD_TIMEOUT.
-        plugin.deadline_ticks = runtime.deadline_ticks(limits.timeout.max(LOAD_TIMEOUT));
+        plugin.call_timeout = limits.timeout.max(LOAD_TIMEOUT);
         let registered = plugin.instantiate().and_then(|(mut store, raw)| {
             let instance = bindings::AuthPlugin::new(&mut store, &raw)
                 .and_then(|instance| {
@@ -200,7 +206,7 @@ impl AuthPlugin {
                 .map(bindings::key_from_wit)
                 .collect::<Vec<_>>())
         });
-        plugin.deadline_ticks = runtime.deadline_ticks(limits.timeout);
+        plugin.call_timeout = limits.timeout;
         plugin.registered = registered.map_err(|fault| LoadError::Registration {
             path: path.to_owned(),
             fault,
@@ -312,19 +318,17 @@ impl AuthPlugin {
     /// A store for one instance, its deadline set for instantiation.
     fn store(&self) -> Store<Sandbox> {
         let mut sandbox = Sandbox::new(self.grants.clone(), self.limits.memory_bytes);
-        sandbox.start_call(self.limits.timeout);
+        sandbox.start_call(self.call_timeout);
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|sandbox| &mut sandbox.memory);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(self.first_check);
         // The epoch may jump (a ticker catching up): when the ticks run
-        // out, the call's deadline by the clock decides.
-        store.epoch_deadline_callback(|store| {
-            let left = store.data().deadline().map_or(Duration::ZERO, |at| {
-                at.saturating_duration_since(Instant::now())
-            });
-            if left.is_zero() {
+        // out, the call's deadline by the clock decides; a call computing
+        // past its busy budget is throttled.
+        store.epoch_deadline_callback(|mut store| {
+            let Some(left) = store.data_mut().next_check() else {
                 return Ok(UpdateDeadline::Interrupt);
-            }
+            };
             let ticks = left.as_micros().div_ceil(EPOCH_TICK.as_micros());
             Ok(UpdateDeadline::Continue(
                 u64::try_from(ticks).unwrap_or(u64::MAX),
@@ -585,7 +589,7 @@ impl Session {
                 fault.kind()
             )));
         }
-        self.store.set_epoch_deadline(self.plugin.deadline_ticks);
+        self.store.set_epoch_deadline(self.plugin.first_check);
         self.store.data_mut().start_call(self.plugin.limits.timeout);
         f(&mut self.store, self.instance).map_err(|e| self.plugin.fault(&self.store, e))
     }

@@ -30,6 +30,7 @@ mod auth_cache;
 mod auth_plugin;
 mod bindings;
 mod build;
+mod busy;
 mod cache;
 mod crypto;
 mod engine;
@@ -48,6 +49,7 @@ pub use allowlist::HostPattern;
 pub use artefact_key::ArtefactKeySource;
 pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Verdict};
 pub use build::locate_component;
+pub use busy::{BUSY_BUDGET, BUSY_PAUSE};
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 pub use graph::{
@@ -57,7 +59,7 @@ pub use graph::{
 pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
 #[cfg(test)]
-pub(crate) use waits::WaitLimit;
+pub(crate) use waits::{WaitLimit, report_ran_long};
 pub use waits::{WaitObserver, observe_waits_on_this_thread};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
 

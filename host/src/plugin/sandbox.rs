@@ -21,6 +21,7 @@ use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, Wa
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{cache, config, log};
+use super::busy::BusyClock;
 use super::outbound::{Egress, EgressPolicy};
 use super::plugin_cache::PluginCache;
 use super::settings::Secrets;
@@ -60,6 +61,8 @@ pub(crate) struct Sandbox {
     grants: Arc<Capabilities>,
     /// The current call's deadline, for the guest's waits.
     waits: WaitLimit,
+    /// How long the current call has computed, waits not counted.
+    busy: BusyClock,
 }
 
 /// The WASI context of an instance, and its captured output.
@@ -101,6 +104,7 @@ impl Sandbox {
             },
             grants,
             waits: WaitLimit::default(),
+            busy: BusyClock::start(),
         }
     }
 
@@ -113,13 +117,15 @@ impl Sandbox {
         let reserve = (timeout / EGRESS_RESERVE).min(Duration::from_millis(50));
         self.egress.set_deadline(now + timeout - reserve);
         self.waits.set_deadline(now + timeout);
+        self.busy = BusyClock::start();
     }
-}
 
-impl Sandbox {
-    /// The current call's deadline.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.waits.deadline()
+    /// At an epoch check: how long the guest may compute until its next
+    /// check, or `None` once the call's deadline has passed. A call that
+    /// computes long is throttled here ([`super::busy`]).
+    pub(crate) fn next_check(&mut self) -> Option<Duration> {
+        let deadline = self.waits.deadline()?;
+        self.busy.check(deadline)
     }
 }
 

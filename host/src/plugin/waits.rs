@@ -13,9 +13,11 @@
 //!
 //! A wait that blocks also tells the thread's [`WaitObserver`], if it has
 //! one: the request work pool hands the thread's slot to the next request
-//! meanwhile, so a waiting guest costs neither CPU nor a slot.
+//! meanwhile, so a waiting guest costs neither CPU nor a slot. The observer
+//! also hears of a plugin call throttled for computing long
+//! ([`super::busy`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -109,16 +111,38 @@ impl WaitLimit {
     }
 }
 
-/// Told when a thread starts and stops waiting in a guest's host call.
+/// Told when a thread starts and stops waiting in a guest's host call, and
+/// when its plugin call is throttled for computing long.
 pub trait WaitObserver {
     /// The thread blocks: it does no work until [`WaitObserver::wait_ended`].
     fn wait_started(&self);
     /// The thread runs again.
     fn wait_ended(&self);
+    /// The thread's plugin call has computed past
+    /// [`super::BUSY_BUDGET`]: it is throttled until it ends (at its
+    /// deadline at the latest), mostly pausing. Heard at most once per
+    /// call, from inside the guest (never during a wait).
+    fn ran_long(&self) {}
 }
 
 thread_local! {
     static OBSERVER: RefCell<Option<Arc<dyn WaitObserver>>> = const { RefCell::new(None) };
+    /// How long this thread has waited in guests' host calls, in all.
+    static WAITED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// How long the calling thread has waited in guests' host calls so far: a
+/// call's waits are the difference between two readings.
+pub(crate) fn waited_on_this_thread() -> Duration {
+    WAITED.with(Cell::get)
+}
+
+/// Tells the thread's observer that its guest runs long.
+pub(crate) fn report_ran_long() {
+    let observer = OBSERVER.with(|o| o.borrow().clone());
+    if let Some(observer) = observer {
+        observer.ran_long();
+    }
 }
 
 /// Makes `observer` hear of the guests' waits on the calling thread.
@@ -126,8 +150,12 @@ pub fn observe_waits_on_this_thread(observer: Arc<dyn WaitObserver>) {
     OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
 }
 
-/// A wait in progress, reported to the thread's observer until dropped.
-struct Waiting(Option<Arc<dyn WaitObserver>>);
+/// A wait in progress, reported to the thread's observer and counted in
+/// [`waited_on_this_thread`] until dropped.
+struct Waiting {
+    observer: Option<Arc<dyn WaitObserver>>,
+    since: Instant,
+}
 
 impl Waiting {
     fn start() -> Self {
@@ -135,13 +163,18 @@ impl Waiting {
         if let Some(observer) = &observer {
             observer.wait_started();
         }
-        Self(observer)
+        Self {
+            observer,
+            since: Instant::now(),
+        }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        if let Some(observer) = &self.0 {
+        let waited = self.since.elapsed();
+        WAITED.with(|w| w.set(w.get() + waited));
+        if let Some(observer) = &self.observer {
             observer.wait_ended();
         }
     }
@@ -377,5 +410,6 @@ mod tests {
         });
         assert_eq!(slept, Ok(8));
         assert_eq!(*count.0.lock().unwrap(), (1, 1));
+        assert!(waited_on_this_thread() >= Duration::from_millis(5));
     }
 }

@@ -13,6 +13,9 @@
 //! - gives a job's slot to the next one while the job waits in a guest's
 //!   WASI call (a plugin that sleeps, polls or calls out over HTTP:
 //!   [`crate::plugin::WaitObserver`]), and takes it back after;
+//! - gives a job's slot away for the rest of the job once its plugin call
+//!   is throttled for computing past [`crate::plugin::BUSY_BUDGET`] (a
+//!   plugin spinning to its deadline mostly pauses from then on);
 //! - adds threads beyond `hot` (up to `max`) only when jobs wait while none
 //!   has finished for [`STALL`]: the running ones are blocked elsewhere (a
 //!   database lock), not busy;
@@ -24,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -82,24 +86,51 @@ struct State {
     shutdown: bool,
 }
 
-/// Hands a worker's slot to a queued job while the worker's guest waits.
-struct SlotHandover(Arc<Shared>);
+/// Hands a worker's slot to a queued job while the worker's guest waits,
+/// and for the rest of the job once its plugin call is throttled.
+struct SlotHandover {
+    shared: Arc<Shared>,
+    /// The current job has given its slot away (its plugin call was
+    /// throttled). Only its thread reads and writes it.
+    released: AtomicBool,
+}
+
+impl SlotHandover {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// After a job: a job that gave its slot away takes one again.
+    fn job_done(&self) {
+        if self.released.swap(false, Ordering::Relaxed) {
+            // Back over `hot` for a moment, as after a wait.
+            self.shared.lock().running += 1;
+        }
+    }
+}
 
 impl WaitObserver for SlotHandover {
     fn wait_started(&self) {
-        let shared = &self.0;
-        let mut state = shared.lock();
-        state.running -= 1;
-        if state.running < shared.hot
-            && let Some(job) = state.queue.pop_front()
-        {
-            shared.start(state, job);
+        if !self.released.load(Ordering::Relaxed) {
+            self.shared.release_slot();
         }
     }
 
     fn wait_ended(&self) {
-        // Back over `hot` for a moment, at most by the waits that end at once.
-        self.0.lock().running += 1;
+        if !self.released.load(Ordering::Relaxed) {
+            // Back over `hot` for a moment, at most by the waits that end
+            // at once.
+            self.shared.lock().running += 1;
+        }
+    }
+
+    fn ran_long(&self) {
+        if !self.released.swap(true, Ordering::Relaxed) {
+            self.shared.release_slot();
+        }
     }
 }
 
@@ -203,6 +234,17 @@ impl Shared {
         }
     }
 
+    /// A running job gives its slot to the next queued one, if any.
+    fn release_slot(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.running -= 1;
+        if state.running < self.hot
+            && let Some(job) = state.queue.pop_front()
+        {
+            self.start(state, job);
+        }
+    }
+
     /// Gives `job` to the most recently idle thread, or to a new one.
     fn start(self: &Arc<Self>, mut state: MutexGuard<'_, State>, job: Job) {
         state.running += 1;
@@ -230,12 +272,14 @@ impl Shared {
     /// A worker thread: runs its job, then queued ones, then parks.
     fn work(self: Arc<Self>, first: Job) {
         let _runtime = self.runtime.get().map(Handle::enter);
-        crate::plugin::observe_waits_on_this_thread(Arc::new(SlotHandover(Arc::clone(&self))));
+        let handover = Arc::new(SlotHandover::new(Arc::clone(&self)));
+        crate::plugin::observe_waits_on_this_thread(handover.clone());
         let parked = Arc::new(Parked::default());
         let mut job = first;
         loop {
             // A panic is printed by the hook; the waiting request gets a 500.
             let _ = catch_unwind(AssertUnwindSafe(job));
+            handover.job_done();
             let mut state = self.lock();
             state.finished += 1;
             if let Some(next) = state.queue.pop_front() {
@@ -404,7 +448,53 @@ mod tests {
         let (waited, released) = tokio::join!(waiting, releasing);
         assert!(released.unwrap(), "the queued job ran");
         assert!(waited.unwrap(), "and ended the wait before its deadline");
-        assert_eq!(pool.shared.lock().running, 0);
+        all_slots_free(&pool).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_plugin_call_is_throttled_gives_its_slot_away() {
+        // One slot and no stall rescue, as above: the queued job runs only
+        // if the throttled one gives its slot away; it is what ends it.
+        let pool = WorkPool::with_stall(1, Duration::from_secs(600));
+        let (tx, rx) = mpsc::channel::<()>();
+        let long = pool.run(move || {
+            crate::plugin::report_ran_long();
+            // A wait after it must not count the slot twice.
+            crate::plugin::WaitLimit::default()
+                .bound(async { rx.recv_timeout(Duration::from_secs(60)).is_ok() })
+                .unwrap()
+        });
+        let next = pool.run(move || tx.send(()).is_ok());
+        let (long, next) = tokio::join!(long, next);
+        assert!(next.unwrap(), "the queued job ran");
+        assert!(long.unwrap(), "while the throttled one still ran");
+        // The slot is back: one job at a time again.
+        all_slots_free(&pool).await;
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..10).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            pool.run(move || {
+                most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        futures_util::future::join_all(jobs).await;
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        all_slots_free(&pool).await;
+    }
+
+    /// Waits until no job holds a slot: a job's result reaches its caller
+    /// just before its thread frees the slot. A slot never freed fails.
+    async fn all_slots_free(pool: &WorkPool) {
+        for _ in 0..60_000 {
+            if pool.shared.lock().running == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{} slots still held", pool.shared.lock().running);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

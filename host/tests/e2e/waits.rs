@@ -139,3 +139,31 @@ fn cancelling_a_graph_that_waits_stops_it() {
         );
     }
 }
+
+/// Counts the reports of guests running long on the thread it observes.
+#[derive(Default)]
+struct RanLong(std::sync::atomic::AtomicU32);
+
+impl warden::plugin::WaitObserver for RanLong {
+    fn wait_started(&self) {}
+    fn wait_ended(&self) {}
+    fn ran_long(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_plugin_computing_past_its_busy_budget_is_reported_once_and_waits_do_not_count() {
+    let reports = Arc::new(RanLong::default());
+    warden::plugin::observe_waits_on_this_thread(reports.clone());
+    let count = || reports.0.load(Ordering::Relaxed);
+    // Sleeping twice the budget is waiting, not computing.
+    let timeout = Duration::from_secs(30);
+    let sleep = format!("/sleep/{}", 2 * warden::plugin::BUSY_BUDGET.as_millis());
+    assert_eq!(authenticate_within(&sleep, timeout).unwrap(), "guest");
+    assert_eq!(count(), 0, "a waiting plugin was reported as running long");
+    // Spinning to the deadline: reported, once, and still ended on time.
+    let fault = authenticate_within("/spin/forever", Duration::from_millis(300)).unwrap_err();
+    assert!(matches!(fault, Fault::Timeout(300)), "{fault:?}");
+    assert_eq!(count(), 1);
+}
