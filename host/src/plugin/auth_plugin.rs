@@ -21,26 +21,8 @@ use super::error::{Fault, LoadError};
 use super::outbound::EgressPolicy;
 use super::plugin_cache::PluginCache;
 use super::sandbox::{Capabilities, Sandbox};
-use super::settings::PluginSettings;
+use super::settings::{Limits, PluginSettings};
 use super::waits;
-
-/// The deadline and memory cap of a plugin's calls.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Deadline of one call (instantiation included).
-    pub timeout: Duration,
-    /// Memory cap of one instance, in bytes.
-    pub memory_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
-            memory_bytes: (crate::config::DEFAULT_MEMORY_MIB << 20) as usize,
-        }
-    }
-}
 
 /// The least deadline of loading a plugin (instantiating it cold and
 /// calling `registered`), whatever its calls' deadline.

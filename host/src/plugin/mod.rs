@@ -47,7 +47,7 @@ mod watch;
 
 pub use allowlist::HostPattern;
 pub use artefact_key::ArtefactKeySource;
-pub use auth_plugin::{AuthPlugin, Authenticated, Limits, PluginInfo, Session, Verdict};
+pub use auth_plugin::{AuthPlugin, Authenticated, PluginInfo, Session, Verdict};
 pub use build::locate_component;
 pub use busy::{BUSY_BUDGET, BUSY_PAUSE};
 pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
@@ -56,7 +56,7 @@ pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_VERSION, GraphComponent, GraphEvent, GraphInfo, GraphLimits,
     Invocation, RunFailure,
 };
-pub use settings::{AuthCacheSettings, HttpLimits, PluginSettings, SecretSource};
+pub use settings::{AuthCacheSettings, HttpLimits, Limits, PluginSettings, SecretSource};
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
 #[cfg(test)]
 pub(crate) use waits::{WaitLimit, report_ran_long};

@@ -9,10 +9,27 @@ use std::fmt;
 use std::time::Duration;
 
 use super::allowlist::HostPattern;
-use super::auth_plugin::Limits;
 use super::error::LoadError;
 use super::redact::{self, MIN_SECRET_BYTES};
 use crate::config::AuthConfig;
+
+/// The deadline and memory cap of a plugin's calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deadline of one call (instantiation included).
+    pub timeout: Duration,
+    /// Memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
+            memory_bytes: (crate::config::DEFAULT_MEMORY_MIB << 20) as usize,
+        }
+    }
+}
 
 /// Everything a plugin is loaded with.
 #[derive(Debug, Clone, Default)]

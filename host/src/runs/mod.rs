@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 
+use crate::config::LimitsConfig;
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
 use crate::storage::{Checkpoint, Object, Run, Storage, StorageError, sqlite::now};
 
@@ -232,7 +233,21 @@ pub struct RunLimits {
 
 impl Default for RunLimits {
     fn default() -> Self {
-        crate::server::Limits::default().runs
+        Self::from(&LimitsConfig::default())
+    }
+}
+
+impl From<&LimitsConfig> for RunLimits {
+    fn from(c: &LimitsConfig) -> Self {
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let mib = |n: u64| usize::try_from(n << 20).unwrap_or(usize::MAX);
+        Self {
+            max_in_flight: count(c.max_runs_in_flight),
+            max_in_flight_per_user: count(c.max_runs_in_flight_per_user),
+            in_flight_bytes: mib(c.runs_in_flight_mib),
+            run_events_bytes: mib(c.run_events_mib),
+            retained_bytes: mib(c.retained_events_mib),
+        }
     }
 }
 

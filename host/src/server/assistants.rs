@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::openapi::ErrorBody;
+use super::error::ErrorBody;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

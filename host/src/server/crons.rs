@@ -8,16 +8,15 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::openapi::ErrorBody;
+use super::error::ErrorBody;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{
-    JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
-    stamped_metadata, strip_reserved_config,
+    JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, resolve_assistant,
+    select, sort_by, stamped_metadata, strip_reserved_config, strip_user_id,
 };
-use super::runs::strip_user_id;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
@@ -51,19 +50,6 @@ const SORTS: &[&str] = &[
 
 /// A run body's `assistant_id`: a registered graph name (its system
 /// assistant) or a UUID; anything else is the reference's 422.
-pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
-    if let Some(id) = state.graphs.get(text) {
-        return Ok(*id);
-    }
-    Uuid::parse_str(text).map_err(|_| {
-        let graphs: Vec<&str> = state.graphs.keys().map(String::as_str).collect();
-        ApiError::unprocessable(format!(
-            "Invalid assistant: '{text}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
-            graphs.join(", ")
-        ))
-    })
-}
-
 #[derive(Deserialize, ToSchema)]
 #[schema(as = CronCreate)]
 pub(super) struct Create {

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::schedule::ScheduleError;
 use crate::storage::StorageError;
@@ -120,4 +122,11 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The body of every error: `{"detail": "..."}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub detail: String,
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::AppState;
 use super::error::ApiError;
 use super::limits::BodyBudget;
 use crate::storage::Page;
@@ -221,4 +222,28 @@ pub fn stamped_metadata(
         Some(serde_json::Value::Object(m)) => m.clone(),
         _ => fallback,
     }
+}
+
+/// Drops `user_id` from a client's `configurable` or `context`: the server
+/// sets it to the caller's identity (LangGraph lets the client choose it).
+pub(super) fn strip_user_id(object: &mut serde_json::Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("user_id");
+    }
+}
+
+/// The assistant a body names: a served graph's name (its system
+/// assistant) or an assistant UUID; anything else is a 422 listing the
+/// graphs.
+pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
+    if let Some(id) = state.graphs.get(text) {
+        return Ok(*id);
+    }
+    Uuid::parse_str(text).map_err(|_| {
+        let graphs: Vec<&str> = state.graphs.keys().map(String::as_str).collect();
+        ApiError::unprocessable(format!(
+            "Invalid assistant: '{text}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+            graphs.join(", ")
+        ))
+    })
 }

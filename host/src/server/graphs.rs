@@ -85,7 +85,7 @@ fn check_xray(query: Option<&str>) -> Result<(), ApiError> {
     path = "/assistants/{assistant_id}/graph",
     tag = "assistants",
     params(("assistant_id" = String, Path, description = "The assistant (UUID; a graph name for /graph)")),
-    responses((status = 200, description = "The graph's nodes and edges"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The graph's nodes and edges"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn graph(
     State(state): State<Arc<AppState>>,
@@ -112,7 +112,7 @@ pub(super) async fn graph(
     path = "/assistants/{assistant_id}/schemas",
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
-    responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn schemas(
     State(state): State<Arc<AppState>>,
@@ -144,7 +144,7 @@ pub(super) async fn schemas(
     path = "/assistants/{assistant_id}/subgraphs",
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
-    responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn subgraphs(
     State(state): State<Arc<AppState>>,
@@ -174,7 +174,7 @@ pub(super) async fn subgraphs(
         ("assistant_id" = Uuid, Path, description = "The assistant (UUID)"),
         ("namespace" = String, Path, description = "The subgraph namespace"),
     ),
-    responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn subgraphs_in_namespace(
     state: State<Arc<AppState>>,

@@ -86,13 +86,7 @@ impl From<&LimitsConfig> for Limits {
             history_bytes: bytes(c.history_mib, 20),
             state_update_timeout: Duration::from_millis(c.state_update_timeout_ms),
             shutdown_grace: Duration::from_secs(c.shutdown_grace_secs),
-            runs: RunLimits {
-                max_in_flight: count(c.max_runs_in_flight),
-                max_in_flight_per_user: count(c.max_runs_in_flight_per_user),
-                in_flight_bytes: bytes(c.runs_in_flight_mib, 20),
-                run_events_bytes: bytes(c.run_events_mib, 20),
-                retained_bytes: bytes(c.retained_events_mib, 20),
-            },
+            runs: RunLimits::from(c),
         }
     }
 }

@@ -2,19 +2,12 @@
 //! the deployment's `auth.openapi` security schemes merged in as LangGraph
 //! does; `/docs` renders it (Scalar, as the reference).
 
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
+use super::error::ErrorBody;
 use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
-
-/// The body of every error: `{"detail": "..."}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub detail: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -39,7 +39,7 @@ fn flag(value: Option<&str>) -> bool {
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The run", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -71,7 +71,7 @@ pub(super) struct ListQuery {
     path = "/threads/{thread_id}/runs",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's runs, newest first", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The thread's runs, newest first", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
@@ -168,7 +168,7 @@ fn join_query(raw: Option<&str>) -> Result<JoinQuery, ApiError> {
     path = "/threads/{thread_id}/runs/{run_id}/join",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn join(
     State(state): State<Arc<AppState>>,
@@ -218,7 +218,7 @@ pub(super) async fn join(
     path = "/threads/{thread_id}/runs/{run_id}/stream",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn join_stream(
     State(state): State<Arc<AppState>>,
@@ -289,7 +289,7 @@ fn cancel_action(action: Option<&str>) -> Result<CancelAction, ApiError> {
     path = "/threads/{thread_id}/runs/{run_id}/cancel",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn cancel(
     State(state): State<Arc<AppState>>,
@@ -343,7 +343,7 @@ pub(super) struct CancelMany {
     operation_id = "run_access_cancel_many",
     path = "/runs/cancel",
     tag = "runs",
-    responses((status = 204, description = "Cancelled"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Cancelled"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn cancel_many(
     State(state): State<Arc<AppState>>,
@@ -433,7 +433,7 @@ pub(super) async fn cancel_many(
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn delete(
     State(state): State<Arc<AppState>>,

@@ -21,9 +21,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::crons::resolve_assistant;
 use super::error::ApiError;
-use super::extract::{JsonBody, client_metadata, ok, path_id, strip_reserved_config};
+use super::extract::{
+    JsonBody, client_metadata, ok, path_id, resolve_assistant, strip_reserved_config, strip_user_id,
+};
 use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::new_thread;
 use super::{AppState, Pending, as_caller};
@@ -173,14 +174,6 @@ fn user_mapping(user: &User, private: bool) -> Value {
         }
     }
     Value::Object(map)
-}
-
-/// Drops `user_id` from a client's `configurable` or `context`: the server
-/// sets it to the caller's identity (LangGraph lets the client choose it).
-pub(super) fn strip_user_id(object: &mut Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.remove("user_id");
-    }
 }
 
 fn object(value: &Value) -> Object {
@@ -571,7 +564,7 @@ async fn wait(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn create_stateful(
     State(state): State<Arc<AppState>>,
@@ -589,7 +582,7 @@ pub(super) async fn create_stateful(
     path = "/runs",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending, on a temporary thread", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The run, pending, on a temporary thread", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
@@ -607,7 +600,7 @@ pub(super) async fn create_stateless(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn stream_stateful(
     State(state): State<Arc<AppState>>,
@@ -625,7 +618,7 @@ pub(super) async fn stream_stateful(
     path = "/runs/stream",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn stream_stateless(
     State(state): State<Arc<AppState>>,
@@ -643,7 +636,7 @@ pub(super) async fn stream_stateless(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn wait_stateful(
     State(state): State<Arc<AppState>>,
@@ -661,7 +654,7 @@ pub(super) async fn wait_stateful(
     path = "/runs/wait",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn wait_stateless(
     State(state): State<Arc<AppState>>,
@@ -678,7 +671,7 @@ pub(super) async fn wait_stateless(
     path = "/runs/batch",
     tag = "runs",
     request_body = Vec<RunCreate>,
-    responses((status = 200, description = "The runs, pending", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The runs, pending", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn batch(
     State(state): State<Arc<AppState>>,

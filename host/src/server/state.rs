@@ -77,7 +77,7 @@ fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
     path = "/threads/{thread_id}/state",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -109,7 +109,7 @@ fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Valu
     path = "/threads/{thread_id}/state/{checkpoint_id}",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("checkpoint_id" = String, Path, description = "The checkpoint")),
-    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn get_at(
     State(state): State<Arc<AppState>>,
@@ -136,7 +136,7 @@ pub(super) struct CheckpointBody {
     path = "/threads/{thread_id}/state/checkpoint",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn post_checkpoint(
     State(state): State<Arc<AppState>>,
@@ -177,7 +177,7 @@ pub(super) struct UpdateBody {
     path = "/threads/{thread_id}/state",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 409, description = "A run is in flight on the thread", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 409, description = "A run is in flight on the thread", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn update(
     State(state): State<Arc<AppState>>,
@@ -376,7 +376,7 @@ const HISTORY_PAGE: u64 = 16;
     path = "/threads/{thread_id}/history",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn post_history(
     State(state): State<Arc<AppState>>,
@@ -406,7 +406,7 @@ pub(super) struct HistoryQuery {
     path = "/threads/{thread_id}/history",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid input", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn get_history(
     State(state): State<Arc<AppState>>,

@@ -83,7 +83,7 @@ pub(super) struct Put {
     path = "/store/items",
     tag = "store",
     request_body = Put,
-    responses((status = 204, description = "Stored"), (status = 403, description = "Refused, or the item (the one replaced or the one written) lies outside the caller's store scope", body = super::openapi::ErrorBody), (status = 422, description = "Invalid namespace (plain text) or value"))
+    responses((status = 204, description = "Stored"), (status = 403, description = "Refused, or the item (the one replaced or the one written) lies outside the caller's store scope", body = super::error::ErrorBody), (status = 422, description = "Invalid namespace (plain text) or value"))
 )]
 pub(super) async fn put(
     State(state): State<Arc<AppState>>,

@@ -21,9 +21,8 @@
 //!   database lock), not busy;
 //! - lets threads idle for [`KEEP_ALIVE`] go.
 //!
-//! Measured with `api_load` on 2 cores: authenticated `GET /threads/{id}`
-//! took 135 µs of server CPU per request on tokio's blocking pool, about
-//! 105 µs with at most four jobs at once.
+//! What it gains over tokio's blocking pool is measured by `api_load`
+//! (`host/benches/README.md`).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
