@@ -7,6 +7,7 @@
 //! - [`plugin`]: the plugin runtime; the only module that touches wasmtime.
 //! - [`storage`]: where threads, assistants, crons and store items live
 //!   (embedded SQLite by default), scoped by the plugin's filters in SQL.
+//! - [`reserved`]: the metadata and config keys only the server sets.
 //! - [`runs`]: run execution: the worker pool, per-thread queues, graph
 //!   components' steps turned into checkpoints and stream events.
 //! - [`schedule`]: cron schedules read in an IANA timezone.
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod plugin;
+pub mod reserved;
 pub mod runs;
 pub mod schedule;
 pub mod server;

@@ -14,7 +14,13 @@
 //! end at once and running ones get a grace period; each ends `error`
 //! (`ServerShutdown`), so that no run is left pending.
 
+mod create;
 mod events;
+
+pub use create::{
+    Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
+    resolve_assistant,
+};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

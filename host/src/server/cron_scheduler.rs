@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::Caller;
 use super::routes::CREATE_RUN;
-use super::runs::{RunCreate, Target, create_run};
+use crate::runs::{RunCreate, Target};
 use crate::schedule::next_run;
 use crate::storage::{Cron, sqlite::now};
 use crate::types::User;
@@ -103,6 +103,13 @@ fn fire(state: &Arc<AppState>, cron: &Cron) -> Result<uuid::Uuid, super::ApiErro
         Some(id) => Target::Thread(id),
         None => Target::Stateless,
     };
-    let created = create_run(state, &mut caller, target, body, &["values"])?;
+    let created = state.runs.create(
+        state.storage.as_ref(),
+        &state.run_graphs(),
+        &mut caller,
+        target,
+        body,
+        &["values"],
+    )?;
     Ok(created.run.run_id)
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::limits::BodyBudget;
+pub use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
 use crate::storage::Page;
 
 /// A JSON request body, parsed. An empty body reads as `{}`; malformed
@@ -187,32 +188,6 @@ pub fn select<T: Serialize>(
         .collect()
 }
 
-/// Metadata keys the server owns: silently dropped from client metadata.
-pub const RESERVED_METADATA: &[&str] = &["thread_id", "assistant_id", "run_id", "cron_id"];
-
-/// Whether a `configurable` / `context` key is the server's to set
-/// (`langgraph_auth_user*`, `langgraph_request_id`, `__dunder__` keys).
-fn reserved_config_key(key: &str) -> bool {
-    key.starts_with("langgraph_auth_")
-        || key == "langgraph_request_id"
-        || (key.len() > 4 && key.starts_with("__") && key.ends_with("__"))
-}
-
-/// Drops the server's keys from a client's `configurable` or `context`
-/// object, silently as LangGraph does, so they cannot be spoofed.
-pub fn strip_reserved_config(object: &mut serde_json::Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.retain(|k, _| !reserved_config_key(k));
-    }
-}
-
-/// Client metadata without the reserved keys.
-pub fn client_metadata(metadata: Option<crate::storage::Object>) -> crate::storage::Object {
-    let mut metadata = metadata.unwrap_or_default();
-    metadata.retain(|k, _| !RESERVED_METADATA.contains(&k.as_str()));
-    metadata
-}
-
 /// The `metadata` object the handler left in the event's value, else `fallback`.
 pub fn stamped_metadata(
     value: &serde_json::Value,
@@ -224,26 +199,8 @@ pub fn stamped_metadata(
     }
 }
 
-/// Drops `user_id` from a client's `configurable` or `context`: the server
-/// sets it to the caller's identity (LangGraph lets the client choose it).
-pub(super) fn strip_user_id(object: &mut serde_json::Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.remove("user_id");
-    }
-}
-
-/// The assistant a body names: a served graph's name (its system
-/// assistant) or an assistant UUID; anything else is a 422 listing the
-/// graphs.
+/// The assistant a body names ([`crate::runs::resolve_assistant`]); a 422
+/// otherwise.
 pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
-    if let Some(id) = state.graphs.get(text) {
-        return Ok(*id);
-    }
-    Uuid::parse_str(text).map_err(|_| {
-        let graphs: Vec<&str> = state.graphs.keys().map(String::as_str).collect();
-        ApiError::unprocessable(format!(
-            "Invalid assistant: '{text}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
-            graphs.join(", ")
-        ))
-    })
+    crate::runs::resolve_assistant(&state.graphs, text).map_err(ApiError::unprocessable)
 }

@@ -45,7 +45,7 @@ pub use serving::serve;
 
 use crate::config::Config;
 use crate::plugin::{GraphSlot, PluginSlot};
-use crate::runs::Runs;
+use crate::runs::{Graphs, Runs};
 use crate::storage::{Assistant, Storage, StorageError, SystemAssistant};
 
 /// What the routes share.
@@ -78,6 +78,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The served graphs, as run creation needs them.
+    pub fn run_graphs(&self) -> Graphs<'_> {
+        Graphs {
+            assistants: &self.graphs,
+            components: &self.graph_components,
+        }
+    }
+
     /// The state serving `config`: upserts one system assistant per graph
     /// (id = uuid5 of the graph id, metadata `created_by: system`; no auth
     /// event, as in LangGraph).

@@ -7,6 +7,7 @@ use utoipa::OpenApi;
 
 use super::error::ErrorBody;
 use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
+use crate::runs::RunCreate;
 use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 
 #[derive(OpenApi)]
@@ -29,7 +30,7 @@ use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
         graphs::graph, graphs::schemas, graphs::subgraphs,
         graphs::subgraphs_in_namespace,
     ),
-    components(schemas(Thread, Assistant, AssistantVersion, Cron, Item, Run, ErrorBody, runs::RunCreate)),
+    components(schemas(Thread, Assistant, AssistantVersion, Cron, Item, Run, ErrorBody, RunCreate)),
     tags(
         (name = "threads", description = "Conversations and their state"),
         (name = "assistants", description = "Configured graphs"),

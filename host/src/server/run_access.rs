@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_failed_run_joins_as_its_error() {
-        let mut thread = super::super::threads::new_thread(Uuid::nil(), Default::default());
+        let mut thread = crate::storage::Thread::new(Uuid::nil(), Default::default());
         thread.values = json!({"a": 1});
         assert_eq!(settled_body(&thread, "success"), json!({"a": 1}));
         thread.error = json!({"error": "ValueError", "message": "boom"});

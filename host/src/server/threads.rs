@@ -20,7 +20,7 @@ use super::extract::{
 };
 use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Filter, Object, Thread, ThreadQuery, sqlite::now};
+use crate::storage::{Filter, Object, Thread, ThreadQuery};
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -65,23 +65,6 @@ pub(super) fn scoped(
         .ok_or_else(|| missing(id))
 }
 
-/// A new, idle thread.
-pub(super) fn new_thread(thread_id: Uuid, metadata: Object) -> Thread {
-    let now = now();
-    Thread {
-        thread_id,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-        state_updated_at: now,
-        metadata,
-        status: "idle".into(),
-        config: json!({}),
-        values: Value::Null,
-        interrupts: json!({}),
-        error: Value::Null,
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ThreadCreate)]
 pub(super) struct Create {
@@ -116,7 +99,7 @@ pub(super) async fn create(
         let metadata = client_metadata(body.metadata);
         let value = json!({"thread_id": id, "metadata": metadata, "if_exists": if_exists});
         let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
-        let thread = new_thread(id, stamped_metadata(&authorized.value, metadata));
+        let thread = Thread::new(id, stamped_metadata(&authorized.value, metadata));
         if state.storage.insert_thread(&thread)? {
             return ok(thread);
         }
@@ -540,7 +523,7 @@ pub(super) async fn copy(
         let new_id = Uuid::now_v7();
         let value = json!({"thread_id": new_id, "metadata": source.metadata});
         let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
-        let mut thread = new_thread(new_id, stamped_metadata(&authorized.value, source.metadata));
+        let mut thread = Thread::new(new_id, stamped_metadata(&authorized.value, source.metadata));
         thread.values = source.values;
         thread.config = source.config;
         state.storage.insert_thread(&thread)?;

@@ -33,6 +33,25 @@ pub struct Thread {
     pub error: Value,
 }
 
+impl Thread {
+    /// A thread made now (status `idle`, no values).
+    pub fn new(thread_id: Uuid, metadata: Object) -> Self {
+        let now = super::sqlite::now();
+        Self {
+            thread_id,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+            state_updated_at: now,
+            metadata,
+            status: "idle".into(),
+            config: serde_json::json!({}),
+            values: Value::Null,
+            interrupts: serde_json::json!({}),
+            error: Value::Null,
+        }
+    }
+}
+
 /// An assistant: a graph with its configuration.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Assistant {
