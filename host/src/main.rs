@@ -226,8 +226,7 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
     let storage = SqliteStorage::open(&args.data_dir)
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
-    let state =
-        AppState::new(&config, auth, Arc::new(storage))?.with_graphs(graphs, args.workers)?;
+    let state = AppState::serving(&config, auth, Arc::new(storage), graphs, args.workers)?;
     let state = Arc::new(state);
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {

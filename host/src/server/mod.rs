@@ -86,13 +86,27 @@ impl AppState {
         }
     }
 
-    /// The state serving `config`: upserts one system assistant per graph
-    /// (id = uuid5 of the graph id, metadata `created_by: system`; no auth
-    /// event, as in LangGraph).
+    /// The state serving `config` without graph components (runs fail
+    /// with a 503): [`AppState::serving`] with none.
     pub fn new(
         config: &Config,
         auth: Option<Arc<PluginSlot>>,
         storage: Arc<dyn Storage>,
+    ) -> Result<Self, StorageError> {
+        Self::serving(config, auth, storage, BTreeMap::new(), DEFAULT_WORKERS)
+    }
+
+    /// The state serving `config` with its graph components loaded, runs
+    /// executed by at most `workers` at once. Upserts one system assistant
+    /// per graph (id = uuid5 of the graph id, metadata `created_by:
+    /// system`; no auth event, as in LangGraph), named as its graph names
+    /// itself.
+    pub fn serving(
+        config: &Config,
+        auth: Option<Arc<PluginSlot>>,
+        storage: Arc<dyn Storage>,
+        components: BTreeMap<String, Arc<GraphSlot>>,
+        workers: usize,
     ) -> Result<Self, StorageError> {
         let mut graphs = BTreeMap::new();
         for (graph_id, graph) in &config.graphs {
@@ -100,13 +114,17 @@ impl AppState {
             let now = crate::storage::sqlite::now();
             let mut metadata = crate::storage::Object::new();
             metadata.insert("created_by".into(), "system".into());
+            let name = components
+                .get(graph_id)
+                .and_then(|slot| slot.current().info().name.clone())
+                .unwrap_or_else(|| graph_id.clone());
             let found = storage.upsert_system_assistant(&Assistant {
                 assistant_id: id,
                 graph_id: graph_id.clone(),
                 config: serde_json::json!({}),
                 context: serde_json::json!({}),
                 metadata,
-                name: graph_id.clone(),
+                name,
                 description: graph.description.clone(),
                 version: 1,
                 created_at: now.clone(),
@@ -123,11 +141,11 @@ impl AppState {
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
         let limits = Limits::from(&config.limits);
-        let runs = Runs::new(storage.clone(), DEFAULT_WORKERS, limits.runs.clone())?;
+        let runs = Runs::new(storage.clone(), workers, limits.runs.clone())?;
         Ok(Self {
             limits,
             streams: Arc::default(),
-            graph_components: BTreeMap::new(),
+            graph_components: components,
             runs,
             openapi: openapi::document(auth_openapi),
             metrics: metrics::Metrics::default(),
@@ -143,31 +161,6 @@ impl AppState {
 /// How many runs execute at once by default (LangGraph's
 /// `N_JOBS_PER_WORKER`).
 pub const DEFAULT_WORKERS: usize = 10;
-
-impl AppState {
-    /// The state with its graph components loaded, runs executed by at most
-    /// `workers` at once. A graph that names itself gives its system
-    /// assistant that name.
-    pub fn with_graphs(
-        mut self,
-        components: BTreeMap<String, Arc<GraphSlot>>,
-        workers: usize,
-    ) -> Result<Self, StorageError> {
-        for (graph_id, component) in &components {
-            if let (Some(name), Some(id)) =
-                (&component.current().info().name, self.graphs.get(graph_id))
-                && let Some(mut assistant) = self.storage.assistant(*id, None)?
-                && &assistant.name != name
-            {
-                assistant.name = name.clone();
-                self.storage.upsert_system_assistant(&assistant)?;
-            }
-        }
-        self.graph_components = components;
-        self.runs = Runs::new(self.storage.clone(), workers, self.limits.runs.clone())?;
-        Ok(self)
-    }
-}
 
 /// The namespace of system assistant ids (LangGraph's `NAMESPACE_GRAPH`).
 pub const NAMESPACE_GRAPH: Uuid = uuid::uuid!("6ba7b821-9dad-11d1-80b4-00c04fd430c8");

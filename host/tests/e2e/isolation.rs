@@ -64,10 +64,14 @@ fn server(auth: &str) -> Server {
     let graph = GraphComponent::load(runtime(), "agent", &path, limits).unwrap();
     let slot = GraphSlot::new(Arc::clone(runtime()), &path, graph);
     graphs.insert("agent".to_owned(), Arc::new(slot));
-    let mut state = AppState::new(&config(&["agent"]), Some(auth_slot(auth)), storage)
-        .unwrap()
-        .with_graphs(graphs, 4)
-        .unwrap();
+    let mut state = AppState::serving(
+        &config(&["agent"]),
+        Some(auth_slot(auth)),
+        storage,
+        graphs,
+        4,
+    )
+    .unwrap();
     state.disable_studio_auth = true;
     Server {
         app: router(Arc::new(state)),

@@ -85,10 +85,8 @@ fn server() -> axum::Router {
         )),
     )]
     .into();
-    let state = warden::server::AppState::new(&config, Some(slot), storage)
-        .expect("state")
-        .with_graphs(graphs, 4)
-        .expect("graphs");
+    let state =
+        warden::server::AppState::serving(&config, Some(slot), storage, graphs, 4).expect("state");
     warden::server::router(Arc::new(state))
 }
 
