@@ -12,18 +12,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Default deadline of one plugin call.
-pub const DEFAULT_TIMEOUT_MS: u64 = 100;
-/// Default memory cap of one plugin instance.
-pub const DEFAULT_MEMORY_MIB: u64 = 32;
-/// The largest memory cap a plugin may ask for.
-pub const MAX_MEMORY_MIB: u64 = 1024;
+use crate::plugin::{
+    AuthCacheSettings, HostPattern, HttpLimits, Limits, PluginSettings, SecretSource,
+};
+pub use crate::plugin::{
+    DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS,
+    MAX_MEMORY_MIB,
+};
+
 /// The longest deadline a plugin may ask for.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
-/// Default deadline of one outbound HTTP request of a plugin.
-pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 5_000;
-/// Default cap on an outbound HTTP response body of a plugin, in KiB.
-pub const DEFAULT_HTTP_MAX_RESPONSE_KIB: u64 = 1024;
 /// The largest response-body cap a plugin may ask for, in KiB.
 pub const MAX_HTTP_RESPONSE_KIB: u64 = 64 * 1024;
 
@@ -82,12 +80,12 @@ pub struct AuthConfig {
     /// Secrets the plugin reads with `warden:auth/config.secret`: name →
     /// source, `env:VARIABLE` (read from Warden's environment at start-up).
     #[serde(default)]
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The hosts the plugin may reach over `wasi:http`:
     /// `scheme://host[:port]`, with `*` for any scheme, any port, or a
     /// leading `*.` for any subdomain. Empty: no network.
     #[serde(default)]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: Vec<HostPattern>,
     /// Deadline of one outbound HTTP request, in milliseconds; it never
     /// outlives the call's own deadline.
     #[serde(default = "default_http_timeout_ms")]
@@ -356,14 +354,6 @@ impl Config {
                     auth.http_max_response_kib
                 )));
             }
-            for (name, source) in &auth.secrets {
-                crate::plugin::SecretSource::parse(source)
-                    .map_err(|e| error(format!("`auth.secrets.{name}`: {e}")))?;
-            }
-            for (i, pattern) in auth.allowed_hosts.iter().enumerate() {
-                crate::plugin::HostPattern::parse(pattern)
-                    .map_err(|e| error(format!("`auth.allowed_hosts[{i}]`: {e}")))?;
-            }
             if let Some(cache) = &auth.cache {
                 if cache.cache_keys.is_empty() {
                     return Err(error(
@@ -508,6 +498,33 @@ fn vet_top_level_keys<'a>(
 }
 
 impl AuthConfig {
+    /// The plugin's settings.
+    pub fn settings(&self) -> PluginSettings {
+        PluginSettings {
+            limits: Limits {
+                timeout: self.timeout(),
+                memory_bytes: self.memory_bytes(),
+            },
+            config: self.config.clone(),
+            secrets: self.secrets.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            http: HttpLimits {
+                timeout: Duration::from_millis(self.http_timeout_ms),
+                max_response_bytes: usize::try_from(self.http_max_response_kib << 10)
+                    .unwrap_or(usize::MAX),
+            },
+            auth_cache: self.cache.as_ref().map(|c| AuthCacheSettings {
+                header_names: c
+                    .cache_keys
+                    .iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
+                ttl: Duration::from_secs(c.ttl_seconds),
+                max_size: usize::try_from(c.max_size).unwrap_or(usize::MAX),
+            }),
+        }
+    }
+
     /// Whether Studio's bypass is on: only when `disable_studio_auth` is
     /// written out as `false`. Warden cannot verify LangSmith credentials,
     /// so unlike `langgraph dev` (where an absent key means `false`) the

@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value, json};
 use warden::config::Config;
 use warden::plugin::{
-    ArtefactKeySource, AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSettings, PluginSlot,
-    Reloadable, Runtime, RuntimeOptions, Watcher,
+    ArtefactKeySource, AuthPlugin, GraphComponent, GraphSlot, Limits, PluginSlot, Reloadable,
+    Runtime, RuntimeOptions, Watcher,
 };
 use warden::server::AppState;
 use warden::storage::SqliteStorage;
@@ -160,7 +160,7 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     })?);
     let auth = match &config.auth {
         Some(auth) => {
-            let settings = PluginSettings::from_config(auth);
+            let settings = auth.settings();
             let source = auth.resolved_path(&config);
             let plugin = AuthPlugin::load(&runtime, "auth", &source, settings)
                 .with_context(|| format!("loading the auth plugin of {}", config.file.display()))?;

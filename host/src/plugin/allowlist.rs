@@ -7,7 +7,8 @@
 use std::fmt;
 
 /// One allowed destination pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct HostPattern {
     text: String,
     scheme: Option<Scheme>,
@@ -45,6 +46,14 @@ enum HostMatch {
     Exact(String),
     /// `*.example.com`: stored as `.example.com`.
     Subdomain(String),
+}
+
+impl TryFrom<String> for HostPattern {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
 }
 
 impl HostPattern {

@@ -15,7 +15,9 @@ use wasmtime::{
 use super::artefact_key::{ArtefactKey, ArtefactKeySource};
 use super::cache::ArtefactCache;
 use super::error::LoadError;
-use crate::config::MAX_MEMORY_MIB;
+
+/// The largest memory cap a plugin may ask for.
+pub const MAX_MEMORY_MIB: u64 = 1024;
 
 /// How often the epoch advances: the granularity of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);

@@ -50,13 +50,16 @@ pub use artefact_key::ArtefactKeySource;
 pub use auth_plugin::{AuthPlugin, Authenticated, PluginInfo, Session, Verdict};
 pub use build::locate_component;
 pub use busy::{BUSY_BUDGET, BUSY_PAUSE};
-pub use engine::{DEFAULT_KEEP_RESIDENT, Runtime, RuntimeOptions};
+pub use engine::{DEFAULT_KEEP_RESIDENT, MAX_MEMORY_MIB, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_VERSION, GraphComponent, GraphEvent, GraphInfo, GraphLimits,
     Invocation, RunFailure,
 };
-pub use settings::{AuthCacheSettings, HttpLimits, Limits, PluginSettings, SecretSource};
+pub use settings::{
+    AuthCacheSettings, DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB,
+    DEFAULT_TIMEOUT_MS, HttpLimits, Limits, PluginSettings, SecretSource,
+};
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
 #[cfg(test)]
 pub(crate) use waits::{WaitLimit, report_ran_long};

@@ -11,7 +11,15 @@ use std::time::Duration;
 use super::allowlist::HostPattern;
 use super::error::LoadError;
 use super::redact::{self, MIN_SECRET_BYTES};
-use crate::config::AuthConfig;
+
+/// Default deadline of one plugin call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 100;
+/// Default memory cap of one plugin instance.
+pub const DEFAULT_MEMORY_MIB: u64 = 32;
+/// Default deadline of one outbound HTTP request of a plugin.
+pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 5_000;
+/// Default cap on an outbound HTTP response body of a plugin, in KiB.
+pub const DEFAULT_HTTP_MAX_RESPONSE_KIB: u64 = 1024;
 
 /// The deadline and memory cap of a plugin's calls.
 #[derive(Debug, Clone, Copy)]
@@ -25,8 +33,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_millis(crate::config::DEFAULT_TIMEOUT_MS),
-            memory_bytes: (crate::config::DEFAULT_MEMORY_MIB << 20) as usize,
+            timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            memory_bytes: (DEFAULT_MEMORY_MIB << 20) as usize,
         }
     }
 }
@@ -58,48 +66,6 @@ impl From<Limits> for PluginSettings {
 }
 
 impl PluginSettings {
-    /// The settings of a validated `auth` section.
-    ///
-    /// # Panics
-    /// Never for a section that [`crate::config::Config::parse`] accepted,
-    /// which validated the secret sources and host patterns.
-    pub fn from_config(auth: &AuthConfig) -> Self {
-        Self {
-            limits: Limits {
-                timeout: auth.timeout(),
-                memory_bytes: auth.memory_bytes(),
-            },
-            config: auth.config.clone(),
-            secrets: auth
-                .secrets
-                .iter()
-                .map(|(name, source)| {
-                    let source = SecretSource::parse(source).expect("validated by Config::parse");
-                    (name.clone(), source)
-                })
-                .collect(),
-            allowed_hosts: auth
-                .allowed_hosts
-                .iter()
-                .map(|p| HostPattern::parse(p).expect("validated by Config::parse"))
-                .collect(),
-            http: HttpLimits {
-                timeout: Duration::from_millis(auth.http_timeout_ms),
-                max_response_bytes: usize::try_from(auth.http_max_response_kib << 10)
-                    .unwrap_or(usize::MAX),
-            },
-            auth_cache: auth.cache.as_ref().map(|c| AuthCacheSettings {
-                header_names: c
-                    .cache_keys
-                    .iter()
-                    .map(|h| h.to_ascii_lowercase())
-                    .collect(),
-                ttl: Duration::from_secs(c.ttl_seconds),
-                max_size: usize::try_from(c.max_size).unwrap_or(usize::MAX),
-            }),
-        }
-    }
-
     /// Reads every secret from its source: a missing one, or one shorter
     /// than [`MIN_SECRET_BYTES`] (too short to redact), is an error naming
     /// the secret and its source, never a value.
@@ -143,8 +109,8 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_millis(crate::config::DEFAULT_HTTP_TIMEOUT_MS),
-            max_response_bytes: (crate::config::DEFAULT_HTTP_MAX_RESPONSE_KIB << 10) as usize,
+            timeout: Duration::from_millis(DEFAULT_HTTP_TIMEOUT_MS),
+            max_response_bytes: (DEFAULT_HTTP_MAX_RESPONSE_KIB << 10) as usize,
         }
     }
 }
@@ -162,7 +128,8 @@ pub struct AuthCacheSettings {
 }
 
 /// Where a secret's value comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum SecretSource {
     /// `env:NAME`: the environment variable `NAME` of the Warden process.
     Env(String),
@@ -179,6 +146,14 @@ impl SecretSource {
                 "{text:?} is not a secret source: write \"env:VARIABLE\""
             )),
         }
+    }
+}
+
+impl TryFrom<String> for SecretSource {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
     }
 }
 

@@ -403,6 +403,6 @@ pub fn plugin_from_config(
     let text = serde_json::json!({ "auth": auth }).to_string();
     let config = warden::config::Config::parse(&root().join("langgraph.json"), &text)
         .unwrap_or_else(|e| panic!("the auth section parses: {e}"));
-    let settings = warden::plugin::PluginSettings::from_config(config.auth.as_ref().unwrap());
+    let settings = config.auth.as_ref().unwrap().settings();
     AuthPlugin::load(runtime(), crate_name, &component(crate_name), settings)
 }
