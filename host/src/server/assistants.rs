@@ -20,8 +20,8 @@ use super::extract::{
 use super::{AppState, Pending, as_caller};
 use crate::storage::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Object, Page, SetLatest,
-    sqlite::now,
 };
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[

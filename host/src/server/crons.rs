@@ -20,7 +20,8 @@ use super::extract::{
 use super::runs::strip_user_id;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
-use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
+use crate::storage::{Cron, CronPatch, CronQuery, Object, Page};
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[

@@ -89,7 +89,7 @@ impl AppState {
         let mut graphs = BTreeMap::new();
         for (graph_id, graph) in &config.graphs {
             let id = system_assistant_id(graph_id);
-            let now = crate::storage::sqlite::now();
+            let now = crate::timestamp::now();
             let mut metadata = crate::storage::Object::new();
             metadata.insert("created_by".into(), "system".into());
             let found = storage.upsert_system_assistant(&Assistant {

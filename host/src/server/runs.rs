@@ -28,7 +28,8 @@ use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::new_thread;
 use super::{AppState, Pending, as_caller};
 use crate::runs::{CancelAction, LiveRun, RunSpec, STREAM_MODES};
-use crate::storage::{Object, Run, sqlite::now};
+use crate::storage::{Object, Run};
+use crate::timestamp::now;
 use crate::types::{Action, Resource, User};
 
 /// A run body (`RunCreateStateful` / `RunCreateStateless`). Unknown keys

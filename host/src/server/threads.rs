@@ -20,7 +20,8 @@ use super::extract::{
 };
 use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Filter, Object, Thread, ThreadQuery, sqlite::now};
+use crate::storage::{Filter, Object, Thread, ThreadQuery};
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[

@@ -22,6 +22,7 @@ use super::{
     SystemAssistant, Thread, ThreadQuery,
 };
 use super::{Checkpoint, Run};
+use crate::timestamp::now;
 
 /// The schema, one migration per entry; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: &[&str] = &[
@@ -135,11 +136,6 @@ mod runs;
 /// The SQLite backend.
 pub struct SqliteStorage {
     pool: Pool<SqliteConnectionManager>,
-}
-
-/// The current time as the API writes it: RFC 3339, microseconds, `+00:00`.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
 }
 
 impl SqliteStorage {

@@ -4,9 +4,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{json, json_text, now, object, uuid};
+use super::{json, json_text, object, uuid};
 use crate::storage::sql_filter::{Where, page_sql};
 use crate::storage::{Checkpoint, Object, Result, Run};
+use crate::timestamp::now;
 
 const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
      metadata, kwargs, multitask_strategy";
