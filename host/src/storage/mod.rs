@@ -5,7 +5,6 @@
 //! nothing above it changes.
 
 mod records;
-mod sql_filter;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
