@@ -4,45 +4,20 @@
 //! the embedded default; another backend implements [`Storage`] and
 //! nothing above it changes.
 
+mod error;
 mod records;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use error::{BackendError, StorageError};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use warden_sdk::Filter;
 
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;
-
-/// A storage failure. The routes answer it with a 500 and log it, but
-/// for [`StorageError::BadQuery`] (422) and schedule errors (422).
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The database refused or failed.
-    #[error("database: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// No connection could be had from the pool.
-    #[error("database pool: {0}")]
-    Pool(#[from] r2d2::Error),
-    /// A stored document is not the JSON it should be.
-    #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The auth plugin's filter, which the database cannot express.
-    #[error("unsupported filter: {0}")]
-    Filter(String),
-    /// A client's query or document that the database cannot express (a
-    /// key it cannot name exactly, a filter too large): the routes answer
-    /// it with a 422 and this text.
-    #[error("{0}")]
-    BadQuery(String),
-    /// A cron's schedule or timezone cannot be read (e.g. a timezone stored
-    /// before timezones were checked).
-    #[error(transparent)]
-    Schedule(#[from] crate::schedule::ScheduleError),
-}
 
 /// Shorthand for storage results.
 pub type Result<T> = std::result::Result<T, StorageError>;

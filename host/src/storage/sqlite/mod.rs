@@ -18,11 +18,12 @@ use uuid::Uuid;
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Checkpoint, Cron, CronPatch,
     CronQuery, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run, SetLatest,
-    Storage, SystemAssistant, Thread, ThreadQuery,
+    Storage, StorageError, SystemAssistant, Thread, ThreadQuery,
 };
 
 mod assistants;
 mod crons;
+mod error;
 mod filter;
 mod rows;
 mod runs;
@@ -39,9 +40,8 @@ impl SqliteStorage {
     /// Opens (creating and migrating) `warden.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            super::StorageError::Database(rusqlite::Error::InvalidPath(
-                format!("{}: {e}", data_dir.display()).into(),
-            ))
+            let at = format!("{}: {e}", data_dir.display());
+            StorageError::Backend(std::io::Error::new(e.kind(), at).into())
         })?;
         Self::with_manager(SqliteConnectionManager::file(data_dir.join("warden.db")), 8)
     }
