@@ -5,6 +5,7 @@
 //! nothing above it changes.
 
 mod error;
+mod patch;
 mod records;
 pub mod sqlite;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use error::{BackendError, StorageError};
+pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use warden_sdk::Filter;
@@ -102,23 +104,6 @@ pub struct CronQuery {
     pub offset: u64,
 }
 
-/// What `PATCH /assistants/{id}` changes; `None` keeps the current value.
-#[derive(Debug, Default)]
-pub struct AssistantPatch {
-    /// New graph.
-    pub graph_id: Option<String>,
-    /// New config.
-    pub config: Option<Value>,
-    /// New context.
-    pub context: Option<Value>,
-    /// Merged shallowly into the metadata.
-    pub metadata: Option<Object>,
-    /// New name.
-    pub name: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-}
-
 /// What [`Storage::set_latest_assistant_version`] found.
 #[derive(Debug)]
 pub enum SetLatest {
@@ -128,40 +113,6 @@ pub enum SetLatest {
     NoVersion,
     /// The assistant, now at that version.
     Done(Box<Assistant>),
-}
-
-/// What [`Storage::upsert_system_assistant`] found at the system
-/// assistant's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SystemAssistant {
-    /// Nothing: the assistant was created.
-    Created,
-    /// The server's own assistant, kept.
-    Kept,
-    /// A row from before the server marked its assistants, of the same graph
-    /// and claiming to be the system's: marked the server's and kept.
-    Adopted,
-    /// A row the server did not create (squatting the id): replaced.
-    Replaced,
-}
-
-/// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
-#[derive(Debug, Default)]
-pub struct CronPatch {
-    /// New schedule; the next run date follows it.
-    pub schedule: Option<String>,
-    /// New IANA timezone for the schedule; the next run date follows it.
-    pub timezone: Option<String>,
-    /// New end time (`Some(None)` clears it).
-    pub end_time: Option<Option<String>>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// New `on_run_completed`.
-    pub on_run_completed: Option<String>,
-    /// Keys replaced in the run payload.
-    pub payload: Option<Object>,
-    /// Merged shallowly into the metadata.
-    pub metadata: Option<Object>,
 }
 
 /// `POST /store/items/search`.
@@ -197,14 +148,44 @@ pub struct NamespaceQuery {
     pub offset: u64,
 }
 
+impl NamespaceQuery {
+    /// The page the query answers, from the namespaces (in order) of the
+    /// items its prefix and filter select: those ending with its suffix,
+    /// truncated to its depth, each once.
+    pub fn page(&self, namespaces: impl IntoIterator<Item = Vec<String>>) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for mut ns in namespaces {
+            if !ns.ends_with(&self.suffix) {
+                continue;
+            }
+            if let Some(depth) = self.max_depth {
+                ns.truncate(depth);
+            }
+            if out.last() != Some(&ns) && !out.contains(&ns) {
+                out.push(ns);
+            }
+        }
+        out.into_iter()
+            .skip(self.offset as usize)
+            .take(self.limit as usize)
+            .collect()
+    }
+}
+
 /// Where the API's records live. Every read, update and delete takes the
 /// plugin's `scope`; a record outside it behaves as if it did not exist.
+///
+/// An update reads the record, applies the shared rule of `patch.rs`
+/// ([`AssistantPatch::apply`], [`CronPatch::apply`], ...) and writes the
+/// result back, all in one transaction: a backend stores, it does not
+/// decide what an update means.
 pub trait Storage: Send + Sync + 'static {
     /// Inserts a thread; false when the id is taken.
     fn insert_thread(&self, thread: &Thread) -> Result<bool>;
     /// The thread, if it exists within `scope`.
     fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>>;
-    /// Merges `metadata` into the thread's (shallowly), if it exists within `scope`.
+    /// Merges `metadata` into the thread's (shallowly, `patch::patch_thread`),
+    /// if it exists within `scope`.
     fn update_thread(
         &self,
         id: Uuid,
@@ -221,7 +202,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Inserts or refreshes a graph's system assistant (no auth: start-up)
     /// and marks it the server's. A row at its id the server did not create
     /// is replaced; one it did keeps what authorized users made of it (only
-    /// the name and description are refreshed).
+    /// the name and description are refreshed): [`SystemAssistant::decide`].
     fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
     /// Whether the assistant is one the server created (a system assistant).
     fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
@@ -229,7 +210,8 @@ pub trait Storage: Send + Sync + 'static {
     fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
     /// The assistant, if it exists within `scope`.
     fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>>;
-    /// Applies `patch` as a new version, if the assistant exists within `scope`.
+    /// Applies `patch` as a new version (the one after the latest it has
+    /// had), if the assistant exists within `scope`.
     fn update_assistant(
         &self,
         id: Uuid,
@@ -249,7 +231,8 @@ pub trait Storage: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Vec<AssistantVersion>>;
     /// Makes `version` the assistant's current one: its graph, config,
-    /// context, metadata, name and description become that version's.
+    /// context, metadata, name and description become that version's
+    /// (`patch::restore_version`).
     fn set_latest_assistant_version(
         &self,
         id: Uuid,
@@ -269,7 +252,8 @@ pub trait Storage: Send + Sync + 'static {
     fn insert_cron(&self, cron: &Cron) -> Result<()>;
     /// The cron, if it exists within `scope`.
     fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>>;
-    /// Applies `patch`, if the cron exists within `scope`.
+    /// Applies `patch` (which may move the next run), if the cron exists
+    /// within `scope`.
     fn update_cron(
         &self,
         id: Uuid,

@@ -3,19 +3,18 @@
 
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::filter::{Where, filterable};
 use super::rows::{
-    Listing, by_id, count as count_rows, delete_where, direction, json, json_text, merge, object,
-    page, select_one, uuid,
+    Listing, by_id, count as count_rows, delete_where, direction, json, json_text, object, page,
+    select_one, uuid,
 };
+use crate::storage::patch::restore_version;
 use crate::storage::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Filter, Object, Page, Result,
     SetLatest, SystemAssistant,
 };
-use crate::timestamp::now;
 
 const ASSISTANT_COLUMNS: &str = "assistant_id, graph_id, config, context, metadata, name, \
      description, version, created_at, updated_at";
@@ -136,21 +135,14 @@ pub(super) fn upsert_system(conn: &mut Connection, a: &Assistant) -> Result<Syst
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let outcome = match existing {
-        None => SystemAssistant::Created,
-        Some((true, _, _)) => SystemAssistant::Kept,
-        Some((false, graph_id, metadata)) => {
-            // Written before the marker existed, when only the server
-            // could have made a row of this graph claiming to be the
-            // system's.
-            let claims_system = object(metadata)?.get("created_by") == Some(&Value::from("system"));
-            if graph_id == a.graph_id && claims_system {
-                SystemAssistant::Adopted
-            } else {
-                SystemAssistant::Replaced
-            }
-        }
+    let found = match existing {
+        Some((owned, graph_id, metadata)) => Some((owned, graph_id, object(metadata)?)),
+        None => None,
     };
+    let outcome = SystemAssistant::decide(
+        found.as_ref().map(|(owned, g, m)| (*owned, g.as_str(), m)),
+        &a.graph_id,
+    );
     match outcome {
         SystemAssistant::Created => {
             insert_assistant(&tx, a)?;
@@ -223,31 +215,12 @@ pub(super) fn update(
     else {
         return Ok(None);
     };
-    if let Some(g) = &patch.graph_id {
-        a.graph_id = g.clone();
-    }
-    if let Some(c) = &patch.config {
-        a.config = c.clone();
-    }
-    if let Some(c) = &patch.context {
-        a.context = c.clone();
-    }
-    if let Some(m) = &patch.metadata {
-        merge(&mut a.metadata, m);
-    }
-    if let Some(n) = &patch.name {
-        a.name = n.clone();
-    }
-    if let Some(d) = &patch.description {
-        a.description = Some(d.clone());
-    }
     let latest: i64 = tx.query_row(
         "SELECT max(version) FROM assistant_versions WHERE assistant_id = ?1",
         [id.to_string()],
         |r| r.get(0),
     )?;
-    a.version = latest + 1;
-    a.updated_at = now();
+    patch.apply(&mut a, latest + 1);
     update_assistant_row(&tx, &a)?;
     insert_version(&tx, &a)?;
     tx.commit()?;
@@ -299,14 +272,7 @@ pub(super) fn set_latest(
     else {
         return Ok(SetLatest::NoVersion);
     };
-    a.graph_id = v.graph_id;
-    a.config = v.config;
-    a.context = v.context;
-    a.metadata = v.metadata;
-    a.name = v.name;
-    a.description = v.description;
-    a.version = v.version;
-    a.updated_at = now();
+    restore_version(&mut a, v);
     update_assistant_row(&tx, &a)?;
     tx.commit()?;
     Ok(SetLatest::Done(Box::new(a)))

@@ -6,10 +6,9 @@ use uuid::Uuid;
 
 use super::filter::{Where, filterable};
 use super::rows::{
-    Listing, by_id, delete_where, direction, json_text, merge, object, page, select_one, uuid,
+    Listing, by_id, delete_where, direction, json_text, object, page, select_one, uuid,
 };
 use crate::storage::{Cron, CronPatch, CronQuery, Filter, Page, Result};
-use crate::timestamp::now;
 
 const CRON_COLUMNS: &str = "cron_id, assistant_id, thread_id, user_id, end_time, schedule, \
      timezone, payload, next_run_date, metadata, on_run_completed, enabled, created_at, updated_at";
@@ -76,34 +75,7 @@ pub(super) fn update(
     let Some(mut c) = select_one(&tx, "crons", CRON_COLUMNS, &filter, cron_row)? else {
         return Ok(None);
     };
-    if let Some(schedule) = &patch.schedule {
-        c.schedule = schedule.clone();
-    }
-    if let Some(timezone) = &patch.timezone {
-        c.timezone = Some(timezone.clone());
-    }
-    if patch.schedule.is_some() || patch.timezone.is_some() {
-        c.next_run_date = Some(crate::schedule::next_run(
-            &c.schedule,
-            c.timezone.as_deref(),
-        )?);
-    }
-    if let Some(end) = &patch.end_time {
-        c.end_time = end.clone();
-    }
-    if let Some(enabled) = patch.enabled {
-        c.enabled = enabled;
-    }
-    if let Some(o) = &patch.on_run_completed {
-        c.on_run_completed = Some(o.clone());
-    }
-    if let Some(p) = &patch.payload {
-        merge(&mut c.payload, p);
-    }
-    if let Some(m) = &patch.metadata {
-        merge(&mut c.metadata, m);
-    }
-    c.updated_at = now();
+    patch.apply(&mut c)?;
     tx.execute(
         "UPDATE crons SET schedule = ?2, next_run_date = ?3, end_time = ?4, enabled = ?5, \
          on_run_completed = ?6, payload = ?7, metadata = ?8, updated_at = ?9, timezone = ?10 \

@@ -128,10 +128,3 @@ pub(super) fn delete_where(conn: &Connection, table: &str, filter: &Where) -> Re
     )?;
     Ok(n > 0)
 }
-
-/// Shallow merge, as LangGraph's `{**old, **patch}`.
-pub(super) fn merge(into: &mut Object, patch: &Object) {
-    for (k, v) in patch {
-        into.insert(k.clone(), v.clone());
-    }
-}

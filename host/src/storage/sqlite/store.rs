@@ -142,23 +142,10 @@ pub(super) fn namespaces(conn: &Connection, query: &NamespaceQuery) -> Result<Ve
         filter.sql()
     ))?;
     let mut rows = stmt.query(params_from_iter(filter.params.iter()))?;
-    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut found = Vec::new();
     while let Some(row) = rows.next()? {
         let text: String = row.get(0)?;
-        let mut ns: Vec<String> = text.split('.').map(str::to_owned).collect();
-        if !ns.ends_with(&query.suffix) {
-            continue;
-        }
-        if let Some(depth) = query.max_depth {
-            ns.truncate(depth);
-        }
-        if out.last() != Some(&ns) && !out.contains(&ns) {
-            out.push(ns);
-        }
+        found.push(text.split('.').map(str::to_owned).collect());
     }
-    Ok(out
-        .into_iter()
-        .skip(query.offset as usize)
-        .take(query.limit as usize)
-        .collect())
+    Ok(query.page(found))
 }

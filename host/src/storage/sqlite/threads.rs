@@ -6,11 +6,11 @@ use uuid::Uuid;
 
 use super::filter::{Where, filterable};
 use super::rows::{
-    Listing, by_id, count as count_rows, delete_where, direction, json, json_text, merge, object,
-    page, select_one, uuid,
+    Listing, by_id, count as count_rows, delete_where, direction, json, json_text, object, page,
+    select_one, uuid,
 };
+use crate::storage::patch::patch_thread;
 use crate::storage::{Filter, Object, Page, Result, Thread, ThreadQuery};
-use crate::timestamp::now;
 
 const THREAD_COLUMNS: &str = "thread_id, created_at, updated_at, state_updated_at, metadata, \
      status, config, state_values, interrupts, error";
@@ -87,8 +87,7 @@ pub(super) fn update(
     let Some(mut thread) = select_one(&tx, "threads", THREAD_COLUMNS, &filter, thread_row)? else {
         return Ok(None);
     };
-    merge(&mut thread.metadata, patch);
-    thread.updated_at = now();
+    patch_thread(&mut thread, patch);
     tx.execute(
         "UPDATE threads SET metadata = ?2, updated_at = ?3 WHERE thread_id = ?1",
         params![
