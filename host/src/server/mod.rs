@@ -14,6 +14,7 @@ mod graphs;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod records;
 pub mod routes;
 mod run_access;
 pub mod runs;

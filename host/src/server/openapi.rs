@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
+use super::records::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
-use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 
 /// The body of every error: `{"detail": "..."}`.
 #[derive(Serialize, ToSchema)]
