@@ -3,6 +3,11 @@
 //! so that a backend applies it **in its query**. SQLite ([`sqlite`]) is
 //! the embedded default; another backend implements [`Storage`] and
 //! nothing above it changes.
+//!
+//! What every backend shares lives here, free of any database: the records
+//! (`records.rs`), what an update means (`patch.rs`: merges, versions, a
+//! cron's next run) and the error a backend maps its own into
+//! ([`StorageError`]).
 
 mod error;
 mod patch;
