@@ -285,7 +285,7 @@ struct Seed {
 fn seed(data_dir: &Path, n: u64) -> Seed {
     let storage = SqliteStorage::open(data_dir).expect("opening the bench database");
     let thread = |owner: String| {
-        let now = warden::storage::sqlite::now();
+        let now = warden::timestamp::now();
         let mut metadata = Map::new();
         metadata.insert("owner".to_owned(), Value::String(owner));
         Thread {

@@ -11,6 +11,7 @@
 //! - [`runs`]: run execution: the worker pool, per-thread queues, graph
 //!   components' steps turned into checkpoints and stream events.
 //! - [`schedule`]: cron schedules read in an IANA timezone.
+//! - [`timestamp`]: the current time as the API writes it.
 //! - [`server`]: the HTTP server: the Agent Server API under auth.
 //!
 //! The domain types handlers exchange (users, resources, actions, filters)
@@ -24,5 +25,6 @@ pub mod runs;
 pub mod schedule;
 pub mod server;
 pub mod storage;
+pub mod timestamp;
 
 pub use warden_sdk as types;

@@ -75,11 +75,11 @@ impl Schedule {
     }
 }
 
-/// The next firing after now, as the API writes timestamps (RFC 3339,
-/// microseconds, `+00:00`).
+/// The next firing after now, as the API writes timestamps
+/// ([`crate::timestamp`]).
 pub fn next_run(schedule: &str, timezone: Option<&str>) -> Result<String, ScheduleError> {
     let next = Schedule::parse(schedule, timezone)?.next_after(Utc::now())?;
-    Ok(next.to_rfc3339_opts(chrono::SecondsFormat::Micros, false))
+    Ok(crate::timestamp::format(next))
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use uuid::Uuid;
 use super::{CancelAction, LiveRun, RunSpec, Runs, STREAM_MODES, SubmitError};
 use crate::plugin::GraphSlot;
 use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
-use crate::storage::{Object, Run, Storage, StorageError, Thread, sqlite::now};
+use crate::storage::{Object, Run, Storage, StorageError, Thread};
+use crate::timestamp::now;
 use crate::types::{Action, Filter, Resource, User};
 
 /// A run body (`RunCreateStateful` / `RunCreateStateless`). Unknown keys

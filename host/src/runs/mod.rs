@@ -36,7 +36,8 @@ pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 
 use crate::config::LimitsConfig;
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
-use crate::storage::{Checkpoint, Object, Run, Storage, StorageError, sqlite::now};
+use crate::storage::{Checkpoint, Object, Run, Storage, StorageError};
+use crate::timestamp::now;
 
 /// The stream modes a run can produce.
 pub const STREAM_MODES: &[&str] = &[

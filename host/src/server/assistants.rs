@@ -17,11 +17,10 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata, strip_reserved_config,
 };
+use super::records;
 use super::{AppState, Pending, as_caller};
-use crate::storage::{
-    Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Object, Page, SetLatest,
-    sqlite::now,
-};
+use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, SetLatest};
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -119,7 +118,7 @@ pub(super) struct Create {
     path = "/assistants",
     tag = "assistants",
     request_body = Create,
-    responses((status = 200, description = "The assistant", body = Assistant), (status = 409, description = "The id is taken", body = ErrorBody), (status = 404, description = "Unknown graph", body = ErrorBody))
+    responses((status = 200, description = "The assistant", body = records::Assistant), (status = 409, description = "The id is taken", body = ErrorBody), (status = 404, description = "Unknown graph", body = ErrorBody))
 )]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
@@ -157,14 +156,14 @@ pub(super) async fn create(
             updated_at: now,
         };
         if state.storage.insert_assistant(&assistant)? {
-            return ok(assistant);
+            return ok(records::Assistant::from(assistant));
         }
         let exists = || ApiError::conflict(format!("Assistant {id} already exists"));
         let Some(existing) = state.storage.assistant(id, authorized.filter.as_ref())? else {
             return Err(exists());
         };
         match if_exists.as_str() {
-            "do_nothing" => ok(existing),
+            "do_nothing" => ok(records::Assistant::from(existing)),
             _ => Err(exists()),
         }
     })
@@ -177,7 +176,7 @@ pub(super) async fn create(
     path = "/assistants/{assistant_id}",
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
-    responses((status = 200, description = "The assistant", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The assistant", body = records::Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -193,7 +192,7 @@ pub(super) async fn get(
         )?;
         match state.storage.assistant(id, scope.as_ref())? {
             // An assistant whose graph is no longer served is hidden.
-            Some(a) if state.graphs.contains_key(&a.graph_id) => ok(a),
+            Some(a) if state.graphs.contains_key(&a.graph_id) => ok(records::Assistant::from(a)),
             _ => Err(ApiError::not_found("Not Found")),
         }
     })
@@ -217,7 +216,7 @@ pub(super) struct Versions {
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Versions,
-    responses((status = 200, description = "Its versions, newest first", body = Vec<AssistantVersion>), (status = 404, description = "Not found, outside the caller's scope, or no version matches", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "Its versions, newest first", body = Vec<records::AssistantVersion>), (status = 404, description = "Not found, outside the caller's scope, or no version matches", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn versions(
     State(state): State<Arc<AppState>>,
@@ -242,6 +241,10 @@ pub(super) async fn versions(
         if versions.is_empty() {
             return Err(ApiError::not_found(format!("Assistant {id} not found")));
         }
+        let versions: Vec<_> = versions
+            .into_iter()
+            .map(records::AssistantVersion::from)
+            .collect();
         ok(versions)
     })
     .await
@@ -261,7 +264,7 @@ pub(super) struct Latest {
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Latest,
-    responses((status = 200, description = "The assistant, at that version", body = Assistant), (status = 404, description = "Not found, outside the caller's scope, or no such version", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The assistant, at that version", body = records::Assistant), (status = 404, description = "Not found, outside the caller's scope, or no such version", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn set_latest(
     State(state): State<Arc<AppState>>,
@@ -281,7 +284,7 @@ pub(super) async fn set_latest(
             .storage
             .set_latest_assistant_version(id, scope.as_ref(), version)?
         {
-            SetLatest::Done(assistant) => ok(assistant),
+            SetLatest::Done(assistant) => ok(records::Assistant::from(*assistant)),
             SetLatest::NoAssistant => Err(ApiError::not_found(format!("Assistant {id} not found"))),
             SetLatest::NoVersion => Err(ApiError::not_found(format!(
                 "Version {version} not found for assistant {id}"
@@ -310,7 +313,7 @@ pub(super) struct Patch {
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     request_body = Patch,
-    responses((status = 200, description = "The assistant, at its new version", body = Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The assistant, at its new version", body = records::Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
@@ -351,6 +354,7 @@ pub(super) async fn patch(
         ok(state
             .storage
             .update_assistant(id, authorized.filter.as_ref(), &patch)?
+            .map(records::Assistant::from)
             .ok_or_else(|| ApiError::not_found(format!("Assistant {id} not found")))?)
     })
     .await
@@ -437,7 +441,7 @@ impl Search {
     path = "/assistants/search",
     tag = "assistants",
     request_body = Search,
-    responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<Assistant>), (status = 404, description = "No such graph", body = ErrorBody))
+    responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<records::Assistant>), (status = 404, description = "No such graph", body = ErrorBody))
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
@@ -449,7 +453,11 @@ pub(super) async fn search(
         let (query, value, fields) = body.query(&state)?;
         let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
         let page = state.storage.search_assistants(&query, scope.as_ref())?;
-        let items = select(page.items, &fields, FIELDS)?;
+        let items = select(
+            page.items.into_iter().map(records::Assistant::from),
+            &fields,
+            FIELDS,
+        )?;
         paged(
             Page {
                 items,

@@ -15,7 +15,8 @@ use super::auth::Caller;
 use super::routes::CREATE_RUN;
 use crate::runs::{RunCreate, Target};
 use crate::schedule::next_run;
-use crate::storage::{Cron, sqlite::now};
+use crate::storage::Cron;
+use crate::timestamp::now;
 use crate::types::User;
 
 /// How often due crons are looked for.

@@ -17,9 +17,11 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, resolve_assistant,
     select, sort_by, stamped_metadata, strip_reserved_config, strip_user_id,
 };
+use super::records;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
-use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, sqlite::now};
+use crate::storage::{Cron, CronPatch, CronQuery, Object, Page};
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -177,7 +179,7 @@ async fn create(
             ));
         }
         state.storage.insert_cron(&cron)?;
-        ok(cron)
+        ok(records::Cron::from(cron))
     })
     .await
 }
@@ -188,7 +190,7 @@ async fn create(
     path = "/runs/crons",
     tag = "crons",
     request_body = Create,
-    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
@@ -205,7 +207,7 @@ pub(super) async fn create_stateless(
     tag = "crons",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = Create,
-    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn create_for_thread(
     State(state): State<Arc<AppState>>,
@@ -222,7 +224,7 @@ pub(super) async fn create_for_thread(
     path = "/runs/crons/{cron_id}",
     tag = "crons",
     params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
-    responses((status = 200, description = "The cron", body = Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -235,6 +237,7 @@ pub(super) async fn get(
         ok(state
             .storage
             .cron(id, scope.as_ref())?
+            .map(records::Cron::from)
             .ok_or_else(|| ApiError::not_found("Not Found"))?)
     })
     .await
@@ -269,7 +272,7 @@ fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
     tag = "crons",
     params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     request_body = Patch,
-    responses((status = 200, description = "The updated cron", body = Cron), (status = 400, description = "Nothing to update", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The updated cron", body = records::Cron), (status = 400, description = "Nothing to update", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
@@ -318,6 +321,7 @@ pub(super) async fn patch(
         ok(state
             .storage
             .update_cron(id, authorized.filter.as_ref(), &patch)?
+            .map(records::Cron::from)
             .ok_or_else(|| ApiError::not_found(format!("Cron '{id}' not found")))?)
     })
     .await
@@ -413,7 +417,7 @@ fn search_page(
     path = "/runs/crons/search",
     tag = "crons",
     request_body = Search,
-    responses((status = 200, description = "A page of crons, with pagination headers", body = Vec<Cron>))
+    responses((status = 200, description = "A page of crons, with pagination headers", body = Vec<records::Cron>))
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
@@ -423,7 +427,11 @@ pub(super) async fn search(
     as_caller(pending, move |caller| {
         let body = body?;
         let (page, offset, fields) = search_page(&state, caller, body, false)?;
-        let items = select(page.items, &fields, FIELDS)?;
+        let items = select(
+            page.items.into_iter().map(records::Cron::from),
+            &fields,
+            FIELDS,
+        )?;
         paged(
             Page {
                 items,

@@ -166,7 +166,7 @@ pub fn sort_by(
 /// Keeps only the `select`ed fields of each record (all when empty); an
 /// unknown field is a 422.
 pub fn select<T: Serialize>(
-    records: Vec<T>,
+    records: impl IntoIterator<Item = T>,
     select: &[String],
     allowed: &[&str],
 ) -> Result<Vec<serde_json::Value>, ApiError> {

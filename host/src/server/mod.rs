@@ -14,6 +14,7 @@ mod graphs;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod records;
 pub mod routes;
 mod run_access;
 pub mod runs;
@@ -111,7 +112,7 @@ impl AppState {
         let mut graphs = BTreeMap::new();
         for (graph_id, graph) in &config.graphs {
             let id = system_assistant_id(graph_id);
-            let now = crate::storage::sqlite::now();
+            let now = crate::timestamp::now();
             let mut metadata = crate::storage::Object::new();
             metadata.insert("created_by".into(), "system".into());
             let name = components

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
+use super::records::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use crate::runs::RunCreate;
-use crate::storage::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok, path_id};
+use super::records;
 use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::scoped;
 use super::{AppState, Caller, Pending, as_caller};
@@ -39,7 +40,7 @@ fn flag(value: Option<&str>) -> bool {
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The run", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -52,6 +53,7 @@ pub(super) async fn get(
         ok(state
             .storage
             .run(tid, rid)?
+            .map(records::Run::from)
             .ok_or_else(|| ApiError::not_found("Not Found"))?)
     })
     .await
@@ -71,7 +73,7 @@ pub(super) struct ListQuery {
     path = "/threads/{thread_id}/runs",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's runs, newest first", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The thread's runs, newest first", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn list(
     State(state): State<Arc<AppState>>,
@@ -83,12 +85,18 @@ pub(super) async fn list(
         let tid = path_id(&thread, "thread")?;
         let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
         scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
-        ok(state.storage.list_runs(
-            tid,
-            query.status.as_deref(),
-            query.limit.unwrap_or(10).min(1000),
-            query.offset.unwrap_or(0),
-        )?)
+        let runs: Vec<_> = state
+            .storage
+            .list_runs(
+                tid,
+                query.status.as_deref(),
+                query.limit.unwrap_or(10).min(1000),
+                query.offset.unwrap_or(0),
+            )?
+            .into_iter()
+            .map(records::Run::from)
+            .collect();
+        ok(runs)
     })
     .await
 }

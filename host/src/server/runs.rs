@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{JsonBody, ok, path_id};
+use super::records;
 use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::{AppState, Pending, as_caller};
 use crate::runs::{Authorizer, CreateError, Created, RunCreate, Target};
@@ -100,10 +101,11 @@ async fn create(
     as_caller(pending, move |caller| {
         let target = thread_target(thread)?;
         let created = create_run(&state, caller, target, body?, &["values"])?;
-        let mut response = ok(&created.run)?;
+        let content_location = run_path(&created);
+        let mut response = ok(records::Run::from(created.run))?;
         Locations {
             location: None,
-            content_location: Some(run_path(&created)),
+            content_location: Some(content_location),
         }
         .apply(&mut response);
         Ok(response)
@@ -177,7 +179,7 @@ async fn wait(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn create_stateful(
     State(state): State<Arc<AppState>>,
@@ -195,7 +197,7 @@ pub(super) async fn create_stateful(
     path = "/runs",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending, on a temporary thread", body = crate::storage::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run, pending, on a temporary thread", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn create_stateless(
     State(state): State<Arc<AppState>>,
@@ -284,7 +286,7 @@ pub(super) async fn wait_stateless(
     path = "/runs/batch",
     tag = "runs",
     request_body = Vec<RunCreate>,
-    responses((status = 200, description = "The runs, pending", body = Vec<crate::storage::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The runs, pending", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
 )]
 pub(super) async fn batch(
     State(state): State<Arc<AppState>>,
@@ -302,7 +304,8 @@ pub(super) async fn batch(
         }
         let mut runs = Vec::with_capacity(bodies.len());
         for body in bodies {
-            runs.push(create_run(&state, caller, Target::Stateless, body, &["values"])?.run);
+            let created = create_run(&state, caller, Target::Stateless, body, &["values"])?;
+            runs.push(records::Run::from(created.run));
         }
         ok(runs)
     })

@@ -16,7 +16,8 @@ use super::error::ApiError;
 use super::extract::{JsonBody, ok, path_id};
 use super::threads::scoped;
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Checkpoint, Object, Thread, sqlite::now};
+use crate::storage::{Checkpoint, Object, Thread};
+use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
 fn readable(state: &AppState, caller: &mut Caller, id: Uuid) -> Result<Thread, ApiError> {

@@ -23,8 +23,9 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok};
+use super::records;
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Filter, Item, ItemQuery, NamespaceQuery, Object};
+use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
 /// Each label non-empty and without `.`; else the reference's plain-text 422.
@@ -133,7 +134,7 @@ pub(super) struct Get {
     path = "/store/items",
     tag = "store",
     params(("namespace" = String, Query, description = "Dot-joined namespace"), ("key" = String, Query, description = "The key"), ("refresh_ttl" = Option<bool>, Query, description = "Refresh the TTL")),
-    responses((status = 200, description = "The item, or `null` when missing", body = Option<Item>), (status = 400, description = "No key"))
+    responses((status = 200, description = "The item, or `null` when missing", body = Option<records::Item>), (status = 400, description = "No key"))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -165,7 +166,8 @@ pub(super) async fn get(
         let key = text_of(&value, "key", &key);
         ok(state
             .storage
-            .item(&namespace, &key, authorized.filter.as_ref())?)
+            .item(&namespace, &key, authorized.filter.as_ref())?
+            .map(records::Item::from))
     })
     .await
 }
@@ -286,7 +288,7 @@ pub(super) async fn search(
             .search_items(&query)?
             .into_iter()
             .map(|item| {
-                let mut v = serde_json::to_value(item).unwrap_or_default();
+                let mut v = serde_json::to_value(records::Item::from(item)).unwrap_or_default();
                 v["score"] = Value::Null;
                 v
             })

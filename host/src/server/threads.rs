@@ -18,6 +18,7 @@ use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata,
 };
+use super::records;
 use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
 use crate::storage::{Filter, Object, Thread, ThreadQuery};
@@ -80,7 +81,7 @@ pub(super) struct Create {
     path = "/threads",
     tag = "threads",
     request_body = Create,
-    responses((status = 200, description = "The thread", body = Thread), (status = 409, description = "The id is taken", body = ErrorBody), (status = 403, description = "Refused by the auth plugin", body = ErrorBody))
+    responses((status = 200, description = "The thread", body = records::Thread), (status = 409, description = "The id is taken", body = ErrorBody), (status = 403, description = "Refused by the auth plugin", body = ErrorBody))
 )]
 pub(super) async fn create(
     State(state): State<Arc<AppState>>,
@@ -101,7 +102,7 @@ pub(super) async fn create(
         let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
         let thread = Thread::new(id, stamped_metadata(&authorized.value, metadata));
         if state.storage.insert_thread(&thread)? {
-            return ok(thread);
+            return ok(records::Thread::from(thread));
         }
         let exists = || ApiError::conflict(format!("Thread with ID {id} already exists"));
         // The id is taken: one the caller may not see stays a conflict.
@@ -109,7 +110,7 @@ pub(super) async fn create(
             return Err(exists());
         };
         match if_exists.as_str() {
-            "do_nothing" => ok(existing),
+            "do_nothing" => ok(records::Thread::from(existing)),
             _ => Err(exists()),
         }
     })
@@ -122,7 +123,7 @@ pub(super) async fn create(
     path = "/threads/{thread_id}",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread", body = Thread), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The thread", body = records::Thread), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
@@ -135,6 +136,7 @@ pub(super) async fn get(
         ok(state
             .storage
             .thread(id, scope.as_ref())?
+            .map(records::Thread::from)
             .ok_or_else(|| missing(id))?)
     })
     .await
@@ -154,7 +156,7 @@ pub(super) struct Patch {
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = Patch,
-    responses((status = 200, description = "The updated thread", body = Thread), (status = 204, description = "Updated (`Prefer: return=minimal`)"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The updated thread", body = records::Thread), (status = 204, description = "Updated (`Prefer: return=minimal`)"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn patch(
     State(state): State<Arc<AppState>>,
@@ -178,7 +180,11 @@ pub(super) async fn patch(
             .storage
             .update_thread(id, authorized.filter.as_ref(), &metadata)?
             .ok_or_else(|| ApiError::not_found("Not Found"))?;
-        if minimal { no_content() } else { ok(thread) }
+        if minimal {
+            no_content()
+        } else {
+            ok(records::Thread::from(thread))
+        }
     })
     .await
 }
@@ -448,7 +454,7 @@ impl Search {
     path = "/threads/search",
     tag = "threads",
     request_body = Search,
-    responses((status = 200, description = "A page of threads; `X-Pagination-Total` and `X-Pagination-Next` headers", body = Vec<Thread>))
+    responses((status = 200, description = "A page of threads; `X-Pagination-Total` and `X-Pagination-Next` headers", body = Vec<records::Thread>))
 )]
 pub(super) async fn search(
     State(state): State<Arc<AppState>>,
@@ -460,7 +466,11 @@ pub(super) async fn search(
         let (query, value, fields) = body.query()?;
         let scope = caller.scope(Resource::Threads, Action::Search, value)?;
         let page = state.storage.search_threads(&query, scope.as_ref())?;
-        let items = select(page.items, &fields, FIELDS)?;
+        let items = select(
+            page.items.into_iter().map(records::Thread::from),
+            &fields,
+            FIELDS,
+        )?;
         paged(
             crate::storage::Page {
                 items,
@@ -502,7 +512,7 @@ pub(super) async fn count(
     path = "/threads/{thread_id}/copy",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The new thread", body = Thread), (status = 409, description = "The source is outside the caller's scope", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
+    responses((status = 200, description = "The new thread", body = records::Thread), (status = 409, description = "The source is outside the caller's scope", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
 pub(super) async fn copy(
     State(state): State<Arc<AppState>>,
@@ -528,7 +538,7 @@ pub(super) async fn copy(
         thread.config = source.config;
         state.storage.insert_thread(&thread)?;
         state.storage.copy_state(id, new_id)?;
-        ok(thread)
+        ok(records::Thread::from(thread))
     })
     .await
 }

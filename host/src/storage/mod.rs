@@ -3,47 +3,28 @@
 //! so that a backend applies it **in its query**. SQLite ([`sqlite`]) is
 //! the embedded default; another backend implements [`Storage`] and
 //! nothing above it changes.
+//!
+//! What every backend shares lives here, free of any database: the records
+//! (`records.rs`), what an update means (`patch.rs`: merges, versions, a
+//! cron's next run) and the error a backend maps its own into
+//! ([`StorageError`]).
 
+mod error;
+mod patch;
 mod records;
-mod sql_filter;
 pub mod sqlite;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+pub use error::{BackendError, StorageError};
+pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use warden_sdk::Filter;
 
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;
-
-/// A storage failure. The routes answer it with a 500 and log it, but
-/// for [`StorageError::BadQuery`] (422) and schedule errors (422).
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The database refused or failed.
-    #[error("database: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// No connection could be had from the pool.
-    #[error("database pool: {0}")]
-    Pool(#[from] r2d2::Error),
-    /// A stored document is not the JSON it should be.
-    #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The auth plugin's filter, which the database cannot express.
-    #[error("unsupported filter: {0}")]
-    Filter(String),
-    /// A client's query or document that the database cannot express (a
-    /// key it cannot name exactly, a filter too large): the routes answer
-    /// it with a 422 and this text.
-    #[error("{0}")]
-    BadQuery(String),
-    /// A cron's schedule or timezone cannot be read (e.g. a timezone stored
-    /// before timezones were checked).
-    #[error(transparent)]
-    Schedule(#[from] crate::schedule::ScheduleError),
-}
 
 /// Shorthand for storage results.
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -128,23 +109,6 @@ pub struct CronQuery {
     pub offset: u64,
 }
 
-/// What `PATCH /assistants/{id}` changes; `None` keeps the current value.
-#[derive(Debug, Default)]
-pub struct AssistantPatch {
-    /// New graph.
-    pub graph_id: Option<String>,
-    /// New config.
-    pub config: Option<Value>,
-    /// New context.
-    pub context: Option<Value>,
-    /// Merged shallowly into the metadata.
-    pub metadata: Option<Object>,
-    /// New name.
-    pub name: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-}
-
 /// What [`Storage::set_latest_assistant_version`] found.
 #[derive(Debug)]
 pub enum SetLatest {
@@ -154,40 +118,6 @@ pub enum SetLatest {
     NoVersion,
     /// The assistant, now at that version.
     Done(Box<Assistant>),
-}
-
-/// What [`Storage::upsert_system_assistant`] found at the system
-/// assistant's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SystemAssistant {
-    /// Nothing: the assistant was created.
-    Created,
-    /// The server's own assistant, kept.
-    Kept,
-    /// A row from before the server marked its assistants, of the same graph
-    /// and claiming to be the system's: marked the server's and kept.
-    Adopted,
-    /// A row the server did not create (squatting the id): replaced.
-    Replaced,
-}
-
-/// What `PATCH /runs/crons/{id}` changes; `None` keeps the current value.
-#[derive(Debug, Default)]
-pub struct CronPatch {
-    /// New schedule; the next run date follows it.
-    pub schedule: Option<String>,
-    /// New IANA timezone for the schedule; the next run date follows it.
-    pub timezone: Option<String>,
-    /// New end time (`Some(None)` clears it).
-    pub end_time: Option<Option<String>>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// New `on_run_completed`.
-    pub on_run_completed: Option<String>,
-    /// Keys replaced in the run payload.
-    pub payload: Option<Object>,
-    /// Merged shallowly into the metadata.
-    pub metadata: Option<Object>,
 }
 
 /// `POST /store/items/search`.
@@ -223,14 +153,44 @@ pub struct NamespaceQuery {
     pub offset: u64,
 }
 
+impl NamespaceQuery {
+    /// The page the query answers, from the namespaces (in order) of the
+    /// items its prefix and filter select: those ending with its suffix,
+    /// truncated to its depth, each once.
+    pub fn page(&self, namespaces: impl IntoIterator<Item = Vec<String>>) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for mut ns in namespaces {
+            if !ns.ends_with(&self.suffix) {
+                continue;
+            }
+            if let Some(depth) = self.max_depth {
+                ns.truncate(depth);
+            }
+            if out.last() != Some(&ns) && !out.contains(&ns) {
+                out.push(ns);
+            }
+        }
+        out.into_iter()
+            .skip(self.offset as usize)
+            .take(self.limit as usize)
+            .collect()
+    }
+}
+
 /// Where the API's records live. Every read, update and delete takes the
 /// plugin's `scope`; a record outside it behaves as if it did not exist.
+///
+/// An update reads the record, applies the shared rule of `patch.rs`
+/// ([`AssistantPatch::apply`], [`CronPatch::apply`], ...) and writes the
+/// result back, all in one transaction: a backend stores, it does not
+/// decide what an update means.
 pub trait Storage: Send + Sync + 'static {
     /// Inserts a thread; false when the id is taken.
     fn insert_thread(&self, thread: &Thread) -> Result<bool>;
     /// The thread, if it exists within `scope`.
     fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>>;
-    /// Merges `metadata` into the thread's (shallowly), if it exists within `scope`.
+    /// Merges `metadata` into the thread's (shallowly, `patch::patch_thread`),
+    /// if it exists within `scope`.
     fn update_thread(
         &self,
         id: Uuid,
@@ -247,7 +207,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Inserts or refreshes a graph's system assistant (no auth: start-up)
     /// and marks it the server's. A row at its id the server did not create
     /// is replaced; one it did keeps what authorized users made of it (only
-    /// the name and description are refreshed).
+    /// the name and description are refreshed): [`SystemAssistant::decide`].
     fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
     /// Whether the assistant is one the server created (a system assistant).
     fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
@@ -255,7 +215,8 @@ pub trait Storage: Send + Sync + 'static {
     fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
     /// The assistant, if it exists within `scope`.
     fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>>;
-    /// Applies `patch` as a new version, if the assistant exists within `scope`.
+    /// Applies `patch` as a new version (the one after the latest it has
+    /// had), if the assistant exists within `scope`.
     fn update_assistant(
         &self,
         id: Uuid,
@@ -275,7 +236,8 @@ pub trait Storage: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Vec<AssistantVersion>>;
     /// Makes `version` the assistant's current one: its graph, config,
-    /// context, metadata, name and description become that version's.
+    /// context, metadata, name and description become that version's
+    /// (`patch::restore_version`).
     fn set_latest_assistant_version(
         &self,
         id: Uuid,
@@ -295,7 +257,8 @@ pub trait Storage: Send + Sync + 'static {
     fn insert_cron(&self, cron: &Cron) -> Result<()>;
     /// The cron, if it exists within `scope`.
     fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>>;
-    /// Applies `patch`, if the cron exists within `scope`.
+    /// Applies `patch` (which may move the next run), if the cron exists
+    /// within `scope`.
     fn update_cron(
         &self,
         id: Uuid,

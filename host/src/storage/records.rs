@@ -1,14 +1,13 @@
-//! The records, shaped as the API serves them.
+//! The records a backend stores and returns: plain data, with the fields
+//! the API serves (the HTTP layer owns their wire shape and schema).
 
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Object;
 
 /// A thread (`Thread` in the Agent Server API).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Thread {
     /// Its id (UUIDv7 when the server made it).
     pub thread_id: Uuid,
@@ -19,7 +18,6 @@ pub struct Thread {
     /// RFC 3339 time of the last state change.
     pub state_updated_at: String,
     /// Its metadata (the plugin's stamps included).
-    #[schema(value_type = Object)]
     pub metadata: Object,
     /// `idle`, `busy`, `interrupted` or `error`.
     pub status: String,
@@ -36,7 +34,7 @@ pub struct Thread {
 impl Thread {
     /// A thread made now (status `idle`, no values).
     pub fn new(thread_id: Uuid, metadata: Object) -> Self {
-        let now = super::sqlite::now();
+        let now = crate::timestamp::now();
         Self {
             thread_id,
             created_at: now.clone(),
@@ -53,7 +51,7 @@ impl Thread {
 }
 
 /// An assistant: a graph with its configuration.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Assistant {
     /// Its id (UUIDv4; UUIDv5 of the graph id for system assistants).
     pub assistant_id: Uuid,
@@ -64,7 +62,6 @@ pub struct Assistant {
     /// Its context (mirrors `config.configurable`).
     pub context: Value,
     /// Its metadata.
-    #[schema(value_type = Object)]
     pub metadata: Object,
     /// Its name.
     pub name: String,
@@ -79,7 +76,7 @@ pub struct Assistant {
 }
 
 /// One version of an assistant: what its creation or a `PATCH` left.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AssistantVersion {
     /// The assistant's id.
     pub assistant_id: Uuid,
@@ -90,7 +87,6 @@ pub struct AssistantVersion {
     /// Its context (mirrors `config.configurable`).
     pub context: Value,
     /// Its metadata.
-    #[schema(value_type = Object)]
     pub metadata: Object,
     /// Its name.
     pub name: String,
@@ -103,7 +99,7 @@ pub struct AssistantVersion {
 }
 
 /// A cron: a run on a schedule.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Cron {
     /// Its id (UUIDv7).
     pub cron_id: Uuid,
@@ -120,12 +116,10 @@ pub struct Cron {
     /// Its IANA time zone, if given.
     pub timezone: Option<String>,
     /// The run it creates.
-    #[schema(value_type = Object)]
     pub payload: Object,
     /// When it fires next.
     pub next_run_date: Option<String>,
     /// Its metadata.
-    #[schema(value_type = Object)]
     pub metadata: Object,
     /// `delete` or `keep` (`null` for thread crons).
     pub on_run_completed: Option<String>,
@@ -138,14 +132,13 @@ pub struct Cron {
 }
 
 /// A store item.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Item {
     /// Its namespace labels.
     pub namespace: Vec<String>,
     /// Its key within the namespace.
     pub key: String,
     /// Its value (a JSON object).
-    #[schema(value_type = Object)]
     pub value: Object,
     /// RFC 3339 creation time.
     pub created_at: String,
@@ -154,7 +147,7 @@ pub struct Item {
 }
 
 /// A run: one execution of an assistant's graph on a thread.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Run {
     /// Its id (UUIDv7).
     pub run_id: Uuid,
@@ -170,7 +163,6 @@ pub struct Run {
     pub status: String,
     /// Its metadata: the assistant's, the thread's, the config's and the
     /// request's, merged, with the plugin's stamps.
-    #[schema(value_type = Object)]
     pub metadata: Object,
     /// What it was created with: input, config (the server's
     /// `configurable` keys included, private user fields left out), stream

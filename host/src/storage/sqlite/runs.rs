@@ -4,9 +4,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{json, json_text, now, object, uuid};
-use crate::storage::sql_filter::{Where, page_sql};
+use super::filter::{Where, page_sql};
+use super::rows::{json, json_text, object, uuid};
 use crate::storage::{Checkpoint, Object, Result, Run};
+use crate::timestamp::now;
 
 const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
      metadata, kwargs, multitask_strategy";
@@ -156,6 +157,15 @@ pub(super) fn set_thread_status(
             .execute(params![thread_id.to_string(), status, now])?,
     };
     Ok(())
+}
+
+pub(super) fn prune_checkpoints(conn: &Connection, thread_id: Uuid) -> Result<u64> {
+    let n = conn.execute(
+        "DELETE FROM checkpoints WHERE thread_id = ?1 AND checkpoint_id < \
+         (SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = ?1)",
+        [thread_id.to_string()],
+    )?;
+    Ok(n as u64)
 }
 
 pub(super) fn put_checkpoint(conn: &mut Connection, c: &Checkpoint) -> Result<()> {

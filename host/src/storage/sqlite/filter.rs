@@ -15,7 +15,7 @@
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
-use super::{Filter, Object, StorageError};
+use crate::storage::{Filter, Object, StorageError};
 use warden_sdk::{Clause, Condition, Operator};
 
 /// At most this many terms in one filter of a client (a key's equality is
