@@ -294,7 +294,7 @@ fn seed(data_dir: &Path, n: u64) -> Seed {
             updated_at: now.clone(),
             state_updated_at: now,
             metadata,
-            status: "idle".to_owned(),
+            status: warden::storage::ThreadStatus::Idle,
             config: json!({}),
             values: Value::Null,
             interrupts: json!({}),

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{CancelAction, LiveRun, RunSpec, Runs, STREAM_MODES, SubmitError};
 use crate::plugin::GraphSlot;
 use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
-use crate::storage::{Object, Run, Storage, StorageError, Thread};
+use crate::storage::{Object, Run, RunStatus, Storage, StorageError, Thread};
 use crate::timestamp::now;
 use crate::types::{Action, Filter, Resource, User};
 
@@ -519,7 +519,7 @@ impl Runs {
             assistant_id,
             created_at: now.clone(),
             updated_at: now,
-            status: "pending".into(),
+            status: RunStatus::Pending,
             metadata: run_metadata,
             kwargs,
             multitask_strategy: strategy.as_str().into(),

@@ -36,7 +36,7 @@ pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 
 use crate::config::LimitsConfig;
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
-use crate::storage::{Checkpoint, Object, Run, Storage, StorageError};
+use crate::storage::{Checkpoint, Object, Run, RunStatus, Storage, StorageError, ThreadStatus};
 use crate::timestamp::now;
 
 /// The stream modes a run can produce.
@@ -344,13 +344,13 @@ impl Runs {
     ) -> Result<Arc<Self>, StorageError> {
         let mut threads = HashSet::new();
         for run in storage.runs_in_flight()? {
-            storage.set_run_status(run.run_id, "error")?;
+            storage.set_run_status(run.run_id, RunStatus::Error)?;
             threads.insert(run.thread_id);
         }
         for thread in threads {
             storage.set_thread_status(
                 thread,
-                "idle",
+                ThreadStatus::Idle,
                 Some(&json!({"error": "ServerRestart", "message": "The server restarted while the run was in flight"})),
             )?;
         }
@@ -638,7 +638,7 @@ impl Runs {
                 tracing::error!(run_id = %live.run_id, "the run's worker panicked");
                 self.finish(
                     &live,
-                    "error",
+                    Some(RunStatus::Error),
                     None,
                     RunOutcome::Error(
                         json!({"error": "InternalError", "message": "The run's worker failed"}),
@@ -676,7 +676,7 @@ impl Runs {
             self.end_cancelled(live, &spec, action);
             return;
         }
-        if let Err(e) = self.storage.set_run_status(live.run_id, "running") {
+        if let Err(e) = self.storage.set_run_status(live.run_id, RunStatus::Running) {
             tracing::error!(run_id = %live.run_id, "cannot start the run: {e}");
         }
         let before = match self.storage.thread(live.thread_id, None) {
@@ -711,7 +711,7 @@ impl Runs {
                 drop(writer);
                 self.finish(
                     live,
-                    "success",
+                    Some(RunStatus::Success),
                     Some(Value::Null),
                     RunOutcome::Success(values),
                     spec.delete_thread,
@@ -735,7 +735,7 @@ impl Runs {
                 live.events.push("error", &error);
                 self.finish(
                     live,
-                    "error",
+                    Some(RunStatus::Error),
                     Some(error.clone()),
                     RunOutcome::Error(error),
                     spec.delete_thread,
@@ -767,8 +767,8 @@ impl Runs {
             tracing::error!(run_id = %live.run_id, "cannot roll the run back: {e}");
         }
         let status = match action {
-            CancelAction::Interrupt => "interrupted",
-            CancelAction::Rollback => "",
+            CancelAction::Interrupt => Some(RunStatus::Interrupted),
+            CancelAction::Rollback => None,
         };
         self.finish(
             live,
@@ -779,25 +779,25 @@ impl Runs {
         );
     }
 
-    /// Records how the run ended and wakes everyone following it. An empty
+    /// Records how the run ended and wakes everyone following it. No
     /// `status` (a rolled-back run, deleted) writes nothing. A temporary
     /// thread (`delete_thread`) is gone before anyone hears the run ended.
     fn finish(
         &self,
         live: &LiveRun,
-        status: &str,
+        status: Option<RunStatus>,
         error: Option<Value>,
         outcome: RunOutcome,
         delete_thread: bool,
     ) {
-        if !status.is_empty() {
+        if let Some(status) = status {
             if let Err(e) = self.storage.set_run_status(live.run_id, status) {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
             }
             if let Some(error) = &error
-                && let Err(e) = self
-                    .storage
-                    .set_thread_status(live.thread_id, "busy", Some(error))
+                && let Err(e) =
+                    self.storage
+                        .set_thread_status(live.thread_id, ThreadStatus::Busy, Some(error))
             {
                 tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
             }
@@ -822,7 +822,7 @@ impl Runs {
         live.events.push("error", &error);
         self.finish(
             live,
-            "error",
+            Some(RunStatus::Error),
             Some(error.clone()),
             RunOutcome::Error(error),
             spec.delete_thread,
@@ -935,8 +935,10 @@ impl Runs {
             return;
         }
         let status = match self.storage.list_runs(thread_id, None, 1, 0) {
-            Ok(runs) if runs.first().is_some_and(|r| r.status == "error") => "error",
-            _ => "idle",
+            Ok(runs) if runs.first().is_some_and(|r| r.status == RunStatus::Error) => {
+                ThreadStatus::Error
+            }
+            _ => ThreadStatus::Idle,
         };
         if let Err(e) = self.storage.set_thread_status(thread_id, status, None) {
             tracing::error!(%thread_id, "cannot settle the thread's status: {e}");

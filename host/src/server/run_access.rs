@@ -21,7 +21,7 @@ use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::scoped;
 use super::{AppState, Caller, Pending, as_caller};
 use crate::runs::{CancelAction, LiveRun};
-use crate::storage::Thread;
+use crate::storage::{RunStatus, Thread};
 use crate::types::{Action, Resource};
 
 fn ids(thread: &str, run: &str) -> Result<(Uuid, Uuid), ApiError> {
@@ -85,11 +85,16 @@ pub(super) async fn list(
         let tid = path_id(&thread, "thread")?;
         let Query(query) = query.map_err(|e| ApiError::unprocessable(e.body_text()))?;
         scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
+        // A status no run has (a name the API does not know) lists nothing.
+        let status = match query.status.as_deref().map(str::parse::<RunStatus>) {
+            Some(Err(_)) => return ok(Vec::<records::Run>::new()),
+            status => status.transpose().ok().flatten(),
+        };
         let runs: Vec<_> = state
             .storage
             .list_runs(
                 tid,
-                query.status.as_deref(),
+                status,
                 query.limit.unwrap_or(10).min(1000),
                 query.offset.unwrap_or(0),
             )?
@@ -130,8 +135,8 @@ fn cancel_guard(
 
 /// What `join` answers for a run no longer in memory: the thread's values,
 /// or its error when the run failed.
-fn settled_body(thread: &Thread, status: &str) -> Value {
-    if status == "error" && !thread.error.is_null() {
+fn settled_body(thread: &Thread, status: RunStatus) -> Value {
+    if status == RunStatus::Error && !thread.error.is_null() {
         json!({ "__error__": thread.error })
     } else if thread.values.is_object() {
         thread.values.clone()
@@ -207,7 +212,7 @@ pub(super) async fn join(
                 ))
             }
             None => {
-                let body = settled_body(&thread, &record.status);
+                let body = settled_body(&thread, record.status);
                 Ok(streaming::json_when_ready(
                     async move { body },
                     None,
@@ -388,7 +393,7 @@ pub(super) async fn cancel_many(
                     let started = state
                         .storage
                         .run(live.thread_id, live.run_id)?
-                        .is_some_and(|r| r.status == "running");
+                        .is_some_and(|r| r.status == RunStatus::Running);
                     let wanted = match status.as_str() {
                         "pending" => !started,
                         "running" => started,
@@ -489,10 +494,10 @@ mod tests {
     fn a_failed_run_joins_as_its_error() {
         let mut thread = crate::storage::Thread::new(Uuid::nil(), Default::default());
         thread.values = json!({"a": 1});
-        assert_eq!(settled_body(&thread, "success"), json!({"a": 1}));
+        assert_eq!(settled_body(&thread, RunStatus::Success), json!({"a": 1}));
         thread.error = json!({"error": "ValueError", "message": "boom"});
         assert_eq!(
-            settled_body(&thread, "error"),
+            settled_body(&thread, RunStatus::Error),
             json!({"__error__": {"error": "ValueError", "message": "boom"}})
         );
     }

@@ -21,7 +21,7 @@ use super::extract::{
 use super::records;
 use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use super::{AppState, Pending, as_caller};
-use crate::storage::{Filter, Object, Thread, ThreadQuery};
+use crate::storage::{Filter, Object, Thread, ThreadQuery, ThreadStatus};
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -43,7 +43,6 @@ const SORTS: &[&str] = &[
     "updated_at",
     "state_updated_at",
 ];
-const STATUSES: &[&str] = &["idle", "busy", "interrupted", "error"];
 
 /// 404 `Thread with ID <id> not found`.
 pub(super) fn missing(id: Uuid) -> ApiError {
@@ -422,11 +421,18 @@ pub(super) struct Search {
 impl Search {
     fn query(self) -> Result<(ThreadQuery, Value, Vec<String>), ApiError> {
         let (limit, offset) = limits(self.limit, self.offset, 10)?;
-        if let Some(s) = self.status.as_deref().filter(|s| !STATUSES.contains(s)) {
-            return Err(ApiError::unprocessable(format!(
-                "Invalid status: '{s}'. Expected one of {STATUSES:?}"
-            )));
-        }
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                s.parse::<ThreadStatus>().map_err(|_| {
+                    let names: Vec<&str> = ThreadStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::unprocessable(format!(
+                        "Invalid status: '{s}'. Expected one of {names:?}"
+                    ))
+                })
+            })
+            .transpose()?;
         let value = json!({
             "metadata": self.metadata.clone().unwrap_or_default(),
             "values": self.values.clone().unwrap_or_default(),
@@ -438,7 +444,7 @@ impl Search {
             metadata: self.metadata.unwrap_or_default(),
             values: self.values.unwrap_or_default(),
             ids: self.ids,
-            status: self.status,
+            status,
             sort_by: sort_by(self.sort_by.as_deref(), SORTS)?,
             order: order(self.sort_order.as_deref())?,
             limit,

@@ -13,6 +13,7 @@ mod error;
 mod patch;
 mod records;
 pub mod sqlite;
+mod status;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -21,6 +22,7 @@ pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
+pub use status::{RunStatus, ThreadStatus, UnknownStatus};
 pub use warden_sdk::Filter;
 
 /// JSON object: metadata, config, values.
@@ -58,7 +60,7 @@ pub struct ThreadQuery {
     /// Only these ids.
     pub ids: Option<Vec<Uuid>>,
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<ThreadStatus>,
     /// Sort column (validated by the route).
     pub sort_by: Option<&'static str>,
     /// Sort direction.
@@ -292,12 +294,12 @@ pub trait Storage: Send + Sync + 'static {
     fn list_runs(
         &self,
         thread_id: Uuid,
-        status: Option<&str>,
+        status: Option<RunStatus>,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Run>>;
     /// Sets a run's status.
-    fn set_run_status(&self, run_id: Uuid, status: &str) -> Result<()>;
+    fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()>;
     /// Deletes every checkpoint of the thread but the latest; returns how
     /// many went.
     fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
@@ -309,8 +311,12 @@ pub trait Storage: Send + Sync + 'static {
     fn runs_in_flight(&self) -> Result<Vec<Run>>;
     /// Sets a thread's status and, when given, its error (`Value::Null`
     /// clears it).
-    fn set_thread_status(&self, thread_id: Uuid, status: &str, error: Option<&Value>)
-    -> Result<()>;
+    fn set_thread_status(
+        &self,
+        thread_id: Uuid,
+        status: ThreadStatus,
+        error: Option<&Value>,
+    ) -> Result<()>;
     /// Records a checkpoint and makes its values the thread's.
     fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// The thread's checkpoints, newest first: at most `limit`, older than

@@ -5,6 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::Object;
+use super::status::{RunStatus, ThreadStatus};
 
 /// A thread (`Thread` in the Agent Server API).
 #[derive(Debug, Clone)]
@@ -19,8 +20,8 @@ pub struct Thread {
     pub state_updated_at: String,
     /// Its metadata (the plugin's stamps included).
     pub metadata: Object,
-    /// `idle`, `busy`, `interrupted` or `error`.
-    pub status: String,
+    /// Between runs, or with one in flight.
+    pub status: ThreadStatus,
     /// Its config.
     pub config: Value,
     /// Its state values (`null` before any run).
@@ -41,7 +42,7 @@ impl Thread {
             updated_at: now.clone(),
             state_updated_at: now,
             metadata,
-            status: "idle".into(),
+            status: ThreadStatus::Idle,
             config: serde_json::json!({}),
             values: Value::Null,
             interrupts: serde_json::json!({}),
@@ -159,8 +160,8 @@ pub struct Run {
     pub created_at: String,
     /// RFC 3339 last update time.
     pub updated_at: String,
-    /// `pending`, `running`, `success`, `error`, `timeout` or `interrupted`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: RunStatus,
     /// Its metadata: the assistant's, the thread's, the config's and the
     /// request's, merged, with the plugin's stamps.
     pub metadata: Object,

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use warden::storage::{Filter, SqliteStorage, Storage, ThreadQuery};
+use warden::storage::{Filter, SqliteStorage, Storage, ThreadQuery, ThreadStatus};
 
 fn thread(metadata: Value) -> warden::storage::Thread {
     let metadata: Map<String, Value> = metadata.as_object().cloned().unwrap();
@@ -13,7 +13,7 @@ fn thread(metadata: Value) -> warden::storage::Thread {
         updated_at: "2026-01-01T00:00:00.000000+00:00".into(),
         state_updated_at: "2026-01-01T00:00:00.000000+00:00".into(),
         metadata,
-        status: "idle".into(),
+        status: ThreadStatus::Idle,
         config: json!({}),
         values: Value::Null,
         interrupts: json!({}),

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Checkpoint, Cron, CronPatch,
-    CronQuery, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run, SetLatest,
-    Storage, StorageError, SystemAssistant, Thread, ThreadQuery,
+    CronQuery, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run, RunStatus,
+    SetLatest, Storage, StorageError, SystemAssistant, Thread, ThreadQuery, ThreadStatus,
 };
 
 mod assistants;
@@ -230,14 +230,14 @@ impl Storage for SqliteStorage {
     fn list_runs(
         &self,
         thread_id: Uuid,
-        status: Option<&str>,
+        status: Option<RunStatus>,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Run>> {
         runs::list_runs(&*self.conn()?, thread_id, status, limit, offset)
     }
 
-    fn set_run_status(&self, run_id: Uuid, status: &str) -> Result<()> {
+    fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()> {
         runs::set_run_status(&*self.conn()?, run_id, status)
     }
 
@@ -256,7 +256,7 @@ impl Storage for SqliteStorage {
     fn set_thread_status(
         &self,
         thread_id: Uuid,
-        status: &str,
+        status: ThreadStatus,
         error: Option<&Value>,
     ) -> Result<()> {
         runs::set_thread_status(&*self.conn()?, thread_id, status, error)

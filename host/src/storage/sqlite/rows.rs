@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::filter::{Where, page_sql};
-use crate::storage::{Filter, Object, Order, Page, Result};
+use crate::storage::{Filter, Object, Order, Page, Result, RunStatus, ThreadStatus};
 
 /// A document as the text its column holds.
 pub(super) fn json_text(value: &impl serde::Serialize) -> String {
@@ -128,3 +128,27 @@ pub(super) fn delete_where(conn: &Connection, table: &str, filter: &Where) -> Re
     )?;
     Ok(n > 0)
 }
+
+/// Statuses are stored as the API names them.
+macro_rules! status_as_text {
+    ($($ty:ty),*) => {$(
+        impl rusqlite::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )*};
+}
+
+status_as_text!(RunStatus, ThreadStatus);

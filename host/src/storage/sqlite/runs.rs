@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::filter::{Where, page_sql};
 use super::rows::{json, json_text, object, uuid};
-use crate::storage::{Checkpoint, Object, Result, Run};
+use crate::storage::{Checkpoint, Object, Result, Run, RunStatus, ThreadStatus};
 use crate::timestamp::now;
 
 const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
@@ -61,7 +61,7 @@ pub(super) fn run(conn: &Connection, thread_id: Uuid, run_id: Uuid) -> Result<Op
 pub(super) fn list_runs(
     conn: &Connection,
     thread_id: Uuid,
-    status: Option<&str>,
+    status: Option<RunStatus>,
     limit: u64,
     offset: u64,
 ) -> Result<Vec<Run>> {
@@ -71,7 +71,10 @@ pub(super) fn list_runs(
         [rusqlite::types::Value::Text(thread_id.to_string())],
     );
     if let Some(status) = status {
-        filter.push("status = ?", [rusqlite::types::Value::Text(status.into())]);
+        filter.push(
+            "status = ?",
+            [rusqlite::types::Value::Text(status.as_str().into())],
+        );
     }
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM runs{} ORDER BY created_at DESC, run_id DESC{}",
@@ -86,7 +89,7 @@ pub(super) fn list_runs(
     Ok(runs)
 }
 
-pub(super) fn set_run_status(conn: &Connection, run_id: Uuid, status: &str) -> Result<()> {
+pub(super) fn set_run_status(conn: &Connection, run_id: Uuid, status: RunStatus) -> Result<()> {
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE run_id = ?1")?
         .execute(params![run_id.to_string(), status, now()])?;
     Ok(())
@@ -137,7 +140,7 @@ pub(super) fn runs_in_flight(conn: &Connection) -> Result<Vec<Run>> {
 pub(super) fn set_thread_status(
     conn: &Connection,
     thread_id: Uuid,
-    status: &str,
+    status: ThreadStatus,
     error: Option<&Value>,
 ) -> Result<()> {
     let now = now();

@@ -36,7 +36,7 @@ fn thread_where(query: &ThreadQuery, scope: Option<&Filter>) -> Result<Where> {
     filter.contains("metadata", &query.metadata)?;
     filter.contains("state_values", &query.values)?;
     if let Some(status) = &query.status {
-        filter.push("status = ?", [Sql::Text(status.clone())]);
+        filter.push("status = ?", [Sql::Text(status.as_str().into())]);
     }
     if let Some(ids) = &query.ids {
         // One parameter, however many ids (SQLite takes at most 32766).
