@@ -4,8 +4,8 @@
 //! survives a call: what must (an issuer's JWKS, a discovery document) goes
 //! here. The store belongs to the loaded plugin (a new version starts
 //! empty), is bounded (keys up to 512 bytes, values up to 1 MiB, 4 MiB in
-//! all; the values closest to expiry make room), and is shared by every
-//! request of every user: keep public data only.
+//! all; expired values, then the least recently used, make room), and is
+//! shared by every request of every user: keep public data only.
 //!
 //! In native builds (unit tests) the store is a map in the test process.
 

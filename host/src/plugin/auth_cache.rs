@@ -6,38 +6,56 @@
 //!
 //! Keys are SHA-256 digests of the header values: credentials are not kept
 //! in memory as cache keys.
+//!
+//! The store is a [`moka`] cache: expired results are never returned, and
+//! when it is full, expired results go first, then the least recently used.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::fmt;
+use std::time::Duration;
 
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use warden_sdk::{Request, User};
 
 use super::settings::AuthCacheSettings;
+
+/// The longest `ttl_seconds` honoured (moka's builder panics past 1000
+/// years; a century is forever for a cache).
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The key of one request: the digest of its cache-key header values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey([u8; 32]);
 
 /// A plugin's `authenticate` results.
-#[derive(Debug)]
 pub(crate) struct AuthCache {
-    settings: AuthCacheSettings,
-    entries: Mutex<HashMap<CacheKey, Entry>>,
+    header_names: Vec<String>,
+    users: Cache<CacheKey, User>,
 }
 
-#[derive(Debug)]
-struct Entry {
-    user: User,
-    expires: Instant,
+impl fmt::Debug for AuthCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Users stay out of logs.
+        f.debug_struct("AuthCache")
+            .field("header_names", &self.header_names)
+            .field("entries", &self.users.entry_count())
+            .finish()
+    }
 }
 
 impl AuthCache {
     pub(crate) fn new(settings: AuthCacheSettings) -> Self {
+        let users = Cache::builder()
+            .max_capacity(u64::try_from(settings.max_size).unwrap_or(u64::MAX))
+            .time_to_live(settings.ttl.min(MAX_TTL))
+            // Plain LRU: a new result is always kept (moka's default
+            // TinyLFU may refuse a key seen once when the cache is full).
+            .eviction_policy(EvictionPolicy::lru())
+            .build();
         Self {
-            settings,
-            entries: Mutex::new(HashMap::new()),
+            header_names: settings.header_names,
+            users,
         }
     }
 
@@ -46,7 +64,7 @@ impl AuthCache {
     pub(crate) fn key(&self, request: &Request) -> Option<CacheKey> {
         let mut hasher = Sha256::new();
         let mut any = false;
-        for name in &self.settings.header_names {
+        for name in &self.header_names {
             match request.header(name) {
                 Some(value) => {
                     any = true;
@@ -62,46 +80,23 @@ impl AuthCache {
 
     /// The user cached under `key`, if still fresh.
     pub(crate) fn get(&self, key: &CacheKey) -> Option<User> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
-            Some(entry) if entry.expires > Instant::now() => Some(entry.user.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
+        self.users.get(key)
     }
 
-    /// Caches `user` under `key`. When full, expired entries go first, then
-    /// the entry closest to expiry (the oldest).
+    /// Caches `user` under `key`. When full, expired results go first,
+    /// then the least recently used.
     pub(crate) fn insert(&self, key: CacheKey, user: User) {
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.settings.max_size && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.expires > now);
-            if entries.len() >= self.settings.max_size
-                && let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.expires)
-                    .map(|(k, _)| *k)
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
-            key,
-            Entry {
-                user,
-                expires: now + self.settings.ttl,
-            },
-        );
+        self.users.insert(key, user);
+        // moka bounds the size in batches; apply this insert's eviction now
+        // so that `max_size` holds after every insert.
+        self.users.run_pending_tasks();
     }
 
     /// How many results are cached (expired ones included until evicted).
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    fn len(&self) -> u64 {
+        self.users.run_pending_tasks();
+        self.users.entry_count()
     }
 }
 
@@ -151,5 +146,27 @@ mod tests {
         let key = short.key(&request("a", None)).unwrap();
         short.insert(key, User::new("a"));
         assert!(short.get(&key).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_keeps_the_new_result_and_drops_the_least_recently_used() {
+        let c = cache(2, Duration::from_secs(60));
+        let [a, b, new] = ["a", "b", "new"].map(|t| c.key(&request(t, None)).unwrap());
+        c.insert(a, User::new("a"));
+        c.insert(b, User::new("b"));
+        assert!(c.get(&a).is_some(), "a is now the most recently used");
+        c.insert(new, User::new("new"));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get(&new).unwrap().identity, "new", "never refused");
+        assert!(c.get(&a).is_some());
+        assert!(c.get(&b).is_none(), "the least recently used went");
+    }
+
+    #[test]
+    fn a_ttl_beyond_the_cache_crate_limit_is_capped() {
+        let c = cache(2, Duration::from_secs(u64::MAX));
+        let key = c.key(&request("a", None)).unwrap();
+        c.insert(key, User::new("a"));
+        assert_eq!(c.get(&key).unwrap().identity, "a");
     }
 }

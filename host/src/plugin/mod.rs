@@ -39,6 +39,8 @@ mod graph;
 mod outbound;
 mod plugin_cache;
 mod redact;
+#[cfg(test)]
+mod released_wit;
 mod sandbox;
 mod settings;
 mod slot;

@@ -10,18 +10,27 @@
 //!
 //! In development ([`Watcher::start`] with `rebuild_sources`), a change
 //! under a slot's crate directory (outside `target/` and hidden paths)
-//! rebuilds the crate once edits pause for [`DEBOUNCE`], then swaps in the
-//! result.
+//! rebuilds the crate once that file's edits pause for [`DEBOUNCE`], then
+//! swaps in the result.
+//!
+//! The waiting is `notify-debouncer-full`'s: one debouncer settles the
+//! component files, another the sources. Renames and closes, which need no
+//! wait, come straight from a plain `notify` watcher (the settled event
+//! that follows them finds the file unchanged). One thread runs the reloads
+//! and rebuilds, one at a time.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify_debouncer_full::notify::{
+    self, Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _,
+};
+use notify_debouncer_full::{DebounceEventResult, RecommendedCache};
 
 use super::slot::{Reloadable, Reloaded};
 
@@ -42,23 +51,38 @@ pub struct WatchError {
     pub source: notify::Error,
 }
 
+type Debouncer = notify_debouncer_full::Debouncer<RecommendedWatcher, RecommendedCache>;
+
 /// The running watch. Dropping it stops watching.
 pub struct Watcher {
-    _notify: RecommendedWatcher,
     stop: Sender<Message>,
     thread: Option<JoinHandle<()>>,
+    _complete: RecommendedWatcher,
+    _settled: Debouncer,
+    _sources: Option<Debouncer>,
+}
+
+/// Where a batch of events comes from, and so what it may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Renames and closes after writing, as they happen: a file complete.
+    Complete,
+    /// Component-file events once the file has been quiet for [`SETTLE`].
+    Settled,
+    /// Crate-source events once each file has been quiet for [`DEBOUNCE`].
+    Sources,
 }
 
 enum Message {
-    Event(notify::Event),
+    Events(Source, Vec<Event>),
     Stop,
 }
 
-/// What is pending for one slot.
-#[derive(Default)]
-struct Pending {
-    reload: Option<Instant>,
-    rebuild: Option<Instant>,
+/// What one batch of messages asks of a slot; a rebuild reloads too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Reload,
+    Rebuild,
 }
 
 impl Watcher {
@@ -69,28 +93,29 @@ impl Watcher {
         rebuild_sources: bool,
     ) -> Result<Self, WatchError> {
         let (tx, rx) = mpsc::channel();
-        let events = tx.clone();
-        let mut notify =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) => {
-                    let _ = events.send(Message::Event(event));
-                }
-                Err(error) => tracing::warn!(%error, "plugin file watch error"),
-            })
-            .map_err(|source| WatchError {
-                path: PathBuf::new(),
-                source,
-            })?;
+        let mut complete = complete_watcher(&tx)?;
+        let mut settled = debouncer(Source::Settled, SETTLE, &tx)?;
+        let mut sources = None;
 
         let mut targets = Vec::new();
         for slot in &slots {
             let file = absolute(slot.component());
             let dir = file.parent().unwrap_or(Path::new("/")).to_owned();
-            watch(&mut notify, &dir, RecursiveMode::NonRecursive)?;
-            let sources = match slot.crate_dir() {
+            complete
+                .watch(&dir, RecursiveMode::NonRecursive)
+                .map_err(|source| WatchError {
+                    path: dir.clone(),
+                    source,
+                })?;
+            watch(&mut settled, &dir, RecursiveMode::NonRecursive)?;
+            let crate_sources = match slot.crate_dir() {
                 Some(dir) if rebuild_sources => {
                     let dir = dir.canonicalize().unwrap_or_else(|_| absolute(dir));
-                    watch(&mut notify, &dir, RecursiveMode::Recursive)?;
+                    let debouncer = match &mut sources {
+                        Some(debouncer) => debouncer,
+                        None => sources.insert(debouncer(Source::Sources, DEBOUNCE, &tx)?),
+                    };
+                    watch(debouncer, &dir, RecursiveMode::Recursive)?;
                     Some(dir)
                 }
                 _ => None,
@@ -98,13 +123,13 @@ impl Watcher {
             tracing::info!(
                 plugin = %slot.name(),
                 file = %file.display(),
-                sources = %sources.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+                sources = %crate_sources.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
                 "watching for new versions"
             );
             targets.push(Target {
                 slot: Arc::clone(slot),
                 file,
-                sources,
+                sources: crate_sources,
             });
         }
         let thread = std::thread::Builder::new()
@@ -112,9 +137,11 @@ impl Watcher {
             .spawn(move || run(&targets, &rx))
             .expect("spawning the watch thread");
         Ok(Self {
-            _notify: notify,
             stop: tx,
             thread: Some(thread),
+            _complete: complete,
+            _settled: settled,
+            _sources: sources,
         })
     }
 }
@@ -134,87 +161,129 @@ struct Target {
     sources: Option<PathBuf>,
 }
 
-fn watch(
-    notify: &mut RecommendedWatcher,
-    dir: &Path,
-    mode: RecursiveMode,
-) -> Result<(), WatchError> {
-    notify.watch(dir, mode).map_err(|source| WatchError {
+/// A plain watcher that passes on, as they happen, the events that mark a
+/// file complete: renamed into place, or closed after writing.
+fn complete_watcher(tx: &Sender<Message>) -> Result<RecommendedWatcher, WatchError> {
+    let tx = tx.clone();
+    notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+        Ok(event) if is_complete(&event.kind) => {
+            let _ = tx.send(Message::Events(Source::Complete, vec![event]));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "plugin file watch error"),
+    })
+    .map_err(|source| WatchError {
+        path: PathBuf::new(),
+        source,
+    })
+}
+
+/// A debouncer that passes on its events, tagged `source`, once each file
+/// has been quiet for `timeout`.
+fn debouncer(
+    source: Source,
+    timeout: Duration,
+    tx: &Sender<Message>,
+) -> Result<Debouncer, WatchError> {
+    let tx = tx.clone();
+    notify_debouncer_full::new_debouncer(timeout, None, move |result: DebounceEventResult| {
+        match result {
+            Ok(events) => {
+                let events = events.into_iter().map(|e| e.event).collect();
+                let _ = tx.send(Message::Events(source, events));
+            }
+            Err(errors) => {
+                for error in errors {
+                    tracing::warn!(%error, "plugin file watch error");
+                }
+            }
+        }
+    })
+    .map_err(|source| WatchError {
+        path: PathBuf::new(),
+        source,
+    })
+}
+
+fn watch(debouncer: &mut Debouncer, dir: &Path, mode: RecursiveMode) -> Result<(), WatchError> {
+    debouncer.watch(dir, mode).map_err(|source| WatchError {
         path: dir.to_owned(),
         source,
     })
 }
 
-/// The watch loop: turns events into pending reloads and rebuilds, runs
-/// them when due.
-fn run(targets: &[Target], rx: &mpsc::Receiver<Message>) {
-    let mut pending: HashMap<usize, Pending> = HashMap::new();
-    loop {
-        let next = pending
-            .values()
-            .flat_map(|p| [p.reload, p.rebuild])
-            .flatten()
-            .min();
-        let message = match next {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
-        };
-        match message {
-            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-            Ok(Message::Event(event)) => note(targets, &event, &mut pending),
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        let now = Instant::now();
-        for (i, target) in targets.iter().enumerate() {
-            let Some(p) = pending.get_mut(&i) else {
-                continue;
+/// The watch loop: takes every batch queued, then runs what they ask of
+/// each target (a rebuild rather than a reload when both are asked), until
+/// stopped.
+fn run(targets: &[Target], rx: &Receiver<Message>) {
+    while let Ok(first) = rx.recv() {
+        let mut asked: HashMap<usize, Action> = HashMap::new();
+        for message in std::iter::once(first).chain(rx.try_iter()) {
+            let Message::Events(source, events) = message else {
+                return;
             };
-            if p.rebuild.is_some_and(|due| due <= now) {
-                *p = Pending::default();
-                report(target, target.slot.rebuild());
-            } else if p.reload.is_some_and(|due| due <= now) {
-                p.reload = None;
-                report(target, target.slot.reload());
+            for (i, target) in targets.iter().enumerate() {
+                let sources = target.sources.as_deref();
+                if let Some(action) = asks(&target.file, sources, source, &events) {
+                    let slot = asked.entry(i).or_insert(action);
+                    *slot = (*slot).max(action);
+                }
             }
         }
-        pending.retain(|_, p| p.reload.is_some() || p.rebuild.is_some());
+        for (i, action) in asked {
+            let target = &targets[i];
+            let result = match action {
+                Action::Reload => target.slot.reload(),
+                Action::Rebuild => target.slot.rebuild(),
+            };
+            report(target, result);
+        }
     }
 }
 
-/// Records what `event` asks of each target.
-fn note(targets: &[Target], event: &notify::Event, pending: &mut HashMap<usize, Pending>) {
-    let now = Instant::now();
-    for (i, target) in targets.iter().enumerate() {
-        for path in &event.paths {
-            if *path == target.file {
-                let complete = match event.kind {
-                    // Renamed into place, or closed after writing: complete.
-                    EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                    | EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-                    // Created or being written: wait for the close, or a pause.
-                    EventKind::Create(_)
-                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => false,
-                    _ => continue,
-                };
-                let reload = &mut pending.entry(i).or_default().reload;
-                *reload = match *reload {
-                    _ if complete => Some(now),
-                    Some(due) if due <= now => Some(due),
-                    _ => Some(now + SETTLE),
-                };
-            } else if target
-                .sources
-                .as_ref()
-                .is_some_and(|dir| is_source(dir, path))
-                && matches!(
-                    event.kind,
-                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-                )
-            {
-                pending.entry(i).or_default().rebuild = Some(now + DEBOUNCE);
-            }
-        }
-    }
+/// What `events` from `source` ask of a target watching `file` (and, in
+/// development, the crate sources in `sources`), if anything.
+fn asks(file: &Path, sources: Option<&Path>, source: Source, events: &[Event]) -> Option<Action> {
+    let at_file = |e: &Event| e.paths.last().is_some_and(|path| path == file);
+    let hit = match source {
+        Source::Complete => events.iter().any(|e| is_complete(&e.kind) && at_file(e)),
+        Source::Settled => events.iter().any(|e| is_write(&e.kind) && at_file(e)),
+        Source::Sources => sources.is_some_and(|dir| events.iter().any(|e| edits(dir, e))),
+    };
+    hit.then_some(match source {
+        Source::Sources => Action::Rebuild,
+        Source::Complete | Source::Settled => Action::Reload,
+    })
+}
+
+/// Renamed into place (a rename's paths are `[from, to]`: only the last is
+/// new content), or closed after writing: the file is complete.
+fn is_complete(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
+}
+
+/// Any event that puts new content at a path: created (a hard link),
+/// written, renamed into place, closed after writing. Opening and reading
+/// (the host's own reload does) are not.
+fn is_write(kind: &EventKind) -> bool {
+    is_complete(kind)
+        || matches!(
+            kind,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+        )
+}
+
+/// Whether `event` edits a source file of the crate in `dir` (reads, such
+/// as cargo's during a rebuild, do not).
+fn edits(dir: &Path, event: &Event) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+    ) && event.paths.iter().any(|path| is_source(dir, path))
 }
 
 /// A path under the crate directory that is part of its sources: not build
@@ -254,5 +323,83 @@ fn absolute(path: &Path) -> PathBuf {
     match path.file_name() {
         Some(name) => dir.join(name),
         None => dir,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify_debouncer_full::notify::event::{CreateKind, DataChange};
+
+    use super::*;
+
+    const FILE: &str = "/p/auth.wasm";
+    const CREATED: EventKind = EventKind::Create(CreateKind::File);
+    const RENAMED: EventKind = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+    const WRITTEN: EventKind = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+    const CLOSED: EventKind = EventKind::Access(AccessKind::Close(AccessMode::Write));
+    const OPENED: EventKind = EventKind::Access(AccessKind::Open(AccessMode::Any));
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        paths
+            .iter()
+            .fold(Event::new(kind), |e, p| e.add_path(p.into()))
+    }
+
+    fn file_asks(source: Source, kind: EventKind, paths: &[&str]) -> Option<Action> {
+        asks(Path::new(FILE), None, source, &[event(kind, paths)])
+    }
+
+    #[test]
+    fn renames_and_closes_reload_at_once_other_writes_once_settled() {
+        let over = &["/p/.auth.wasm.new", FILE];
+        for (kind, paths) in [(RENAMED, &over[..]), (CLOSED, &[FILE])] {
+            assert_eq!(
+                file_asks(Source::Complete, kind, paths),
+                Some(Action::Reload)
+            );
+            assert_eq!(
+                file_asks(Source::Settled, kind, paths),
+                Some(Action::Reload)
+            );
+        }
+        for kind in [CREATED, WRITTEN] {
+            assert_eq!(file_asks(Source::Complete, kind, &[FILE]), None, "{kind:?}");
+            assert_eq!(
+                file_asks(Source::Settled, kind, &[FILE]),
+                Some(Action::Reload)
+            );
+        }
+    }
+
+    #[test]
+    fn reads_renames_away_and_other_files_reload_nothing() {
+        for source in [Source::Complete, Source::Settled] {
+            assert_eq!(
+                file_asks(source, OPENED, &[FILE]),
+                None,
+                "the host's own read"
+            );
+            let away = &[FILE, "/p/old.wasm"];
+            assert_eq!(file_asks(source, RENAMED, away), None);
+            assert_eq!(file_asks(source, CLOSED, &["/p/other.wasm"]), None);
+        }
+    }
+
+    #[test]
+    fn source_edits_rebuild_but_reads_and_build_output_do_not() {
+        let rebuilds = |kind, path| {
+            let events = [event(kind, &[path])];
+            asks(
+                Path::new(FILE),
+                Some(Path::new("/c")),
+                Source::Sources,
+                &events,
+            )
+        };
+        assert_eq!(rebuilds(WRITTEN, "/c/src/lib.rs"), Some(Action::Rebuild));
+        assert_eq!(rebuilds(OPENED, "/c/src/lib.rs"), None, "cargo reading");
+        assert_eq!(rebuilds(WRITTEN, "/c/target/debug/x"), None);
+        assert_eq!(rebuilds(WRITTEN, "/c/src/.lib.rs.swp"), None);
+        assert_eq!(rebuilds(WRITTEN, "/elsewhere/lib.rs"), None);
     }
 }
