@@ -1,5 +1,5 @@
 //! The `warden` binary: `call` as a plugin author uses it, `serve` as a
-//! deployment starts it (its port file among what it shows), and
+//! deployment starts it (its port file, its log, its cron scheduler), and
 //! configuration errors as a user meets them.
 
 use std::path::Path;
@@ -316,6 +316,78 @@ async fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
         (fine.status, fine.json),
         (StatusCode::NOT_FOUND, json!({"detail": "Not Found"}))
     );
+}
+
+/// A project serving the reference policy, the echo graph `agent` and the
+/// `hostile` fixture graph (2 s deadline, 64 MiB).
+fn graphs_project(dir: &Path) -> Server {
+    let config = dir.join("langgraph.json");
+    let path = |c: &str| component(c).display().to_string();
+    std::fs::write(
+        &config,
+        json!({
+            "graphs": {
+                "agent": path("reference_agent"),
+                "hostile": {"path": path("hostile_graph"), "timeout_ms": 2000, "memory_mib": 64},
+            },
+            "auth": {"path": path("reference_auth")},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    Server::start(&config, &dir.join("data")).expect("warden starts")
+}
+
+#[tokio::test]
+async fn serve_logs_a_graph_fault_naming_the_graph_and_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = graphs_project(dir.path());
+    let user1 = server.user("user1-token");
+    for mode in ["loop", "alloc", "trap"] {
+        let reply = user1
+            .post(
+                "/runs/wait",
+                json!({"assistant_id": "hostile", "input": {"mode": mode}}),
+            )
+            .await;
+        assert_eq!(reply.json["__error__"]["error"], "GraphFault", "{mode}");
+    }
+    let log = server.log();
+    for fault in ["timeout", "memory", "trap"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("graph fault") && l.contains("hostile") && l.contains(fault)),
+            "no {fault} fault logged:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_fires_a_cron_on_schedule_as_its_creator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = graphs_project(dir.path());
+    let user1 = server.user("user1-token");
+    let thread = user1.create_thread(json!({})).await.thread_id;
+    let input = json!({"messages": [{"role": "user", "content": "hello"}]});
+    let cron = user1
+        .create_thread_cron(
+            &thread,
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "input": input}),
+        )
+        .await;
+    // At the next minute boundary.
+    let run = crate::support::eventually("the cron's run succeeds", async || {
+        let runs = user1.runs(&thread).await;
+        runs.into_iter().find(|r| r.status == "success")
+    })
+    .await;
+    let configurable = &run.kwargs["config"]["configurable"];
+    assert_eq!(configurable["langgraph_auth_user_id"], "user1", "{run:?}");
+    assert_eq!(configurable["cron_id"], cron.cron_id.as_str(), "{run:?}");
+    assert_eq!(run.metadata["owner"], "user1", "{run:?}");
+    let state = user1.get(&format!("/threads/{thread}/state")).await;
+    assert_eq!(state.json["values"]["seen_user"], "user1", "{}", state.text);
+    assert!(server.log().contains("cron fired"));
 }
 
 fn serve_error(config_text: &str) -> String {

@@ -6,6 +6,7 @@ mod assistants;
 mod bad_input;
 mod crons;
 mod routes;
+mod runs;
 mod store;
 mod threads;
 

@@ -327,4 +327,69 @@ impl Stream {
             }
         }
     }
+
+    /// The SSE events received until `stop` holds on one of them (it
+    /// included) or the body ends.
+    pub async fn events_until(&mut self, stop: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut pending = String::new();
+        loop {
+            while let Some(end) = pending.find(FRAME_END) {
+                let frame: String = pending.drain(..end + FRAME_END.len()).collect();
+                if let Some(event) = Event::parse(&frame) {
+                    let done = stop(&event);
+                    events.push(event);
+                    if done {
+                        return events;
+                    }
+                }
+            }
+            let (text, ended) = self
+                .until(|t| format!("{pending}{t}").contains(FRAME_END))
+                .await;
+            pending.push_str(&text);
+            if ended && !pending.contains(FRAME_END) {
+                return events;
+            }
+        }
+    }
+}
+
+/// What ends an SSE frame in Warden's streams.
+const FRAME_END: &str = "\r\n\r\n";
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its `event:` name.
+    pub event: String,
+    /// Its `data:` as JSON (`Null` when not JSON).
+    pub data: Value,
+    /// Its `id:` (empty when none).
+    pub id: String,
+}
+
+impl Event {
+    fn parse(frame: &str) -> Option<Self> {
+        let mut event = Self {
+            event: String::new(),
+            data: Value::Null,
+            id: String::new(),
+        };
+        for line in frame.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                event.event = name.to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                event.data = serde_json::from_str(data).unwrap_or(Value::Null);
+            } else if let Some(id) = line.strip_prefix("id: ") {
+                id.clone_into(&mut event.id);
+            }
+        }
+        (!event.event.is_empty()).then_some(event)
+    }
+}
+
+/// The SSE events of a whole body, as [`Stream::events_until`] parses them.
+pub fn events(text: &str) -> Vec<Event> {
+    text.split(FRAME_END).filter_map(Event::parse).collect()
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use warden::plugin::{ArtefactKeySource, AuthPlugin, Limits, Runtime, RuntimeOptions};
 use warden::types::{Request, User};
 
-pub use client::{Client, HttpRequest, Reply, Stream};
-pub use resources::{Assistant, Cron, Thread};
+pub use client::{Client, Event, HttpRequest, Reply, Stream, events};
+pub use resources::{Assistant, Cron, Run, Thread};
 pub use server::{ServerProcess, TestServer};
 
 /// How long a test waits for something that must happen: a ceiling for a

@@ -162,6 +162,17 @@ impl Client {
         expect(self.get(&format!("/threads/{thread}/runs/{run}")), 200).await
     }
 
+    /// `GET /threads/{thread}/runs`, the newest first.
+    pub async fn runs(&self, thread: &str) -> Vec<Run> {
+        expect(self.get(&format!("/threads/{thread}/runs")), 200).await
+    }
+
+    /// `GET /threads/{thread}/runs/{run}/join`: the thread's values once
+    /// the run ends.
+    pub async fn join(&self, thread: &str, run: &str) -> Value {
+        expect(self.get(&format!("/threads/{thread}/runs/{run}/join")), 200).await
+    }
+
     /// `POST /threads/{thread}/runs/{run}/cancel?wait=1`: returns once the
     /// run has stopped.
     pub async fn cancel(&self, thread: &str, run: &str) {

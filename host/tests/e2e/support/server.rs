@@ -283,11 +283,6 @@ impl ServerProcess {
         read(&self.dir.path().join("log"))
     }
 
-    /// `http://127.0.0.1:<port><path>`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
     /// A client without credentials.
     pub fn client(&self) -> Client {
         Client::http(self.port)
