@@ -6,7 +6,6 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -177,6 +176,21 @@ impl HttpRequest {
     /// Sends it: the response, or why none came (an HTTP server that
     /// closed the connection, say).
     pub async fn try_send(self) -> Result<Reply, String> {
+        if let Target::Http { agent, base } = self.target {
+            let url = format!("{base}{}", self.path);
+            return tokio::task::spawn_blocking(move || {
+                let (status, headers, mut body) =
+                    http_call(&agent, &self.method, &url, &self.headers, self.body)?;
+                let bytes = body
+                    .with_config()
+                    .limit(u64::MAX)
+                    .read_to_vec()
+                    .map_err(|e| e.to_string())?;
+                Ok(Reply::new(status, headers, &bytes))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        }
         let mut stream = self.open_stream().await?;
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.body.next().await {
@@ -222,16 +236,15 @@ impl HttpRequest {
             }
             Target::Http { agent, base } => {
                 let url = format!("{base}{}", self.path);
-                let (head, body) = tokio::task::spawn_blocking(move || {
+                let (status, headers, body) = tokio::task::spawn_blocking(move || {
                     http_call(&agent, &self.method, &url, &self.headers, self.body)
                 })
                 .await
                 .map_err(|e| e.to_string())??;
-                let (status, headers) = head;
                 Ok(Stream {
                     status,
                     headers,
-                    body,
+                    body: chunks_of(body),
                 })
             }
         }
@@ -253,17 +266,15 @@ impl IntoFuture for HttpRequest {
     }
 }
 
-type Head = (StatusCode, HeaderMap);
-
-/// One blocking HTTP exchange: the response's head, and its body as a
-/// stream fed by a thread that reads it.
+/// One blocking HTTP exchange: the response's status, headers and body,
+/// to be read.
 fn http_call(
     agent: &ureq::Agent,
     method: &str,
     url: &str,
     headers: &[(String, String)],
     body: Option<String>,
-) -> Result<(Head, BoxStream<'static, Result<Bytes, String>>), String> {
+) -> Result<(StatusCode, HeaderMap, ureq::Body), String> {
     let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(name, value);
@@ -274,6 +285,12 @@ fn http_call(
     }
     .map_err(|e| e.to_string())?;
     let (parts, body) = response.into_parts();
+    Ok((parts.status, parts.headers, body))
+}
+
+/// A body as a stream of chunks, read by a thread of its own (which stops
+/// when the stream is dropped and the next chunk comes).
+fn chunks_of(body: ureq::Body) -> BoxStream<'static, Result<Bytes, String>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         use std::io::Read;
@@ -286,17 +303,15 @@ fn http_call(
                 Err(e) => Err(e.to_string()),
             };
             let failed = chunk.is_err();
-            // The reader of the stream left: stop reading.
             if tx.send(chunk).is_err() || failed {
                 return;
             }
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+    futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     })
-    .boxed();
-    Ok(((parts.status, parts.headers), body))
+    .boxed()
 }
 
 /// A response whose body is read as it comes.
@@ -310,12 +325,12 @@ pub struct Stream {
 
 impl Stream {
     /// The text received until the body ends (`true`) or `stop` holds on
-    /// what came so far (`false`); a body silent for two minutes fails the
-    /// test.
+    /// what came so far (`false`); a body silent for [`super::CEILING`]
+    /// fails the test.
     pub async fn until(&mut self, stop: impl Fn(&str) -> bool) -> (String, bool) {
         let mut text = String::new();
         loop {
-            let chunk = tokio::time::timeout(Duration::from_secs(120), self.body.next())
+            let chunk = tokio::time::timeout(super::CEILING, self.body.next())
                 .await
                 .expect("the stream went silent");
             match chunk {
