@@ -76,8 +76,7 @@ async fn a_faulty_graph_fails_its_run_closed_naming_the_fault() {
         let message = values["__error__"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(kind), "{mode}: {values}");
         assert_eq!(user1.runs(&thread).await[0].status, "error", "{mode}");
-        let state = user1.thread(&thread).await;
-        assert_eq!(state.status, "error", "{mode}: {state:?}");
+        let state = user1.until_thread_is(&thread, "error").await;
         assert_eq!(state.error["error"], error, "{mode}: {state:?}");
     }
     // And the echo graph still answers.
@@ -190,7 +189,7 @@ async fn a_cancel_stops_a_graph_that_computes() {
     // `wait=1`: the answer comes once the graph has stopped.
     user1.cancel(&thread, &run.run_id).await;
     assert_eq!(user1.run(&thread, &run.run_id).await.status, "interrupted");
-    assert_eq!(user1.thread(&thread).await.status, "idle");
+    user1.until_thread_is(&thread, "idle").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +217,7 @@ async fn rollback_deletes_the_run_in_flight() {
         .get(&format!("/threads/{thread}/runs/{}", fourth.run_id))
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
-    assert_eq!(user1.thread(&thread).await.status, "idle");
+    user1.until_thread_is(&thread, "idle").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

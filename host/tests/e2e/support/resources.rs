@@ -103,6 +103,16 @@ impl Client {
         expect(self.get(&format!("/threads/{id}")), 200).await
     }
 
+    /// Polls the thread until its status is `wanted` (a thread settles
+    /// just after its last run ends): the thread then.
+    pub async fn until_thread_is(&self, id: &str, wanted: &str) -> Thread {
+        eventually(&format!("thread {id} is {wanted}"), async || {
+            let thread = self.thread(id).await;
+            (thread.status == wanted).then_some(thread)
+        })
+        .await
+    }
+
     /// `POST /threads/search`.
     pub async fn search_threads(&self, body: Value) -> Vec<Thread> {
         expect(self.post("/threads/search", body), 200).await
