@@ -222,9 +222,13 @@ async fn serve_writes_its_port_to_the_port_file_replacing_an_old_one() {
     child.wait().unwrap();
 }
 
-/// Serves a prebuilt component as the auth plugin of a fresh project.
+/// Serves a prebuilt component as the auth plugin of a fresh project, with
+/// a deadline no loaded machine reaches.
 fn serve_component(crate_name: &str) -> (Server, tempfile::TempDir) {
-    serve_component_with(crate_name, r#"{"path": "./auth.wasm"}"#)
+    serve_component_with(
+        crate_name,
+        r#"{"path": "./auth.wasm", "timeout_ms": 30000}"#,
+    )
 }
 
 /// Serves a prebuilt component with this `auth` section.
@@ -318,8 +322,8 @@ async fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
     );
 }
 
-/// A project serving the reference policy, the echo graph `agent` and the
-/// `hostile` fixture graph (2 s deadline, 64 MiB).
+/// A project serving the reference policy (30 s deadline), the echo graph
+/// `agent` and the `hostile` fixture graph (2 s deadline, 64 MiB).
 fn graphs_project(dir: &Path) -> Server {
     let config = dir.join("langgraph.json");
     let path = |c: &str| component(c).display().to_string();
@@ -330,7 +334,7 @@ fn graphs_project(dir: &Path) -> Server {
                 "agent": path("reference_agent"),
                 "hostile": {"path": path("hostile_graph"), "timeout_ms": 2000, "memory_mib": 64},
             },
-            "auth": {"path": path("reference_auth")},
+            "auth": {"path": path("reference_auth"), "timeout_ms": 30000},
         })
         .to_string(),
     )
@@ -448,7 +452,7 @@ fn secrets_project() -> tempfile::TempDir {
     .unwrap();
     std::fs::write(
         dir.path().join("langgraph.json"),
-        r#"{"auth": {"path": "./auth.wasm", "config": {"issuer": "me"},
+        r#"{"auth": {"path": "./auth.wasm", "config": {"issuer": "me"}, "timeout_ms": 30000,
                      "secrets": {"JWT_SECRET": "env:WARDEN_TEST_JWT_SECRET"}}}"#,
     )
     .unwrap();

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Client, ServerProcess, component, eventually, plugin, root, runtime};
+use crate::support::{
+    Client, ServerProcess, component, eventually, root, runtime, unhurried_plugin,
+};
 use warden::plugin::PluginSlot;
 
 /// A client of the API serving `text` as `langgraph.json`, with the
@@ -19,7 +21,7 @@ use warden::plugin::PluginSlot;
 fn app_for(text: &str) -> Client {
     let config = warden::config::Config::parse(&root().join("langgraph.json"), text)
         .unwrap_or_else(|e| panic!("{text}: {e}"));
-    let plugin = plugin("reference_auth");
+    let plugin = unhurried_plugin("reference_auth");
     let source = plugin.info().path.clone();
     let slot = Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin));
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
@@ -229,6 +231,7 @@ fn leaky_project(auth: Value) -> tempfile::TempDir {
     let mut section = json!({
         "path": path("fixture_leaky"),
         "secrets": {"LEAKY_SECRET": "env:WARDEN_TEST_LEAKY_SECRET"},
+        "timeout_ms": 30000,
     });
     section
         .as_object_mut()

@@ -26,7 +26,9 @@ impl Project {
         std::fs::copy(component(first), &live).unwrap();
         std::fs::write(
             dir.path().join("langgraph.json"),
-            r#"{"graphs": {}, "auth": {"path": "./auth.wasm"}}"#,
+            // A deadline no loaded machine reaches: a plugin call that
+            // timed out would count as a failed request.
+            r#"{"graphs": {}, "auth": {"path": "./auth.wasm", "timeout_ms": 30000}}"#,
         )
         .unwrap();
         Self { dir, live }
@@ -283,7 +285,11 @@ async fn dev_rebuilds_a_plugin_crate_when_its_sources_change() {
     let dir = tempfile::tempdir().unwrap();
     let krate = plugin_crate(dir.path());
     let config = dir.path().join("langgraph.json");
-    std::fs::write(&config, r#"{"graphs": {}, "auth": {"path": "./auth"}}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"graphs": {}, "auth": {"path": "./auth", "timeout_ms": 30000}}"#,
+    )
+    .unwrap();
     let target = root().join("target");
     let server = ServerProcess::start_with(
         &["dev"],

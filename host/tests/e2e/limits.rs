@@ -11,11 +11,13 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::support::{CEILING, Client, ServerProcess, TestServer, component, eventually, plugin};
+use super::support::{
+    CEILING, Client, ServerProcess, TestServer, component, eventually, unhurried_plugin,
+};
 
-/// A server with the reference policy, the echo graph `agent`, the
-/// `hostile` fixture graph (60 s deadline), these `limits` and extra
-/// `serve` arguments.
+/// A server with the reference policy (30 s deadline), the echo graph
+/// `agent`, the `hostile` fixture graph (60 s deadline), these `limits`
+/// and extra `serve` arguments.
 fn server_with(dir: &Path, limits: Value, args: &[&str]) -> ServerProcess {
     let config = dir.join("langgraph.json");
     let path = |c: &str| component(c).display().to_string();
@@ -26,7 +28,9 @@ fn server_with(dir: &Path, limits: Value, args: &[&str]) -> ServerProcess {
                 "agent": path("reference_agent"),
                 "hostile": {"path": path("hostile_graph"), "timeout_ms": 60000},
             },
-            "auth": {"path": path("reference_auth")},
+            // A deadline no loaded machine reaches: these are limits on
+            // what clients make the server hold, not on time.
+            "auth": {"path": path("reference_auth"), "timeout_ms": 30000},
             "limits": limits,
         })
         .to_string(),
@@ -192,7 +196,7 @@ async fn the_body_of_a_request_that_fails_authentication_is_never_read() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;
-    let app = TestServer::new(Some(plugin("reference_auth")));
+    let app = TestServer::new(Some(unhurried_plugin("reference_auth")));
     for (token, status) in [("", 401), ("nobody", 401), ("user1-token", 200)] {
         // A body that counts the bytes the server takes from it.
         let taken = Arc::new(AtomicUsize::new(0));

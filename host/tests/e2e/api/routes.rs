@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::reference;
-use crate::support::{TestServer, plugin, unhurried_plugin};
+use crate::support::{TestServer, unhurried_plugin};
 
 /// A valid request body for each protected route, so that only
 /// authorization can refuse it.
@@ -38,7 +38,7 @@ fn body_for(method: &str, path: &str) -> Value {
 #[tokio::test]
 async fn every_protected_route_fires_a_declared_event_before_touching_data() {
     // The gatekeeper refuses every event with a 403 naming it.
-    let server = TestServer::new(Some(plugin("fixture_gatekeeper")));
+    let server = TestServer::new(Some(unhurried_plugin("fixture_gatekeeper")));
     let client = server.user("any");
     let endpoints = warden::server::routes::endpoints();
     assert!(endpoints.len() >= 20);
