@@ -62,9 +62,14 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on.
+    /// Port to listen on (0: any free port; see `--port-file`).
     #[arg(long, default_value_t = 8123)]
     port: u16,
+    /// Once listening, write the port to this file (written aside, then
+    /// renamed into place): how a script that passes `--port 0` learns
+    /// the port. A file left there by an earlier start is removed first.
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
     /// Where Warden keeps its data (database, compiled plugins).
     #[arg(long, default_value = "./.warden")]
     data_dir: PathBuf,
@@ -152,6 +157,15 @@ fn main() -> ExitCode {
 
 /// `serve`, or with `dev` also rebuilding plugin crates on source changes.
 fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
+    if let Some(path) = &args.port_file {
+        // Its appearance must mean that this server listens.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing the old {}", path.display()));
+            }
+            _ => {}
+        }
+    }
     let config = Config::load(&args.config)?;
     let runtime = Arc::new(Runtime::new(RuntimeOptions {
         cache_dir: Some(args.data_dir.join("plugins")),
@@ -228,13 +242,18 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
     let state = AppState::serving(&config, auth, Arc::new(storage), graphs, args.workers)?;
     let state = Arc::new(state);
+    let port_file = args.port_file;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
         tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!("warden listening on http://{}", listener.local_addr()?);
+        let bound = listener.local_addr()?;
+        tracing::info!("warden listening on http://{bound}");
+        if let Some(path) = &port_file {
+            write_port_file(path, bound.port())?;
+        }
         tokio::spawn(reload_on_sighup(slots));
         warden::server::serve(listener, state, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
@@ -245,6 +264,21 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     drop(watcher);
     drop(runtime);
     Ok(())
+}
+
+/// Writes `port` to `path` atomically: to a file beside it, renamed over it,
+/// so that a reader never sees it half written.
+fn write_port_file(path: &Path, port: u16) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("--port-file {}: not a file name", path.display()))?;
+    let mut aside = std::ffi::OsString::from(".");
+    aside.push(name);
+    aside.push(format!(".{}.tmp", std::process::id()));
+    let aside = path.with_file_name(aside);
+    std::fs::write(&aside, format!("{port}\n"))
+        .and_then(|()| std::fs::rename(&aside, path))
+        .with_context(|| format!("writing the port to {}", path.display()))
 }
 
 /// SIGHUP reloads every plugin (a crate directory is rebuilt first), off

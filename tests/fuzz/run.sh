@@ -60,9 +60,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Port 0: the server picks a free port (never 2024) and logs it.
+# Port 0: the server picks a free port (never 2024) and writes it to the port file.
 "$binary" serve --config tests/fuzz/langgraph.json --host 127.0.0.1 --port 0 \
-    --data-dir "$data" </dev/null >"$log" 2>&1 &
+    --port-file "$data/port" --data-dir "$data" </dev/null >"$log" 2>&1 &
 server=$!
 port=""
 for _ in $(seq $((ready_timeout_s * 5))); do
@@ -71,7 +71,7 @@ for _ in $(seq $((ready_timeout_s * 5))); do
         tail -50 "$log" >&2
         exit 1
     fi
-    port="$(grep -ao 'warden listening on http://127.0.0.1:[0-9]*' "$log" | head -1 | sed 's/.*://' || true)"
+    port="$(cat "$data/port" 2>/dev/null || true)"
     [[ -n "$port" ]] && break
     sleep 0.2
 done

@@ -1,9 +1,11 @@
 //! The `warden` binary: `call` as a plugin author uses it, `serve` as a
-//! deployment starts it, and configuration errors as a user meets them.
+//! deployment starts it (its port file, its log, its cron scheduler), and
+//! configuration errors as a user meets them.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{ServerProcess as Server, component, root};
@@ -145,8 +147,8 @@ fn call_builds_a_plugin_crate_directory() {
     assert_eq!(user["identity"], "user2");
 }
 
-#[test]
-fn serve_loads_the_plugin_and_answers_ok_and_info() {
+#[tokio::test]
+async fn serve_loads_the_plugin_and_answers_ok_and_info() {
     let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wasm = component("reference_auth");
@@ -159,22 +161,74 @@ fn serve_loads_the_plugin_and_answers_ok_and_info() {
     .unwrap();
 
     let server = Server::start(&config, data.path()).expect("starts");
+    let client = server.client();
+    let ok = client.get("/ok").await;
     assert_eq!(
-        server.get("/ok"),
-        (200, json!({"ok": true, "services": {}}))
+        (ok.status, ok.json),
+        (StatusCode::OK, json!({"ok": true, "services": {}}))
     );
-    let (status, info) = server.get("/info");
-    assert_eq!(status, 200);
-    let plugin = &info["plugins"][0];
+    let info = client.get("/info").await;
+    assert_eq!(info.status, StatusCode::OK);
+    let plugin = &info.json["plugins"][0];
     assert_eq!(plugin["name"], "auth");
     assert_eq!(plugin["contract"], "warden:auth@0.1.0");
     assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
     assert!(plugin["path"].as_str().unwrap().ends_with("auth.wasm"));
 }
 
-/// Serves a prebuilt component as the auth plugin of a fresh project.
+#[tokio::test]
+async fn serve_writes_its_port_to_the_port_file_replacing_an_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("langgraph.json");
+    std::fs::write(&config, r#"{"graphs": {}}"#).unwrap();
+    let port_file = dir.path().join("port");
+    std::fs::write(&port_file, "left by an earlier start").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["serve", "--no-watch", "--port", "0", "--port-file"])
+        .arg(&port_file)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("XDG_STATE_HOME", root().join("target/warden-test-state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Whatever the file holds whenever it is read is the old text or a
+    // whole port (never half a number), and the port comes.
+    let port: u16 = crate::support::eventually("the port is written", async || {
+        assert!(child.try_wait().unwrap().is_none(), "warden exited");
+        let text = std::fs::read_to_string(&port_file).ok()?;
+        if text == "left by an earlier start" {
+            return None;
+        }
+        Some(text.trim_end().parse().expect("a whole port"))
+    })
+    .await;
+    let ok = crate::support::Client::http(port).get("/ok").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert_eq!(
+        aside,
+        Vec::<std::ffi::OsString>::new(),
+        "no file left aside"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Serves a prebuilt component as the auth plugin of a fresh project, with
+/// a deadline no loaded machine reaches.
 fn serve_component(crate_name: &str) -> (Server, tempfile::TempDir) {
-    serve_component_with(crate_name, r#"{"path": "./auth.wasm"}"#)
+    serve_component_with(
+        crate_name,
+        r#"{"path": "./auth.wasm", "timeout_ms": 30000}"#,
+    )
 }
 
 /// Serves a prebuilt component with this `auth` section.
@@ -186,48 +240,60 @@ fn serve_component_with(crate_name: &str, auth: &str) -> (Server, tempfile::Temp
     (Server::start(&config, dir.path()).expect("starts"), dir)
 }
 
-#[test]
-fn serve_authenticates_before_routing() {
+#[tokio::test]
+async fn serve_authenticates_before_routing() {
     let (server, _dir) = serve_component("reference_auth");
+    let client = server.client();
+    let answer = async |client: &crate::support::Client, path: &str| {
+        let reply = client.get(path).await;
+        (reply.status.as_u16(), reply.json)
+    };
     assert_eq!(
-        server.get("/threads/search"),
+        answer(&client, "/threads/search").await,
         (401, json!({"detail": "Missing Authorization header"}))
     );
     assert_eq!(
-        server.get_with("/no/such/route", "Authorization: Bearer nope\r\n"),
+        answer(&server.user("nope"), "/no/such/route").await,
         (401, json!({"detail": "Invalid token"}))
     );
     assert_eq!(
-        server.get_with("/no/such/route", "Authorization: Bearer user1-token\r\n"),
+        answer(&server.user("user1-token"), "/no/such/route").await,
         (404, json!({"detail": "Not Found"}))
     );
     assert_eq!(
-        server.get("/ok"),
+        answer(&client, "/ok").await,
         (200, json!({"ok": true, "services": {}})),
         "public routes need no token"
     );
 }
 
-#[test]
-fn serve_sends_the_plugin_error_headers() {
+#[tokio::test]
+async fn serve_sends_the_plugin_error_headers() {
     let (server, _dir) = serve_component("fixture_levels");
-    let (status, head, body) = server.raw_get(
-        "/x",
-        "x-status: 401\r\nx-detail: Token expired\r\nx-header: Bearer error=\"invalid_token\"\r\n",
-    );
-    assert_eq!((status, body), (401, json!({"detail": "Token expired"})));
-    assert!(
-        head.contains("www-authenticate: bearer error=\"invalid_token\""),
-        "{head}"
+    let client = server.client();
+    let reply = client
+        .get("/x")
+        .header("x-status", "401")
+        .header("x-detail", "Token expired")
+        .header("x-header", "Bearer error=\"invalid_token\"")
+        .await;
+    assert_eq!(
+        (reply.status, reply.json),
+        (StatusCode::UNAUTHORIZED, json!({"detail": "Token expired"}))
     );
     assert_eq!(
-        server.get_with("/x", "x-status: 418\r\n"),
+        reply.headers["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    let teapot = client.get("/x").header("x-status", "418").await;
+    assert_eq!(
+        (teapot.status.as_u16(), teapot.json),
         (418, json!({"detail": "I'm a teapot"}))
     );
 }
 
-#[test]
-fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
+#[tokio::test]
+async fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
     // Touching 32 MiB before the cap trips takes tens of milliseconds, more
     // on a loaded machine: a wide deadline keeps the memory fault a memory
     // fault.
@@ -235,20 +301,97 @@ fn serve_fails_closed_on_a_faulty_plugin_and_keeps_serving() {
         "fixture_hostile",
         r#"{"path": "./auth.wasm", "timeout_ms": 2000}"#,
     );
+    let client = server.client();
     let faults = [
         ("/spin/forever", "timeout"),
         ("/alloc/64", "memory limit"),
         ("/panic", "trap"),
     ];
     for (path, kind) in faults {
-        let (status, body) = server.get(path);
-        assert_eq!(status, 500, "{path}");
+        let reply = client.get(path).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
         assert_eq!(
-            body["detail"],
+            reply.detail(),
             format!("Authentication failed: auth plugin {kind}")
         );
     }
-    assert_eq!(server.get("/fine"), (404, json!({"detail": "Not Found"})));
+    let fine = client.get("/fine").await;
+    assert_eq!(
+        (fine.status, fine.json),
+        (StatusCode::NOT_FOUND, json!({"detail": "Not Found"}))
+    );
+}
+
+/// A project serving the reference policy (30 s deadline), the echo graph
+/// `agent` and the `hostile` fixture graph (2 s deadline, 64 MiB).
+fn graphs_project(dir: &Path) -> Server {
+    let config = dir.join("langgraph.json");
+    let path = |c: &str| component(c).display().to_string();
+    std::fs::write(
+        &config,
+        json!({
+            "graphs": {
+                "agent": path("reference_agent"),
+                "hostile": {"path": path("hostile_graph"), "timeout_ms": 2000, "memory_mib": 64},
+            },
+            "auth": {"path": path("reference_auth"), "timeout_ms": 30000},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    Server::start(&config, &dir.join("data")).expect("warden starts")
+}
+
+#[tokio::test]
+async fn serve_logs_a_graph_fault_naming_the_graph_and_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = graphs_project(dir.path());
+    let user1 = server.user("user1-token");
+    for mode in ["loop", "alloc", "trap"] {
+        let reply = user1
+            .post(
+                "/runs/wait",
+                json!({"assistant_id": "hostile", "input": {"mode": mode}}),
+            )
+            .await;
+        assert_eq!(reply.json["__error__"]["error"], "GraphFault", "{mode}");
+    }
+    let log = server.log();
+    for fault in ["timeout", "memory", "trap"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("graph fault") && l.contains("hostile") && l.contains(fault)),
+            "no {fault} fault logged:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_fires_a_cron_on_schedule_as_its_creator() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = graphs_project(dir.path());
+    let user1 = server.user("user1-token");
+    let thread = user1.create_thread(json!({})).await.thread_id;
+    let input = json!({"messages": [{"role": "user", "content": "hello"}]});
+    let cron = user1
+        .create_thread_cron(
+            &thread,
+            json!({"assistant_id": "agent", "schedule": "* * * * *", "input": input}),
+        )
+        .await;
+    // At the next minute boundary.
+    let run = crate::support::eventually("the cron's run succeeds", async || {
+        let runs = user1.runs(&thread).await;
+        runs.into_iter().find(|r| r.status == "success")
+    })
+    .await;
+    let configurable = &run.kwargs["config"]["configurable"];
+    assert_eq!(configurable["langgraph_auth_user_id"], "user1", "{run:?}");
+    assert_eq!(configurable["cron_id"], cron.cron_id.as_str(), "{run:?}");
+    assert_eq!(run.metadata["owner"], "user1", "{run:?}");
+    let state = user1.get(&format!("/threads/{thread}/state")).await;
+    assert_eq!(state.json["values"]["seen_user"], "user1", "{}", state.text);
+    assert!(server.log().contains("cron fired"));
 }
 
 fn serve_error(config_text: &str) -> String {
@@ -309,15 +452,15 @@ fn secrets_project() -> tempfile::TempDir {
     .unwrap();
     std::fs::write(
         dir.path().join("langgraph.json"),
-        r#"{"auth": {"path": "./auth.wasm", "config": {"issuer": "me"},
+        r#"{"auth": {"path": "./auth.wasm", "config": {"issuer": "me"}, "timeout_ms": 30000,
                      "secrets": {"JWT_SECRET": "env:WARDEN_TEST_JWT_SECRET"}}}"#,
     )
     .unwrap();
     dir
 }
 
-#[test]
-fn serve_reads_secrets_from_the_environment_and_never_shows_them() {
+#[tokio::test]
+async fn serve_reads_secrets_from_the_environment_and_never_shows_them() {
     const SECRET: &str = "s3cr3t-value-that-must-never-be-shown";
     let dir = secrets_project();
     let server = Server::start_with(
@@ -331,17 +474,19 @@ fn serve_reads_secrets_from_the_environment_and_never_shows_them() {
         warden_sdk::jwt::Algorithm::Hs256,
         &json!({"sub": "alice", "iss": "me", "exp": 4102444800u64}),
     );
-    let bearer = |t: &str| format!("Authorization: Bearer {t}\r\n");
     // A valid HS256 token: authenticated, then routed (404).
-    assert_eq!(server.get_with("/whoami", &bearer(&token)).0, 404);
-    assert_eq!(server.get_with("/whoami", &bearer("forged")).0, 401);
+    let routed = server.user(&token).get("/whoami").await;
+    assert_eq!(routed.status, StatusCode::NOT_FOUND);
+    let forged = server.user("forged").get("/whoami").await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     // The plugin tries to leak the secret in an error, its log and stdout.
-    let (status, head, body) = server.raw_get("/leak", "");
-    assert_eq!(status, 401);
-    assert_eq!(body["detail"], "the secret is [secret]");
-    let (_, info) = server.get("/info");
+    let leak = server.client().get("/leak").await;
+    assert_eq!(leak.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(leak.detail(), "the secret is [secret]");
+    let info = server.client().get("/info").await;
     let logs = server.log();
-    for shown in [head, body.to_string(), info.to_string(), logs.clone()] {
+    let head = format!("{:?}", leak.headers);
+    for shown in [head, leak.text, info.text, logs.clone()] {
         assert!(!shown.contains(SECRET), "the secret leaked: {shown}");
     }
     assert!(logs.contains("the secret is [secret]"), "{logs}");

@@ -6,27 +6,27 @@
 //! out everywhere.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Client, ServerProcess, component, plugin, root, runtime, send_with};
+use crate::support::{
+    Client, ServerProcess, component, eventually, root, runtime, unhurried_plugin,
+};
 use warden::plugin::PluginSlot;
 
-/// The API router serving `text` as `langgraph.json`, with the reference
-/// plugin as its auth plugin (whatever `auth.path` says).
-fn app_for(text: &str) -> axum::Router {
+/// A client of the API serving `text` as `langgraph.json`, with the
+/// reference plugin as its auth plugin (whatever `auth.path` says).
+fn app_for(text: &str) -> Client {
     let config = warden::config::Config::parse(&root().join("langgraph.json"), text)
         .unwrap_or_else(|e| panic!("{text}: {e}"));
-    let plugin = plugin("reference_auth");
+    let plugin = unhurried_plugin("reference_auth");
     let source = plugin.info().path.clone();
     let slot = Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin));
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
     let state = warden::server::AppState::new(&config, Some(slot), storage).expect("state");
-    warden::server::router(Arc::new(state))
+    Client::router(warden::server::router(Arc::new(state)))
 }
 
 #[tokio::test]
@@ -40,7 +40,11 @@ async fn the_studio_header_is_authenticated_like_any_request_unless_the_bypass_i
     ] {
         let app = app_for(&format!(r#"{{"auth": {auth}}}"#));
         for headers in [&[studio][..], &[studio, forged][..]] {
-            let reply = send_with(&app, "POST", "/threads/search", headers, json!({})).await;
+            let mut request = app.post("/threads/search", json!({}));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let reply = request.await;
             let expected = if bypass {
                 StatusCode::OK
             } else {
@@ -111,33 +115,8 @@ fn serve_warns_at_start_up_when_the_studio_bypass_is_on() {
 
 /// Runs `warden serve` on `dir`, expecting it to refuse to start: its exit
 /// code and log.
-fn refused(dir: &Path, env: &[(&str, &str)]) -> (i32, String) {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["serve", "--port", "0", "--no-watch", "--config"])
-        .arg(dir.join("langgraph.json"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        let text = std::fs::read_to_string(log.path()).unwrap();
-        if text.contains("warden listening") || Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("warden started instead of refusing:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    (status.code().unwrap_or(-1), text)
+fn refused(dir: &Path, env: &[(&str, &Path)]) -> (i32, String) {
+    ServerProcess::refused(&dir.join("langgraph.json"), &dir.join("data"), env)
 }
 
 #[test]
@@ -176,17 +155,17 @@ fn serve_warns_naming_the_keys_it_does_not_implement() {
     }
 }
 
-fn auth_info(server: &ServerProcess) -> Value {
-    let (status, info) = server.get("/info");
-    assert_eq!(status, 200, "{info}");
-    info["plugins"][0].clone()
+async fn auth_info(server: &ServerProcess) -> Value {
+    let info = server.client().get("/info").await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.text);
+    info.json["plugins"][0].clone()
 }
 
-#[test]
-fn a_plugin_that_registers_no_handlers_is_flagged_at_start_up_and_in_info() {
+#[tokio::test]
+async fn a_plugin_that_registers_no_handlers_is_flagged_at_start_up_and_in_info() {
     let open = project("tutorial_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
     let server = serve(open.path(), &[]).expect("starts");
-    assert_eq!(auth_info(&server)["authorizes_nothing"], true);
+    assert_eq!(auth_info(&server).await["authorizes_nothing"], true);
     let log = server.log();
     let warned = warnings(&log)
         .into_iter()
@@ -195,28 +174,24 @@ fn a_plugin_that_registers_no_handlers_is_flagged_at_start_up_and_in_info() {
 
     let scoped = project("reference_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
     let server = serve(scoped.path(), &[]).expect("starts");
-    assert_eq!(auth_info(&server)["authorizes_nothing"], false);
+    assert_eq!(auth_info(&server).await["authorizes_nothing"], false);
     assert!(!server.log().contains("registers no authorization handlers"));
 }
 
-#[test]
-fn a_swap_to_a_plugin_that_registers_no_handlers_is_logged_and_flagged() {
+#[tokio::test]
+async fn a_swap_to_a_plugin_that_registers_no_handlers_is_logged_and_flagged() {
     let dir = project("reference_auth", r#"{"auth": {"path": "./auth.wasm"}}"#);
     let server = serve(dir.path(), &[]).expect("starts");
-    assert_eq!(auth_info(&server)["authorizes_nothing"], false);
+    assert_eq!(auth_info(&server).await["authorizes_nothing"], false);
     // Deployed as deploy tools do: written aside, renamed over.
     let aside = dir.path().join(".auth.wasm.new");
     std::fs::copy(component("tutorial_auth"), &aside).unwrap();
     std::fs::rename(&aside, dir.path().join("auth.wasm")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let info = loop {
-        let info = auth_info(&server);
-        if info["swap_count"] == 1 {
-            break info;
-        }
-        assert!(Instant::now() < deadline, "never swapped: {info}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let info = eventually("the plugin is swapped", async || {
+        let info = auth_info(&server).await;
+        (info["swap_count"] == 1).then_some(info)
+    })
+    .await;
     assert_eq!(info["authorizes_nothing"], true, "{info}");
     let log = server.log();
     let warned = warnings(&log)
@@ -256,6 +231,7 @@ fn leaky_project(auth: Value) -> tempfile::TempDir {
     let mut section = json!({
         "path": path("fixture_leaky"),
         "secrets": {"LEAKY_SECRET": "env:WARDEN_TEST_LEAKY_SECRET"},
+        "timeout_ms": 30000,
     });
     section
         .as_object_mut()
@@ -270,55 +246,59 @@ fn leaky_server(dir: &Path) -> ServerProcess {
     serve(dir, &[("WARDEN_TEST_LEAKY_SECRET", Path::new(SECRET))]).expect("starts")
 }
 
-/// Sends a request: its status, its body as text and as JSON.
-fn send(client: &Client, method: &str, path: &str, body: &Value) -> (u16, String, Value) {
-    let (status, text) = client.send_text(method, path, "alice", body).unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, text, json)
+/// Sends a request as `alice`: its status, its body as text and as JSON.
+async fn send(client: &Client, method: &str, path: &str, body: &Value) -> (u16, String, Value) {
+    let reply = client
+        .as_user("alice")
+        .send(method, path, body.clone())
+        .await;
+    (reply.status.as_u16(), reply.text, reply.json)
 }
 
-#[test]
-fn a_secret_a_handler_writes_into_metadata_or_a_store_value_is_blanked_before_it_is_kept() {
+#[tokio::test]
+async fn a_secret_a_handler_writes_into_metadata_or_a_store_value_is_blanked_before_it_is_kept() {
     let dir = leaky_project(json!({}));
     let server = leaky_server(dir.path());
-    let client = Client::new(&server);
+    let client = server.client();
 
-    let (status, text, thread) = send(&client, "POST", "/threads", &json!({}));
+    let (status, text, thread) = send(&client, "POST", "/threads", &json!({})).await;
     assert_eq!(status, 200, "{text}");
     assert_no_secret("the created thread", &text);
     assert_eq!(thread["metadata"]["leak"], "[secret]", "{thread}");
     assert_eq!(thread["metadata"]["leak_debug"], "\"[secret]\"", "{thread}");
     let id = thread["thread_id"].as_str().unwrap();
-    let (_, text, read) = send(&client, "GET", &format!("/threads/{id}"), &Value::Null);
+    let (_, text, read) = send(&client, "GET", &format!("/threads/{id}"), &Value::Null).await;
     assert_no_secret("the stored thread", &text);
     assert_eq!(read["metadata"]["leak"], "[secret]", "{read}");
 
     let item = json!({"namespace": ["alice"], "key": "k", "value": {"a": 1}});
-    let (status, text, _) = send(&client, "PUT", "/store/items", &item);
+    let (status, text, _) = send(&client, "PUT", "/store/items", &item).await;
     assert_eq!(status, 204, "{text}");
     let (status, text, item) = send(
         &client,
         "GET",
         "/store/items?namespace=alice&key=k",
         &Value::Null,
-    );
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     assert_no_secret("the stored item", &text);
     assert_eq!(item["value"], json!({"a": 1, "leak": "[secret]"}), "{item}");
     assert_no_secret("the log", &server.log());
 }
 
-#[test]
-fn a_json_escaped_secret_in_a_user_field_is_blanked_before_it_is_kept() {
+#[tokio::test]
+async fn a_json_escaped_secret_in_a_user_field_is_blanked_before_it_is_kept() {
     let dir = leaky_project(json!({}));
     let server = leaky_server(dir.path());
-    let client = Client::new(&server);
-    let (_, _, thread) = send(&client, "POST", "/threads", &json!({}));
+    let client = server.client();
+    let (_, _, thread) = send(&client, "POST", "/threads", &json!({})).await;
     let id = thread["thread_id"].as_str().unwrap();
     let run = json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}});
-    let (status, text, _) = send(&client, "POST", &format!("/threads/{id}/runs/wait"), &run);
+    let (status, text, _) = send(&client, "POST", &format!("/threads/{id}/runs/wait"), &run).await;
     assert_eq!(status, 200, "{text}");
-    let (status, text, runs) = send(&client, "GET", &format!("/threads/{id}/runs"), &Value::Null);
+    let (status, text, runs) =
+        send(&client, "GET", &format!("/threads/{id}/runs"), &Value::Null).await;
     assert_eq!(status, 200, "{text}");
     assert_no_secret("the run's kwargs", &text);
     let user = &runs[0]["kwargs"]["config"]["configurable"]["langgraph_auth_user"];
@@ -326,12 +306,12 @@ fn a_json_escaped_secret_in_a_user_field_is_blanked_before_it_is_kept() {
     assert_eq!(user["note"], "[secret]", "{runs}");
 }
 
-#[test]
-fn an_escaped_secret_in_an_error_or_a_log_is_blanked() {
+#[tokio::test]
+async fn an_escaped_secret_in_an_error_or_a_log_is_blanked() {
     let dir = leaky_project(json!({}));
     let server = leaky_server(dir.path());
-    let client = Client::new(&server);
-    let (status, text, error) = send(&client, "GET", "/escaped", &Value::Null);
+    let client = server.client();
+    let (status, text, error) = send(&client, "GET", "/escaped", &Value::Null).await;
     assert_eq!(status, 401, "{text}");
     assert_no_secret("the error", &text);
     assert_eq!(
@@ -343,13 +323,13 @@ fn an_escaped_secret_in_an_error_or_a_log_is_blanked() {
     assert!(log.contains("escaped: json=[secret]"), "{log}");
 }
 
-#[test]
-fn an_identity_holding_the_secret_fails_closed() {
+#[tokio::test]
+async fn an_identity_holding_the_secret_fails_closed() {
     let dir = leaky_project(json!({}));
     let server = leaky_server(dir.path());
-    let client = Client::new(&server);
+    let client = server.client();
     // Blanked, the identity `user-[secret]` could be another user's.
-    let (status, text, error) = send(&client, "GET", "/identity", &Value::Null);
+    let (status, text, error) = send(&client, "GET", "/identity", &Value::Null).await;
     assert_eq!(status, 500, "{text}");
     assert_eq!(
         error["detail"],
@@ -358,12 +338,12 @@ fn an_identity_holding_the_secret_fails_closed() {
     assert_no_secret("the log", &server.log());
 }
 
-#[test]
-fn credentials_in_a_url_never_reach_the_log() {
+#[tokio::test]
+async fn credentials_in_a_url_never_reach_the_log() {
     let dir = leaky_project(json!({"allowed_hosts": ["http://127.0.0.1:*"]}));
     let server = leaky_server(dir.path());
-    let client = Client::new(&server);
-    let (status, text, _) = send(&client, "GET", "/url", &Value::Null);
+    let client = server.client();
+    let (status, text, _) = send(&client, "GET", "/url", &Value::Null).await;
     assert_eq!(status, 502, "{text}");
     let log = server.log();
     assert!(!log.contains(URL_PASSWORD), "{log}");
@@ -377,7 +357,10 @@ fn credentials_in_a_url_never_reach_the_log() {
 #[test]
 fn a_secret_too_short_to_redact_stops_start_up_naming_it() {
     let dir = leaky_project(json!({}));
-    let (code, stderr) = refused(dir.path(), &[("WARDEN_TEST_LEAKY_SECRET", "Zq7")]);
+    let (code, stderr) = refused(
+        dir.path(),
+        &[("WARDEN_TEST_LEAKY_SECRET", Path::new("Zq7"))],
+    );
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("`LEAKY_SECRET`"), "{stderr}");
     assert!(stderr.contains("env:WARDEN_TEST_LEAKY_SECRET"), "{stderr}");

@@ -4,16 +4,12 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{app, plugin_with, send};
+use crate::support::{TestServer, unhurried_plugin};
 
-/// The router with the reference policy, its deadline generous: these
+/// A server with the reference policy, its deadline unhurried: these
 /// tests are about answers, not time, and the machine may be busy.
-fn reference_app() -> axum::Router {
-    let limits = warden::plugin::Limits {
-        timeout: std::time::Duration::from_secs(30),
-        ..Default::default()
-    };
-    app(Some(plugin_with("reference_auth", limits)))
+fn reference_app() -> TestServer {
+    TestServer::new(Some(unhurried_plugin("reference_auth")))
 }
 
 /// Metadata and values keys are literal object keys, whatever they hold
@@ -25,32 +21,19 @@ async fn filter_keys_with_any_characters_match_literally() {
     let odd = ["", "\"", "'", "\\", "a.b", "a[0]", "$", "\n", "\u{1}", "é"];
     let metadata: serde_json::Map<String, Value> =
         odd.iter().map(|k| ((*k).to_owned(), json!(true))).collect();
-    let created = send(
-        &app,
-        "POST",
-        "/threads",
-        "user1-token",
-        json!({"metadata": metadata}),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
-    send(
-        &app,
-        "POST",
-        "/threads",
-        "user1-token",
-        json!({"metadata": {"other": true}}),
-    )
-    .await;
-    for key in odd {
-        let found = send(
-            &app,
-            "POST",
-            "/threads/search",
-            "user1-token",
-            json!({"metadata": {key: true}}),
-        )
+    let created = app
+        .user("user1-token")
+        .send("POST", "/threads", json!({"metadata": metadata}))
         .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    app.user("user1-token")
+        .send("POST", "/threads", json!({"metadata": {"other": true}}))
+        .await;
+    for key in odd {
+        let found = app
+            .user("user1-token")
+            .send("POST", "/threads/search", json!({"metadata": {key: true}}))
+            .await;
         assert_eq!(found.status, StatusCode::OK, "{key:?}: {}", found.text);
         let ids: Vec<&Value> = found
             .json
@@ -60,14 +43,10 @@ async fn filter_keys_with_any_characters_match_literally() {
             .map(|t| &t["thread_id"])
             .collect();
         assert_eq!(ids, [&created.json["thread_id"]], "{key:?}");
-        let other = send(
-            &app,
-            "POST",
-            "/threads/count",
-            "user1-token",
-            json!({"metadata": {key: false}}),
-        )
-        .await;
+        let other = app
+            .user("user1-token")
+            .send("POST", "/threads/count", json!({"metadata": {key: false}}))
+            .await;
         assert_eq!(
             (other.status, other.json),
             (StatusCode::OK, json!(0)),
@@ -80,7 +59,10 @@ async fn filter_keys_with_any_characters_match_literally() {
         ("/threads/search", json!({"metadata": {"\"": 0}})),
         ("/runs/crons/search", json!({"metadata": {"": null}})),
     ] {
-        let reply = send(&app, "POST", path, "user1-token", body.clone()).await;
+        let reply = app
+            .user("user1-token")
+            .send("POST", path, body.clone())
+            .await;
         assert_eq!(
             reply.status,
             StatusCode::OK,
@@ -99,44 +81,44 @@ async fn a_key_with_u0000_cannot_pose_as_the_owner_stamp() {
     let app = reference_app();
     let detail = "Unsupported key in metadata: \"owner\\u0000\": \
                   a key cannot contain the character U+0000";
-    let planted = send(
-        &app,
-        "POST",
-        "/threads",
-        "user2-token",
-        json!({"metadata": {"owner\u{0}": "user1"}}),
-    )
-    .await;
+    let planted = app
+        .user("user2-token")
+        .send(
+            "POST",
+            "/threads",
+            json!({"metadata": {"owner\u{0}": "user1"}}),
+        )
+        .await;
     assert_eq!(
         (planted.status, planted.json),
         (StatusCode::UNPROCESSABLE_ENTITY, json!({"detail": detail}))
     );
-    let seen = send(&app, "POST", "/threads/search", "user1-token", json!({})).await;
+    let seen = app
+        .user("user1-token")
+        .send("POST", "/threads/search", json!({}))
+        .await;
     assert_eq!(seen.json, json!([]));
 
-    let own = send(&app, "POST", "/threads", "user2-token", json!({})).await;
+    let own = app
+        .user("user2-token")
+        .send("POST", "/threads", json!({}))
+        .await;
     let id = own.json["thread_id"].as_str().unwrap();
-    let patched = send(
-        &app,
-        "PATCH",
-        &format!("/threads/{id}"),
-        "user2-token",
-        json!({"metadata": {"owner\u{0}": "user1"}}),
-    )
-    .await;
+    let patched = app
+        .user("user2-token")
+        .send(
+            "PATCH",
+            &format!("/threads/{id}"),
+            json!({"metadata": {"owner\u{0}": "user1"}}),
+        )
+        .await;
     assert_eq!(
         patched.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{}",
         patched.text
     );
-    let cron = send(
-        &app,
-        "POST",
-        "/runs/crons",
-        "user2-token",
-        json!({"assistant_id": "agent", "schedule": "0 0 * * *", "metadata": {"owner\u{0}": "user1"}}),
-    )
+    let cron = app.user("user2-token").send("POST", "/runs/crons", json!({"assistant_id": "agent", "schedule": "0 0 * * *", "metadata": {"owner\u{0}": "user1"}}))
     .await;
     assert_eq!(
         cron.status,
@@ -144,14 +126,14 @@ async fn a_key_with_u0000_cannot_pose_as_the_owner_stamp() {
         "{}",
         cron.text
     );
-    let item = send(
-        &app,
-        "PUT",
-        "/store/items",
-        "user2-token",
-        json!({"namespace": ["user2"], "key": "k", "value": {"owner\u{0}": "user1"}}),
-    )
-    .await;
+    let item = app
+        .user("user2-token")
+        .send(
+            "PUT",
+            "/store/items",
+            json!({"namespace": ["user2"], "key": "k", "value": {"owner\u{0}": "user1"}}),
+        )
+        .await;
     assert_eq!(
         item.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -159,14 +141,14 @@ async fn a_key_with_u0000_cannot_pose_as_the_owner_stamp() {
         item.text
     );
     // In a client's filter, the key is named.
-    let search = send(
-        &app,
-        "POST",
-        "/threads/search",
-        "user2-token",
-        json!({"metadata": {"a\u{0}": 1}}),
-    )
-    .await;
+    let search = app
+        .user("user2-token")
+        .send(
+            "POST",
+            "/threads/search",
+            json!({"metadata": {"a\u{0}": 1}}),
+        )
+        .await;
     assert_eq!(
         (search.status, search.json),
         (
@@ -194,7 +176,7 @@ async fn a_filter_too_large_is_a_422() {
             json!({"namespace_prefix": ["user1"], "filter": {"tags": {"$contains": items}}}),
         ),
     ] {
-        let reply = send(&app, "POST", path, "user1-token", body).await;
+        let reply = app.user("user1-token").send("POST", path, body).await;
         assert_eq!(
             (reply.status, reply.json["detail"].as_str()),
             (
@@ -216,24 +198,23 @@ async fn pages_past_sqlites_range_and_many_ids_are_answered() {
         body_kib: 4096,
         ..Default::default()
     };
-    let plugin = plugin_with(
-        "reference_auth",
-        warden::plugin::Limits {
-            timeout: std::time::Duration::from_secs(30),
-            ..Default::default()
-        },
-    );
-    let app = crate::support::app_limited(Some(plugin), true, limits);
-    let own = send(&app, "POST", "/threads", "user1-token", json!({})).await;
+    let app = TestServer::builder()
+        .declare("agent")
+        .auth(unhurried_plugin("reference_auth"))
+        .limits(limits)
+        .build();
+    let own = app
+        .user("user1-token")
+        .send("POST", "/threads", json!({}))
+        .await;
     let id = own.json["thread_id"].as_str().unwrap().to_owned();
-    send(
-        &app,
-        "PUT",
-        "/store/items",
-        "user1-token",
-        json!({"namespace": ["user1"], "key": "k", "value": {"a": 1}}),
-    )
-    .await;
+    app.user("user1-token")
+        .send(
+            "PUT",
+            "/store/items",
+            json!({"namespace": ["user1"], "key": "k", "value": {"a": 1}}),
+        )
+        .await;
     let mut ids: Vec<Value> = (0..40_000).map(|_| json!(uuid::Uuid::now_v7())).collect();
     ids.push(json!(id));
     let cases = [
@@ -258,7 +239,7 @@ async fn pages_past_sqlites_range_and_many_ids_are_answered() {
         ("POST", "/threads/search".to_owned(), json!({"ids": ids}), 1),
     ];
     for (method, path, body, found) in cases {
-        let reply = send(&app, method, &path, "user1-token", body).await;
+        let reply = app.user("user1-token").send(method, &path, body).await;
         assert_eq!(
             reply.status,
             StatusCode::OK,

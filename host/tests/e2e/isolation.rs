@@ -6,30 +6,20 @@
 //! listing readers in `metadata.shared_with`; the store is scoped by
 //! filters only; `guest` may not create threads).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use axum::body::BodyDataStream;
 use axum::http::StatusCode;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 use warden::config::{Config, GraphConfig};
-use warden::plugin::{GraphComponent, GraphSlot, Limits, PluginSlot};
 use warden::server::{AppState, router, system_assistant_id};
 use warden::storage::{SqliteStorage, Storage};
 
-use crate::support::{Reply, component, plugin_with, root, runtime, send, send_with};
+use crate::support::{Client, Reply, Stream, TestServer, root, unhurried_plugin};
 
-/// The server of one test: its router, over a database in a temporary
-/// directory, serving the echo graph `agent`.
-struct Server {
-    app: Router,
-    _dir: TempDir,
-}
+/// The server of one test, over a database in a temporary directory,
+/// serving the echo graph `agent`.
+struct Server(TestServer);
 
 fn config(graphs: &[&str]) -> Config {
     Config {
@@ -43,88 +33,42 @@ fn config(graphs: &[&str]) -> Config {
     }
 }
 
-fn auth_slot(crate_name: &str) -> Arc<PluginSlot> {
-    // A deadline no loaded test machine reaches: these tests are about
-    // who sees what, not about time.
-    let limits = Limits {
-        timeout: Duration::from_secs(30),
-        ..Limits::default()
-    };
-    let plugin = plugin_with(crate_name, limits);
-    let source = plugin.info().path.clone();
-    Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin))
-}
-
 fn server(auth: &str) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(SqliteStorage::open(dir.path()).unwrap());
-    let mut graphs = BTreeMap::new();
-    let path = component("reference_agent");
-    let limits = GraphConfig::from("./unused").limits();
-    let graph = GraphComponent::load(runtime(), "agent", &path, limits).unwrap();
-    let slot = GraphSlot::new(Arc::clone(runtime()), &path, graph);
-    graphs.insert("agent".to_owned(), Arc::new(slot));
-    let mut state = AppState::serving(
-        &config(&["agent"]),
-        Some(auth_slot(auth)),
-        storage,
-        graphs,
-        4,
+    // These tests are about who sees what, not about time.
+    Server(
+        TestServer::builder()
+            .auth(unhurried_plugin(auth))
+            .graph("agent", "reference_agent")
+            .on_disk()
+            .build(),
     )
-    .unwrap();
-    state.disable_studio_auth = true;
-    Server {
-        app: router(Arc::new(state)),
-        _dir: dir,
-    }
 }
 
 impl Server {
     async fn send(&self, method: &str, path: &str, token: &str, body: Value) -> Reply {
-        send(&self.app, method, path, token, body).await
+        self.0.user(token).send(method, path, body).await
     }
 
-    /// Sends a request and returns the response as it starts (a stream's
-    /// body is read with [`Frames`]).
-    async fn open(
-        &self,
-        path: &str,
-        token: &str,
-        last_event_id: Option<&str>,
-    ) -> axum::response::Response {
-        use tower::ServiceExt;
-        let mut request =
-            axum::http::Request::get(path).header("authorization", format!("Bearer {token}"));
+    /// Sends a GET and returns the response as it starts.
+    async fn open(&self, path: &str, token: &str, last_event_id: Option<&str>) -> Stream {
+        let mut request = self.0.user(token).get(path);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        self.app
-            .clone()
-            .oneshot(request.body(axum::body::Body::empty()).unwrap())
-            .await
-            .unwrap()
+        request.open().await
     }
 
     async fn new_thread(&self, token: &str, metadata: Value) -> String {
-        let reply = self
-            .send("POST", "/threads", token, json!({"metadata": metadata}))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json["thread_id"].as_str().unwrap().to_owned()
+        self.0
+            .user(token)
+            .create_thread(json!({"metadata": metadata}))
+            .await
+            .thread_id
     }
 
     /// A run that stays pending for an hour: in flight, and never started.
     async fn pending_run(&self, thread: &str, token: &str) -> String {
-        let reply = self
-            .send(
-                "POST",
-                &format!("/threads/{thread}/runs"),
-                token,
-                json!({"assistant_id": "agent", "after_seconds": 3600}),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json["run_id"].as_str().unwrap().to_owned()
+        self.0.user(token).pending_run(thread, "agent").await.run_id
     }
 
     /// Runs the echo graph on `thread` to its end.
@@ -134,11 +78,7 @@ impl Server {
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let reply = self
-            .send("POST", &format!("/threads/{thread}/runs/wait"), token, body)
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json
+        self.0.user(token).wait_run(thread, body).await
     }
 
     async fn run_status(&self, thread: &str, run: &str, token: &str) -> Value {
@@ -151,42 +91,9 @@ impl Server {
         reply.json["status"].clone()
     }
 
-    /// Polls a run's status until it is `wanted` (generous ceiling).
+    /// Polls a run's status until it is `wanted`.
     async fn wait_status(&self, thread: &str, run: &str, token: &str, wanted: &str) {
-        for _ in 0..600 {
-            if self.run_status(thread, run, token).await == wanted {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("run {run} never became {wanted}");
-    }
-}
-
-/// The body of an SSE response, frame by frame.
-struct Frames(BodyDataStream);
-
-impl Frames {
-    fn of(response: axum::response::Response) -> Self {
-        Self(response.into_body().into_data_stream())
-    }
-
-    /// The text received until the stream ends or `stop` holds on it; a
-    /// stream silent for two minutes fails the test.
-    async fn until(&mut self, stop: impl Fn(&str) -> bool) -> (String, bool) {
-        let mut text = String::new();
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(120), self.0.next())
-                .await
-                .expect("the stream went silent");
-            match frame {
-                None => return (text, true),
-                Some(bytes) => text.push_str(&String::from_utf8_lossy(&bytes.unwrap())),
-            }
-            if stop(&text) {
-                return (text, false);
-            }
-        }
+        self.0.user(token).until_run_is(thread, run, wanted).await;
     }
 }
 
@@ -251,7 +158,7 @@ async fn a_join_cancels_on_disconnect_only_for_a_caller_who_may_update_the_threa
     for path in ["join", "stream"] {
         let path = format!("/threads/{thread}/runs/{run}/{path}?cancel_on_disconnect=true");
         let response = server.open(&path, "bob", None).await;
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.status, StatusCode::OK, "{path}");
         drop(response);
         assert_eq!(
             server.run_status(&thread, &run, "alice").await,
@@ -338,23 +245,19 @@ async fn a_multitask_interrupt_or_rollback_needs_the_right_to_update_the_thread(
 async fn a_thread_stream_ends_with_its_thread_and_never_follows_a_new_one_of_the_same_id() {
     let server = server("reference_auth");
     let thread = server.new_thread("user1-token", json!({})).await;
-    let mut stream = Frames::of(
-        server
-            .open(&format!("/threads/{thread}/stream"), "user1-token", None)
-            .await,
-    );
+    let mut stream = server
+        .open(&format!("/threads/{thread}/stream"), "user1-token", None)
+        .await;
     // A run of another thread's stream is a cancelled pending run: its
     // stream ends with the thread too.
     let run = server.pending_run(&thread, "user1-token").await;
-    let mut run_stream = Frames::of(
-        server
-            .open(
-                &format!("/threads/{thread}/runs/{run}/stream"),
-                "user1-token",
-                None,
-            )
-            .await,
-    );
+    let mut run_stream = server
+        .open(
+            &format!("/threads/{thread}/runs/{run}/stream"),
+            "user1-token",
+            None,
+        )
+        .await;
     let deleted = server
         .send(
             "DELETE",
@@ -413,15 +316,13 @@ async fn last_event_id_never_replays_the_runs_of_a_deleted_thread() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    let mut stream = Frames::of(
-        server
-            .open(
-                &format!("/threads/{thread}/stream"),
-                "user2-token",
-                Some("0-0"),
-            )
-            .await,
-    );
+    let mut stream = server
+        .open(
+            &format!("/threads/{thread}/stream"),
+            "user2-token",
+            Some("0-0"),
+        )
+        .await;
     // The new owner's own run, to see the stream's end of replay.
     let run = server.pending_run(&thread, "user2-token").await;
     let (text, _) = stream.until(|text| text.contains(&run)).await;
@@ -434,11 +335,9 @@ async fn a_thread_stream_stops_following_a_reader_whose_access_was_revoked() {
     let thread = server
         .new_thread("alice", json!({"shared_with": ["bob"]}))
         .await;
-    let mut stream = Frames::of(
-        server
-            .open(&format!("/threads/{thread}/stream"), "bob", None)
-            .await,
-    );
+    let mut stream = server
+        .open(&format!("/threads/{thread}/stream"), "bob", None)
+        .await;
     let reply = server
         .send(
             "PATCH",
@@ -776,55 +675,37 @@ async fn a_row_squatting_a_system_id_is_replaced_at_start_up() {
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path()).unwrap());
     let start = |graphs: &[&str]| {
         let state = AppState::new(&config(graphs), None, storage.clone()).unwrap();
-        router(Arc::new(state))
+        Client::router(router(Arc::new(state)))
     };
     let later = system_assistant_id("later");
     let agent = system_assistant_id("agent");
     // Before the graph `later` is served, a client plants an assistant at
     // its system id, and edits the system assistant of `agent`.
     let app = start(&["agent"]);
-    let planted = send_with(
-        &app,
-        "POST",
-        "/assistants",
-        &[],
-        json!({"assistant_id": later, "graph_id": "agent",
-               "config": {"configurable": {"planted": true}}}),
-    )
-    .await;
+    let planted = app
+        .post(
+            "/assistants",
+            json!({"assistant_id": later, "graph_id": "agent",
+                   "config": {"configurable": {"planted": true}}}),
+        )
+        .await;
     assert_eq!(planted.status, StatusCode::OK, "{}", planted.text);
-    let edited = send_with(
-        &app,
-        "PATCH",
-        &format!("/assistants/{agent}"),
-        &[],
-        json!({"config": {"configurable": {"tuned": true}}}),
-    )
-    .await;
+    let edited = app
+        .patch(
+            &format!("/assistants/{agent}"),
+            json!({"config": {"configurable": {"tuned": true}}}),
+        )
+        .await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
 
     let app = start(&["agent", "later"]);
-    let reply = send_with(
-        &app,
-        "GET",
-        &format!("/assistants/{later}"),
-        &[],
-        Value::Null,
-    )
-    .await;
+    let reply = app.get(&format!("/assistants/{later}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["graph_id"], "later", "{}", reply.text);
     assert_eq!(reply.json["config"], json!({}), "{}", reply.text);
     assert_eq!(reply.json["metadata"]["created_by"], "system");
     // The server's own assistant keeps what an authorized user made of it.
-    let reply = send_with(
-        &app,
-        "GET",
-        &format!("/assistants/{agent}"),
-        &[],
-        Value::Null,
-    )
-    .await;
+    let reply = app.get(&format!("/assistants/{agent}")).await;
     assert_eq!(
         reply.json["config"]["configurable"]["tuned"], true,
         "{}",

@@ -23,16 +23,14 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed, TestCaseError};
 use serde_json::{Value, json};
 
-use crate::support::{Reply, component, plugin_with, root, runtime, send};
-use warden::plugin::{AuthPlugin, GraphComponent, GraphLimits, GraphSlot, Limits, PluginSlot};
+use crate::support::{CEILING, Client, Reply, TestServer, component, plugin_with, runtime};
+use warden::plugin::{AuthPlugin, GraphComponent, GraphLimits, Limits};
 
 /// The system assistant of the graph `agent`.
 const AGENT: &str = "fe096781-5601-53d2-b2f6-0d3403f7e9ca";
 const USERS: [&str; 3] = ["user1", "user2", "reader"];
 /// The reader may not create threads (no `threads:create`).
 const READER: usize = 2;
-/// How long a background effect (a cancel, a rollback) may take to show.
-const SETTLE: Duration = Duration::from_secs(60);
 
 type Check = Result<(), TestCaseError>;
 
@@ -60,34 +58,20 @@ fn components() -> &'static (Arc<AuthPlugin>, Arc<GraphComponent>) {
     })
 }
 
-/// A fresh server (in-memory database) serving the graph `agent`.
-fn server() -> axum::Router {
+/// A fresh server (in-memory database) serving the graph `agent`: a
+/// client without credentials.
+fn server() -> Client {
     let (auth, graph) = components();
-    let config = warden::config::Config {
-        file: root().join("langgraph.json"),
-        graphs: [("agent".to_owned(), "./agent".into())].into(),
-        auth: None,
-        limits: Default::default(),
-    };
-    let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
-    let source = auth.info().path.clone();
-    let slot = Arc::new(PluginSlot::new(
-        Arc::clone(runtime()),
-        &source,
-        auth.clone(),
-    ));
-    let graphs = [(
-        "agent".to_owned(),
-        Arc::new(GraphSlot::new(
-            Arc::clone(runtime()),
-            graph.path(),
-            graph.clone(),
-        )),
-    )]
-    .into();
-    let state =
-        warden::server::AppState::serving(&config, Some(slot), storage, graphs, 4).expect("state");
-    warden::server::router(Arc::new(state))
+    TestServer::builder()
+        .auth(auth.clone())
+        .graph_component("agent", graph.clone())
+        .build()
+        .client()
+}
+
+/// Sends `method path` as `token`.
+async fn send(app: &Client, method: &str, path: &str, token: &str, body: Value) -> Reply {
+    app.as_user(token).send(method, path, body).await
 }
 
 // --- the operations --------------------------------------------------------
@@ -382,7 +366,7 @@ impl Model {
 
 /// One case: a server, a model, and the client that checks every answer.
 struct Case {
-    app: axum::Router,
+    app: Client,
     model: Model,
 }
 
@@ -441,21 +425,21 @@ impl Case {
         Ok(reply)
     }
 
-    /// Polls `GET path` as `by` until `done` holds (a ceiling of [`SETTLE`]).
+    /// Polls `GET path` as `by` until `done` holds (a ceiling of [`CEILING`]).
     async fn poll(
         &self,
         by: usize,
         path: &str,
         done: impl Fn(&Reply) -> bool,
     ) -> Result<Reply, TestCaseError> {
-        let start = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + CEILING;
         loop {
             let reply = self.send(by, "GET", path, Value::Null).await?;
             if done(&reply) {
                 return Ok(reply);
             }
             prop_assert!(
-                start.elapsed() < SETTLE,
+                std::time::Instant::now() < deadline,
                 "{path} never settled: {}",
                 reply.text
             );

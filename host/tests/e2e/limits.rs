@@ -8,19 +8,16 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::support::{Client, ServerProcess, component};
+use super::support::{
+    CEILING, Client, ServerProcess, TestServer, component, eventually, unhurried_plugin,
+};
 
-/// How long a test waits for something that must happen; never a claim
-/// about how fast it happens.
-const CEILING: Duration = Duration::from_secs(60);
-
-/// A server with the reference policy, the echo graph `agent`, the
-/// `hostile` fixture graph (60 s deadline), these `limits` and extra
-/// `serve` arguments.
+/// A server with the reference policy (30 s deadline), the echo graph
+/// `agent`, the `hostile` fixture graph (60 s deadline), these `limits`
+/// and extra `serve` arguments.
 fn server_with(dir: &Path, limits: Value, args: &[&str]) -> ServerProcess {
     let config = dir.join("langgraph.json");
     let path = |c: &str| component(c).display().to_string();
@@ -31,7 +28,9 @@ fn server_with(dir: &Path, limits: Value, args: &[&str]) -> ServerProcess {
                 "agent": path("reference_agent"),
                 "hostile": {"path": path("hostile_graph"), "timeout_ms": 60000},
             },
-            "auth": {"path": path("reference_auth")},
+            // A deadline no loaded machine reaches: these are limits on
+            // what clients make the server hold, not on time.
+            "auth": {"path": path("reference_auth"), "timeout_ms": 30000},
             "limits": limits,
         })
         .to_string(),
@@ -118,38 +117,52 @@ fn read_until_closed(stream: &mut TcpStream) -> Option<String> {
     }
 }
 
+/// `method path` as `token` (none when empty): the status and the JSON
+/// body.
+async fn call(
+    client: &Client,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let reply = client.as_user(token).send(method, path, body.clone()).await;
+    (reply.status.as_u16(), reply.json)
+}
+
+/// [`call`], with the body as text (an SSE stream, read to its end).
+async fn call_text(
+    client: &Client,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, String) {
+    let reply = client.as_user(token).send(method, path, body.clone()).await;
+    (reply.status.as_u16(), reply.text)
+}
+
 /// `/metrics?format=json`.
-fn metrics(client: &Client) -> Value {
-    client
-        .send("GET", "/metrics?format=json", "", &Value::Null)
-        .unwrap()
+async fn metrics(client: &Client) -> Value {
+    call(client, "GET", "/metrics?format=json", "", &Value::Null)
+        .await
         .1
 }
 
-/// Polls `probe` until it returns `Some`, up to the ceiling.
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + CEILING;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn new_thread(client: &Client, token: &str) -> String {
-    let (status, thread) = client.send("POST", "/threads", token, &json!({})).unwrap();
-    assert_eq!(status, 200, "{thread}");
-    thread["thread_id"].as_str().unwrap().to_owned()
+async fn new_thread(client: &Client, token: &str) -> String {
+    client
+        .as_user(token)
+        .create_thread(json!({}))
+        .await
+        .thread_id
 }
 
 fn detail(body: &Value) -> &str {
     body["detail"].as_str().unwrap_or_default()
 }
 
-#[test]
-fn an_unauthenticated_body_is_refused_from_the_head_without_being_read() {
+#[tokio::test]
+async fn an_unauthenticated_body_is_refused_from_the_head_without_being_read() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), json!({}));
     for (credentials, status, named) in [
@@ -183,7 +196,7 @@ async fn the_body_of_a_request_that_fails_authentication_is_never_read() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tower::ServiceExt;
-    let app = super::support::app(Some(super::support::plugin("reference_auth")));
+    let app = TestServer::new(Some(unhurried_plugin("reference_auth")));
     for (token, status) in [("", 401), ("nobody", 401), ("user1-token", 200)] {
         // A body that counts the bytes the server takes from it.
         let taken = Arc::new(AtomicUsize::new(0));
@@ -202,7 +215,7 @@ async fn the_body_of_a_request_that_fails_authentication_is_never_read() {
             axum::body::Bytes::from("{}"),
         )])));
         let response = app
-            .clone()
+            .router()
             .oneshot(request.body(body).unwrap())
             .await
             .unwrap();
@@ -250,15 +263,15 @@ fn send_body(server: &ServerProcess, method: &str, path: &str, body: &str, chunk
     read_reply(&mut stream)
 }
 
-#[test]
-fn a_body_past_its_routes_limit_is_413_naming_the_limit() {
+#[tokio::test]
+async fn a_body_past_its_routes_limit_is_413_naming_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(
         dir.path(),
         json!({"body_kib": 64, "store_body_kib": 32, "run_body_kib": 256}),
     );
-    let client = Client::new(&server);
-    let thread = new_thread(&client, "user1-token");
+    let client = server.client();
+    let thread = new_thread(&client, "user1-token").await;
     let padded = |kib: usize| "x".repeat(kib * 1024);
     let thread_body = json!({"metadata": {"pad": padded(100)}}).to_string();
     let store_body = |kib| {
@@ -311,8 +324,8 @@ fn a_body_past_its_routes_limit_is_413_naming_the_limit() {
     }
 }
 
-#[test]
-fn a_client_that_never_finishes_its_head_is_disconnected() {
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_disconnected() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), json!({"header_timeout_secs": 1}));
     // Half a head, then nothing; and nothing at all.
@@ -328,11 +341,11 @@ fn a_client_that_never_finishes_its_head_is_disconnected() {
         );
     }
     // A client that finishes its head in time is served.
-    assert_eq!(server.get("/ok").0, 200);
+    assert_eq!(server.client().get("/ok").await.status, 200);
 }
 
-#[test]
-fn a_body_sent_too_slowly_is_408() {
+#[tokio::test]
+async fn a_body_sent_too_slowly_is_408() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), json!({"body_timeout_secs": 1}));
     let mut stream = connect(&server);
@@ -350,8 +363,8 @@ fn a_body_sent_too_slowly_is_408() {
     );
 }
 
-#[test]
-fn connections_past_the_limit_are_refused_with_503() {
+#[tokio::test]
+async fn connections_past_the_limit_are_refused_with_503() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), json!({"max_connections": 3}));
     // Three keep-alive connections, each served once and held open.
@@ -376,22 +389,22 @@ fn connections_past_the_limit_are_refused_with_503() {
     assert!(reply.head.contains("retry-after"), "{reply:?}");
     // One leaves: a new client gets its place.
     drop(held.pop());
-    eventually("a freed connection slot is reused", || {
+    eventually("a freed connection slot is reused", async || {
         let mut stream = connect(&server);
         let _ =
             stream.write_all(b"GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         (read_reply(&mut stream).status == 200).then_some(())
-    });
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn in_flight_returns_to_zero_when_a_client_leaves_mid_request() {
     use tower::ServiceExt;
-    let app = super::support::app(None);
+    let server = TestServer::new(None);
     // `/metrics` counts itself.
     let in_flight = || async {
-        let reply =
-            super::support::send(&app, "GET", "/metrics?format=json", "", Value::Null).await;
+        let reply = server.client().get("/metrics?format=json").await;
         reply.json["http"]["in_flight"].as_u64().unwrap()
     };
     assert_eq!(in_flight().await, 1);
@@ -404,7 +417,7 @@ async fn in_flight_returns_to_zero_when_a_client_leaves_mid_request() {
         .header("content-type", "application/json")
         .body(body)
         .unwrap();
-    let leaving = tokio::spawn(app.clone().oneshot(request));
+    let leaving = tokio::spawn(server.router().oneshot(request));
     tokio::time::timeout(CEILING, async {
         while in_flight().await != 2 {
             tokio::task::yield_now().await;
@@ -441,43 +454,44 @@ fn open_thread_stream(server: &ServerProcess, thread: &str, token: &str) -> (Tcp
     (stream, status)
 }
 
-#[test]
-fn sigterm_ends_thread_streams_and_settles_runs_in_flight() {
+#[tokio::test]
+async fn sigterm_ends_thread_streams_and_settles_runs_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = server_with(
         dir.path(),
         json!({"shutdown_grace_secs": 1}),
         &["--workers", "1"],
     );
-    let client = Client::new(&server);
-    let thread = new_thread(&client, "user1-token");
+    let client = server.client();
+    let thread = new_thread(&client, "user1-token").await;
     let (mut stream, status) = open_thread_stream(&server, &thread, "user1-token");
     assert_eq!(status, 200);
     // A run that will not finish within the grace period, and one queued
     // behind it that will never start.
     let runs = format!("/threads/{thread}/runs");
     let spin = json!({"assistant_id": "hostile", "input": {"mode": "spin", "n": 1_000_000_000u64}});
-    let (_, running) = client.send("POST", &runs, "user1-token", &spin).unwrap();
-    let other = new_thread(&client, "user1-token");
-    let (_, delayed) = client
-        .send(
-            "POST",
-            &format!("/threads/{other}/runs"),
+    let (_, running) = call(&client, "POST", &runs, "user1-token", &spin).await;
+    let other = new_thread(&client, "user1-token").await;
+    let (_, delayed) = call(
+        &client,
+        "POST",
+        &format!("/threads/{other}/runs"),
+        "user1-token",
+        &json!({"assistant_id": "agent", "after_seconds": 3600}),
+    )
+    .await;
+    eventually("the spinning run has started", async || {
+        let (_, run) = call(
+            &client,
+            "GET",
+            &format!("{runs}/{}", running["run_id"].as_str().unwrap()),
             "user1-token",
-            &json!({"assistant_id": "agent", "after_seconds": 3600}),
+            &Value::Null,
         )
-        .unwrap();
-    eventually("the spinning run has started", || {
-        let (_, run) = client
-            .send(
-                "GET",
-                &format!("{runs}/{}", running["run_id"].as_str().unwrap()),
-                "user1-token",
-                &Value::Null,
-            )
-            .unwrap();
+        .await;
         (run["status"] == "running").then_some(())
-    });
+    })
+    .await;
 
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
@@ -494,58 +508,58 @@ fn sigterm_ends_thread_streams_and_settles_runs_in_flight() {
     // After a restart, neither run is left pending or running, and each
     // thread says why its run failed.
     let server = server_with(dir.path(), json!({}), &[]);
-    let client = Client::new(&server);
+    let client = server.client();
     for (thread, run) in [(&thread, &running), (&other, &delayed)] {
         let run_id = run["run_id"].as_str().unwrap();
-        let (_, run) = client
-            .send(
-                "GET",
-                &format!("/threads/{thread}/runs/{run_id}"),
-                "user1-token",
-                &Value::Null,
-            )
-            .unwrap();
+        let (_, run) = call(
+            &client,
+            "GET",
+            &format!("/threads/{thread}/runs/{run_id}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .await;
         assert_eq!(run["status"], "error", "{run}");
-        let (_, thread) = client
-            .send(
-                "GET",
-                &format!("/threads/{thread}"),
-                "user1-token",
-                &Value::Null,
-            )
-            .unwrap();
+        let (_, thread) = call(
+            &client,
+            "GET",
+            &format!("/threads/{thread}"),
+            "user1-token",
+            &Value::Null,
+        )
+        .await;
         assert_eq!(thread["error"]["error"], "ServerShutdown", "{thread}");
     }
 }
 
-#[test]
-fn a_client_cannot_grow_the_events_kept_in_memory_past_the_budget() {
+#[tokio::test]
+async fn a_client_cannot_grow_the_events_kept_in_memory_past_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(
         dir.path(),
         json!({"run_events_mib": 1, "retained_events_mib": 2}),
     );
-    let client = Client::new(&server);
-    let thread = new_thread(&client, "user1-token");
+    let client = server.client();
+    let thread = new_thread(&client, "user1-token").await;
     // Each run streams its 200 KiB state a few times over: 20 of them
     // produce far more than the budget, resumable or not.
     let pad = "x".repeat(200 * 1024);
     let mut last = None;
     for i in 0..20 {
-        let (status, text) = client
-            .send_text(
-                "POST",
-                &format!("/threads/{thread}/runs/stream"),
-                "user1-token",
-                &json!({"assistant_id": "hostile", "input": {"mode": "ok", "pad": pad},
+        let (status, text) = call_text(
+            &client,
+            "POST",
+            &format!("/threads/{thread}/runs/stream"),
+            "user1-token",
+            &json!({"assistant_id": "hostile", "input": {"mode": "ok", "pad": pad},
                         "stream_mode": ["values", "updates"], "stream_resumable": i % 2 == 0}),
-            )
-            .unwrap();
+        )
+        .await;
         assert_eq!(status, 200);
         assert!(text.len() > 400 * 1024, "the run streamed its state");
         last = Some(text);
     }
-    let runs = &metrics(&client)["runs"];
+    let runs = &metrics(&client).await["runs"];
     let retained = runs["retained_event_bytes"]
         .as_u64()
         .unwrap_or_else(|| panic!("no retained_event_bytes in /metrics: {runs}"));
@@ -554,54 +568,53 @@ fn a_client_cannot_grow_the_events_kept_in_memory_past_the_budget() {
     assert!(last.unwrap().contains("event: values"));
 }
 
-#[test]
-fn batches_crons_history_and_streams_are_bounded() {
+#[tokio::test]
+async fn batches_crons_history_and_streams_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(
         dir.path(),
         json!({"max_batch_runs": 2, "max_crons_per_user": 2, "max_history": 5,
                "history_mib": 1, "max_streams_per_user": 2}),
     );
-    let client = Client::new(&server);
+    let client = server.client();
     let run = json!({"assistant_id": "agent", "input": {"messages": []}});
 
-    let (status, body) = client
-        .send(
-            "POST",
-            "/runs/batch",
-            "user1-token",
-            &json!([run, run, run]),
-        )
-        .unwrap();
+    let (status, body) = call(
+        &client,
+        "POST",
+        "/runs/batch",
+        "user1-token",
+        &json!([run, run, run]),
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
     assert!(detail(&body).contains("limits.max_batch_runs"), "{body}");
-    let (status, body) = client
-        .send("POST", "/runs/batch", "user1-token", &json!([run, run]))
-        .unwrap();
+    let (status, body) = call(
+        &client,
+        "POST",
+        "/runs/batch",
+        "user1-token",
+        &json!([run, run]),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 
     let cron = json!({"assistant_id": "agent", "schedule": "0 0 1 1 *"});
     for _ in 0..2 {
-        let (status, body) = client
-            .send("POST", "/runs/crons", "user1-token", &cron)
-            .unwrap();
+        let (status, body) = call(&client, "POST", "/runs/crons", "user1-token", &cron).await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = client
-        .send("POST", "/runs/crons", "user1-token", &cron)
-        .unwrap();
+    let (status, body) = call(&client, "POST", "/runs/crons", "user1-token", &cron).await;
     assert_eq!(status, 429, "{body}");
     assert!(
         detail(&body).contains("limits.max_crons_per_user"),
         "{body}"
     );
     // Another user's quota is their own.
-    let (status, body) = client
-        .send("POST", "/runs/crons", "user2-token", &cron)
-        .unwrap();
+    let (status, body) = call(&client, "POST", "/runs/crons", "user2-token", &cron).await;
     assert_eq!(status, 200, "{body}");
 
-    let thread = new_thread(&client, "user1-token");
+    let thread = new_thread(&client, "user1-token").await;
     for (method, path, body) in [
         (
             "GET",
@@ -614,36 +627,32 @@ fn batches_crons_history_and_streams_are_bounded() {
             json!({"limit": 6}),
         ),
     ] {
-        let (status, body) = client.send(method, &path, "user1-token", &body).unwrap();
+        let (status, body) = call(&client, method, &path, "user1-token", &body).await;
         assert_eq!(status, 422, "{body}");
         assert!(detail(&body).contains("limits.max_history"), "{body}");
     }
     let history = format!("/threads/{thread}/history?limit=5");
-    let (status, _) = client
-        .send("GET", &history, "user1-token", &Value::Null)
-        .unwrap();
+    let (status, _) = call(&client, "GET", &history, "user1-token", &Value::Null).await;
     assert_eq!(status, 200);
     // Two states of ~600 KiB (values and writes): more than 1 MiB
     // together, not alone.
     for i in 0..2 {
         let values = json!({"values": {"pad": "x".repeat(300 * 1024), "i": i}});
         let state = format!("/threads/{thread}/state");
-        let (status, body) = client.send("POST", &state, "user1-token", &values).unwrap();
+        let (status, body) = call(&client, "POST", &state, "user1-token", &values).await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = client
-        .send("GET", &history, "user1-token", &Value::Null)
-        .unwrap();
+    let (status, body) = call(&client, "GET", &history, "user1-token", &Value::Null).await;
     assert_eq!(status, 422, "{}", detail(&body));
     assert!(detail(&body).contains("limits.history_mib"), "{body}");
-    let (status, body) = client
-        .send(
-            "GET",
-            &format!("/threads/{thread}/history?limit=1"),
-            "user1-token",
-            &Value::Null,
-        )
-        .unwrap();
+    let (status, body) = call(
+        &client,
+        "GET",
+        &format!("/threads/{thread}/history?limit=1"),
+        "user1-token",
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body[0]["values"]["i"], 1, "the newest state");
 
@@ -654,141 +663,142 @@ fn batches_crons_history_and_streams_are_bounded() {
             stream
         })
         .collect();
-    let (status, body) = client
-        .send(
-            "POST",
-            "/runs/wait",
-            "user1-token",
-            &json!({"assistant_id": "agent", "input": {"messages": []}}),
-        )
-        .unwrap();
+    let (status, body) = call(
+        &client,
+        "POST",
+        "/runs/wait",
+        "user1-token",
+        &json!({"assistant_id": "agent", "input": {"messages": []}}),
+    )
+    .await;
     assert_eq!(status, 429, "{body}");
     assert!(
         detail(&body).contains("limits.max_streams_per_user"),
         "{body}"
     );
-    let user2_thread = new_thread(&client, "user2-token");
+    let user2_thread = new_thread(&client, "user2-token").await;
     let (_, status) = open_thread_stream(&server, &user2_thread, "user2-token");
     assert_eq!(status, 200, "another user's streams are their own");
     drop(streams.pop());
-    eventually("a closed stream frees its place", || {
-        let (status, _) = client
-            .send(
-                "POST",
-                "/runs/wait",
-                "user1-token",
-                &json!({"assistant_id": "agent", "input": {"messages": []}}),
-            )
-            .unwrap();
+    eventually("a closed stream frees its place", async || {
+        let (status, _) = call(
+            &client,
+            "POST",
+            "/runs/wait",
+            "user1-token",
+            &json!({"assistant_id": "agent", "input": {"messages": []}}),
+        )
+        .await;
         (status == 200).then_some(())
-    });
+    })
+    .await;
 }
 
-#[test]
-fn runs_in_flight_are_bounded_per_user() {
+#[tokio::test]
+async fn runs_in_flight_are_bounded_per_user() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), json!({"max_runs_in_flight_per_user": 2}));
-    let client = Client::new(&server);
+    let client = server.client();
     let delayed = json!({"assistant_id": "agent", "after_seconds": 3600});
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let thread = new_thread(&client, "user1-token");
-        let (status, run) = client
-            .send(
-                "POST",
-                &format!("/threads/{thread}/runs"),
-                "user1-token",
-                &delayed,
-            )
-            .unwrap();
+        let thread = new_thread(&client, "user1-token").await;
+        let (status, run) = call(
+            &client,
+            "POST",
+            &format!("/threads/{thread}/runs"),
+            "user1-token",
+            &delayed,
+        )
+        .await;
         assert_eq!(status, 200, "{run}");
         runs.push((thread, run["run_id"].as_str().unwrap().to_owned()));
     }
-    let (status, body) = client
-        .send("POST", "/runs", "user1-token", &delayed)
-        .unwrap();
+    let (status, body) = call(&client, "POST", "/runs", "user1-token", &delayed).await;
     assert_eq!(status, 429, "{body}");
     assert!(
         detail(&body).contains("limits.max_runs_in_flight_per_user"),
         "{body}"
     );
-    let (status, body) = client
-        .send("POST", "/runs", "user2-token", &delayed)
-        .unwrap();
+    let (status, body) = call(&client, "POST", "/runs", "user2-token", &delayed).await;
     assert_eq!(status, 200, "another user's quota is their own: {body}");
     let (thread, run) = &runs[0];
-    let (status, _) = client
-        .send(
-            "POST",
-            &format!("/threads/{thread}/runs/{run}/cancel?wait=1"),
-            "user1-token",
-            &Value::Null,
-        )
-        .unwrap();
+    let (status, _) = call(
+        &client,
+        "POST",
+        &format!("/threads/{thread}/runs/{run}/cancel?wait=1"),
+        "user1-token",
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, body) = client
-        .send("POST", "/runs", "user1-token", &delayed)
-        .unwrap();
-    assert_eq!(status, 200, "a cancelled run frees its place: {body}");
+    // The place is freed just after the cancel's answer (a refusal creates
+    // nothing): the poll ends on the first run accepted.
+    eventually("a cancelled run frees its place", async || {
+        let (status, body) = call(&client, "POST", "/runs", "user1-token", &delayed).await;
+        assert!(status == 200 || status == 429, "{status}: {body}");
+        (status == 200).then_some(())
+    })
+    .await;
 }
 
-#[test]
-fn a_state_update_runs_graph_code_only_on_a_free_run_worker() {
+#[tokio::test]
+async fn a_state_update_runs_graph_code_only_on_a_free_run_worker() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with(
         dir.path(),
         json!({"state_update_timeout_ms": 200}),
         &["--workers", "1"],
     );
-    let client = Client::new(&server);
+    let client = server.client();
     // A thread that ran the agent: its state updates go through the
     // graph's reducers.
-    let thread = new_thread(&client, "user1-token");
-    let (status, _) = client
-        .send(
-            "POST",
-            &format!("/threads/{thread}/runs/wait"),
-            "user1-token",
-            &json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}}),
-        )
-        .unwrap();
+    let thread = new_thread(&client, "user1-token").await;
+    let (status, _) = call(&client, "POST", &format!("/threads/{thread}/runs/wait"), "user1-token", &json!({"assistant_id": "agent", "input": {"messages": [{"role": "user", "content": "hi"}]}})).await;
     assert_eq!(status, 200);
     // The only worker spins on another thread.
-    let busy = new_thread(&client, "user1-token");
-    let (_, spinning) = client
-        .send(
-            "POST",
-            &format!("/threads/{busy}/runs"),
-            "user1-token",
-            &json!({"assistant_id": "hostile", "input": {"mode": "spin", "n": 1_000_000_000u64}}),
-        )
-        .unwrap();
+    let busy = new_thread(&client, "user1-token").await;
+    let (_, spinning) = call(
+        &client,
+        "POST",
+        &format!("/threads/{busy}/runs"),
+        "user1-token",
+        &json!({"assistant_id": "hostile", "input": {"mode": "spin", "n": 1_000_000_000u64}}),
+    )
+    .await;
     let spinning = spinning["run_id"].as_str().unwrap().to_owned();
-    eventually("the spinning run has started", || {
-        let (_, run) = client
-            .send(
-                "GET",
-                &format!("/threads/{busy}/runs/{spinning}"),
-                "user1-token",
-                &Value::Null,
-            )
-            .unwrap();
-        (run["status"] == "running").then_some(())
-    });
-    let update = json!({"values": {"messages": [{"role": "user", "content": "more"}]}});
-    let state = format!("/threads/{thread}/state");
-    let (status, body) = client.send("POST", &state, "user1-token", &update).unwrap();
-    assert_eq!(status, 429, "{body}");
-    assert!(detail(&body).contains("--workers"), "{body}");
-    let (status, _) = client
-        .send(
-            "POST",
-            &format!("/threads/{busy}/runs/{spinning}/cancel?wait=1"),
+    eventually("the spinning run has started", async || {
+        let (_, run) = call(
+            &client,
+            "GET",
+            &format!("/threads/{busy}/runs/{spinning}"),
             "user1-token",
             &Value::Null,
         )
-        .unwrap();
+        .await;
+        (run["status"] == "running").then_some(())
+    })
+    .await;
+    let update = json!({"values": {"messages": [{"role": "user", "content": "more"}]}});
+    let state = format!("/threads/{thread}/state");
+    let (status, body) = call(&client, "POST", &state, "user1-token", &update).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(detail(&body).contains("--workers"), "{body}");
+    let (status, _) = call(
+        &client,
+        "POST",
+        &format!("/threads/{busy}/runs/{spinning}/cancel?wait=1"),
+        "user1-token",
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, body) = client.send("POST", &state, "user1-token", &update).unwrap();
-    assert_eq!(status, 200, "{body}");
+    // The worker is free just after the cancel's answer (a refusal changes
+    // nothing): the poll ends on the first update accepted.
+    eventually("the worker is free", async || {
+        let (status, body) = call(&client, "POST", &state, "user1-token", &update).await;
+        assert!(status == 200 || status == 429, "{status}: {body}");
+        (status == 200).then_some(())
+    })
+    .await;
 }

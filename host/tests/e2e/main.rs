@@ -17,7 +17,6 @@ mod limits;
 mod loading;
 mod oidc;
 mod resolution;
-mod runs;
 mod storage;
 mod support;
 mod waits;
