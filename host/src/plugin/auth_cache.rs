@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use warden_sdk::{Request, User};
+use warden_types::{Request, User};
 
 use super::settings::AuthCacheSettings;
 

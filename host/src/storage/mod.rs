@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
-pub use warden_sdk::Filter;
+pub use warden_types::Filter;
 
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;
