@@ -74,21 +74,21 @@ extern crate self as warden_sdk;
 mod auth;
 pub mod cache;
 pub mod config;
-mod filter;
 pub mod http;
 pub mod jwt;
 pub mod log;
-mod types;
 mod value;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use auth::{Auth, HandlerResult, On, Outcome};
-pub use filter::{Clause, Condition, Filter, Operator};
+pub use auth::Auth;
 pub use serde_json::{Map, Value, json};
-pub use types::{Action, AuthContext, HttpError, Request, Resource, User};
 pub use value::ValueExt;
+pub use warden_types::{
+    Action, AuthContext, Clause, Condition, Filter, HandlerResult, HttpError, On, Operator,
+    Outcome, Request, Resource, User,
+};
 /// The `wit-bindgen` this SDK was built with, so plugin crates never pin it.
 pub use wit_bindgen;
 

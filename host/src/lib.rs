@@ -15,8 +15,8 @@
 //! - [`server`]: the HTTP server: the Agent Server API under auth.
 //!
 //! The domain types handlers exchange (users, resources, actions, filters)
-//! are the guest SDK's own ([`warden_sdk`]), so host and plugins agree on
-//! them by construction.
+//! are [`warden_types`], which the guest SDK re-exports, so host and plugins
+//! agree on them by construction.
 
 pub mod config;
 pub mod plugin;
@@ -27,4 +27,4 @@ pub mod server;
 pub mod storage;
 pub mod timestamp;
 
-pub use warden_sdk as types;
+pub use warden_types as types;

@@ -4,65 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{Algorithm, JwtError, b64};
-
-/// An elliptic curve of an EC public key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Curve {
-    /// NIST P-256 (`"P-256"`), for ES256.
-    P256,
-    /// NIST P-384 (`"P-384"`), for ES384.
-    P384,
-}
-
-impl Curve {
-    /// The size of a coordinate (and of `r` and `s`), in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            Self::P256 => 32,
-            Self::P384 => 48,
-        }
-    }
-}
-
-/// A public key that verifies asymmetric signatures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublicKey {
-    /// An RSA key: modulus and exponent, unsigned big-endian.
-    Rsa {
-        /// The modulus.
-        n: Vec<u8>,
-        /// The public exponent.
-        e: Vec<u8>,
-    },
-    /// An EC key: the point's coordinates, unsigned big-endian.
-    Ec {
-        /// The curve.
-        curve: Curve,
-        /// The x coordinate.
-        x: Vec<u8>,
-        /// The y coordinate.
-        y: Vec<u8>,
-    },
-    /// An Ed25519 key (32 bytes).
-    Ed25519(Vec<u8>),
-}
-
-impl PublicKey {
-    /// Whether `alg` is an algorithm of this kind of key: RSA keys verify
-    /// RS*/PS*, P-256 keys ES256, P-384 keys ES384, Ed25519 keys EdDSA.
-    /// No public key verifies an HMAC algorithm (algorithm confusion).
-    pub fn suits(&self, alg: Algorithm) -> bool {
-        use Algorithm::*;
-        match self {
-            Self::Rsa { .. } => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
-            Self::Ec { curve, .. } => {
-                matches!((curve, alg), (Curve::P256, Es256) | (Curve::P384, Es384))
-            }
-            Self::Ed25519(_) => alg == EdDsa,
-        }
-    }
-}
+use super::{Algorithm, Curve, JwtError, PublicKey, b64};
 
 /// A key a token is verified with.
 #[derive(Clone, PartialEq, Eq)]

@@ -29,7 +29,6 @@
 //! # let _ = authenticate;
 //! ```
 
-mod algorithm;
 mod jwk;
 mod signature;
 mod validation;
@@ -43,10 +42,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use algorithm::Algorithm;
-pub use jwk::{Curve, Jwk, JwkSet, Key, PublicKey};
-pub use signature::{SignatureError, verify, verify_signature};
+pub use jwk::{Jwk, JwkSet, Key};
+pub use signature::{verify, verify_signature};
 pub use validation::{DEFAULT_LEEWAY, Validation};
+pub use warden_types::{Algorithm, Curve, PublicKey, SignatureError};
 
 use crate::HttpError;
 

@@ -7,19 +7,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 
-use super::{Algorithm, Key, PublicKey};
-
-/// Why a signature was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureError {
-    /// The algorithm does not go with the key (algorithm confusion, an RSA
-    /// key under 2048 bits, an HMAC secret shorter than the hash).
-    KeyMismatch,
-    /// The key is malformed.
-    InvalidKey,
-    /// The signature does not verify.
-    BadSignature,
-}
+use super::{Algorithm, Key, PublicKey, SignatureError};
 
 /// Checks that `signature` signs `message` under `key` with `alg`.
 pub fn verify(
@@ -75,10 +63,15 @@ pub fn verify_signature(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), SignatureError> {
-    if !key.suits(alg) {
-        return Err(SignatureError::KeyMismatch);
+    #[cfg(not(target_arch = "wasm32"))]
+    return warden_types::verify_signature(alg, key, message, signature);
+    #[cfg(target_arch = "wasm32")]
+    {
+        if !key.suits(alg) {
+            return Err(SignatureError::KeyMismatch);
+        }
+        backend::verify(alg, key, message, signature)
     }
-    backend::verify(alg, key, message, signature)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -126,75 +119,5 @@ mod backend {
             wit::VerifyError::InvalidKey => SignatureError::InvalidKey,
             wit::VerifyError::BadSignature => SignatureError::BadSignature,
         })
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-mod backend {
-    use ring::signature::{self as sig, RsaPublicKeyComponents, UnparsedPublicKey};
-
-    use super::super::Curve;
-    use super::{Algorithm, PublicKey, SignatureError};
-
-    pub(super) fn verify(
-        alg: Algorithm,
-        key: &PublicKey,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SignatureError> {
-        match key {
-            PublicKey::Rsa { n, e } => {
-                let params: &sig::RsaParameters = match alg {
-                    Algorithm::Rs256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-                    Algorithm::Rs384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-                    Algorithm::Rs512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-                    Algorithm::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
-                    Algorithm::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
-                    Algorithm::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,
-                    _ => return Err(SignatureError::KeyMismatch),
-                };
-                let n = strip_zeros(n);
-                let e = strip_zeros(e);
-                if e.is_empty() || n.is_empty() {
-                    return Err(SignatureError::InvalidKey);
-                }
-                if n.len() < 256 || n.len() > 1024 {
-                    return Err(SignatureError::KeyMismatch);
-                }
-                RsaPublicKeyComponents { n, e }
-                    .verify(params, message, signature)
-                    .map_err(|_| SignatureError::BadSignature)
-            }
-            PublicKey::Ec { curve, x, y } => {
-                let algorithm: &sig::EcdsaVerificationAlgorithm = match (curve, alg) {
-                    (Curve::P256, Algorithm::Es256) => &sig::ECDSA_P256_SHA256_FIXED,
-                    (Curve::P384, Algorithm::Es384) => &sig::ECDSA_P384_SHA384_FIXED,
-                    _ => return Err(SignatureError::KeyMismatch),
-                };
-                if x.len() != curve.size() || y.len() != curve.size() {
-                    return Err(SignatureError::InvalidKey);
-                }
-                let point = [&[4u8][..], x, y].concat();
-                UnparsedPublicKey::new(algorithm, point)
-                    .verify(message, signature)
-                    .map_err(|_| SignatureError::BadSignature)
-            }
-            PublicKey::Ed25519(key) => {
-                if alg != Algorithm::EdDsa {
-                    return Err(SignatureError::KeyMismatch);
-                }
-                if key.len() != 32 {
-                    return Err(SignatureError::InvalidKey);
-                }
-                UnparsedPublicKey::new(&sig::ED25519, key)
-                    .verify(message, signature)
-                    .map_err(|_| SignatureError::BadSignature)
-            }
-        }
-    }
-
-    fn strip_zeros(bytes: &[u8]) -> &[u8] {
-        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-        &bytes[start..]
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
-use warden_sdk::{Request, User};
+use warden_types::{Request, User};
 
 use super::settings::AuthCacheSettings;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use warden_sdk::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
+use warden_types::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker, TypedFunc};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 

@@ -3,7 +3,7 @@
 //! same types, so plugins built today keep loading.
 
 use serde_json::Value;
-use warden_sdk::{
+use warden_types::{
     Action, Clause, Condition, Filter, HttpError, On, Operator, Request, Resource, User,
 };
 

@@ -1,10 +1,10 @@
 //! `warden:auth/crypto`: asymmetric signature checks with native code
 //! (`ring`), so an RS256 token costs tens of microseconds instead of the
 //! milliseconds of pure-Rust RSA in WebAssembly. The verification itself is
-//! the SDK's native implementation ([`warden_sdk::jwt::verify_signature`]):
+//! the one the SDK uses natively ([`warden_types::verify_signature`]):
 //! plugins tested natively and plugins running here get the same answers.
 
-use warden_sdk::jwt::{self, Curve, PublicKey, SignatureError};
+use warden_types::{self as jwt, Curve, PublicKey, SignatureError};
 
 use super::bindings::crypto as wit;
 use super::sandbox::Sandbox;

@@ -23,7 +23,7 @@ pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};
-pub use warden_sdk::Filter;
+pub use warden_types::Filter;
 
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;

@@ -16,7 +16,7 @@ use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
 use crate::storage::{Filter, Object, StorageError};
-use warden_sdk::{Clause, Condition, Operator};
+use warden_types::{Clause, Condition, Operator};
 
 /// At most this many terms in one filter of a client (a key's equality is
 /// one term, `$contains` one per item): a bound on the work of a query,

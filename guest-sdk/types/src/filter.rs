@@ -13,6 +13,14 @@ pub enum Operator {
     Contains,
 }
 
+/// A serializable value as JSON.
+///
+/// # Panics
+/// When the value cannot be represented as JSON (a map with non-string keys).
+fn to_json(value: impl Serialize) -> Value {
+    serde_json::to_value(value).expect("the value is representable as JSON")
+}
+
 /// One condition on a top-level metadata key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
@@ -79,7 +87,7 @@ impl Filter {
             clauses: vec![Clause::Condition(Condition {
                 key: key.into(),
                 op,
-                operand: crate::value::to_json(operand),
+                operand: to_json(operand),
             })],
         }
     }

@@ -1,0 +1,27 @@
+//! # warden-types: what Warden's host and its auth plugins share
+//!
+//! The request `authenticate` sees, the [`User`] it returns, the events
+//! handlers authorize ([`Resource`], [`Action`], [`AuthContext`]), what a
+//! handler decides ([`Outcome`], [`Filter`], [`HttpError`]), which handler
+//! an event goes to ([`On::resolve`]), and the public keys whose signatures
+//! the host checks natively ([`PublicKey`], [`verify_signature`]).
+//!
+//! Plugin authors get these through `warden-sdk`, which re-exports them; the
+//! host depends on this crate alone, so it never builds the SDK's guest
+//! bindings. No WebAssembly here: plain Rust types, shared by construction.
+#![deny(missing_docs)]
+
+mod algorithm;
+mod crypto;
+mod filter;
+mod outcome;
+mod types;
+
+pub use algorithm::Algorithm;
+#[cfg(not(target_arch = "wasm32"))]
+pub use crypto::verify_signature;
+pub use crypto::{Curve, PublicKey, SignatureError};
+pub use filter::{Clause, Condition, Filter, Operator};
+pub use outcome::{HandlerResult, On, Outcome};
+pub use serde_json::{Map, Value, json};
+pub use types::{Action, AuthContext, HttpError, Request, Resource, User};
