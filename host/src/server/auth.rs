@@ -8,7 +8,7 @@
 //! serves a request: `authenticate` runs in it, then every authorization
 //! event, all on one thread of the [`WorkPool`] (one hand-off per request,
 //! as without auth). A request with a body (or a stream) is authenticated
-//! earlier, from its head, by [`super::limits::head_first`]: its body is
+//! earlier, from its head, by [`head_first`]: its body is
 //! never read for a client that fails, and the route's [`Pending`] takes
 //! the caller (and the instance) it found. Plugin calls never run on an
 //! async worker: WASI's blocking stream operations (a guest printing, or
@@ -16,14 +16,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::FromRequestParts;
+use axum::body::HttpBody;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use super::limits::{BodyBudget, BodyClass, is_stream};
 use super::work_pool::WorkPool;
 use crate::plugin::{AuthPlugin, Session};
 use crate::storage::Filter;
@@ -320,5 +323,86 @@ fn plugin_request(parts: &Parts) -> crate::types::Request {
                 (name.as_str().to_owned(), value)
             })
             .collect(),
+    }
+}
+
+/// Authenticates a request that carries a body, or opens a stream, from
+/// its head alone, before its route runs: a 401 never reads the body. It
+/// then refuses a body whose announced length is past its route's limit
+/// (413), counts the caller's open streams (429 past the limit), and hands
+/// the authenticated caller to the route's [`Pending`]. Other requests
+/// (plain `GET`s) skip it: their route authenticates in its one hop to the
+/// work pool.
+pub(super) async fn head_first(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let has_body = !request.body().is_end_stream();
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let stream = matched.is_some_and(|p| is_stream(request.method(), p));
+    if !(has_body || stream) {
+        return next.run(request).await;
+    }
+    let path = matched.map(str::to_owned);
+    let method = request.method().clone();
+    let (mut parts, body) = request.into_parts();
+    let pending = Pending::from_head(&parts, &state);
+    let authenticated = if pending.asks_plugin() {
+        match state.work.run(move || pending.authenticate_head()).await {
+            Ok(authenticated) => authenticated,
+            Err(_) => Err(ApiError::internal("Internal Server Error")),
+        }
+    } else {
+        pending.authenticate_head()
+    };
+    let authenticated = match authenticated {
+        Ok(authenticated) => authenticated,
+        Err(error) => return error.into_response(),
+    };
+    if has_body {
+        let class = path
+            .as_deref()
+            .map_or(BodyClass::Default, |p| BodyClass::of(&method, p));
+        let budget = BodyBudget {
+            limit: state.limits.body_bytes[class as usize],
+            class,
+            timeout: state.limits.body_timeout,
+        };
+        let announced = body.size_hint().lower();
+        if announced > budget.limit as u64 {
+            return budget.too_large().into_response();
+        }
+        parts.extensions.insert(budget);
+    }
+    let slot = if stream {
+        let max = state.limits.max_streams_per_user;
+        match state.streams.open(authenticated.identity(), max) {
+            Some(slot) => Some(slot),
+            None => {
+                return ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "Too many open streams: a user holds at most {max} at once \
+                         (`limits.max_streams_per_user`); close one first"
+                    ),
+                )
+                .into_response();
+            }
+        }
+    } else {
+        None
+    };
+    parts.extensions.insert(authenticated);
+    let response = next.run(Request::from_parts(parts, body)).await;
+    match slot {
+        // An error is no stream: its place is free at once.
+        Some(slot) if response.status().is_success() => {
+            response.map(|body| state.streams.hold(body, slot))
+        }
+        _ => response,
     }
 }

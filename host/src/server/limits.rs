@@ -1,29 +1,17 @@
 //! The bounds of `langgraph.json`'s `limits`, as the server applies them
-//! to requests: a body is read only once its sender is authenticated, and
-//! only up to its route's limit; a user holds at most so many streams open.
-//!
-//! [`head_first`] runs, on the protected routes, for requests that carry a
-//! body and for the streaming routes: it authenticates from the head alone (a 401 never reads the
-//! body), refuses a body whose announced length is past its route's limit
-//! (413), counts the caller's open streams (429 past the limit), and hands
-//! the authenticated caller to the route's [`super::Pending`]. Other
-//! requests (plain `GET`s) skip it: their route authenticates in its one
-//! hop to the work pool, as before.
+//! to requests: a body is read only once its sender is authenticated
+//! ([`super::auth::head_first`]), and only up to its route's limit; a user
+//! holds at most so many streams open.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, HttpBody};
-use axum::extract::{MatchedPath, Request, State};
+use axum::body::Body;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::AppState;
-use super::auth::Pending;
 use super::error::ApiError;
 use crate::config::LimitsConfig;
 use crate::runs::{RunLimits, SubmitError};
@@ -137,7 +125,7 @@ impl BodyClass {
 }
 
 /// How the route's body may be read: at most `limit` bytes, within
-/// `timeout`. Set by [`head_first`] for [`super::extract::JsonBody`].
+/// `timeout`. Set by [`head_first`] for [`super::api::extract::JsonBody`].
 #[derive(Debug, Clone, Copy)]
 pub struct BodyBudget {
     /// The most bytes.
@@ -254,7 +242,7 @@ impl OpenStreams {
     }
 
     /// `body`, holding `slot`, ended when the streams are closed.
-    fn hold(&self, body: Body, slot: StreamSlot) -> Body {
+    pub(super) fn hold(&self, body: Body, slot: StreamSlot) -> Body {
         let mut closing = self.closing.subscribe();
         let closed = async move {
             let _ = closing.wait_for(|closing| *closing).await;
@@ -283,81 +271,6 @@ impl Drop for StreamSlot {
                 by_user.remove(&self.user);
             }
         }
-    }
-}
-
-/// The middleware described in the module docs.
-pub(super) async fn head_first(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let has_body = !request.body().is_end_stream();
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    let stream = matched.is_some_and(|p| is_stream(request.method(), p));
-    if !(has_body || stream) {
-        return next.run(request).await;
-    }
-    let path = matched.map(str::to_owned);
-    let method = request.method().clone();
-    let (mut parts, body) = request.into_parts();
-    let pending = Pending::from_head(&parts, &state);
-    let authenticated = if pending.asks_plugin() {
-        match state.work.run(move || pending.authenticate_head()).await {
-            Ok(authenticated) => authenticated,
-            Err(_) => Err(ApiError::internal("Internal Server Error")),
-        }
-    } else {
-        pending.authenticate_head()
-    };
-    let authenticated = match authenticated {
-        Ok(authenticated) => authenticated,
-        Err(error) => return error.into_response(),
-    };
-    if has_body {
-        let class = path
-            .as_deref()
-            .map_or(BodyClass::Default, |p| BodyClass::of(&method, p));
-        let budget = BodyBudget {
-            limit: state.limits.body_bytes[class as usize],
-            class,
-            timeout: state.limits.body_timeout,
-        };
-        let announced = body.size_hint().lower();
-        if announced > budget.limit as u64 {
-            return budget.too_large().into_response();
-        }
-        parts.extensions.insert(budget);
-    }
-    let slot = if stream {
-        let max = state.limits.max_streams_per_user;
-        match state.streams.open(authenticated.identity(), max) {
-            Some(slot) => Some(slot),
-            None => {
-                return ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "Too many open streams: a user holds at most {max} at once \
-                         (`limits.max_streams_per_user`); close one first"
-                    ),
-                )
-                .into_response();
-            }
-        }
-    } else {
-        None
-    };
-    parts.extensions.insert(authenticated);
-    let response = next.run(Request::from_parts(parts, body)).await;
-    match slot {
-        // An error is no stream: its place is free at once.
-        Some(slot) if response.status().is_success() => {
-            response.map(|body| state.streams.hold(body, slot))
-        }
-        _ => response,
     }
 }
 

@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use crate::runs::RunStats;
 
 /// Counters of the HTTP server.
 #[derive(Debug, Default)]
@@ -52,11 +51,10 @@ impl Drop for InFlight<'_> {
 
 /// The middleware that counts every request.
 pub(super) async fn count(
-    State(state): State<Arc<AppState>>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let metrics = &state.metrics;
     let _in_flight = InFlight::enter(&metrics.in_flight);
     let start = Instant::now();
     let response = next.run(request).await;
@@ -68,20 +66,11 @@ pub(super) async fn count(
     response
 }
 
-#[derive(Deserialize)]
-pub(super) struct Format {
-    format: Option<String>,
-}
-
-/// `GET /metrics[?format=prometheus|json]`.
-pub(super) async fn serve(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<Format>,
-) -> Response {
-    let (classes, seconds, in_flight) = state.metrics.snapshot();
-    let runs = state.runs.stats();
-    let streams = state.streams.count();
-    if query.format.as_deref() == Some("json") {
+/// The counters as `GET /metrics` answers with them: Prometheus text, or
+/// JSON when `json`; with the runs' and the open streams' gauges.
+pub(super) fn render(metrics: &Metrics, runs: RunStats, streams: usize, json: bool) -> Response {
+    let (classes, seconds, in_flight) = metrics.snapshot();
+    if json {
         let by_class: serde_json::Map<_, _> = classes
             .iter()
             .enumerate()

@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::api::records::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
+use super::api::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use super::error::ErrorBody;
-use super::records::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
-use super::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use crate::runs::RunCreate;
 
 #[derive(OpenApi)]

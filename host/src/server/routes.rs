@@ -9,8 +9,9 @@ use axum::Extension;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
+use super::AppState;
+use super::api::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use super::auth::{Event, Events};
-use super::{AppState, assistants, crons, graphs, run_access, runs, state, store, threads};
 use crate::types::Action::{self, *};
 use crate::types::Resource::{self, *};
 

@@ -3,7 +3,7 @@
 //!
 //! - A deadline for each request head (`limits.header_timeout_secs`): a
 //!   client that sends its head slowly, or leaves a keep-alive connection
-//!   idle, is disconnected. (Bodies have theirs in [`super::extract`].)
+//!   idle, is disconnected. (Bodies have theirs in [`super::api::extract`].)
 //! - A connection limit (`limits.max_connections`): past it, a connection
 //!   is answered 503 with `Retry-After` and closed.
 //! - A graceful shutdown: stop accepting, let connections finish the

@@ -102,12 +102,19 @@ impl SlotHandover {
         }
     }
 
-    /// After a job: a job that gave its slot away takes one again.
-    fn job_done(&self) {
-        if self.released.swap(false, Ordering::Relaxed) {
-            // Back over `hot` for a moment, as after a wait.
-            self.shared.lock().running += 1;
+    /// After a job: whether the thread holds a slot. One whose job gave
+    /// its slot away takes a free one, if any: the pool never runs more
+    /// than `hot` jobs because of it.
+    fn job_done(&self) -> bool {
+        if !self.released.swap(false, Ordering::Relaxed) {
+            return true;
         }
+        let mut state = self.shared.lock();
+        let free = state.running < self.shared.hot;
+        if free {
+            state.running += 1;
+        }
+        free
     }
 }
 
@@ -278,14 +285,16 @@ impl Shared {
         loop {
             // A panic is printed by the hook; the waiting request gets a 500.
             let _ = catch_unwind(AssertUnwindSafe(job));
-            handover.job_done();
+            let has_slot = handover.job_done();
             let mut state = self.lock();
             state.finished += 1;
-            if let Some(next) = state.queue.pop_front() {
-                job = next;
-                continue;
+            if has_slot {
+                if let Some(next) = state.queue.pop_front() {
+                    job = next;
+                    continue;
+                }
+                state.running -= 1;
             }
-            state.running -= 1;
             if state.shutdown {
                 state.threads -= 1;
                 return;

@@ -8,17 +8,17 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::ErrorBody;
+use crate::server::error::ErrorBody;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata, strip_reserved_config,
 };
 use super::records;
-use super::{AppState, Pending, as_caller};
+use crate::server::error::ApiError;
+use crate::server::{AppState, Pending, as_caller};
 use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, SetLatest};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
@@ -44,7 +44,7 @@ const SORTS: &[&str] = &[
 ];
 
 /// 404 unless `graph_id` is a graph of `langgraph.json`.
-pub(super) fn known_graph(state: &AppState, graph_id: &str) -> Result<(), ApiError> {
+pub(in crate::server) fn known_graph(state: &AppState, graph_id: &str) -> Result<(), ApiError> {
     if state.graphs.contains_key(graph_id) {
         return Ok(());
     }
@@ -100,7 +100,7 @@ fn assistant_metadata(metadata: Option<Object>) -> Result<Object, ApiError> {
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = AssistantCreate)]
-pub(super) struct Create {
+pub(in crate::server) struct Create {
     graph_id: String,
     assistant_id: Option<Uuid>,
     config: Option<Value>,
@@ -120,7 +120,7 @@ pub(super) struct Create {
     request_body = Create,
     responses((status = 200, description = "The assistant", body = records::Assistant), (status = 409, description = "The id is taken", body = ErrorBody), (status = 404, description = "Unknown graph", body = ErrorBody))
 )]
-pub(super) async fn create(
+pub(in crate::server) async fn create(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Create>,
@@ -178,7 +178,7 @@ pub(super) async fn create(
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 200, description = "The assistant", body = records::Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -201,7 +201,7 @@ pub(super) async fn get(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[schema(as = AssistantVersionsSearch)]
-pub(super) struct Versions {
+pub(in crate::server) struct Versions {
     /// Only the versions whose metadata contains this.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
@@ -218,7 +218,7 @@ pub(super) struct Versions {
     request_body = Versions,
     responses((status = 200, description = "Its versions, newest first", body = Vec<records::AssistantVersion>), (status = 404, description = "Not found, outside the caller's scope, or no version matches", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn versions(
+pub(in crate::server) async fn versions(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -252,7 +252,7 @@ pub(super) async fn versions(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = AssistantVersionChange)]
-pub(super) struct Latest {
+pub(in crate::server) struct Latest {
     /// The version to make current.
     version: i64,
 }
@@ -266,7 +266,7 @@ pub(super) struct Latest {
     request_body = Latest,
     responses((status = 200, description = "The assistant, at that version", body = records::Assistant), (status = 404, description = "Not found, outside the caller's scope, or no such version", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn set_latest(
+pub(in crate::server) async fn set_latest(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -296,7 +296,7 @@ pub(super) async fn set_latest(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = AssistantPatchBody)]
-pub(super) struct Patch {
+pub(in crate::server) struct Patch {
     graph_id: Option<String>,
     config: Option<Value>,
     context: Option<Value>,
@@ -315,7 +315,7 @@ pub(super) struct Patch {
     request_body = Patch,
     responses((status = 200, description = "The assistant, at its new version", body = records::Assistant), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn patch(
+pub(in crate::server) async fn patch(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -368,7 +368,7 @@ pub(super) async fn patch(
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn delete(
+pub(in crate::server) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -400,7 +400,7 @@ pub(super) async fn delete(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[schema(as = AssistantSearch)]
-pub(super) struct Search {
+pub(in crate::server) struct Search {
     #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     graph_id: Option<String>,
@@ -443,7 +443,7 @@ impl Search {
     request_body = Search,
     responses((status = 200, description = "A page of assistants, with pagination headers", body = Vec<records::Assistant>), (status = 404, description = "No such graph", body = ErrorBody))
 )]
-pub(super) async fn search(
+pub(in crate::server) async fn search(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
@@ -477,7 +477,7 @@ pub(super) async fn search(
     request_body = Search,
     responses((status = 200, description = "How many assistants match", body = u64, content_type = "application/json"), (status = 404, description = "No such graph", body = ErrorBody))
 )]
-pub(super) async fn count(
+pub(in crate::server) async fn count(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,

@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::ApiError;
 use super::extract::{JsonBody, ok, path_id};
 use super::threads::scoped;
-use super::{AppState, Pending, as_caller};
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::server::{AppState, Pending, as_caller};
 use crate::storage::{Checkpoint, Object, Thread};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
@@ -78,9 +78,9 @@ fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
     path = "/threads/{thread_id}/state",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The thread's current state (`ThreadState`)"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -110,9 +110,9 @@ fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Valu
     path = "/threads/{thread_id}/state/{checkpoint_id}",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("checkpoint_id" = String, Path, description = "The checkpoint")),
-    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn get_at(
+pub(in crate::server) async fn get_at(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((id, checkpoint_id)): Path<(String, String)>,
@@ -126,7 +126,7 @@ pub(super) async fn get_at(
 }
 
 #[derive(Deserialize)]
-pub(super) struct CheckpointBody {
+pub(in crate::server) struct CheckpointBody {
     checkpoint: Option<Value>,
 }
 
@@ -137,9 +137,9 @@ pub(super) struct CheckpointBody {
     path = "/threads/{thread_id}/state/checkpoint",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The state at a checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn post_checkpoint(
+pub(in crate::server) async fn post_checkpoint(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -164,7 +164,7 @@ pub(super) async fn post_checkpoint(
 }
 
 #[derive(Deserialize)]
-pub(super) struct UpdateBody {
+pub(in crate::server) struct UpdateBody {
     values: Option<Value>,
     as_node: Option<String>,
 }
@@ -178,9 +178,9 @@ pub(super) struct UpdateBody {
     path = "/threads/{thread_id}/state",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 409, description = "A run is in flight on the thread", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The new checkpoint"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 409, description = "A run is in flight on the thread", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn update(
+pub(in crate::server) async fn update(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -315,7 +315,7 @@ fn run_worker(
 }
 
 #[derive(Deserialize, Default)]
-pub(super) struct HistoryBody {
+pub(in crate::server) struct HistoryBody {
     limit: Option<u64>,
     before: Option<Value>,
     metadata: Option<Object>,
@@ -377,9 +377,9 @@ const HISTORY_PAGE: u64 = 16;
     path = "/threads/{thread_id}/history",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn post_history(
+pub(in crate::server) async fn post_history(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -395,7 +395,7 @@ pub(super) async fn post_history(
 }
 
 #[derive(Deserialize)]
-pub(super) struct HistoryQuery {
+pub(in crate::server) struct HistoryQuery {
     limit: Option<u64>,
     before: Option<String>,
 }
@@ -407,9 +407,9 @@ pub(super) struct HistoryQuery {
     path = "/threads/{thread_id}/history",
     tag = "threads",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "Checkpoints, newest first"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn get_history(
+pub(in crate::server) async fn get_history(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,

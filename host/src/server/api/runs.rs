@@ -10,13 +10,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::auth::Caller;
-use super::error::ApiError;
 use super::extract::{JsonBody, ok, path_id};
 use super::records;
-use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
-use super::{AppState, Pending, as_caller};
 use crate::runs::{Authorizer, CreateError, Created, RunCreate, Target};
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::server::streaming::{self, CancelOnDrop, Locations, ModeFilter};
+use crate::server::{AppState, Pending, as_caller};
 use crate::types::{Action, Filter, Resource, User};
 
 /// `threads.create_run` and the events it leads to, as the caller.
@@ -179,9 +179,9 @@ async fn wait(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run, pending; `Content-Location` names it", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn create_stateful(
+pub(in crate::server) async fn create_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(thread): Path<String>,
@@ -197,9 +197,9 @@ pub(super) async fn create_stateful(
     path = "/runs",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The run, pending, on a temporary thread", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run, pending, on a temporary thread", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn create_stateless(
+pub(in crate::server) async fn create_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<RunCreate>,
@@ -215,9 +215,9 @@ pub(super) async fn create_stateless(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn stream_stateful(
+pub(in crate::server) async fn stream_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(thread): Path<String>,
@@ -233,9 +233,9 @@ pub(super) async fn stream_stateful(
     path = "/runs/stream",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "SSE: `metadata`, then one event per chunk", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn stream_stateless(
+pub(in crate::server) async fn stream_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<RunCreate>,
@@ -251,9 +251,9 @@ pub(super) async fn stream_stateless(
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     request_body = RunCreate,
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn wait_stateful(
+pub(in crate::server) async fn wait_stateful(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(thread): Path<String>,
@@ -269,9 +269,9 @@ pub(super) async fn wait_stateful(
     path = "/runs/wait",
     tag = "runs",
     request_body = RunCreate,
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn wait_stateless(
+pub(in crate::server) async fn wait_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<RunCreate>,
@@ -286,9 +286,9 @@ pub(super) async fn wait_stateless(
     path = "/runs/batch",
     tag = "runs",
     request_body = Vec<RunCreate>,
-    responses((status = 200, description = "The runs, pending", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The runs, pending", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn batch(
+pub(in crate::server) async fn batch(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Vec<RunCreate>>,

@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok, path_id};
 use super::records;
-use super::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use super::threads::scoped;
-use super::{AppState, Caller, Pending, as_caller};
 use crate::runs::{CancelAction, LiveRun};
+use crate::server::error::ApiError;
+use crate::server::streaming::{self, CancelOnDrop, Locations, ModeFilter};
+use crate::server::{AppState, Caller, Pending, as_caller};
 use crate::storage::{RunStatus, Thread};
 use crate::types::{Action, Resource};
 
@@ -40,9 +40,9 @@ fn flag(value: Option<&str>) -> bool {
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The run", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The run", body = records::Run), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((thread, run)): Path<(String, String)>,
@@ -60,7 +60,7 @@ pub(super) async fn get(
 }
 
 #[derive(Deserialize)]
-pub(super) struct ListQuery {
+pub(in crate::server) struct ListQuery {
     limit: Option<u64>,
     offset: Option<u64>,
     status: Option<String>,
@@ -73,9 +73,9 @@ pub(super) struct ListQuery {
     path = "/threads/{thread_id}/runs",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
-    responses((status = 200, description = "The thread's runs, newest first", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The thread's runs, newest first", body = Vec<records::Run>), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn list(
+pub(in crate::server) async fn list(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(thread): Path<String>,
@@ -146,7 +146,7 @@ fn settled_body(thread: &Thread, status: RunStatus) -> Value {
 }
 
 #[derive(Deserialize)]
-pub(super) struct JoinQuery {
+pub(in crate::server) struct JoinQuery {
     cancel_on_disconnect: Option<String>,
     stream_mode: Option<Vec<String>>,
 }
@@ -181,9 +181,9 @@ fn join_query(raw: Option<&str>) -> Result<JoinQuery, ApiError> {
     path = "/threads/{thread_id}/runs/{run_id}/join",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The final state, or `__error__`"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn join(
+pub(in crate::server) async fn join(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((thread, run)): Path<(String, String)>,
@@ -231,9 +231,9 @@ pub(super) async fn join(
     path = "/threads/{thread_id}/runs/{run_id}/stream",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn join_stream(
+pub(in crate::server) async fn join_stream(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((thread, run)): Path<(String, String)>,
@@ -279,7 +279,7 @@ pub(super) async fn join_stream(
 }
 
 #[derive(Deserialize)]
-pub(super) struct CancelQuery {
+pub(in crate::server) struct CancelQuery {
     wait: Option<String>,
     action: Option<String>,
 }
@@ -302,9 +302,9 @@ fn cancel_action(action: Option<&str>) -> Result<CancelAction, ApiError> {
     path = "/threads/{thread_id}/runs/{run_id}/cancel",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "Cancelled (`wait=1`: the final state)"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn cancel(
+pub(in crate::server) async fn cancel(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((thread, run)): Path<(String, String)>,
@@ -343,7 +343,7 @@ pub(super) async fn cancel(
 }
 
 #[derive(Deserialize)]
-pub(super) struct CancelMany {
+pub(in crate::server) struct CancelMany {
     thread_id: Option<Uuid>,
     run_ids: Option<Vec<Uuid>>,
     status: Option<String>,
@@ -356,9 +356,9 @@ pub(super) struct CancelMany {
     operation_id = "run_access_cancel_many",
     path = "/runs/cancel",
     tag = "runs",
-    responses((status = 204, description = "Cancelled"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 204, description = "Cancelled"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn cancel_many(
+pub(in crate::server) async fn cancel_many(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     query: Result<Query<CancelQuery>, QueryRejection>,
@@ -446,9 +446,9 @@ pub(super) async fn cancel_many(
     path = "/threads/{thread_id}/runs/{run_id}",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn delete(
+pub(in crate::server) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path((thread, run)): Path<(String, String)>,

@@ -11,11 +11,11 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::auth::Caller;
-use super::error::ApiError;
 use super::extract::{ok, path_id};
-use super::{AppState, Pending, as_caller};
 use crate::plugin::{GraphComponent, GraphInfo};
+use crate::server::auth::Caller;
+use crate::server::error::ApiError;
+use crate::server::{AppState, Pending, as_caller};
 use crate::types::{Action, Resource};
 
 /// The assistant's graph component, if the caller may read the assistant.
@@ -85,9 +85,9 @@ fn check_xray(query: Option<&str>) -> Result<(), ApiError> {
     path = "/assistants/{assistant_id}/graph",
     tag = "assistants",
     params(("assistant_id" = String, Path, description = "The assistant (UUID; a graph name for /graph)")),
-    responses((status = 200, description = "The graph's nodes and edges"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The graph's nodes and edges"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn graph(
+pub(in crate::server) async fn graph(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -112,9 +112,9 @@ pub(super) async fn graph(
     path = "/assistants/{assistant_id}/schemas",
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
-    responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The graph's JSON Schemas"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn schemas(
+pub(in crate::server) async fn schemas(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -144,9 +144,9 @@ pub(super) async fn schemas(
     path = "/assistants/{assistant_id}/subgraphs",
     tag = "assistants",
     params(("assistant_id" = Uuid, Path, description = "The assistant (UUID)")),
-    responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The graph's subgraphs by namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn subgraphs(
+pub(in crate::server) async fn subgraphs(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(params): Path<Vec<(String, String)>>,
@@ -174,9 +174,9 @@ pub(super) async fn subgraphs(
         ("assistant_id" = Uuid, Path, description = "The assistant (UUID)"),
         ("namespace" = String, Path, description = "The subgraph namespace"),
     ),
-    responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = super::error::ErrorBody), (status = 422, description = "Invalid input", body = super::error::ErrorBody))
+    responses((status = 200, description = "The graph's subgraphs under the namespace: none"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
-pub(super) async fn subgraphs_in_namespace(
+pub(in crate::server) async fn subgraphs_in_namespace(
     state: State<Arc<AppState>>,
     pending: Pending,
     params: Path<Vec<(String, String)>>,

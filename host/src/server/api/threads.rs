@@ -9,18 +9,18 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::ErrorBody;
+use crate::server::error::ErrorBody;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, select, sort_by,
     stamped_metadata,
 };
 use super::records;
-use super::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
-use super::{AppState, Pending, as_caller};
+use crate::server::error::ApiError;
+use crate::server::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
+use crate::server::{AppState, Pending, as_caller};
 use crate::storage::{Filter, Object, Thread, ThreadQuery, ThreadStatus};
 use crate::types::{Action, Resource};
 
@@ -45,15 +45,15 @@ const SORTS: &[&str] = &[
 ];
 
 /// 404 `Thread with ID <id> not found`.
-pub(super) fn missing(id: Uuid) -> ApiError {
+pub(in crate::server) fn missing(id: Uuid) -> ApiError {
     ApiError::not_found(format!("Thread with ID {id} not found"))
 }
 
 /// The thread, if the caller may `action` it (the event fired with
 /// `value`); otherwise [`missing`].
-pub(super) fn scoped(
+pub(in crate::server) fn scoped(
     state: &AppState,
-    caller: &mut super::Caller,
+    caller: &mut crate::server::Caller,
     action: Action,
     value: Value,
     id: Uuid,
@@ -67,7 +67,7 @@ pub(super) fn scoped(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ThreadCreate)]
-pub(super) struct Create {
+pub(in crate::server) struct Create {
     thread_id: Option<Uuid>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
@@ -82,7 +82,7 @@ pub(super) struct Create {
     request_body = Create,
     responses((status = 200, description = "The thread", body = records::Thread), (status = 409, description = "The id is taken", body = ErrorBody), (status = 403, description = "Refused by the auth plugin", body = ErrorBody))
 )]
-pub(super) async fn create(
+pub(in crate::server) async fn create(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Create>,
@@ -124,7 +124,7 @@ pub(super) async fn create(
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The thread", body = records::Thread), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -143,7 +143,7 @@ pub(super) async fn get(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ThreadPatch)]
-pub(super) struct Patch {
+pub(in crate::server) struct Patch {
     #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
 }
@@ -157,7 +157,7 @@ pub(super) struct Patch {
     request_body = Patch,
     responses((status = 200, description = "The updated thread", body = records::Thread), (status = 204, description = "Updated (`Prefer: return=minimal`)"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn patch(
+pub(in crate::server) async fn patch(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -196,7 +196,7 @@ pub(super) async fn patch(
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn delete(
+pub(in crate::server) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -234,7 +234,7 @@ fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<b
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ThreadPrune)]
-pub(super) struct Prune {
+pub(in crate::server) struct Prune {
     /// The threads (UUIDs).
     thread_ids: Vec<String>,
     /// `delete` (the default) deletes the threads; `keep_latest` keeps each
@@ -250,7 +250,7 @@ pub(super) struct Prune {
     request_body = Prune,
     responses((status = 200, description = "How many threads were pruned: `{\"pruned_count\": n}`", body = Object), (status = 404, description = "A thread is missing or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn prune(
+pub(in crate::server) async fn prune(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Prune>,
@@ -322,7 +322,7 @@ pub(super) async fn prune(
 }
 
 #[derive(Deserialize)]
-pub(super) struct StreamQuery {
+pub(in crate::server) struct StreamQuery {
     stream_modes: Option<String>,
 }
 
@@ -337,7 +337,7 @@ pub(super) struct StreamQuery {
     ),
     responses((status = 200, description = "SSE of the thread's runs, current and to come, until the client leaves or the thread is deleted", content_type = "text/event-stream"), (status = 404, description = "Missing, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn stream(
+pub(in crate::server) async fn stream(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -403,7 +403,7 @@ fn is_stream_id(id: &str) -> bool {
 
 #[derive(Deserialize, Default, ToSchema)]
 #[schema(as = ThreadSearch)]
-pub(super) struct Search {
+pub(in crate::server) struct Search {
     #[schema(value_type = Option<Object>)]
     metadata: Option<Object>,
     #[schema(value_type = Option<Object>)]
@@ -462,7 +462,7 @@ impl Search {
     request_body = Search,
     responses((status = 200, description = "A page of threads; `X-Pagination-Total` and `X-Pagination-Next` headers", body = Vec<records::Thread>))
 )]
-pub(super) async fn search(
+pub(in crate::server) async fn search(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
@@ -496,7 +496,7 @@ pub(super) async fn search(
     request_body = Search,
     responses((status = 200, description = "How many threads match", body = u64, content_type = "application/json"))
 )]
-pub(super) async fn count(
+pub(in crate::server) async fn count(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
@@ -520,7 +520,7 @@ pub(super) async fn count(
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)")),
     responses((status = 200, description = "The new thread", body = records::Thread), (status = 409, description = "The source is outside the caller's scope", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn copy(
+pub(in crate::server) async fn copy(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,

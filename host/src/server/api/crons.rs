@@ -8,18 +8,18 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::ErrorBody;
+use crate::server::error::ErrorBody;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::extract::{
     JsonBody, client_metadata, limits, no_content, ok, order, paged, path_id, resolve_assistant,
     select, sort_by, stamped_metadata, strip_reserved_config, strip_user_id,
 };
 use super::records;
-use super::{AppState, Caller, Pending, as_caller};
 use crate::schedule::{self, next_run};
+use crate::server::error::ApiError;
+use crate::server::{AppState, Caller, Pending, as_caller};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
@@ -54,7 +54,7 @@ const SORTS: &[&str] = &[
 /// assistant) or a UUID; anything else is the reference's 422.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = CronCreate)]
-pub(super) struct Create {
+pub(in crate::server) struct Create {
     assistant_id: String,
     schedule: String,
     #[schema(value_type = Option<Object>)]
@@ -192,7 +192,7 @@ async fn create(
     request_body = Create,
     responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn create_stateless(
+pub(in crate::server) async fn create_stateless(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Create>,
@@ -209,7 +209,7 @@ pub(super) async fn create_stateless(
     request_body = Create,
     responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn create_for_thread(
+pub(in crate::server) async fn create_for_thread(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(thread_id): Path<String>,
@@ -226,7 +226,7 @@ pub(super) async fn create_for_thread(
     params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     responses((status = 200, description = "The cron", body = records::Cron), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -245,7 +245,7 @@ pub(super) async fn get(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = CronPatchBody)]
-pub(super) struct Patch {
+pub(in crate::server) struct Patch {
     schedule: Option<String>,
     /// IANA timezone the schedule is read in.
     timezone: Option<String>,
@@ -274,7 +274,7 @@ fn explicit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
     request_body = Patch,
     responses((status = 200, description = "The updated cron", body = records::Cron), (status = 400, description = "Nothing to update", body = ErrorBody), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn patch(
+pub(in crate::server) async fn patch(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -335,7 +335,7 @@ pub(super) async fn patch(
     params(("cron_id" = Uuid, Path, description = "The cron (UUID)")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found, or outside the caller's scope", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody))
 )]
-pub(super) async fn delete(
+pub(in crate::server) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Path(id): Path<String>,
@@ -354,7 +354,7 @@ pub(super) async fn delete(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[schema(as = CronSearch)]
-pub(super) struct Search {
+pub(in crate::server) struct Search {
     assistant_id: Option<String>,
     thread_id: Option<String>,
     enabled: Option<bool>,
@@ -419,7 +419,7 @@ fn search_page(
     request_body = Search,
     responses((status = 200, description = "A page of crons, with pagination headers", body = Vec<records::Cron>))
 )]
-pub(super) async fn search(
+pub(in crate::server) async fn search(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
@@ -451,7 +451,7 @@ pub(super) async fn search(
     request_body = Search,
     responses((status = 200, description = "How many crons match", body = u64, content_type = "application/json"))
 )]
-pub(super) async fn count(
+pub(in crate::server) async fn count(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,

@@ -3,33 +3,54 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::Extension;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
-use super::{AppState, Pending, as_caller};
+use crate::server::error::ApiError;
+use crate::server::{AppState, Pending, as_caller};
 use axum::http::StatusCode;
 
 /// `/`, `/ok`, `/info`, `/openapi.json`, `/docs`, `/metrics`.
-pub(super) fn router() -> Router<Arc<AppState>> {
+pub(in crate::server) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(ok))
         .route("/ok", get(ok))
         .route("/info", get(info))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs))
-        .route("/metrics", get(super::metrics::serve))
+        .route("/metrics", get(metrics))
 }
 
-async fn openapi(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(state.openapi.clone())
+/// The OpenAPI document the router serves (built once, with it).
+#[derive(Clone)]
+pub(in crate::server) struct Document(pub(in crate::server) Arc<Value>);
+
+async fn openapi(Extension(Document(document)): Extension<Document>) -> Json<Value> {
+    Json(Value::clone(&document))
 }
 
-async fn docs(State(state): State<Arc<AppState>>) -> axum::response::Html<String> {
-    axum::response::Html(super::openapi::docs_html(&state.openapi))
+async fn docs(Extension(Document(document)): Extension<Document>) -> axum::response::Html<String> {
+    axum::response::Html(crate::server::openapi::docs_html(&document))
+}
+
+#[derive(Deserialize)]
+struct Format {
+    format: Option<String>,
+}
+
+/// `GET /metrics[?format=prometheus|json]`.
+async fn metrics(State(state): State<Arc<AppState>>, Query(query): Query<Format>) -> Response {
+    crate::server::metrics::render(
+        &state.metrics,
+        state.runs.stats(),
+        state.streams.count(),
+        query.format.as_deref() == Some("json"),
+    )
 }
 
 async fn ok() -> Json<Value> {
@@ -78,12 +99,12 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// 404 `{"detail": "Not Found"}` for an unknown path, once authenticated.
-pub(super) async fn not_found(pending: Pending) -> Response {
+pub(in crate::server) async fn not_found(pending: Pending) -> Response {
     as_caller(pending, |_| Err(ApiError::not_found("Not Found"))).await
 }
 
 /// 405 for a known path with another method, once authenticated.
-pub(super) async fn method_not_allowed(pending: Pending, allow: String) -> Response {
+pub(in crate::server) async fn method_not_allowed(pending: Pending, allow: String) -> Response {
     as_caller(pending, move |_| {
         let mut error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
         error.headers.push(("allow".into(), allow));

@@ -21,10 +21,10 @@ use utoipa::ToSchema;
 
 use serde_json::{Map, Value, json};
 
-use super::error::ApiError;
 use super::extract::{JsonBody, no_content, ok};
 use super::records;
-use super::{AppState, Pending, as_caller};
+use crate::server::error::ApiError;
+use crate::server::{AppState, Pending, as_caller};
 use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
@@ -70,7 +70,7 @@ fn text_of(value: &Value, key: &str, fallback: &str) -> String {
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ItemPut)]
-pub(super) struct Put {
+pub(in crate::server) struct Put {
     namespace: Vec<String>,
     key: String,
     value: Value,
@@ -84,9 +84,9 @@ pub(super) struct Put {
     path = "/store/items",
     tag = "store",
     request_body = Put,
-    responses((status = 204, description = "Stored"), (status = 403, description = "Refused, or the item (the one replaced or the one written) lies outside the caller's store scope", body = super::error::ErrorBody), (status = 422, description = "Invalid namespace (plain text) or value"))
+    responses((status = 204, description = "Stored"), (status = 403, description = "Refused, or the item (the one replaced or the one written) lies outside the caller's store scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid namespace (plain text) or value"))
 )]
-pub(super) async fn put(
+pub(in crate::server) async fn put(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Put>,
@@ -122,7 +122,7 @@ pub(super) async fn put(
 }
 
 #[derive(Deserialize, ToSchema)]
-pub(super) struct Get {
+pub(in crate::server) struct Get {
     namespace: Option<String>,
     key: Option<String>,
     refresh_ttl: Option<String>,
@@ -136,7 +136,7 @@ pub(super) struct Get {
     params(("namespace" = String, Query, description = "Dot-joined namespace"), ("key" = String, Query, description = "The key"), ("refresh_ttl" = Option<bool>, Query, description = "Refresh the TTL")),
     responses((status = 200, description = "The item, or `null` when missing", body = Option<records::Item>), (status = 400, description = "No key"))
 )]
-pub(super) async fn get(
+pub(in crate::server) async fn get(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     Query(query): Query<Get>,
@@ -174,7 +174,7 @@ pub(super) async fn get(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ItemDelete)]
-pub(super) struct Delete {
+pub(in crate::server) struct Delete {
     namespace: Vec<String>,
     key: String,
 }
@@ -187,7 +187,7 @@ pub(super) struct Delete {
     request_body = Delete,
     responses((status = 204, description = "Deleted (or absent)"))
 )]
-pub(super) async fn delete(
+pub(in crate::server) async fn delete(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Delete>,
@@ -211,7 +211,7 @@ pub(super) async fn delete(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ItemSearch)]
-pub(super) struct Search {
+pub(in crate::server) struct Search {
     #[serde(default)]
     namespace_prefix: Vec<String>,
     #[schema(value_type = Option<Object>)]
@@ -259,7 +259,7 @@ fn client_filter(filter: &Map<String, Value>) -> Result<Filter, ApiError> {
     request_body = Search,
     responses((status = 200, description = "`{\"items\": [Item + score]}`", body = Object))
 )]
-pub(super) async fn search(
+pub(in crate::server) async fn search(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
@@ -300,7 +300,7 @@ pub(super) async fn search(
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NamespaceSearch)]
-pub(super) struct Namespaces {
+pub(in crate::server) struct Namespaces {
     prefix: Option<Vec<String>>,
     #[serde(default)]
     suffix: Vec<String>,
@@ -317,7 +317,7 @@ pub(super) struct Namespaces {
     request_body = Namespaces,
     responses((status = 200, description = "`{\"namespaces\": [[label, ...], ...]}`", body = Object))
 )]
-pub(super) async fn namespaces(
+pub(in crate::server) async fn namespaces(
     State(state): State<Arc<AppState>>,
     pending: Pending,
     JsonBody(body): JsonBody<Namespaces>,

@@ -10,10 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::AppState;
-use super::error::ApiError;
-use super::limits::BodyBudget;
 pub use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
+use crate::server::AppState;
+use crate::server::error::ApiError;
+use crate::server::limits::BodyBudget;
 use crate::storage::Page;
 
 /// A JSON request body, parsed. An empty body reads as `{}`; malformed
@@ -201,6 +201,6 @@ pub fn stamped_metadata(
 
 /// The assistant a body names ([`crate::runs::resolve_assistant`]); a 422
 /// otherwise.
-pub(super) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
+pub(in crate::server) fn resolve_assistant(state: &AppState, text: &str) -> Result<Uuid, ApiError> {
     crate::runs::resolve_assistant(&state.graphs, text).map_err(ApiError::unprocessable)
 }
