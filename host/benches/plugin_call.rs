@@ -8,7 +8,19 @@
 //!   (every page released with `madvise`, faulted in again next time);
 //! - `instantiate`: only creating the instance;
 //! - `reused`: one instance serving every request (not what Warden does);
-//! - `native`: the same policy compiled natively, no wasm.
+//! - `native`: the same policy compiled natively, no wasm;
+//! - what a fresh instance's cost depends on, each `fresh-*`/`inst-*` pair
+//!   a variant of `fresh`/`instantiate`: pool slots keeping 256 KiB or
+//!   8 MiB resident instead of 2 MiB (`-keep256k`, `-keep8m`), and the
+//!   plugin built with the workspace's `guest` profile (`opt-level = "s"`,
+//!   LTO, one codegen unit, stripped: `-small`) and the same profile under
+//!   its other name `guest-measure`, built with linker flags to try
+//!   (`-small-flags`, e.g. a 64 KiB shadow stack or a 2 MiB initial
+//!   memory). A variant whose component is not built is left out (build
+//!   them: `cargo build --profile guest --target wasm32-wasip2 -p
+//!   reference-auth`; `CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-C
+//!   link-arg=-zstack-size=65536" cargo build --profile guest-measure
+//!   --target wasm32-wasip2 -p reference-auth`).
 //!
 //! `cargo bench -p warden --bench plugin_call` (needs the guests built:
 //! `cargo build --release --target wasm32-wasip2 -p reference-auth`).
@@ -36,11 +48,16 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn component() -> PathBuf {
+    component_in("release")
+}
+
+/// The reference plugin built with cargo profile `profile`.
+fn component_in(profile: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    target.join("wasm32-wasip2/release/reference_auth.wasm")
+    target.join(format!("wasm32-wasip2/{profile}/reference_auth.wasm"))
 }
 
 fn request() -> Request {
@@ -66,9 +83,12 @@ fn wasm_request(
 }
 
 fn load(options: RuntimeOptions) -> (Runtime, Arc<AuthPlugin>) {
+    load_from(options, &component())
+}
+
+fn load_from(options: RuntimeOptions, path: &std::path::Path) -> (Runtime, Arc<AuthPlugin>) {
     let runtime = Runtime::new(options).unwrap();
-    let path = component();
-    let plugin = AuthPlugin::load(&runtime, "auth", &path, Limits::default()).unwrap_or_else(|e| {
+    let plugin = AuthPlugin::load(&runtime, "auth", path, Limits::default()).unwrap_or_else(|e| {
         panic!("{e} (build it: cargo build --release --target wasm32-wasip2 -p reference-auth)")
     });
     (runtime, plugin)
@@ -93,6 +113,21 @@ fn main() {
         keep_resident_bytes: 0,
         ..RuntimeOptions::default()
     });
+    // What a fresh instance's cost depends on: pool settings, guest build.
+    let mut variants: Vec<(String, (Runtime, Arc<AuthPlugin>))> = Vec::new();
+    for (name, keep) in [("keep256k", 256 << 10), ("keep8m", 8 << 20)] {
+        let options = RuntimeOptions {
+            keep_resident_bytes: keep,
+            ..RuntimeOptions::default()
+        };
+        variants.push((name.into(), load(options)));
+    }
+    for (name, profile) in [("small", "guest"), ("small-flags", "guest-measure")] {
+        let path = component_in(profile);
+        if path.exists() {
+            variants.push((name.into(), load_from(RuntimeOptions::default(), &path)));
+        }
+    }
     let native = reference_auth::auth();
     let request = request();
     let value = value();
@@ -130,6 +165,19 @@ fn main() {
             }),
         ),
     ];
+    for (name, (_, plugin)) in &variants {
+        let fresh: &'static str = format!("fresh-{name}").leak();
+        let inst: &'static str = format!("inst-{name}").leak();
+        let (request, value) = (&request, &value);
+        modes.push((
+            fresh,
+            Box::new(move || wasm_request(&mut plugin.session().unwrap(), request, value)),
+        ));
+        modes.push((
+            inst,
+            Box::new(move || drop(black_box(plugin.session().unwrap()))),
+        ));
+    }
     if let Ok(only) = std::env::var("WARDEN_BENCH_MODES") {
         let only: Vec<&str> = only.split(',').collect();
         modes.retain(|(name, _)| only.contains(name));
@@ -170,6 +218,12 @@ fn main() {
             us(mean)
         );
         p50s.push((*name, us(percentile(s, 0.5))));
+    }
+    let sizes = [("release", component()), ("guest", component_in("guest"))];
+    for (profile, path) in sizes {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            println!("component size, profile {profile}: {} bytes", meta.len());
+        }
     }
     if p50s.len() < 6 {
         return; // ratios need every mode

@@ -169,3 +169,20 @@ pub(crate) fn key_to_wit(key: On) -> wit::HandlerKey {
         On::All => wit::HandlerKey::Global,
     }
 }
+
+/// `warden:auth@0.2.0` (with `warden:common@0.1.0`), not loaded yet: its
+/// bindings are generated so that the contract is checked by every build.
+#[cfg(test)]
+mod contract_v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../wit/common/v0.1.0", "../wit/auth/v0.2.0"],
+        world: "warden:auth/auth-plugin@0.2.0",
+    });
+
+    #[test]
+    fn the_next_contract_parses_with_typed_events() {
+        use warden::auth::types::{Event, HandlerKey, ThreadAction};
+        let key = HandlerKey::Event(Event::Threads(ThreadAction::Read));
+        assert!(matches!(key, HandlerKey::Event(Event::Threads(_))));
+    }
+}
