@@ -1,21 +1,21 @@
 //! One loaded auth plugin, and the fresh instances (sessions) it serves
 //! requests with.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use warden_types::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker, TypedFunc};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::AUTH_CONTRACT_VERSION;
 use super::auth_cache::AuthCache;
 use super::bindings::{self, HANDLERS_INTERFACE, types as wit};
 use super::build::locate_component;
 use super::busy::BUSY_BUDGET;
+use super::component::{PluginInfo, check_header, classify_fault, digest, exported_version};
 use super::engine::{EPOCH_TICK, Runtime};
 use super::error::{Fault, LoadError};
 use super::outbound::EgressPolicy;
@@ -27,19 +27,6 @@ use super::waits;
 /// The least deadline of loading a plugin (instantiating it cold and
 /// calling `registered`), whatever its calls' deadline.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What identifies a loaded plugin (shown by `/info` and in logs).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PluginInfo {
-    /// The plugin's name in the configuration (`auth`).
-    pub name: String,
-    /// The component file.
-    pub path: PathBuf,
-    /// SHA-256 of the component, hex.
-    pub digest: String,
-    /// The `warden:auth` contract version it was built for.
-    pub contract: String,
-}
 
 /// A loaded, validated auth plugin. Cheap to share; every request gets its
 /// own [`Session`]. What outlives requests lives here, and so goes with it
@@ -330,14 +317,12 @@ impl AuthPlugin {
 
     /// Classifies a failed call.
     fn fault(&self, store: &Store<Sandbox>, error: wasmtime::Error) -> Fault {
-        if store.data().memory.exceeded {
-            return Fault::Memory((self.limits.memory_bytes >> 20) as u64);
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Fault::Timeout(self.limits.timeout.as_millis() as u64),
-            Some(trap) => Fault::Trap(trap.to_string()),
-            None => Fault::Trap(error.root_cause().to_string()),
-        }
+        classify_fault(
+            &error,
+            store.data().memory.exceeded,
+            self.limits.timeout,
+            self.limits.memory_bytes,
+        )
     }
 
     fn log_fault(&self, event: &str, fault: &Fault) {
@@ -626,62 +611,21 @@ impl Session {
     }
 }
 
-/// Refuses files that are not components, with a message that says what they are.
-pub(super) fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let not = |what| {
-        Err(LoadError::NotAComponent {
-            path: path.to_owned(),
-            what,
-        })
-    };
-    match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => not("a core WebAssembly module"),
-        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
-        Some([0, b'a', b's', b'm', ..]) => not("a WebAssembly binary of an unknown version"),
-        _ => not("not a WebAssembly binary"),
-    }
-}
-
 /// The `warden:auth` version the component exports its handlers for.
 fn contract_version(
     engine: &Engine,
     component: &Component,
     path: &Path,
 ) -> Result<String, LoadError> {
-    let prefix = format!("{HANDLERS_INTERFACE}@");
-    let mut found = None;
-    for (name, _) in component.component_type().exports(engine) {
-        if let Some(version) = name.strip_prefix(&prefix) {
-            if version == AUTH_CONTRACT_VERSION {
-                return Ok(version.to_owned());
-            }
-            found = Some(version.to_owned());
-        }
-    }
-    match found {
-        Some(found) => Err(LoadError::Contract {
+    match exported_version(engine, component, HANDLERS_INTERFACE, AUTH_CONTRACT_VERSION) {
+        Ok(version) => Ok(version),
+        Err(Some(found)) => Err(LoadError::Contract {
             path: path.to_owned(),
             found,
             supported: AUTH_CONTRACT_VERSION.to_owned(),
         }),
-        None => Err(LoadError::NotAPlugin {
+        Err(None) => Err(LoadError::NotAPlugin {
             path: path.to_owned(),
         }),
-    }
-}
-
-/// The digest plugins are identified and cached by: SHA-256, hex.
-pub(crate) fn digest(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn digests_are_lower_case_hex_sha256() {
-        assert_eq!(
-            super::digest(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::auth_plugin::{PluginInfo, check_header, digest};
 use super::build::locate_component;
+use super::component::{
+    FrozenClock, PluginInfo, check_header, classify_fault, digest, exported_version,
+};
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
 use super::sandbox::MemoryCap;
@@ -428,17 +428,15 @@ impl GraphComponent {
     }
 
     fn fault(&self, store: &Store<GraphSandbox>, error: wasmtime::Error) -> Fault {
-        if store.data().memory.exceeded {
-            return Fault::Memory((self.limits.memory_bytes >> 20) as u64);
-        }
         if let Some(bad) = &store.data().bad_output {
             return Fault::BadOutput(bad.clone());
         }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Fault::Timeout(self.limits.timeout.as_millis() as u64),
-            Some(trap) => Fault::Trap(trap.to_string()),
-            None => Fault::Trap(error.root_cause().to_string()),
-        }
+        classify_fault(
+            &error,
+            store.data().memory.exceeded,
+            self.limits.timeout,
+            self.limits.memory_bytes,
+        )
     }
 }
 
@@ -448,26 +446,17 @@ fn check_contract(
     component: &wasmtime::component::Component,
     path: &Path,
 ) -> Result<(), LoadError> {
-    let prefix = format!("{GRAPH_INTERFACE}@");
-    let mut found = None;
-    for (name, _) in component.component_type().exports(engine) {
-        if let Some(version) = name.strip_prefix(&prefix) {
-            if version == GRAPH_CONTRACT_VERSION {
-                return Ok(());
-            }
-            found = Some(version.to_owned());
-        }
-    }
-    Err(match found {
-        Some(found) => LoadError::GraphContract {
+    match exported_version(engine, component, GRAPH_INTERFACE, GRAPH_CONTRACT_VERSION) {
+        Ok(_) => Ok(()),
+        Err(Some(found)) => Err(LoadError::GraphContract {
             path: path.to_owned(),
             found,
             supported: GRAPH_CONTRACT_VERSION.to_owned(),
-        },
-        None => LoadError::NotAGraph {
+        }),
+        Err(None) => Err(LoadError::NotAGraph {
             path: path.to_owned(),
-        },
-    })
+        }),
+    }
 }
 
 /// The store data of one graph instance.
@@ -545,28 +534,6 @@ impl WasiView for GraphSandbox {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-/// Clocks that read zero: graphs get no time (no timing side channel; the
-/// same input gives the same output).
-struct FrozenClock;
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
-    }
-}
-
-impl HostWallClock for FrozenClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
     }
 }
 

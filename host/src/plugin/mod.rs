@@ -32,6 +32,7 @@ mod bindings;
 mod build;
 mod busy;
 mod cache;
+mod component;
 mod crypto;
 mod engine;
 mod error;
@@ -49,9 +50,10 @@ mod watch;
 
 pub use allowlist::HostPattern;
 pub use artefact_key::ArtefactKeySource;
-pub use auth_plugin::{AuthPlugin, Authenticated, PluginInfo, Session, Verdict};
+pub use auth_plugin::{AuthPlugin, Authenticated, Session, Verdict};
 pub use build::locate_component;
 pub use busy::{BUSY_BUDGET, BUSY_PAUSE};
+pub use component::PluginInfo;
 pub use engine::{DEFAULT_KEEP_RESIDENT, MAX_MEMORY_MIB, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 pub use graph::{

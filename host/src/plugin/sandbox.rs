@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{cache, config, log};
 use super::busy::BusyClock;
+use super::component::FrozenClock;
 use super::outbound::{Egress, EgressPolicy};
 use super::plugin_cache::PluginCache;
 use super::settings::Secrets;
@@ -206,19 +207,6 @@ impl ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
-    }
-}
-
-/// A monotonic clock that reads zero: plugins measure no durations (no
-/// timing side channel); the wall clock is the real one.
-struct FrozenClock;
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
-    }
-    fn now(&self) -> u64 {
-        0
     }
 }
 

@@ -15,8 +15,9 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use super::auth_plugin::{AuthPlugin, PluginInfo, digest};
+use super::auth_plugin::AuthPlugin;
 use super::build::locate_component;
+use super::component::{PluginInfo, digest};
 use super::engine::Runtime;
 use super::error::LoadError;
 use super::graph::GraphComponent;
