@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn every_route_that_carries_a_run_input_has_the_run_limit() {
         for endpoint in super::super::routes::endpoints() {
-            let class = BodyClass::of(&endpoint.method, endpoint.path);
+            let class = BodyClass::of(&endpoint.method, &endpoint.path);
             let carries_input = endpoint.events.contains(&(
                 crate::types::Resource::Threads,
                 crate::types::Action::CreateRun,
@@ -364,8 +364,8 @@ mod tests {
         let endpoints = super::super::routes::endpoints();
         let streams: Vec<_> = endpoints
             .iter()
-            .filter(|e| is_stream(&e.method, e.path))
-            .map(|e| e.path)
+            .filter(|e| is_stream(&e.method, &e.path))
+            .map(|e| e.path.as_str())
             .collect();
         assert_eq!(streams.len(), 7, "{streams:?}");
     }

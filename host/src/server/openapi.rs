@@ -6,30 +6,13 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::api::records::{Assistant, AssistantVersion, Cron, Item, Run, Thread};
-use super::api::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use super::error::ErrorBody;
+use super::routes;
 use crate::runs::RunCreate;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Warden Agent Server", description = "A LangGraph-compatible Agent Server; authorization by a WebAssembly auth plugin."),
-    paths(
-        threads::create, threads::search, threads::count, threads::get, threads::patch,
-        threads::delete, threads::copy, threads::prune, threads::stream,
-        assistants::create, assistants::search, assistants::count, assistants::get,
-        assistants::patch, assistants::delete, assistants::versions, assistants::set_latest,
-        crons::create_stateless, crons::create_for_thread, crons::search, crons::count,
-        crons::get, crons::patch, crons::delete,
-        store::put, store::get, store::delete, store::search, store::namespaces,
-        state::get, state::update, state::get_at, state::post_checkpoint, state::get_history,
-        state::post_history,
-        runs::create_stateful, runs::create_stateless, runs::stream_stateful,
-        runs::stream_stateless, runs::wait_stateful, runs::wait_stateless, runs::batch,
-        run_access::get, run_access::list, run_access::join, run_access::join_stream,
-        run_access::cancel, run_access::cancel_many, run_access::delete,
-        graphs::graph, graphs::schemas, graphs::subgraphs,
-        graphs::subgraphs_in_namespace,
-    ),
     components(schemas(Thread, Assistant, AssistantVersion, Cron, Item, Run, ErrorBody, RunCreate)),
     tags(
         (name = "threads", description = "Conversations and their state"),
@@ -46,7 +29,13 @@ struct ApiDoc;
 /// as the default requirement, and `paths.{path}.{method}` as per-operation
 /// requirements.
 pub fn document(auth_openapi: Option<&Value>) -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let mut api = ApiDoc::openapi();
+    let components = api.components.get_or_insert_with(Default::default);
+    for endpoint in routes::endpoints() {
+        api.paths.merge(endpoint.doc);
+        components.schemas.extend(endpoint.schemas);
+    }
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     add_common_responses(&mut doc);
     let Some(auth) = auth_openapi else {

@@ -18,8 +18,7 @@ use super::{AppState, Pending, api, auth, metrics, openapi, routes};
 pub fn router(state: Arc<AppState>) -> Router {
     // One method router per path, whose unknown methods are a 405 answered
     // after authentication (credentials come before routing).
-    let mut paths: BTreeMap<&'static str, (MethodRouter<Arc<AppState>>, Vec<String>)> =
-        BTreeMap::new();
+    let mut paths: BTreeMap<String, (MethodRouter<Arc<AppState>>, Vec<String>)> = BTreeMap::new();
     for endpoint in routes::endpoints() {
         let (methods, allow) = paths.entry(endpoint.path).or_default();
         *methods = std::mem::take(methods).merge(endpoint.handler);
@@ -30,7 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fold(Router::new(), |router, (path, (methods, allow))| {
             let allow = allow.join(", ");
             router.route(
-                path,
+                &path,
                 methods.fallback(move |pending: Pending| {
                     api::system::method_not_allowed(pending, allow)
                 }),

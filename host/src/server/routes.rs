@@ -7,37 +7,60 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::routing::MethodRouter;
+use utoipa::openapi::path::Paths;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::api::{assistants, crons, graphs, run_access, runs, state, store, threads};
 use super::auth::{Event, Events};
-use crate::types::Action::{self, *};
-use crate::types::Resource::{self, *};
+use crate::types::Action::*;
+use crate::types::Resource::*;
 
-/// A protected route.
+/// A protected route: its method and path are its handler's
+/// `#[utoipa::path]`, declared once with its documentation.
 pub struct Endpoint {
     /// Its method.
     pub method: Method,
     /// Its path, in axum's syntax (`/threads/{thread_id}`).
-    pub path: &'static str,
+    pub path: String,
     /// The events it fires, in order.
     pub events: &'static [Event],
     /// The handler, with its events attached.
     pub handler: MethodRouter<Arc<AppState>>,
+    /// Its OpenAPI description.
+    pub doc: Paths,
+    /// The schemas its description names (its bodies').
+    pub schemas: Vec<(String, RefOr<Schema>)>,
 }
 
-fn endpoint(
-    method: Method,
-    path: &'static str,
-    events: &'static [(Resource, Action)],
-    handler: MethodRouter<Arc<AppState>>,
-) -> Endpoint {
+/// The route of `handler` (from `routes!`), firing `events`.
+fn endpoint(handler: UtoipaMethodRouter<Arc<AppState>>, events: &'static [Event]) -> Endpoint {
+    let (schemas, doc, handler) = handler;
+    let (path, item) = doc
+        .paths
+        .iter()
+        .next()
+        .expect("a handler documents its path");
+    let method = [
+        (Method::GET, item.get.is_some()),
+        (Method::POST, item.post.is_some()),
+        (Method::PUT, item.put.is_some()),
+        (Method::PATCH, item.patch.is_some()),
+        (Method::DELETE, item.delete.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(method, documented)| documented.then_some(method))
+    .expect("a handler documents its method");
     Endpoint {
         method,
-        path,
+        path: path.clone(),
         events,
         handler: handler.layer(Extension(Events(events))),
+        doc,
+        schemas,
     }
 }
 
@@ -52,312 +75,87 @@ pub const JOIN: &[Event] = &[(Threads, Read), (Threads, Update)];
 
 /// Every protected route.
 pub fn endpoints() -> Vec<Endpoint> {
-    use Method as M;
     vec![
         // threads
+        endpoint(routes!(threads::create), &[(Threads, Create)]),
+        endpoint(routes!(threads::search), &[(Threads, Search)]),
+        endpoint(routes!(threads::count), &[(Threads, Search)]),
+        endpoint(routes!(threads::get), &[(Threads, Read)]),
+        endpoint(routes!(threads::patch), &[(Threads, Update)]),
+        endpoint(routes!(threads::delete), &[(Threads, Delete)]),
+        endpoint(routes!(threads::stream), &[(Threads, Read)]),
+        endpoint(routes!(threads::prune), &[(Threads, Delete)]),
         endpoint(
-            M::POST,
-            "/threads",
-            &[(Threads, Create)],
-            post(threads::create),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/search",
-            &[(Threads, Search)],
-            post(threads::search),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/count",
-            &[(Threads, Search)],
-            post(threads::count),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}",
-            &[(Threads, Read)],
-            get(threads::get),
-        ),
-        endpoint(
-            M::PATCH,
-            "/threads/{thread_id}",
-            &[(Threads, Update)],
-            patch(threads::patch),
-        ),
-        endpoint(
-            M::DELETE,
-            "/threads/{thread_id}",
-            &[(Threads, Delete)],
-            delete(threads::delete),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/stream",
-            &[(Threads, Read)],
-            get(threads::stream),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/prune",
-            &[(Threads, Delete)],
-            post(threads::prune),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/copy",
+            routes!(threads::copy),
             &[(Threads, Read), (Threads, Create)],
-            post(threads::copy),
         ),
         // thread state
+        endpoint(routes!(state::get), &[(Threads, Read)]),
         endpoint(
-            M::GET,
-            "/threads/{thread_id}/state",
-            &[(Threads, Read)],
-            get(state::get),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/state",
+            routes!(state::update),
             &[(Threads, Read), (Threads, Update)],
-            post(state::update),
         ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/state/{checkpoint_id}",
-            &[(Threads, Read)],
-            get(state::get_at),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/state/checkpoint",
-            &[(Threads, Read)],
-            post(state::post_checkpoint),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/history",
-            &[(Threads, Read)],
-            get(state::get_history),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/history",
-            &[(Threads, Read)],
-            post(state::post_history),
-        ),
+        endpoint(routes!(state::get_at), &[(Threads, Read)]),
+        endpoint(routes!(state::post_checkpoint), &[(Threads, Read)]),
+        endpoint(routes!(state::get_history), &[(Threads, Read)]),
+        endpoint(routes!(state::post_history), &[(Threads, Read)]),
         // runs on a thread
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/runs",
-            CREATE_RUN,
-            post(runs::create_stateful),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/runs/stream",
-            CREATE_RUN,
-            post(runs::stream_stateful),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/runs/wait",
-            CREATE_RUN,
-            post(runs::wait_stateful),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/runs",
-            &[(Threads, Read)],
-            get(run_access::list),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/runs/{run_id}",
-            &[(Threads, Read)],
-            get(run_access::get),
-        ),
-        endpoint(
-            M::DELETE,
-            "/threads/{thread_id}/runs/{run_id}",
-            &[(Threads, Delete)],
-            delete(run_access::delete),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/runs/{run_id}/join",
-            JOIN,
-            get(run_access::join),
-        ),
-        endpoint(
-            M::GET,
-            "/threads/{thread_id}/runs/{run_id}/stream",
-            JOIN,
-            get(run_access::join_stream),
-        ),
-        endpoint(
-            M::POST,
-            "/threads/{thread_id}/runs/{run_id}/cancel",
-            &[(Threads, Update)],
-            post(run_access::cancel),
-        ),
+        endpoint(routes!(runs::create_stateful), CREATE_RUN),
+        endpoint(routes!(runs::stream_stateful), CREATE_RUN),
+        endpoint(routes!(runs::wait_stateful), CREATE_RUN),
+        endpoint(routes!(run_access::list), &[(Threads, Read)]),
+        endpoint(routes!(run_access::get), &[(Threads, Read)]),
+        endpoint(routes!(run_access::delete), &[(Threads, Delete)]),
+        endpoint(routes!(run_access::join), JOIN),
+        endpoint(routes!(run_access::join_stream), JOIN),
+        endpoint(routes!(run_access::cancel), &[(Threads, Update)]),
         // stateless runs
-        endpoint(M::POST, "/runs", CREATE_RUN, post(runs::create_stateless)),
-        endpoint(
-            M::POST,
-            "/runs/stream",
-            CREATE_RUN,
-            post(runs::stream_stateless),
-        ),
-        endpoint(
-            M::POST,
-            "/runs/wait",
-            CREATE_RUN,
-            post(runs::wait_stateless),
-        ),
-        endpoint(M::POST, "/runs/batch", CREATE_RUN, post(runs::batch)),
-        endpoint(
-            M::POST,
-            "/runs/cancel",
-            &[(Threads, Update)],
-            post(run_access::cancel_many),
-        ),
+        endpoint(routes!(runs::create_stateless), CREATE_RUN),
+        endpoint(routes!(runs::stream_stateless), CREATE_RUN),
+        endpoint(routes!(runs::wait_stateless), CREATE_RUN),
+        endpoint(routes!(runs::batch), CREATE_RUN),
+        endpoint(routes!(run_access::cancel_many), &[(Threads, Update)]),
         // assistants
+        endpoint(routes!(assistants::create), &[(Assistants, Create)]),
+        endpoint(routes!(assistants::search), &[(Assistants, Search)]),
+        endpoint(routes!(assistants::count), &[(Assistants, Search)]),
+        endpoint(routes!(assistants::get), &[(Assistants, Read)]),
+        endpoint(routes!(graphs::graph), &[(Assistants, Read)]),
+        endpoint(routes!(graphs::schemas), &[(Assistants, Read)]),
+        endpoint(routes!(graphs::subgraphs), &[(Assistants, Read)]),
         endpoint(
-            M::POST,
-            "/assistants",
-            &[(Assistants, Create)],
-            post(assistants::create),
-        ),
-        endpoint(
-            M::POST,
-            "/assistants/search",
-            &[(Assistants, Search)],
-            post(assistants::search),
-        ),
-        endpoint(
-            M::POST,
-            "/assistants/count",
-            &[(Assistants, Search)],
-            post(assistants::count),
-        ),
-        endpoint(
-            M::GET,
-            "/assistants/{assistant_id}",
+            routes!(graphs::subgraphs_in_namespace),
             &[(Assistants, Read)],
-            get(assistants::get),
         ),
+        endpoint(routes!(assistants::patch), &[(Assistants, Update)]),
+        endpoint(routes!(assistants::versions), &[(Assistants, Read)]),
+        endpoint(routes!(assistants::set_latest), &[(Assistants, Update)]),
         endpoint(
-            M::GET,
-            "/assistants/{assistant_id}/graph",
-            &[(Assistants, Read)],
-            get(graphs::graph),
-        ),
-        endpoint(
-            M::GET,
-            "/assistants/{assistant_id}/schemas",
-            &[(Assistants, Read)],
-            get(graphs::schemas),
-        ),
-        endpoint(
-            M::GET,
-            "/assistants/{assistant_id}/subgraphs",
-            &[(Assistants, Read)],
-            get(graphs::subgraphs),
-        ),
-        endpoint(
-            M::GET,
-            "/assistants/{assistant_id}/subgraphs/{namespace}",
-            &[(Assistants, Read)],
-            get(graphs::subgraphs_in_namespace),
-        ),
-        endpoint(
-            M::PATCH,
-            "/assistants/{assistant_id}",
-            &[(Assistants, Update)],
-            patch(assistants::patch),
-        ),
-        endpoint(
-            M::POST,
-            "/assistants/{assistant_id}/versions",
-            &[(Assistants, Read)],
-            post(assistants::versions),
-        ),
-        endpoint(
-            M::POST,
-            "/assistants/{assistant_id}/latest",
-            &[(Assistants, Update)],
-            post(assistants::set_latest),
-        ),
-        endpoint(
-            M::DELETE,
-            "/assistants/{assistant_id}",
+            routes!(assistants::delete),
             &[(Assistants, Delete), (Threads, Update)],
-            delete(assistants::delete),
         ),
         // crons
         endpoint(
-            M::POST,
-            "/runs/crons",
+            routes!(crons::create_stateless),
             &[(Assistants, Read), (Crons, Create)],
-            post(crons::create_stateless),
         ),
         endpoint(
-            M::POST,
-            "/threads/{thread_id}/runs/crons",
+            routes!(crons::create_for_thread),
             &[(Assistants, Read), (Threads, Read), (Crons, Create)],
-            post(crons::create_for_thread),
         ),
         endpoint(
-            M::POST,
-            "/runs/crons/search",
+            routes!(crons::search),
             &[(Crons, Search), (Threads, Search)],
-            post(crons::search),
         ),
-        endpoint(
-            M::POST,
-            "/runs/crons/count",
-            &[(Crons, Search), (Threads, Search)],
-            post(crons::count),
-        ),
-        endpoint(
-            M::GET,
-            "/runs/crons/{cron_id}",
-            &[(Crons, Read)],
-            get(crons::get),
-        ),
-        endpoint(
-            M::PATCH,
-            "/runs/crons/{cron_id}",
-            &[(Crons, Update)],
-            patch(crons::patch),
-        ),
-        endpoint(
-            M::DELETE,
-            "/runs/crons/{cron_id}",
-            &[(Crons, Delete)],
-            delete(crons::delete),
-        ),
+        endpoint(routes!(crons::count), &[(Crons, Search), (Threads, Search)]),
+        endpoint(routes!(crons::get), &[(Crons, Read)]),
+        endpoint(routes!(crons::patch), &[(Crons, Update)]),
+        endpoint(routes!(crons::delete), &[(Crons, Delete)]),
         // store
-        endpoint(M::PUT, "/store/items", &[(Store, Put)], put(store::put)),
-        endpoint(M::GET, "/store/items", &[(Store, Get)], get(store::get)),
-        endpoint(
-            M::DELETE,
-            "/store/items",
-            &[(Store, Delete)],
-            delete(store::delete),
-        ),
-        endpoint(
-            M::POST,
-            "/store/items/search",
-            &[(Store, Search)],
-            post(store::search),
-        ),
-        endpoint(
-            M::POST,
-            "/store/namespaces",
-            &[(Store, ListNamespaces)],
-            post(store::namespaces),
-        ),
+        endpoint(routes!(store::put), &[(Store, Put)]),
+        endpoint(routes!(store::get), &[(Store, Get)]),
+        endpoint(routes!(store::delete), &[(Store, Delete)]),
+        endpoint(routes!(store::search), &[(Store, Search)]),
+        endpoint(routes!(store::namespaces), &[(Store, ListNamespaces)]),
     ]
 }

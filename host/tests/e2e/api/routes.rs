@@ -62,7 +62,7 @@ async fn every_protected_route_fires_a_declared_event_before_touching_data() {
         }
         let method = endpoint.method.as_str();
         let reply = client
-            .send(method, &path, body_for(method, endpoint.path))
+            .send(method, &path, body_for(method, &endpoint.path))
             .await;
         let declared: Vec<String> = endpoint
             .events
@@ -105,7 +105,7 @@ async fn openapi_documents_every_route_and_its_schemas() {
     for endpoint in warden::server::routes::endpoints() {
         let method = endpoint.method.as_str().to_ascii_lowercase();
         assert!(
-            doc.json["paths"][endpoint.path][&method].is_object(),
+            doc.json["paths"][&endpoint.path][&method].is_object(),
             "{method} {} is not documented",
             endpoint.path
         );
