@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{CancelAction, LiveRun, RunSpec, Runs, STREAM_MODES, SubmitError};
 use crate::plugin::GraphSlot;
 use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
-use crate::storage::{Object, Run, RunStatus, Storage, StorageError, Thread};
+use crate::storage::{Object, Run, RunStatus, StorageError, Thread};
 use crate::timestamp::now;
 use crate::types::{Action, Filter, Resource, User};
 
@@ -315,13 +315,13 @@ impl Runs {
     /// Creates and submits a run as the caller `authz` speaks for.
     pub fn create<A: Authorizer>(
         self: &Arc<Self>,
-        storage: &dyn Storage,
         graphs: &Graphs<'_>,
         authz: &mut A,
         target: Target,
         body: RunCreate,
         default_modes: &[&str],
     ) -> Result<Created, CreateError<A::Error>> {
+        let storage = &*self.storage;
         // Validate.
         one_of(
             &body.multitask_strategy,
@@ -468,7 +468,7 @@ impl Runs {
         };
 
         // Multitask: the runs already in flight on the thread.
-        self.apply_strategy(storage, authz, &thread, strategy)?;
+        self.apply_strategy(authz, &thread, strategy)?;
         if !created {
             storage.update_thread(thread.thread_id, None, &object(&graph_keys))?;
         }
@@ -554,7 +554,6 @@ impl Runs {
     /// update is a 403, and nothing is cancelled).
     fn apply_strategy<A: Authorizer>(
         &self,
-        storage: &dyn Storage,
         authz: &mut A,
         thread: &Thread,
         strategy: MultitaskStrategy,
@@ -578,7 +577,12 @@ impl Runs {
                        "metadata": {"run_ids": run_ids, "status": null}}),
             )
             .map_err(CreateError::Denied)?;
-        if scope.is_some() && storage.thread(thread.thread_id, scope.as_ref())?.is_none() {
+        if scope.is_some()
+            && self
+                .storage
+                .thread(thread.thread_id, scope.as_ref())?
+                .is_none()
+        {
             return Err(CreateError::Forbidden);
         }
         for run in &in_flight {

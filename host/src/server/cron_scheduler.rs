@@ -104,13 +104,8 @@ fn fire(state: &Arc<AppState>, cron: &Cron) -> Result<uuid::Uuid, super::ApiErro
         Some(id) => Target::Thread(id),
         None => Target::Stateless,
     };
-    let created = state.runs.create(
-        state.storage.as_ref(),
-        &state.run_graphs(),
-        &mut caller,
-        target,
-        body,
-        &["values"],
-    )?;
+    let created = state
+        .runs
+        .create(&state.run_graphs(), &mut caller, target, body, &["values"])?;
     Ok(created.run.run_id)
 }

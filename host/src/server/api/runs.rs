@@ -64,14 +64,9 @@ pub fn create_run(
     body: RunCreate,
     default_modes: &[&str],
 ) -> Result<Created, ApiError> {
-    Ok(state.runs.create(
-        state.storage.as_ref(),
-        &state.run_graphs(),
-        caller,
-        target,
-        body,
-        default_modes,
-    )?)
+    Ok(state
+        .runs
+        .create(&state.run_graphs(), caller, target, body, default_modes)?)
 }
 
 fn run_path(created: &Created) -> String {
