@@ -8,7 +8,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Trap};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use super::error::{Fault, LoadError};
 
@@ -105,6 +106,90 @@ impl HostWallClock for FrozenClock {
     }
     fn now(&self) -> Duration {
         Duration::ZERO
+    }
+}
+
+/// How much of a guest's standard output (and error) one instance may write.
+const CAPTURE_BYTES: usize = 64 * 1024;
+
+/// A guest's standard output and error, captured for the host's log.
+pub(super) struct Output {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Output {
+    pub(super) fn new() -> Self {
+        Self {
+            stdout: MemoryOutputPipe::new(CAPTURE_BYTES),
+            stderr: MemoryOutputPipe::new(CAPTURE_BYTES),
+        }
+    }
+
+    /// A WASI context writing into this capture, with a frozen monotonic
+    /// clock, that may block its thread (its waits are bounded:
+    /// [`super::waits`]).
+    pub(super) fn wasi(&self) -> WasiCtxBuilder {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
+            .monotonic_clock(FrozenClock)
+            .allow_blocking_current_thread(true);
+        builder
+    }
+
+    /// Logs what the guest wrote, a line per entry, each passed through
+    /// `redact` first.
+    pub(super) fn log(&self, source: Source<'_>, redact: impl Fn(&str) -> String) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if bytes.is_empty() {
+                continue;
+            }
+            let text = redact(&String::from_utf8_lossy(&bytes));
+            for line in text.lines() {
+                emit(source, tracing::Level::INFO, line, stream, "");
+            }
+        }
+    }
+}
+
+/// Whose log line it is.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// An auth plugin's, by its name in the configuration.
+    Plugin(&'a str),
+    /// A graph's, by its id.
+    Graph(&'a str),
+}
+
+/// Logs a guest's line at `level`, tagged with its source (`plugin=` or
+/// `graph=`), the stream it came from (`stdout`, `stderr`, or `log` for the
+/// `log` import) and its fields.
+pub(super) fn emit(
+    source: Source<'_>,
+    level: tracing::Level,
+    message: &str,
+    stream: &str,
+    fields: &str,
+) {
+    macro_rules! at {
+        ($level:expr) => {
+            match source {
+                Source::Plugin(plugin) => {
+                    tracing::event!($level, plugin, stream, fields, "{message}")
+                }
+                Source::Graph(graph) => tracing::event!($level, graph, stream, fields, "{message}"),
+            }
+        };
+    }
+    match level {
+        tracing::Level::TRACE => at!(tracing::Level::TRACE),
+        tracing::Level::DEBUG => at!(tracing::Level::DEBUG),
+        tracing::Level::INFO => at!(tracing::Level::INFO),
+        tracing::Level::WARN => at!(tracing::Level::WARN),
+        _ => at!(tracing::Level::ERROR),
     }
 }
 

@@ -16,12 +16,12 @@ use serde::Serialize;
 use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::build::locate_component;
 use super::component::{
-    FrozenClock, PluginInfo, check_header, classify_fault, digest, exported_version,
+    FrozenClock, Output, PluginInfo, Source, check_header, classify_fault, digest, emit,
+    exported_version,
 };
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
@@ -43,9 +43,6 @@ pub const GRAPH_CONTRACT_VERSION: &str = "0.1.0";
 
 /// The export interface whose presence marks a graph.
 const GRAPH_INTERFACE: &str = "warden:graph/graph";
-
-/// How much of a graph's standard output (and error) one run may write.
-const CAPTURE_BYTES: usize = 64 * 1024;
 
 /// The deadline and memory cap of a graph's runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,23 +465,15 @@ struct GraphSandbox {
     sink: EventSink,
     /// Set when the guest handed the host something it cannot accept.
     bad_output: Option<String>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    output: Output,
     /// The run's deadline and cancellation, for the guest's waits.
     waits: WaitLimit,
 }
 
 impl GraphSandbox {
     fn new(graph: &str, memory_bytes: usize, sink: EventSink) -> Self {
-        let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .monotonic_clock(FrozenClock)
-            .wall_clock(FrozenClock)
-            .allow_blocking_current_thread(true)
-            .build();
+        let output = Output::new();
+        let wasi = output.wasi().wall_clock(FrozenClock).build();
         Self {
             graph: Arc::from(graph),
             wasi,
@@ -492,8 +481,7 @@ impl GraphSandbox {
             memory: MemoryCap::new(memory_bytes),
             sink,
             bad_output: None,
-            stdout,
-            stderr,
+            output,
             waits: WaitLimit::default(),
         }
     }
@@ -510,12 +498,7 @@ impl GraphSandbox {
 
 impl Drop for GraphSandbox {
     fn drop(&mut self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
-            for line in String::from_utf8_lossy(&bytes).lines() {
-                tracing::info!(graph = %self.graph, stream, "{line}");
-            }
-        }
+        self.output.log(Source::Graph(&self.graph), str::to_owned);
     }
 }
 
@@ -546,19 +529,19 @@ impl log::Host for GraphSandbox {
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        let graph = &*self.graph;
         let fields = fields
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        match level {
-            log::Level::Trace => tracing::trace!(graph, fields, "{message}"),
-            log::Level::Debug => tracing::debug!(graph, fields, "{message}"),
-            log::Level::Info => tracing::info!(graph, fields, "{message}"),
-            log::Level::Warn => tracing::warn!(graph, fields, "{message}"),
-            log::Level::Error => tracing::error!(graph, fields, "{message}"),
-        }
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        emit(Source::Graph(&self.graph), level, &message, "log", &fields);
         Ok(())
     }
 }

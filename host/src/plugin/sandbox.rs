@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{cache, config, log};
 use super::busy::BusyClock;
-use super::component::FrozenClock;
+use super::component::{Output, Source, emit};
 use super::outbound::{Egress, EgressPolicy};
 use super::plugin_cache::PluginCache;
 use super::settings::Secrets;
@@ -47,9 +46,6 @@ pub(crate) struct Capabilities {
 /// 50 ms) before its deadline: the guest's time to answer with the error.
 const EGRESS_RESERVE: u32 = 10;
 
-/// How much of a guest's standard output (and error) one instance may write.
-const CAPTURE_BYTES: usize = 64 * 1024;
-
 /// The store data of one plugin instance.
 pub(crate) struct Sandbox {
     /// Made on the guest's first WASI call: most calls make none, and a
@@ -69,26 +65,15 @@ pub(crate) struct Sandbox {
 /// The WASI context of an instance, and its captured output.
 struct Wasi {
     ctx: WasiCtx,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    output: Output,
 }
 
 impl Wasi {
     fn new() -> Self {
-        let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
+        let output = Output::new();
         // The default wall clock is the host's real one.
-        let ctx = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .monotonic_clock(FrozenClock)
-            .allow_blocking_current_thread(true)
-            .build();
-        Self {
-            ctx,
-            stdout,
-            stderr,
-        }
+        let ctx = output.wasi().build();
+        Self { ctx, output }
     }
 }
 
@@ -133,13 +118,11 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let Some(wasi) = &self.wasi else { return };
-        for (stream, pipe) in [("stdout", &wasi.stdout), ("stderr", &wasi.stderr)] {
-            let bytes = pipe.contents();
-            let text = String::from_utf8_lossy(&bytes);
-            for line in self.grants.secrets.redact(&text).lines() {
-                tracing::info!(plugin = %self.grants.plugin, stream, "{line}");
-            }
-        }
+        let secrets = &self.grants.secrets;
+        wasi.output
+            .log(Source::Plugin(&self.grants.plugin), |text| {
+                secrets.redact(text).into_owned()
+            });
     }
 }
 
@@ -214,7 +197,6 @@ impl super::bindings::types::Host for Sandbox {}
 
 impl log::Host for Sandbox {
     fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
-        let plugin = &*self.grants.plugin;
         let secrets = &self.grants.secrets;
         let message = secrets.redact(&message);
         let fields = fields
@@ -222,13 +204,20 @@ impl log::Host for Sandbox {
             .map(|(k, v)| secrets.redact(&format!("{k}={v}")).into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        match level {
-            log::Level::Trace => tracing::trace!(plugin, fields, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, fields, "{message}"),
-            log::Level::Info => tracing::info!(plugin, fields, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, fields, "{message}"),
-            log::Level::Error => tracing::error!(plugin, fields, "{message}"),
-        }
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        emit(
+            Source::Plugin(&self.grants.plugin),
+            level,
+            &message,
+            "log",
+            &fields,
+        );
     }
 }
 
