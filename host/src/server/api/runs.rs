@@ -56,7 +56,7 @@ impl From<CreateError<ApiError>> for ApiError {
     }
 }
 
-/// Creates and submits a run as `caller` ([`Runs::create`]).
+/// Creates and submits a run as `caller` ([`crate::runs::Runs::create`]).
 pub fn create_run(
     state: &Arc<AppState>,
     caller: &mut Caller,
