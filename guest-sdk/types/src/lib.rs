@@ -1,9 +1,9 @@
 //! # warden-types: what Warden's host and its auth plugins share
 //!
 //! The request `authenticate` sees, the [`User`] it returns, the events
-//! handlers authorize ([`Resource`], [`Action`], [`AuthContext`]), what a
-//! handler decides ([`Outcome`], [`Filter`], [`HttpError`]), which handler
-//! an event goes to ([`On::resolve`]), and the public keys whose signatures
+//! handlers authorize ([`Resource`], [`Action`], the typed [`Event`],
+//! [`AuthContext`]), what a handler decides ([`Outcome`], [`Filter`],
+//! [`HttpError`]), which handler an event goes to ([`On::resolve`]), and the public keys whose signatures
 //! the host checks natively ([`PublicKey`], [`verify_signature`]).
 //!
 //! Plugin authors get these through `warden-sdk`, which re-exports them; the
@@ -13,6 +13,7 @@
 
 mod algorithm;
 mod crypto;
+mod event;
 mod filter;
 mod outcome;
 mod types;
@@ -21,6 +22,7 @@ pub use algorithm::Algorithm;
 #[cfg(not(target_arch = "wasm32"))]
 pub use crypto::verify_signature;
 pub use crypto::{Curve, PublicKey, SignatureError};
+pub use event::{AssistantAction, CronAction, Event, StoreAction, ThreadAction};
 pub use filter::{Clause, Condition, Filter, Operator};
 pub use outcome::{HandlerResult, On, Outcome};
 pub use serde_json::{Map, Value, json};
