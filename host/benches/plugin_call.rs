@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warden::plugin::{AuthPlugin, Limits, Runtime, RuntimeOptions};
-use warden::types::{Action, AuthContext, Request, Resource};
+use warden::types::{Action, AuthContext, Request, Resource, ThreadAction};
 
 /// The allocator `warden serve` runs with.
 #[global_allocator]
@@ -78,8 +78,12 @@ fn wasm_request(
     value: &serde_json::Value,
 ) {
     let user = session.authenticate(request).unwrap().unwrap();
-    let ctx = AuthContext::new(user, Resource::Threads, Action::Read);
-    black_box(session.authorize(&ctx, value).unwrap().unwrap());
+    black_box(
+        session
+            .authorize(&user, ThreadAction::Read, value)
+            .unwrap()
+            .unwrap(),
+    );
 }
 
 fn load(options: RuntimeOptions) -> (Runtime, Arc<AuthPlugin>) {

@@ -22,7 +22,7 @@ use warden::storage::SqliteStorage;
 /// per-thread arenas spend a tenth of the server's CPU.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use warden::types::{Action, AuthContext, Outcome, Request, Resource, User};
+use warden::types::{Action, Outcome, Request, Resource, User};
 
 #[derive(Parser)]
 #[command(
@@ -353,13 +353,12 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         } => {
             let resource = parse_name(&resource, Resource::ALL, "resource")?;
             let action = parse_name(&action, Action::ALL, "action")?;
-            if !resource.actions().contains(&action) {
+            let Some(event) = warden::types::Event::new(resource, action) else {
                 bail!("{resource} has no action {action}");
-            }
+            };
             let user = parse_user(&user)?;
             let value: Value = serde_json::from_str(&value).context("--value is not JSON")?;
-            let ctx = AuthContext::new(user, resource, action);
-            match session.authorize(&ctx, &value) {
+            match session.authorize(&user, event, &value) {
                 Ok(Ok(verdict)) => {
                     let handler = verdict.handler.map(|h| match h {
                         warden::types::On::Event(r, a) => format!("{r}.{a}"),

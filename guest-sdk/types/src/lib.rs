@@ -16,6 +16,7 @@ mod crypto;
 mod event;
 mod filter;
 mod outcome;
+mod stamp;
 mod types;
 
 pub use algorithm::Algorithm;
@@ -25,5 +26,6 @@ pub use crypto::{Curve, PublicKey, SignatureError};
 pub use event::{AssistantAction, CronAction, Event, StoreAction, ThreadAction};
 pub use filter::{Clause, Condition, Filter, Operator};
 pub use outcome::{HandlerResult, On, Outcome};
+pub use stamp::stamp_metadata;
 pub use serde_json::{Map, Value, json};
 pub use types::{Action, AuthContext, HttpError, Request, Resource, User};

@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use warden_types::{Action, AuthContext, HttpError, On, Outcome, Request, Resource, User};
-use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker, TypedFunc};
+use warden_types::{Action, Event, HttpError, On, Outcome, Request, Resource, User};
+use wasmtime::component::{Component, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
-use super::AUTH_CONTRACT_VERSION;
 use super::auth_cache::AuthCache;
-use super::bindings::{self, HANDLERS_INTERFACE, types as wit};
+use super::auth_contract::{self, Bound, Change, Handlers, Registration};
 use super::build::locate_component;
 use super::busy::BUSY_BUDGET;
-use super::component::{PluginInfo, check_header, classify_fault, digest, exported_version};
+use super::component::{PluginInfo, check_header, classify_fault, digest};
 use super::engine::{EPOCH_TICK, Runtime};
 use super::error::{Fault, LoadError};
 use super::outbound::EgressPolicy;
@@ -35,9 +34,11 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct AuthPlugin {
     info: PluginInfo,
     engine: Engine,
-    pre: bindings::AuthPluginPre<Sandbox>,
-    handlers: HandlerExports,
+    pre: InstancePre<Sandbox>,
+    handlers: Handlers,
     registered: Vec<On>,
+    /// The headers `authenticate` reads, when the plugin declared them.
+    headers: Option<Vec<String>>,
     limits: Limits,
     settings: PluginSettings,
     /// The deadline of an instance's calls (longer while loading).
@@ -108,6 +109,9 @@ impl AuthPlugin {
         let digest = digest(bytes);
         let component = runtime.compile(&digest, path, bytes)?;
         let contract = contract_version(engine, &component, path)?;
+        let handlers = Handlers::find(&component, &contract).ok_or_else(|| LoadError::NotAPlugin {
+            path: path.to_owned(),
+        })?;
 
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: path.to_owned(),
@@ -118,13 +122,8 @@ impl AuthPlugin {
         waits::add_to_linker(&mut linker).map_err(link_error)?;
         // Linked for every plugin; only `allowed_hosts` are reachable.
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(link_error)?;
-        bindings::AuthPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link_error)?;
+        handlers.add_to_linker(&mut linker).map_err(link_error)?;
         let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = bindings::AuthPluginPre::new(pre).map_err(link_error)?;
-        let handlers = HandlerExports::find(&component).ok_or_else(|| LoadError::NotAPlugin {
-            path: path.to_owned(),
-        })?;
 
         let label: Arc<str> = Arc::from(name);
         let grants = Arc::new(Capabilities {
@@ -149,6 +148,7 @@ impl AuthPlugin {
             pre,
             handlers,
             registered: Vec::new(),
+            headers: None,
             limits,
             settings: kept,
             call_timeout: limits.timeout,
@@ -159,27 +159,20 @@ impl AuthPlugin {
         // Loading (a cold first instance and `registered`) is the operator's
         // work, not a request's: it gets at least LOAD_TIMEOUT.
         plugin.call_timeout = limits.timeout.max(LOAD_TIMEOUT);
-        let registered = plugin.instantiate().and_then(|(mut store, raw)| {
-            let instance = bindings::AuthPlugin::new(&mut store, &raw)
-                .and_then(|instance| {
-                    plugin.handlers.check(&mut store, raw)?;
-                    Ok(instance)
-                })
-                .map_err(|e| Fault::BadOutput(format!("{e:#}")))?;
-            let keys = instance
-                .warden_auth_handlers()
-                .call_registered(&mut store)
-                .map_err(|e| plugin.fault(&store, e))?;
-            Ok(keys
-                .into_iter()
-                .map(bindings::key_from_wit)
-                .collect::<Vec<_>>())
+        let registration = plugin.instantiate().and_then(|(mut store, instance)| {
+            plugin
+                .handlers
+                .register(&mut store, instance)
+                .map_err(|e| plugin.fault(&store, e))
         });
         plugin.call_timeout = limits.timeout;
-        plugin.registered = registered.map_err(|fault| LoadError::Registration {
-            path: path.to_owned(),
-            fault,
-        })?;
+        let Registration { handlers, headers } =
+            registration.map_err(|fault| LoadError::Registration {
+                path: path.to_owned(),
+                fault,
+            })?;
+        plugin.registered = handlers;
+        plugin.headers = headers;
         plugin.warn_uncovered();
         Ok(Arc::new(plugin))
     }
@@ -215,6 +208,12 @@ impl AuthPlugin {
     /// The keys the plugin registered handlers under.
     pub fn registered(&self) -> &[On] {
         &self.registered
+    }
+
+    /// The headers `authenticate` reads, when the plugin declared them
+    /// (`warden:auth@0.2.0`): only those are sent to it. `None`: all.
+    pub fn declared_headers(&self) -> Option<&[String]> {
+        self.headers.as_deref()
     }
 
     /// Whether the plugin registers no authorization handler at all: every
@@ -267,18 +266,19 @@ impl AuthPlugin {
             plugin: Arc::clone(self),
             store,
             instance,
+            bound: Bound::default(),
             failed: None,
         })
     }
 
     /// A fresh instance. The handlers' types were checked once at load
-    /// ([`HandlerExports::check`]): an instance of the same component needs
+    /// ([`Handlers::register`]): an instance of the same component needs
     /// no check of its own (bindgen's instantiation checks every export
     /// again, a microsecond per request), so the raw instance is kept and
-    /// its handlers are called through [`HandlerExports`].
+    /// its handlers are called through [`Handlers`].
     fn instantiate(&self) -> Result<(Store<Sandbox>, Instance), Fault> {
         let mut store = self.store();
-        match self.pre.instance_pre().instantiate(&mut store) {
+        match self.pre.instantiate(&mut store) {
             Ok(instance) => Ok((store, instance)),
             Err(e) => Err(self.instantiate_fault(&store, e)),
         }
@@ -378,66 +378,9 @@ pub struct Session {
     plugin: Arc<AuthPlugin>,
     store: Store<Sandbox>,
     instance: Instance,
+    /// The user's session in the instance (`warden:auth@0.2.0`).
+    bound: Bound,
     failed: Option<Fault>,
-}
-
-/// Where the handler functions are among a plugin's exports, found once.
-struct HandlerExports {
-    authenticate: ComponentExportIndex,
-    authorize: ComponentExportIndex,
-}
-
-/// How sessions call `authenticate` and `authorize`: the types are
-/// checked once per plugin ([`HandlerExports::check`]), not per instance.
-type AuthenticateParams<'a> = (&'a wit::Request,);
-type AuthenticateResults = (Result<wit::User, wit::HttpError>,);
-type AuthorizeParams<'a> = (wit::HandlerKey, &'a wit::AuthContext, &'a str);
-type AuthorizeResults = (Result<wit::Verdict, wit::HttpError>,);
-
-impl HandlerExports {
-    fn find(component: &Component) -> Option<Self> {
-        let interface = format!("{HANDLERS_INTERFACE}@{AUTH_CONTRACT_VERSION}");
-        let interface = component.get_export_index(None, &interface)?;
-        Some(Self {
-            authenticate: component.get_export_index(Some(&interface), "authenticate")?,
-            authorize: component.get_export_index(Some(&interface), "authorize")?,
-        })
-    }
-
-    /// Checks, in an instance of the plugin, that the handlers have the
-    /// types [`HandlerExports::typed`] assumes.
-    fn check(&self, store: &mut Store<Sandbox>, instance: Instance) -> wasmtime::Result<()> {
-        instance.get_typed_func::<AuthenticateParams<'_>, AuthenticateResults>(
-            &mut *store,
-            &self.authenticate,
-        )?;
-        instance.get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(
-            &mut *store,
-            &self.authorize,
-        )?;
-        Ok(())
-    }
-
-    /// The export at `index` of `instance`, typed without a check.
-    ///
-    /// # Safety
-    /// `Params` and `Results` must be the types [`HandlerExports::check`]
-    /// verified for that export in an instance of the same component.
-    unsafe fn typed<Params, Results>(
-        store: &mut Store<Sandbox>,
-        instance: Instance,
-        index: &ComponentExportIndex,
-    ) -> wasmtime::Result<TypedFunc<Params, Results>>
-    where
-        Params: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
-        Results: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
-    {
-        let func = instance
-            .get_func(store, index)
-            .ok_or_else(|| wasmtime::Error::msg("the handler is not exported"))?;
-        // SAFETY: the caller's contract.
-        Ok(unsafe { TypedFunc::new_unchecked(func) })
-    }
 }
 
 impl Session {
@@ -448,54 +391,54 @@ impl Session {
 
     /// Runs `authenticate`: the user, or the HTTP error the plugin answered with.
     pub fn authenticate(&mut self, request: &Request) -> Result<Result<User, HttpError>, Fault> {
-        let request = bindings::request_to_wit(request);
-        let export = self.plugin.handlers.authenticate;
-        self.call("authenticate", |store, instance| {
-            // SAFETY: the types `HandlerExports::check` verified at load.
-            let func = unsafe {
-                HandlerExports::typed::<AuthenticateParams<'_>, AuthenticateResults>(
-                    store, instance, &export,
-                )?
-            };
-            Ok(func.call(store, (&request,))?.0)
-        })
-        .and_then(|result| match result {
-            Ok(user) => bindings::user_from_wit(user)
-                .and_then(|user| self.scrub_user(user))
-                .map(Ok),
-            Err(error) => bindings::error_from_wit(self.scrub_error(error)).map(Err),
-        })
-        .inspect_err(|fault| self.fail("authenticate", fault))
+        let plugin = Arc::clone(&self.plugin);
+        let bound = &mut self.bound;
+        let result = call(
+            &plugin,
+            &mut self.store,
+            self.instance,
+            &self.failed,
+            "authenticate",
+            |store, instance| {
+                plugin.handlers.authenticate(
+                    store,
+                    instance,
+                    request,
+                    plugin.headers.as_deref(),
+                    bound,
+                )
+            },
+        );
+        result
+            .and_then(|result| match result {
+                Ok(user) => self.scrub_user(user).map(Ok),
+                Err(error) => Ok(Err(self.scrub_error(error))),
+            })
+            .inspect_err(|fault| self.fail("authenticate", fault))
     }
 
-    /// Authorizes an event: runs the handler that covers it, or allows
-    /// without a call when none does.
+    /// Authorizes `user`'s `event` on `value`: runs the handler that covers
+    /// it, or allows without a call when none does.
     pub fn authorize(
         &mut self,
-        ctx: &AuthContext,
+        user: &User,
+        event: impl Into<Event>,
         value: &Value,
     ) -> Result<Result<Verdict, HttpError>, Fault> {
-        let Some(handler) = self.plugin.handler_for(ctx.resource, ctx.action) else {
+        let event = event.into();
+        let Some(handler) = self.plugin.handler_for(event.resource(), event.action()) else {
             return Ok(Ok(Verdict {
                 handler: None,
                 outcome: Outcome::Allow,
                 value: None,
             }));
         };
-        let event = format!("{}.{}", ctx.resource, ctx.action);
-        let key = bindings::key_to_wit(handler);
-        let context = bindings::types::AuthContext {
-            user: bindings::user_to_wit(&ctx.user),
-            permissions: ctx.permissions.clone(),
-            resource: bindings::resource_to_wit(ctx.resource),
-            action: bindings::action_to_wit(ctx.action),
-        };
-        let value = value.to_string();
+        let text = value.to_string();
         // The guest holds the value several times over (the string, the
         // parsed JSON, the modified copy): a value near the memory cap can
         // only fault. Refuse it as too large instead.
         let cap = self.plugin.limits.memory_bytes;
-        if value.len() > cap / MAX_VALUE_SHARE {
+        if text.len() > cap / MAX_VALUE_SHARE {
             return Ok(Err(HttpError::new(
                 413,
                 format!(
@@ -504,61 +447,51 @@ impl Session {
                 ),
             )));
         }
-        let export = self.plugin.handlers.authorize;
-        self.call(&event, |store, instance| {
-            // SAFETY: the types `HandlerExports::check` verified at load.
-            let func = unsafe {
-                HandlerExports::typed::<AuthorizeParams<'_>, AuthorizeResults>(
-                    store, instance, &export,
-                )?
-            };
-            Ok(func.call(store, (key, &context, &value))?.0)
-        })
-        .and_then(|result| match result {
-            Ok(verdict) => {
-                let outcome = match verdict.decision {
-                    bindings::types::Decision::Allow => Outcome::Allow,
-                    bindings::types::Decision::Deny => Outcome::Deny,
-                    bindings::types::Decision::Filter(f) => {
-                        Outcome::Filter(bindings::filter_from_wit(f)?)
-                    }
-                };
-                let value = verdict
-                    .value
-                    .map(|v| serde_json::from_str(&v))
-                    .transpose()
-                    .map_err(|e| Fault::BadOutput(format!("the modified value is not JSON: {e}")))?
-                    .map(|mut value| {
-                        // Stamped metadata and store values are kept and
-                        // returned to clients: no secret goes with them.
-                        self.plugin.grants.secrets.redact_json(&mut value);
-                        value
-                    });
-                Ok(Ok(Verdict {
-                    handler: Some(handler),
-                    outcome,
-                    value,
-                }))
-            }
-            Err(error) => bindings::error_from_wit(self.scrub_error(error)).map(Err),
-        })
-        .inspect_err(|fault| self.fail(&event, fault))
-    }
-
-    fn call<R>(
-        &mut self,
-        event: &str,
-        f: impl FnOnce(&mut Store<Sandbox>, Instance) -> wasmtime::Result<R>,
-    ) -> Result<R, Fault> {
-        if let Some(fault) = &self.failed {
-            return Err(Fault::Instantiate(format!(
-                "the instance is unusable after an earlier fault ({}); {event} not called",
-                fault.kind()
-            )));
-        }
-        self.store.set_epoch_deadline(self.plugin.first_check);
-        self.store.data_mut().start_call(self.plugin.limits.timeout);
-        f(&mut self.store, self.instance).map_err(|e| self.plugin.fault(&self.store, e))
+        let plugin = Arc::clone(&self.plugin);
+        let bound = &mut self.bound;
+        let name = event.to_string();
+        let result = call(
+            &plugin,
+            &mut self.store,
+            self.instance,
+            &self.failed,
+            &name,
+            |store, instance| {
+                plugin
+                    .handlers
+                    .authorize(store, instance, bound, user, handler, event, &text)
+            },
+        );
+        let secrets = &self.plugin.grants.secrets;
+        result
+            .map(|result| match result {
+                Ok(verdict) => {
+                    // Stamped metadata and store values are kept and
+                    // returned to clients: no secret goes with them.
+                    let value = match verdict.change {
+                        Change::None => None,
+                        Change::Value(mut changed) => {
+                            secrets.redact_json(&mut changed);
+                            Some(changed)
+                        }
+                        Change::Stamps(stamps) => {
+                            let mut changed = value.clone();
+                            for (key, mut stamp) in stamps {
+                                secrets.redact_json(&mut stamp);
+                                warden_types::stamp_metadata(&mut changed, &key, stamp);
+                            }
+                            Some(changed)
+                        }
+                    };
+                    Ok(Verdict {
+                        handler: Some(handler),
+                        outcome: verdict.outcome,
+                        value,
+                    })
+                }
+                Err(error) => Err(self.scrub_error(error)),
+            })
+            .inspect_err(|fault| self.fail(&name, fault))
     }
 
     /// The user with the plugin's secret values blanked out: a secret never
@@ -591,7 +524,7 @@ impl Session {
 
     /// The error with the plugin's secret values (and URL credentials)
     /// blanked out.
-    fn scrub_error(&self, mut error: bindings::types::HttpError) -> bindings::types::HttpError {
+    fn scrub_error(&self, mut error: HttpError) -> HttpError {
         let secrets = &self.plugin.grants.secrets;
         if let Some(detail) = &error.detail {
             error.detail = Some(secrets.redact(detail).into_owned());
@@ -611,18 +544,39 @@ impl Session {
     }
 }
 
+/// Runs `f` on the session's instance, for one call with its own deadline:
+/// refused when an earlier call faulted (the instance is unusable).
+fn call<R>(
+    plugin: &AuthPlugin,
+    store: &mut Store<Sandbox>,
+    instance: Instance,
+    failed: &Option<Fault>,
+    event: &str,
+    f: impl FnOnce(&mut Store<Sandbox>, Instance) -> wasmtime::Result<R>,
+) -> Result<R, Fault> {
+    if let Some(fault) = failed {
+        return Err(Fault::Instantiate(format!(
+            "the instance is unusable after an earlier fault ({}); {event} not called",
+            fault.kind()
+        )));
+    }
+    store.set_epoch_deadline(plugin.first_check);
+    store.data_mut().start_call(plugin.limits.timeout);
+    f(store, instance).map_err(|e| plugin.fault(store, e))
+}
+
 /// The `warden:auth` version the component exports its handlers for.
 fn contract_version(
     engine: &Engine,
     component: &Component,
     path: &Path,
 ) -> Result<String, LoadError> {
-    match exported_version(engine, component, HANDLERS_INTERFACE, AUTH_CONTRACT_VERSION) {
+    match auth_contract::exported(engine, component) {
         Ok(version) => Ok(version),
         Err(Some(found)) => Err(LoadError::Contract {
             path: path.to_owned(),
             found,
-            supported: AUTH_CONTRACT_VERSION.to_owned(),
+            supported: auth_contract::SUPPORTED.join(", "),
         }),
         Err(None) => Err(LoadError::NotAPlugin {
             path: path.to_owned(),

@@ -47,19 +47,20 @@ pub(crate) fn digest(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// The version of `interface` the component exports: `supported`, or
-/// `Err(Some(other))` for another version, `Err(None)` when it exports none.
+/// The version of `interface` the component exports: one of `supported`,
+/// or `Err(Some(other))` for another version, `Err(None)` when it exports
+/// none.
 pub(super) fn exported_version(
     engine: &Engine,
     component: &Component,
     interface: &str,
-    supported: &str,
+    supported: &[&str],
 ) -> Result<String, Option<String>> {
     let prefix = format!("{interface}@");
     let mut found = None;
     for (name, _) in component.component_type().exports(engine) {
         if let Some(version) = name.strip_prefix(&prefix) {
-            if version == supported {
+            if supported.contains(&version) {
                 return Ok(version.to_owned());
             }
             found = Some(version.to_owned());
@@ -78,6 +79,9 @@ pub(super) fn classify_fault(
 ) -> Fault {
     if memory_exceeded {
         return Fault::Memory((memory_bytes >> 20) as u64);
+    }
+    if let Some(fault) = error.downcast_ref::<Fault>() {
+        return fault.clone();
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Fault::Timeout(timeout.as_millis() as u64),

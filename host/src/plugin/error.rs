@@ -46,7 +46,7 @@ pub enum LoadError {
     },
     /// The component was built for a contract version this host does not speak.
     #[error(
-        "{}: built for contract warden:auth@{found}, but this warden speaks warden:auth@{supported}: rebuild it with a warden-sdk for {supported}",
+        "{}: built for contract warden:auth@{found}, but this warden speaks warden:auth {supported}: rebuild it with a warden-sdk for one of those",
         path.display()
     )]
     Contract {
@@ -54,7 +54,7 @@ pub enum LoadError {
         path: PathBuf,
         /// The version the plugin was built for.
         found: String,
-        /// The version this host speaks.
+        /// The versions this host speaks, comma-separated.
         supported: String,
     },
     /// The component is not a Warden auth plugin.

@@ -5,8 +5,10 @@
 //!   images, epoch interruption and its ticker) and the on-disk cache of
 //!   compiled artefacts.
 //! - [`AuthPlugin`] is one loaded auth plugin: a compiled component checked
-//!   against the contract, pre-linked ([`wasmtime::component::InstancePre`]),
-//!   with its registered handlers resolved into a table.
+//!   against the contract version it was built for (any of
+//!   [`AUTH_CONTRACT_VERSIONS`], each spoken by its own module),
+//!   pre-linked ([`wasmtime::component::InstancePre`]), with its registered
+//!   handlers resolved into a table.
 //! - [`Session`] is one fresh, sandboxed instance of a plugin, used for one
 //!   request and dropped with it: no state survives between users.
 //! - [`PluginSlot`] holds the live version of a plugin and swaps in new
@@ -27,8 +29,8 @@
 mod allowlist;
 mod artefact_key;
 mod auth_cache;
+mod auth_contract;
 mod auth_plugin;
-mod bindings;
 mod build;
 mod busy;
 mod cache;
@@ -70,5 +72,4 @@ pub(crate) use waits::{WaitLimit, report_ran_long};
 pub use waits::{WaitObserver, observe_waits_on_this_thread};
 pub use watch::{DEBOUNCE, SETTLE, WatchError, Watcher};
 
-/// The `warden:auth` contract versions this host speaks.
-pub const AUTH_CONTRACT_VERSION: &str = "0.1.0";
+pub use auth_contract::SUPPORTED as AUTH_CONTRACT_VERSIONS;

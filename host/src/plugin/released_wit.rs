@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{AUTH_CONTRACT_VERSION, GRAPH_CONTRACT_VERSION};
+use super::{AUTH_CONTRACT_VERSIONS, GRAPH_CONTRACT_VERSION};
 
 /// The repository root.
 fn root() -> PathBuf {
@@ -82,10 +82,10 @@ fn released_wit_folders_are_unchanged() {
 #[test]
 fn the_contracts_this_host_speaks_are_released() {
     let released: Vec<String> = released().into_iter().map(|(folder, _)| folder).collect();
-    for folder in [
-        format!("wit/auth/v{AUTH_CONTRACT_VERSION}"),
-        format!("wit/graph/v{GRAPH_CONTRACT_VERSION}"),
-    ] {
+    let auth = AUTH_CONTRACT_VERSIONS
+        .iter()
+        .map(|version| format!("wit/auth/v{version}"));
+    for folder in auth.chain([format!("wit/graph/v{GRAPH_CONTRACT_VERSION}")]) {
         assert!(
             released.contains(&folder),
             "{folder} is not in wit/released.txt"

@@ -19,7 +19,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{cache, config, log};
 use super::busy::BusyClock;
 use super::component::{Output, Source, emit};
 use super::outbound::{Egress, EgressPolicy};
@@ -193,24 +192,17 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-impl super::bindings::types::Host for Sandbox {}
-
-impl log::Host for Sandbox {
-    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+impl Sandbox {
+    /// Writes one of the guest's log records into the host's log, its
+    /// secrets blanked out.
+    pub(super) fn write_log(&self, level: tracing::Level, message: &str, fields: &[(String, String)]) {
         let secrets = &self.grants.secrets;
-        let message = secrets.redact(&message);
+        let message = secrets.redact(message);
         let fields = fields
             .iter()
             .map(|(k, v)| secrets.redact(&format!("{k}={v}")).into_owned())
             .collect::<Vec<_>>()
             .join(" ");
-        let level = match level {
-            log::Level::Trace => tracing::Level::TRACE,
-            log::Level::Debug => tracing::Level::DEBUG,
-            log::Level::Info => tracing::Level::INFO,
-            log::Level::Warn => tracing::Level::WARN,
-            log::Level::Error => tracing::Level::ERROR,
-        };
         emit(
             Source::Plugin(&self.grants.plugin),
             level,
@@ -219,39 +211,74 @@ impl log::Host for Sandbox {
             &fields,
         );
     }
-}
 
-impl config::Host for Sandbox {
-    fn get(&mut self, key: String) -> Option<String> {
-        self.grants.config.get(&key).cloned()
+    /// `config.<key>`.
+    pub(super) fn config_value(&self, key: &str) -> Option<String> {
+        self.grants.config.get(key).cloned()
     }
 
-    fn secret(&mut self, name: String) -> Option<String> {
+    /// The secret `secrets.<name>`.
+    pub(super) fn secret_value(&self, name: &str) -> Option<String> {
         self.grants
             .secrets
-            .get(&name)
+            .get(name)
             .map(|s| s.expose().to_owned())
     }
-}
 
-impl cache::Host for Sandbox {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.grants.cache.get(&key)
-    }
-
-    fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        ttl_seconds: u32,
-    ) -> Result<(), cache::CacheError> {
-        self.grants
-            .cache
-            .set(&key, value, Duration::from_secs(ttl_seconds.into()))
-            .map_err(|_| cache::CacheError::TooLarge)
-    }
-
-    fn delete(&mut self, key: String) {
-        self.grants.cache.delete(&key);
+    /// The plugin's cache.
+    pub(super) fn cache(&self) -> &PluginCache {
+        &self.grants.cache
     }
 }
+
+/// The host side of the imports every `warden:auth` version has (`log`,
+/// `config`, `cache`), for the version whose interfaces are in scope under
+/// those names.
+macro_rules! plugin_imports {
+    () => {
+        impl log::Host for $crate::plugin::sandbox::Sandbox {
+            fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+                let level = match level {
+                    log::Level::Trace => tracing::Level::TRACE,
+                    log::Level::Debug => tracing::Level::DEBUG,
+                    log::Level::Info => tracing::Level::INFO,
+                    log::Level::Warn => tracing::Level::WARN,
+                    log::Level::Error => tracing::Level::ERROR,
+                };
+                self.write_log(level, &message, &fields);
+            }
+        }
+
+        impl config::Host for $crate::plugin::sandbox::Sandbox {
+            fn get(&mut self, key: String) -> Option<String> {
+                self.config_value(&key)
+            }
+
+            fn secret(&mut self, name: String) -> Option<String> {
+                self.secret_value(&name)
+            }
+        }
+
+        impl cache::Host for $crate::plugin::sandbox::Sandbox {
+            fn get(&mut self, key: String) -> Option<Vec<u8>> {
+                self.cache().get(&key)
+            }
+
+            fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+                ttl_seconds: u32,
+            ) -> Result<(), cache::CacheError> {
+                self.cache()
+                    .set(&key, value, std::time::Duration::from_secs(ttl_seconds.into()))
+                    .map_err(|_| cache::CacheError::TooLarge)
+            }
+
+            fn delete(&mut self, key: String) {
+                self.cache().delete(&key);
+            }
+        }
+    };
+}
+pub(super) use plugin_imports;

@@ -30,7 +30,7 @@ use super::limits::{BodyBudget, BodyClass, is_stream};
 use super::work_pool::WorkPool;
 use crate::plugin::{AuthPlugin, Session};
 use crate::storage::Filter;
-use crate::types::{Action, AuthContext, Outcome, Resource, User};
+use crate::types::{Action, Outcome, Resource, User};
 
 /// An authorization event: `(resource, action)`.
 pub type Event = (Resource, Action);
@@ -90,8 +90,13 @@ impl Caller {
             Some(session) => session,
             slot => slot.insert(plugin.session().map_err(fault)?),
         };
-        let ctx = AuthContext::new(self.user.clone(), resource, action);
-        let verdict = session.authorize(&ctx, &value).map_err(fault)??;
+        let Some(event) = crate::types::Event::new(resource, action) else {
+            tracing::error!(%resource, %action, "not an authorization event");
+            return Err(ApiError::internal("Internal Server Error"));
+        };
+        let verdict = session
+            .authorize(&self.user, event, &value)
+            .map_err(fault)??;
         let value = verdict.value.unwrap_or(value);
         match verdict.outcome {
             Outcome::Allow => allowed(value),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use warden::plugin::{Fault, Limits};
-use warden::types::{Action, AuthContext, Request, Resource, User};
+use warden::types::{Request, ThreadAction, User};
 
 use crate::support::{login, plugin, plugin_with};
 
@@ -98,21 +98,21 @@ fn a_panic_is_a_trap() {
 #[test]
 fn handlers_fault_the_same_way() {
     let hostile = plugin("fixture_hostile");
-    let ctx = AuthContext::new(User::new("guest"), Resource::Threads, Action::Read);
+    let guest = User::new("guest");
     let mut session = hostile.session().unwrap();
     assert!(
         session
-            .authorize(&ctx, &json!({"do": "/spin/1"}))
+            .authorize(&guest, ThreadAction::Read, &json!({"do": "/spin/1"}))
             .unwrap()
             .is_ok()
     );
     let fault = session
-        .authorize(&ctx, &json!({"do": "/spin/forever"}))
+        .authorize(&guest, ThreadAction::Read, &json!({"do": "/spin/forever"}))
         .unwrap_err();
     assert!(matches!(fault, Fault::Timeout(_)), "{fault:?}");
     let mut session = hostile.session().unwrap();
     let fault = session
-        .authorize(&ctx, &json!({"do": "/panic"}))
+        .authorize(&guest, ThreadAction::Read, &json!({"do": "/panic"}))
         .unwrap_err();
     assert!(matches!(fault, Fault::Trap(_)), "{fault:?}");
 }
@@ -129,17 +129,17 @@ fn garbage_output_is_refused() {
             .unwrap_err();
         assert!(matches!(fault, Fault::BadOutput(_)), "{path}: {fault:?}");
     }
-    let ctx = AuthContext::new(User::new("raw"), Resource::Threads, Action::Read);
+    let user = User::new("raw");
     let ok = raw
         .session()
         .unwrap()
-        .authorize(&ctx, &json!({"do": "fine"}));
+        .authorize(&user, ThreadAction::Read, &json!({"do": "fine"}));
     assert!(ok.unwrap().is_ok());
     for what in ["one-branch", "bad-operand", "bad-value"] {
         let fault = raw
             .session()
             .unwrap()
-            .authorize(&ctx, &json!({"do": what}))
+            .authorize(&user, ThreadAction::Read, &json!({"do": what}))
             .unwrap_err();
         assert!(matches!(fault, Fault::BadOutput(_)), "{what}: {fault:?}");
     }

@@ -2,17 +2,17 @@
 //! authenticate sees, and how plugin answers map to results.
 
 use serde_json::json;
-use warden::types::{Action, AuthContext, Filter, On, Outcome, Request, Resource, User};
+use warden::types::{Action, Event, Filter, On, Outcome, Request, Resource, ThreadAction, User};
 
 use crate::support::{bearer, login, plugin};
 
 fn filter_for(resource: Resource, action: Action) -> (Option<On>, Outcome) {
     let levels = plugin("fixture_levels");
-    let ctx = AuthContext::new(User::new("u"), resource, action);
+    let event = Event::new(resource, action).unwrap();
     let verdict = levels
         .session()
         .unwrap()
-        .authorize(&ctx, &json!({}))
+        .authorize(&User::new("u"), event, &json!({}))
         .unwrap()
         .unwrap();
     (verdict.handler, verdict.outcome)
@@ -74,11 +74,11 @@ fn no_handler_allows_without_calling_the_plugin() {
     let user = login(&tutorial, &bearer("user1-token"));
     for resource in Resource::ALL {
         for action in resource.actions() {
-            let ctx = AuthContext::new(user.clone(), *resource, *action);
+            let event = Event::new(*resource, *action).unwrap();
             let verdict = tutorial
                 .session()
                 .unwrap()
-                .authorize(&ctx, &json!({"metadata": {}}))
+                .authorize(&user, event, &json!({"metadata": {}}))
                 .unwrap()
                 .unwrap();
             assert_eq!((verdict.handler, verdict.outcome), (None, Outcome::Allow));
@@ -146,12 +146,12 @@ fn the_reference_policy_runs_in_the_sandbox() {
     let user = login(&reference, &bearer("user1-token"));
     assert_eq!((user.identity.as_str(), user.name()), ("user1", "Alice"));
 
-    let ctx = AuthContext::new(user, Resource::Threads, Action::Create);
     let verdict = reference
         .session()
         .unwrap()
         .authorize(
-            &ctx,
+            &user,
+            ThreadAction::Create,
             &json!({"thread_id": "t", "metadata": {"owner": "user2"}}),
         )
         .unwrap()
@@ -163,11 +163,10 @@ fn the_reference_policy_runs_in_the_sandbox() {
     assert_eq!(verdict.value.unwrap()["metadata"]["owner"], "user1");
 
     let reader = login(&reference, &bearer("reader-token"));
-    let ctx = AuthContext::new(reader, Resource::Threads, Action::Create);
     let denied = reference
         .session()
         .unwrap()
-        .authorize(&ctx, &json!({}))
+        .authorize(&reader, ThreadAction::Create, &json!({}))
         .unwrap();
     assert_eq!(denied.unwrap_err().status, 403);
 

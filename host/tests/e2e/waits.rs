@@ -68,14 +68,12 @@ fn a_plugin_sleeping_in_an_authorization_handler_times_out() {
         .authenticate(&Request::new("GET", "/"))
         .unwrap()
         .unwrap();
-    let ctx = warden::types::AuthContext {
-        user,
-        permissions: vec![],
-        resource: warden::types::Resource::Threads,
-        action: warden::types::Action::Read,
-    };
     let fault = session
-        .authorize(&ctx, &json!({"do": "/sleep/20000"}))
+        .authorize(
+            &user,
+            warden::types::ThreadAction::Read,
+            &json!({"do": "/sleep/20000"}),
+        )
         .unwrap_err();
     assert!(matches!(fault, Fault::Timeout(100)), "{fault:?}");
 }
