@@ -104,7 +104,7 @@ fn store(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
 pub fn auth() -> Auth {
     Auth::new(authenticate)
         .on_all(owner_only)
-        .on(Resource::Threads, Action::Create, threads_create)
+        .on(ThreadAction::Create, threads_create)
         .on_resource(Resource::Assistants, assistants)
         .on_resource(Resource::Store, store)
 }
