@@ -327,3 +327,82 @@ fn handler_key_to_wit(key: On) -> wit::HandlerKey {
         On::All => wit::HandlerKey::Global,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The exports as the host calls them, minus `authenticate` (creating a
+    //! resource handle needs the component model).
+    use super::*;
+    use crate::ValueExt;
+
+    struct Owners;
+
+    impl Plugin for Owners {
+        fn auth() -> &'static Auth {
+            static AUTH: std::sync::OnceLock<Auth> = std::sync::OnceLock::new();
+            AUTH.get_or_init(|| {
+                Auth::new(|_| Ok(User::new("u")))
+                    .reads_headers(["Authorization"])
+                    .on(ThreadAction::Create, |ctx, value| {
+                        value.stamp_metadata("owner", &ctx.user.identity);
+                        Ok(Filter::eq("owner", &ctx.user.identity).into())
+                    })
+                    .on_resource(Resource::Store, |ctx, value| {
+                        value["namespace"] = serde_json::json!([ctx.user.identity]);
+                        Ok(Outcome::Deny)
+                    })
+                    .on_action(Action::Read, |_, _| Ok(Outcome::Allow))
+            })
+        }
+    }
+
+    fn authorize(event: wit::Event, value: &str) -> String {
+        let user = user_to_wit(User::new("alice").with_field("team", "blue"));
+        let session = <Session<Owners> as GuestSession>::new(user);
+        let verdict = session.authorize(event, value.to_owned()).unwrap();
+        format!("{:?} {:?}", verdict.decision, verdict.change)
+    }
+
+    #[test]
+    fn registration_lists_handlers_and_headers() {
+        let registration = <Owners as Guest>::register();
+        assert_eq!(
+            format!("{:?}", registration.handlers),
+            "[HandlerKey::Event(Event::Threads(ThreadAction::Create)), \
+             HandlerKey::AnyAction(ResourceKind::Store), HandlerKey::AnyResource(Action::Read)]"
+        );
+        assert_eq!(registration.headers, Some(vec!["authorization".to_owned()]));
+    }
+
+    #[test]
+    fn a_stamp_crosses_as_a_stamp() {
+        let verdict = authorize(
+            wit::Event::Threads(wit::ThreadAction::Create),
+            r#"{"thread_id": "t"}"#,
+        );
+        assert_eq!(
+            verdict,
+            r#"Decision::Filter([Clause::Condition(Condition { key: "owner", op: Operator::Eq, operand: "\"alice\"" })]) Change::Stamps([("owner", "\"alice\"")])"#
+        );
+    }
+
+    #[test]
+    fn any_other_change_crosses_as_the_value() {
+        let verdict = authorize(
+            wit::Event::Store(wit::StoreAction::Put),
+            r#"{"namespace": ["bob"]}"#,
+        );
+        assert_eq!(
+            verdict,
+            r#"Decision::Deny Change::Value("{\"namespace\":[\"alice\"]}")"#
+        );
+    }
+
+    #[test]
+    fn no_change_or_no_handler_is_no_change() {
+        let read = authorize(wit::Event::Crons(wit::CronAction::Read), "{}");
+        assert_eq!(read, "Decision::Allow Change::None");
+        let uncovered = authorize(wit::Event::Crons(wit::CronAction::Delete), "{}");
+        assert_eq!(uncovered, "Decision::Allow Change::None");
+    }
+}
