@@ -1,24 +1,29 @@
 //! Glue between the generated WIT bindings and the SDK's types; used by
 //! [`export_auth!`](crate::export_auth). Not part of the SDK's API.
 
+use std::marker::PhantomData;
+
 use serde_json::Value;
 
 use crate::log::Level;
-use crate::{Action, Auth, AuthContext, Clause, Filter, HttpError, On, Operator, Outcome};
-use crate::{Request, Resource, User};
+use crate::{
+    Action, AssistantAction, Auth, AuthContext, Change, Clause, CronAction, Event, Filter,
+    HttpError, On, Operator, Outcome, Request, Resource, StoreAction, ThreadAction, User,
+};
 
 #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/auth/v0.1.0",
-        world: "auth-plugin",
+        path: ["../wit/common/v0.1.0", "../wit/auth/v0.2.0"],
+        world: "warden:auth/auth-plugin@0.2.0",
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_auth_plugin",
         default_bindings_module: "warden_sdk::__private::bindings",
     });
 }
 
-use bindings::exports::warden::auth::handlers::Guest;
+use bindings::exports::warden::auth::handlers::{self as handlers, Guest, GuestSession};
 use bindings::warden::auth::types as wit;
 
 /// Exports an [`Auth`] as the plugin's handlers.
@@ -56,52 +61,86 @@ macro_rules! export_auth {
 }
 
 /// Implemented by [`export_auth!`]: where the exported handlers find the `Auth`.
-pub trait Plugin {
+pub trait Plugin: 'static {
     /// The plugin's `Auth`, built once per instance.
     fn auth() -> &'static Auth;
 }
 
+/// The `session` resource: the user `authenticate` returned (or the host
+/// handed to the constructor), kept in the instance so that events are
+/// authorized without sending it again. Dropped when the host drops its
+/// handle.
+pub struct Session<T> {
+    user: User,
+    plugin: PhantomData<fn() -> T>,
+}
+
+impl<T: Plugin> Session<T> {
+    fn of(user: User) -> Self {
+        Self {
+            user,
+            plugin: PhantomData,
+        }
+    }
+}
+
 impl<T: Plugin> Guest for T {
-    fn registered() -> Vec<wit::HandlerKey> {
-        T::auth().registered().map(handler_key_to_wit).collect()
+    type Session = Session<T>;
+
+    fn register() -> wit::Registration {
+        let auth = T::auth();
+        wit::Registration {
+            handlers: auth.registered().map(handler_key_to_wit).collect(),
+            headers: auth.headers().map(<[String]>::to_vec),
+        }
     }
 
-    fn authenticate(request: wit::Request) -> Result<wit::User, wit::HttpError> {
+    fn authenticate(
+        request: wit::Request,
+    ) -> Result<(wit::User, handlers::Session), wit::HttpError> {
         let request = Request {
             method: request.method,
             path: request.path,
             query: request.query,
             headers: request.headers,
         };
-        T::auth()
-            .authenticate(&request)
-            .map(user_to_wit)
-            .map_err(error_to_wit)
+        let user = T::auth()
+            .authenticate_owned(request)
+            .map_err(error_to_wit)?;
+        let session = handlers::Session::new(Session::<T>::of(user.clone()));
+        Ok((user_to_wit(user), session))
+    }
+}
+
+impl<T: Plugin> GuestSession for Session<T> {
+    fn new(user: wit::User) -> Self {
+        Session::of(user_from_wit(user))
     }
 
-    fn authorize(
-        handler: wit::HandlerKey,
-        context: wit::AuthContext,
-        value: String,
-    ) -> Result<wit::Verdict, wit::HttpError> {
-        let ctx = AuthContext {
-            user: user_from_wit(context.user),
-            permissions: context.permissions,
-            resource: resource_from_wit(context.resource),
-            action: action_from_wit(context.action),
-        };
+    fn authorize(&self, event: wit::Event, value: String) -> Result<wit::Verdict, wit::HttpError> {
+        let event = event_from_wit(event);
+        let ctx = AuthContext::new(self.user.clone(), event.resource(), event.action());
         let original: Value = serde_json::from_str(&value).expect("the host sends valid JSON");
         let mut value = original.clone();
         let outcome = T::auth()
-            .run(handler_key_from_wit(handler), &ctx, &mut value)
+            .authorize(&ctx, &mut value)
             .map_err(error_to_wit)?;
         let decision = match outcome {
             Outcome::Allow => wit::Decision::Allow,
             Outcome::Deny => wit::Decision::Deny,
             Outcome::Filter(filter) => wit::Decision::Filter(filter_to_wit(filter)),
         };
-        let value = (value != original).then(|| value.to_string());
-        Ok(wit::Verdict { decision, value })
+        let change = match Change::between(&original, value) {
+            Change::None => wit::Change::None,
+            Change::Stamps(stamps) => wit::Change::Stamps(
+                stamps
+                    .into_iter()
+                    .map(|(key, stamp)| (key, stamp.to_string()))
+                    .collect(),
+            ),
+            Change::Value(value) => wit::Change::Value(value.to_string()),
+        };
+        Ok(wit::Verdict { decision, change })
     }
 }
 
@@ -109,7 +148,7 @@ impl<T: Plugin> Guest for T {
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
     #[cfg(target_arch = "wasm32")]
     {
-        use bindings::warden::auth::log::{Level as L, log};
+        use bindings::warden::common::log::{Level as L, log};
         let level = match level {
             Level::Trace => L::Trace,
             Level::Debug => L::Debug,
@@ -187,35 +226,80 @@ fn filter_to_wit(filter: Filter) -> Vec<wit::Clause> {
         .collect()
 }
 
-fn resource_from_wit(resource: wit::Resource) -> Resource {
-    match resource {
-        wit::Resource::Threads => Resource::Threads,
-        wit::Resource::Assistants => Resource::Assistants,
-        wit::Resource::Crons => Resource::Crons,
-        wit::Resource::Store => Resource::Store,
+fn event_from_wit(event: wit::Event) -> Event {
+    match event {
+        wit::Event::Threads(a) => Event::Threads(match a {
+            wit::ThreadAction::Create => ThreadAction::Create,
+            wit::ThreadAction::Read => ThreadAction::Read,
+            wit::ThreadAction::Update => ThreadAction::Update,
+            wit::ThreadAction::Delete => ThreadAction::Delete,
+            wit::ThreadAction::Search => ThreadAction::Search,
+            wit::ThreadAction::CreateRun => ThreadAction::CreateRun,
+        }),
+        wit::Event::Assistants(a) => Event::Assistants(match a {
+            wit::AssistantAction::Create => AssistantAction::Create,
+            wit::AssistantAction::Read => AssistantAction::Read,
+            wit::AssistantAction::Update => AssistantAction::Update,
+            wit::AssistantAction::Delete => AssistantAction::Delete,
+            wit::AssistantAction::Search => AssistantAction::Search,
+        }),
+        wit::Event::Crons(a) => Event::Crons(match a {
+            wit::CronAction::Create => CronAction::Create,
+            wit::CronAction::Read => CronAction::Read,
+            wit::CronAction::Update => CronAction::Update,
+            wit::CronAction::Delete => CronAction::Delete,
+            wit::CronAction::Search => CronAction::Search,
+        }),
+        wit::Event::Store(a) => Event::Store(match a {
+            wit::StoreAction::Put => StoreAction::Put,
+            wit::StoreAction::Get => StoreAction::Get,
+            wit::StoreAction::Search => StoreAction::Search,
+            wit::StoreAction::Delete => StoreAction::Delete,
+            wit::StoreAction::ListNamespaces => StoreAction::ListNamespaces,
+        }),
     }
 }
 
-fn resource_to_wit(resource: Resource) -> wit::Resource {
-    match resource {
-        Resource::Threads => wit::Resource::Threads,
-        Resource::Assistants => wit::Resource::Assistants,
-        Resource::Crons => wit::Resource::Crons,
-        Resource::Store => wit::Resource::Store,
+fn event_to_wit(event: Event) -> wit::Event {
+    match event {
+        Event::Threads(a) => wit::Event::Threads(match a {
+            ThreadAction::Create => wit::ThreadAction::Create,
+            ThreadAction::Read => wit::ThreadAction::Read,
+            ThreadAction::Update => wit::ThreadAction::Update,
+            ThreadAction::Delete => wit::ThreadAction::Delete,
+            ThreadAction::Search => wit::ThreadAction::Search,
+            ThreadAction::CreateRun => wit::ThreadAction::CreateRun,
+        }),
+        Event::Assistants(a) => wit::Event::Assistants(match a {
+            AssistantAction::Create => wit::AssistantAction::Create,
+            AssistantAction::Read => wit::AssistantAction::Read,
+            AssistantAction::Update => wit::AssistantAction::Update,
+            AssistantAction::Delete => wit::AssistantAction::Delete,
+            AssistantAction::Search => wit::AssistantAction::Search,
+        }),
+        Event::Crons(a) => wit::Event::Crons(match a {
+            CronAction::Create => wit::CronAction::Create,
+            CronAction::Read => wit::CronAction::Read,
+            CronAction::Update => wit::CronAction::Update,
+            CronAction::Delete => wit::CronAction::Delete,
+            CronAction::Search => wit::CronAction::Search,
+        }),
+        Event::Store(a) => wit::Event::Store(match a {
+            StoreAction::Put => wit::StoreAction::Put,
+            StoreAction::Get => wit::StoreAction::Get,
+            StoreAction::Search => wit::StoreAction::Search,
+            StoreAction::Delete => wit::StoreAction::Delete,
+            StoreAction::ListNamespaces => wit::StoreAction::ListNamespaces,
+        }),
     }
 }
 
-fn action_from_wit(action: wit::Action) -> Action {
-    match action {
-        wit::Action::Create => Action::Create,
-        wit::Action::Read => Action::Read,
-        wit::Action::Update => Action::Update,
-        wit::Action::Delete => Action::Delete,
-        wit::Action::Search => Action::Search,
-        wit::Action::CreateRun => Action::CreateRun,
-        wit::Action::Put => Action::Put,
-        wit::Action::Get => Action::Get,
-        wit::Action::ListNamespaces => Action::ListNamespaces,
+fn resource_to_wit(resource: Resource) -> wit::ResourceKind {
+    match resource {
+        Resource::Threads => wit::ResourceKind::Threads,
+        Resource::Assistants => wit::ResourceKind::Assistants,
+        Resource::Crons => wit::ResourceKind::Crons,
+        Resource::Store => wit::ResourceKind::Store,
     }
 }
 
@@ -235,18 +319,90 @@ fn action_to_wit(action: Action) -> wit::Action {
 
 fn handler_key_to_wit(key: On) -> wit::HandlerKey {
     match key {
-        On::Event(r, a) => wit::HandlerKey::Exact((resource_to_wit(r), action_to_wit(a))),
+        On::Event(resource, action) => wit::HandlerKey::Event(event_to_wit(
+            Event::new(resource, action).expect("`Auth::on` registers existing events only"),
+        )),
         On::Resource(r) => wit::HandlerKey::AnyAction(resource_to_wit(r)),
         On::Action(a) => wit::HandlerKey::AnyResource(action_to_wit(a)),
         On::All => wit::HandlerKey::Global,
     }
 }
 
-fn handler_key_from_wit(key: wit::HandlerKey) -> On {
-    match key {
-        wit::HandlerKey::Exact((r, a)) => On::Event(resource_from_wit(r), action_from_wit(a)),
-        wit::HandlerKey::AnyAction(r) => On::Resource(resource_from_wit(r)),
-        wit::HandlerKey::AnyResource(a) => On::Action(action_from_wit(a)),
-        wit::HandlerKey::Global => On::All,
+#[cfg(test)]
+mod tests {
+    //! The exports as the host calls them, minus `authenticate` (creating a
+    //! resource handle needs the component model).
+    use super::*;
+    use crate::ValueExt;
+
+    struct Owners;
+
+    impl Plugin for Owners {
+        fn auth() -> &'static Auth {
+            static AUTH: std::sync::OnceLock<Auth> = std::sync::OnceLock::new();
+            AUTH.get_or_init(|| {
+                Auth::new(|_| Ok(User::new("u")))
+                    .reads_headers(["Authorization"])
+                    .on(ThreadAction::Create, |ctx, value| {
+                        value.stamp_metadata("owner", &ctx.user.identity);
+                        Ok(Filter::eq("owner", &ctx.user.identity).into())
+                    })
+                    .on_resource(Resource::Store, |ctx, value| {
+                        value["namespace"] = serde_json::json!([ctx.user.identity]);
+                        Ok(Outcome::Deny)
+                    })
+                    .on_action(Action::Read, |_, _| Ok(Outcome::Allow))
+            })
+        }
+    }
+
+    fn authorize(event: wit::Event, value: &str) -> String {
+        let user = user_to_wit(User::new("alice").with_field("team", "blue"));
+        let session = <Session<Owners> as GuestSession>::new(user);
+        let verdict = session.authorize(event, value.to_owned()).unwrap();
+        format!("{:?} {:?}", verdict.decision, verdict.change)
+    }
+
+    #[test]
+    fn registration_lists_handlers_and_headers() {
+        let registration = <Owners as Guest>::register();
+        assert_eq!(
+            format!("{:?}", registration.handlers),
+            "[HandlerKey::Event(Event::Threads(ThreadAction::Create)), \
+             HandlerKey::AnyAction(ResourceKind::Store), HandlerKey::AnyResource(Action::Read)]"
+        );
+        assert_eq!(registration.headers, Some(vec!["authorization".to_owned()]));
+    }
+
+    #[test]
+    fn a_stamp_crosses_as_a_stamp() {
+        let verdict = authorize(
+            wit::Event::Threads(wit::ThreadAction::Create),
+            r#"{"thread_id": "t"}"#,
+        );
+        assert_eq!(
+            verdict,
+            r#"Decision::Filter([Clause::Condition(Condition { key: "owner", op: Operator::Eq, operand: "\"alice\"" })]) Change::Stamps([("owner", "\"alice\"")])"#
+        );
+    }
+
+    #[test]
+    fn any_other_change_crosses_as_the_value() {
+        let verdict = authorize(
+            wit::Event::Store(wit::StoreAction::Put),
+            r#"{"namespace": ["bob"]}"#,
+        );
+        assert_eq!(
+            verdict,
+            r#"Decision::Deny Change::Value("{\"namespace\":[\"alice\"]}")"#
+        );
+    }
+
+    #[test]
+    fn no_change_or_no_handler_is_no_change() {
+        let read = authorize(wit::Event::Crons(wit::CronAction::Read), "{}");
+        assert_eq!(read, "Decision::Allow Change::None");
+        let uncovered = authorize(wit::Event::Crons(wit::CronAction::Delete), "{}");
+        assert_eq!(uncovered, "Decision::Allow Change::None");
     }
 }

@@ -34,7 +34,7 @@ impl fmt::Debug for Secret {
 /// The value of `auth.config.<key>`, if set.
 pub fn get(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__private::bindings::warden::auth::config::get(key);
+    return crate::__private::bindings::warden::common::config::get(key);
     #[cfg(not(target_arch = "wasm32"))]
     return native::read(&native::VALUES, key);
 }
@@ -43,7 +43,7 @@ pub fn get(key: &str) -> Option<String> {
 /// declared secret is missing, so a declared secret is always here.
 pub fn secret(name: &str) -> Option<Secret> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__private::bindings::warden::auth::config::secret(name).map(Secret);
+    return crate::__private::bindings::warden::common::config::secret(name).map(Secret);
     #[cfg(not(target_arch = "wasm32"))]
     return native::read(&native::SECRETS, name).map(Secret);
 }

@@ -40,8 +40,9 @@
 //!
 //! pub fn auth() -> Auth {
 //!     Auth::new(authenticate)
-//!         .on_all(owner_only)                                    // @auth.on
-//!         .on(Resource::Threads, Action::Create, threads_create) // @auth.on.threads.create
+//!         .reads_headers(["authorization"])        // the host sends only this header
+//!         .on_all(owner_only)                      // @auth.on
+//!         .on(ThreadAction::Create, threads_create) // @auth.on.threads.create
 //! }
 //!
 //! // In the plugin crate: warden_sdk::export_auth!(auth);
@@ -63,10 +64,21 @@
 //! to `auth.allowed_hosts` only), [`cache`] (values kept between calls) and
 //! the wall clock (`std::time::SystemTime`).
 //!
+//! Events are typed: [`Auth::on`] takes an [`Event`] or one resource's
+//! action ([`ThreadAction`], [`AssistantAction`], [`CronAction`],
+//! [`StoreAction`]), so an event that does not exist (`store.create`) does
+//! not compile. [`Auth::reads_headers`] declares the headers `authenticate`
+//! reads: the host then sends only those.
+//!
 //! Everything the host and the plugin exchange is defined by the versioned
-//! WIT contract `warden:auth@0.1.0` ([`CONTRACT_VERSION`]); the contract's
-//! package version is recorded in the component, so a host refuses a plugin
-//! built for a contract it does not speak and says which versions differ.
+//! WIT contract `warden:auth@0.2.0` ([`CONTRACT_VERSION`]), with `json`,
+//! `log` and `config` from `warden:common@0.1.0`. `authenticate` returns the
+//! user and a session that keeps it, on which the host authorizes the
+//! request's events; a handler's change to the value crosses back as the
+//! metadata keys it stamped when that is all it did ([`Change`]). The
+//! contract's package version is recorded in the component, so a host
+//! refuses a plugin built for a contract it does not speak and says which
+//! versions differ.
 #![deny(missing_docs)]
 
 extern crate self as warden_sdk;
@@ -86,19 +98,21 @@ pub use auth::Auth;
 pub use serde_json::{Map, Value, json};
 pub use value::ValueExt;
 pub use warden_types::{
-    Action, AuthContext, Clause, Condition, Filter, HandlerResult, HttpError, On, Operator,
-    Outcome, Request, Resource, User,
+    Action, AssistantAction, AuthContext, Change, Clause, Condition, CronAction, Event, Filter,
+    HandlerResult, HttpError, On, Operator, Outcome, Request, Resource, StoreAction, ThreadAction,
+    User,
 };
 /// The `wit-bindgen` this SDK was built with, so plugin crates never pin it.
 pub use wit_bindgen;
 
 /// The version of the `warden:auth` WIT contract this SDK implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Everything a plugin usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Action, Auth, AuthContext, Filter, HandlerResult, HttpError, Outcome, Request, Resource,
-        User, Value, ValueExt, json,
+        Action, AssistantAction, Auth, AuthContext, CronAction, Event, Filter, HandlerResult,
+        HttpError, Outcome, Request, Resource, StoreAction, ThreadAction, User, Value, ValueExt,
+        json,
     };
 }

@@ -144,6 +144,9 @@ mod tests {
             Event::from(StoreAction::ListNamespaces).to_string(),
             "store.list_namespaces"
         );
-        assert_eq!(Event::from(ThreadAction::CreateRun).resource(), Resource::Threads);
+        assert_eq!(
+            Event::from(ThreadAction::CreateRun).resource(),
+            Resource::Threads
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! The request `authenticate` sees, the [`User`] it returns, the events
 //! handlers authorize ([`Resource`], [`Action`], the typed [`Event`],
 //! [`AuthContext`]), what a handler decides ([`Outcome`], [`Filter`],
-//! [`HttpError`]), which handler an event goes to ([`On::resolve`]), and the public keys whose signatures
+//! [`HttpError`]) and changes ([`Change`]), which handler an event goes to ([`On::resolve`]), and the public keys whose signatures
 //! the host checks natively ([`PublicKey`], [`verify_signature`]).
 //!
 //! Plugin authors get these through `warden-sdk`, which re-exports them; the
@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod algorithm;
+mod change;
 mod crypto;
 mod event;
 mod filter;
@@ -20,6 +21,7 @@ mod stamp;
 mod types;
 
 pub use algorithm::Algorithm;
+pub use change::Change;
 #[cfg(not(target_arch = "wasm32"))]
 pub use crypto::verify_signature;
 pub use crypto::{Curve, PublicKey, SignatureError};

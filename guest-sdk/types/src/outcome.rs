@@ -1,6 +1,6 @@
 //! What a handler decides, and which handler an event goes to.
 
-use crate::{Action, Filter, HttpError, Resource};
+use crate::{Action, Event, Filter, HttpError, Resource};
 
 /// What an authorization handler decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,13 @@ pub enum On {
     Action(Action),
     /// Every event: `@auth.on`.
     All,
+}
+
+/// The key of one event's handler: `threads.create` → `On::Event(Threads, Create)`.
+impl From<Event> for On {
+    fn from(event: Event) -> Self {
+        On::Event(event.resource(), event.action())
+    }
 }
 
 impl On {

@@ -19,6 +19,9 @@
 //! ([`jwks`]). A token whose `kid` is unknown triggers one refetch (at most
 //! every `jwks_refresh_seconds`): a key rotation needs no restart.
 //!
+//! `authenticate` reads the `Authorization` header only (and declares it:
+//! the host sends no other header).
+//!
 //! Roles → permissions: `user` gets `threads:create` and read/write;
 //! `admin` also `assistants:write` and `admin`; `reader` reads threads and
 //! uses the store. A token without a known role authenticates with no
@@ -116,7 +119,7 @@ fn authenticate(request: &Request) -> Result<User, HttpError> {
 
 /// The plugin's `Auth` object.
 pub fn auth() -> Auth {
-    policy::handlers(Auth::new(authenticate))
+    policy::handlers(Auth::new(authenticate).reads_headers(["authorization"]))
 }
 
 warden_sdk::export_auth!(auth);

@@ -96,7 +96,7 @@ fn store(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
 /// Registers the reference policy's handlers on `auth`.
 pub(crate) fn handlers(auth: Auth) -> Auth {
     auth.on_all(owner_only)
-        .on(Resource::Threads, Action::Create, threads_create)
+        .on(ThreadAction::Create, threads_create)
         .on_resource(Resource::Assistants, assistants)
         .on_resource(Resource::Store, store)
 }

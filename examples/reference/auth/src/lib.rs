@@ -8,11 +8,14 @@
 //! | `admin-token`  | admin    | everything + assistants:write, admin         |
 //! | `reader-token` | reader   | threads:read, store:read, store:write        |
 //!
-//! Anything else is 401. Authorization: the global handler stamps
-//! `metadata.owner` on create / create_run / update and filters every event
-//! to the caller's resources; `threads.create` also needs `threads:create`;
-//! assistants are writable by admins only and readable by everyone; store
-//! namespaces must start with the caller's identity.
+//! Anything else is 401. `authenticate` reads the `Authorization` header
+//! only, and declares it: the host sends no other header.
+//!
+//! Authorization: the global handler stamps `metadata.owner` on create /
+//! create_run / update and filters every event to the caller's resources;
+//! `threads.create` also needs `threads:create`; assistants are writable by
+//! admins only and readable by everyone; store namespaces must start with
+//! the caller's identity.
 
 use warden_sdk::prelude::*;
 
@@ -103,8 +106,9 @@ fn store(ctx: &AuthContext, value: &mut Value) -> HandlerResult {
 /// The plugin's `Auth` object.
 pub fn auth() -> Auth {
     Auth::new(authenticate)
+        .reads_headers(["authorization"])
         .on_all(owner_only)
-        .on(Resource::Threads, Action::Create, threads_create)
+        .on(ThreadAction::Create, threads_create)
         .on_resource(Resource::Assistants, assistants)
         .on_resource(Resource::Store, store)
 }
@@ -141,6 +145,15 @@ mod tests {
                 .contains(&"threads:create".to_owned())
         );
         assert_eq!(login("user2-token").permissions.len(), 6);
+    }
+
+    #[test]
+    fn only_the_authorization_header_is_read() {
+        assert_eq!(auth().headers(), Some(&["authorization".to_owned()][..]));
+        let request = Request::new("GET", "/threads")
+            .with_header("x-forwarded-for", "10.0.0.1")
+            .with_header("Authorization", "Bearer user1-token");
+        assert_eq!(auth().authenticate(&request).unwrap().identity, "user1");
     }
 
     #[test]

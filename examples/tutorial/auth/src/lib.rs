@@ -1,5 +1,7 @@
 //! Part 1 of LangGraph's auth tutorial: two hard-coded tokens, authentication
 //! only, no authorization handlers (every authenticated user may do anything).
+//! It reads the `Authorization` header only, and says so: the host sends no
+//! other header.
 
 use warden_sdk::prelude::*;
 
@@ -17,7 +19,7 @@ fn authenticate(request: &Request) -> Result<User, HttpError> {
 
 /// The plugin's `Auth` object.
 pub fn auth() -> Auth {
-    Auth::new(authenticate)
+    Auth::new(authenticate).reads_headers(["authorization"])
 }
 
 warden_sdk::export_auth!(auth);
@@ -53,7 +55,8 @@ mod tests {
     }
 
     #[test]
-    fn registers_no_handlers() {
+    fn registers_no_handlers_and_reads_authorization_only() {
         assert_eq!(auth().registered().count(), 0);
+        assert_eq!(auth().headers(), Some(&["authorization".to_owned()][..]));
     }
 }
