@@ -1,7 +1,7 @@
 //! Helpers on the event value a handler receives.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A serializable value as JSON.
 ///
@@ -26,21 +26,7 @@ pub trait ValueExt {
 
 impl ValueExt for Value {
     fn stamp_metadata(&mut self, key: &str, stamp: impl Serialize) {
-        if !self.is_object() {
-            return;
-        }
-        let metadata = self.as_object_mut().map(|o| {
-            o.entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()))
-        });
-        if let Some(metadata) = metadata {
-            if !metadata.is_object() {
-                *metadata = Value::Object(Map::new());
-            }
-            if let Some(m) = metadata.as_object_mut() {
-                m.insert(key.to_owned(), to_json(stamp));
-            }
-        }
+        warden_types::stamp_metadata(self, key, to_json(stamp));
     }
 
     fn namespace(&self) -> Vec<&str> {

@@ -34,20 +34,16 @@ impl Change {
         }
     }
 
-    /// Applies the change to `value`, the event's original value.
+    /// Applies the change to `value`, the event's original value. Stamps
+    /// follow [`stamp_metadata`](crate::stamp_metadata): a `metadata` that
+    /// is not an object is replaced, so a stamp is never lost.
     pub fn apply(self, value: &mut Value) {
         match self {
             Change::None => {}
             Change::Value(modified) => *value = modified,
             Change::Stamps(stamps) => {
-                let Some(object) = value.as_object_mut() else {
-                    return;
-                };
-                let metadata = object
-                    .entry("metadata")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Some(metadata) = metadata.as_object_mut() {
-                    metadata.extend(stamps);
+                for (key, stamp) in stamps {
+                    crate::stamp_metadata(value, &key, stamp);
                 }
             }
         }

@@ -28,6 +28,6 @@ pub use crypto::{Curve, PublicKey, SignatureError};
 pub use event::{AssistantAction, CronAction, Event, StoreAction, ThreadAction};
 pub use filter::{Clause, Condition, Filter, Operator};
 pub use outcome::{HandlerResult, On, Outcome};
-pub use stamp::stamp_metadata;
 pub use serde_json::{Map, Value, json};
+pub use stamp::stamp_metadata;
 pub use types::{Action, AuthContext, HttpError, Request, Resource, User};

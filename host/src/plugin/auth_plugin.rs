@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use warden_types::{Action, Event, HttpError, On, Outcome, Request, Resource, User};
+use warden_types::{Action, Change, Event, HttpError, On, Outcome, Request, Resource, User};
 use wasmtime::component::{Component, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::auth_cache::AuthCache;
-use super::auth_contract::{self, Bound, Change, Handlers, Registration};
+use super::auth_contract::{self, Bound, Handlers, Registration};
 use super::build::locate_component;
 use super::busy::BUSY_BUDGET;
 use super::component::{PluginInfo, check_header, classify_fault, digest};
@@ -109,9 +109,10 @@ impl AuthPlugin {
         let digest = digest(bytes);
         let component = runtime.compile(&digest, path, bytes)?;
         let contract = contract_version(engine, &component, path)?;
-        let handlers = Handlers::find(&component, &contract).ok_or_else(|| LoadError::NotAPlugin {
-            path: path.to_owned(),
-        })?;
+        let handlers =
+            Handlers::find(&component, &contract).ok_or_else(|| LoadError::NotAPlugin {
+                path: path.to_owned(),
+            })?;
 
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: path.to_owned(),
@@ -470,16 +471,16 @@ impl Session {
                     // returned to clients: no secret goes with them.
                     let value = match verdict.change {
                         Change::None => None,
-                        Change::Value(mut changed) => {
-                            secrets.redact_json(&mut changed);
-                            Some(changed)
-                        }
-                        Change::Stamps(stamps) => {
-                            let mut changed = value.clone();
-                            for (key, mut stamp) in stamps {
-                                secrets.redact_json(&mut stamp);
-                                warden_types::stamp_metadata(&mut changed, &key, stamp);
+                        mut change => {
+                            match &mut change {
+                                Change::Value(changed) => secrets.redact_json(changed),
+                                Change::Stamps(stamps) => stamps
+                                    .iter_mut()
+                                    .for_each(|(_, stamp)| secrets.redact_json(stamp)),
+                                Change::None => {}
                             }
+                            let mut changed = value.clone();
+                            change.apply(&mut changed);
                             Some(changed)
                         }
                     };
@@ -576,7 +577,11 @@ fn contract_version(
         Err(Some(found)) => Err(LoadError::Contract {
             path: path.to_owned(),
             found,
-            supported: auth_contract::SUPPORTED.join(", "),
+            supported: auth_contract::SUPPORTED
+                .iter()
+                .map(|v| format!("warden:auth@{v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         }),
         Err(None) => Err(LoadError::NotAPlugin {
             path: path.to_owned(),

@@ -40,13 +40,13 @@ macro_rules! crypto_import {
                     },
                     crypto::PublicKey::Ed25519(k) => PublicKey::Ed25519(k),
                 };
-                warden_types::verify_signature(algorithm, &key, &message, &signature).map_err(
-                    |e| match e {
+                warden_types::verify_signature(algorithm, &key, &message, &signature).map_err(|e| {
+                    match e {
                         SignatureError::KeyMismatch => crypto::VerifyError::KeyMismatch,
                         SignatureError::InvalidKey => crypto::VerifyError::InvalidKey,
                         SignatureError::BadSignature => crypto::VerifyError::BadSignature,
-                    },
-                )
+                    }
+                })
             }
         }
     };

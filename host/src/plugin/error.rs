@@ -46,7 +46,7 @@ pub enum LoadError {
     },
     /// The component was built for a contract version this host does not speak.
     #[error(
-        "{}: built for contract warden:auth@{found}, but this warden speaks warden:auth {supported}: rebuild it with a warden-sdk for one of those",
+        "{}: built for contract warden:auth@{found}, but this warden speaks {supported}: rebuild it with a warden-sdk for one of those",
         path.display()
     )]
     Contract {
@@ -54,7 +54,7 @@ pub enum LoadError {
         path: PathBuf,
         /// The version the plugin was built for.
         found: String,
-        /// The versions this host speaks, comma-separated.
+        /// The contracts this host speaks (`warden:auth@0.1.0, ...`).
         supported: String,
     },
     /// The component is not a Warden auth plugin.

@@ -443,7 +443,12 @@ fn check_contract(
     component: &wasmtime::component::Component,
     path: &Path,
 ) -> Result<(), LoadError> {
-    match exported_version(engine, component, GRAPH_INTERFACE, &[GRAPH_CONTRACT_VERSION]) {
+    match exported_version(
+        engine,
+        component,
+        GRAPH_INTERFACE,
+        &[GRAPH_CONTRACT_VERSION],
+    ) {
         Ok(_) => Ok(()),
         Err(Some(found)) => Err(LoadError::GraphContract {
             path: path.to_owned(),

@@ -85,7 +85,12 @@ fn the_contracts_this_host_speaks_are_released() {
     let auth = AUTH_CONTRACT_VERSIONS
         .iter()
         .map(|version| format!("wit/auth/v{version}"));
-    for folder in auth.chain([format!("wit/graph/v{GRAPH_CONTRACT_VERSION}")]) {
+    // `warden:auth@0.2.0` uses `warden:common@0.1.0`.
+    let shared = ["wit/common/v0.1.0".to_owned()];
+    for folder in auth
+        .chain([format!("wit/graph/v{GRAPH_CONTRACT_VERSION}")])
+        .chain(shared)
+    {
         assert!(
             released.contains(&folder),
             "{folder} is not in wit/released.txt"

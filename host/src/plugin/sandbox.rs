@@ -195,7 +195,12 @@ impl ResourceLimiter for MemoryCap {
 impl Sandbox {
     /// Writes one of the guest's log records into the host's log, its
     /// secrets blanked out.
-    pub(super) fn write_log(&self, level: tracing::Level, message: &str, fields: &[(String, String)]) {
+    pub(super) fn write_log(
+        &self,
+        level: tracing::Level,
+        message: &str,
+        fields: &[(String, String)],
+    ) {
         let secrets = &self.grants.secrets;
         let message = secrets.redact(message);
         let fields = fields
@@ -219,10 +224,7 @@ impl Sandbox {
 
     /// The secret `secrets.<name>`.
     pub(super) fn secret_value(&self, name: &str) -> Option<String> {
-        self.grants
-            .secrets
-            .get(name)
-            .map(|s| s.expose().to_owned())
+        self.grants.secrets.get(name).map(|s| s.expose().to_owned())
     }
 
     /// The plugin's cache.
@@ -271,7 +273,11 @@ macro_rules! plugin_imports {
                 ttl_seconds: u32,
             ) -> Result<(), cache::CacheError> {
                 self.cache()
-                    .set(&key, value, std::time::Duration::from_secs(ttl_seconds.into()))
+                    .set(
+                        &key,
+                        value,
+                        std::time::Duration::from_secs(ttl_seconds.into()),
+                    )
                     .map_err(|_| cache::CacheError::TooLarge)
             }
 

@@ -171,7 +171,7 @@ async fn serve_loads_the_plugin_and_answers_ok_and_info() {
     assert_eq!(info.status, StatusCode::OK);
     let plugin = &info.json["plugins"][0];
     assert_eq!(plugin["name"], "auth");
-    assert_eq!(plugin["contract"], "warden:auth@0.1.0");
+    assert_eq!(plugin["contract"], "warden:auth@0.2.0");
     assert_eq!(plugin["digest"].as_str().unwrap().len(), 64);
     assert!(plugin["path"].as_str().unwrap().ends_with("auth.wasm"));
 }
@@ -438,7 +438,7 @@ fn serve_refuses_a_plugin_for_another_contract() {
     let config = dir.path().join("langgraph.json");
     std::fs::write(&config, r#"{"auth": {"path": "./auth.wasm"}}"#).unwrap();
     let stderr = Server::start(&config, dir.path()).err().expect("refused");
-    assert!(stderr.contains("warden:auth@0.2.0"), "{stderr}");
+    assert!(stderr.contains("warden:auth@9.0.0"), "{stderr}");
 }
 
 /// A project serving the capabilities fixture with the secret `JWT_SECRET`

@@ -27,8 +27,9 @@ fn a_plugin_for_another_contract_version_is_refused_naming_both() {
         .expect("refused");
     let message = err.to_string();
     assert!(matches!(err, LoadError::Contract { .. }), "{message}");
-    assert!(message.contains("warden:auth@0.2.0"), "{message}");
+    assert!(message.contains("warden:auth@9.0.0"), "{message}");
     assert!(message.contains("warden:auth@0.1.0"), "{message}");
+    assert!(message.contains("warden:auth@0.2.0"), "{message}");
 }
 
 #[test]

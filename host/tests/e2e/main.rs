@@ -7,6 +7,7 @@ mod artefacts;
 mod capabilities;
 mod cli;
 mod config_safety;
+mod contracts;
 mod faults;
 mod fuzzed;
 mod hot_swap;

@@ -7,8 +7,7 @@
 mod v0_1;
 mod v0_2;
 
-use serde_json::Value;
-use warden_types::{Event, HttpError, On, Outcome, Request, User};
+use warden_types::{Change, Event, HttpError, On, Outcome, Request, User};
 use wasmtime::component::{Component, Instance, Linker, ResourceAny, TypedFunc};
 use wasmtime::{Engine, Store};
 
@@ -27,16 +26,6 @@ pub(super) struct Registration {
     pub(super) handlers: Vec<On>,
     /// The headers `authenticate` reads (lower case); `None`: all of them.
     pub(super) headers: Option<Vec<String>>,
-}
-
-/// What a handler changed in the event's value.
-pub(super) enum Change {
-    /// Nothing.
-    None,
-    /// `value.metadata[key] = stamp` for each pair.
-    Stamps(Vec<(String, Value)>),
-    /// The whole value, replaced.
-    Value(Value),
 }
 
 /// A handler's answer, before the host applies it.

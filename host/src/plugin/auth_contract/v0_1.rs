@@ -1,11 +1,11 @@
 //! `warden:auth@0.1.0`: the user and every header go with each call, and a
 //! handler returns the whole modified value.
 
-use warden_types::{Action, Event, HttpError, On, Request, Resource, User};
+use warden_types::{Action, Change, Event, HttpError, On, Request, Resource, User};
 use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, HasSelf, Instance, Linker};
 
-use super::{Change, RawVerdict, Registration, shared_conversions, typed};
+use super::{RawVerdict, Registration, shared_conversions, typed};
 use crate::plugin::sandbox::Sandbox;
 
 pub(super) const VERSION: &str = "0.1.0";
@@ -15,8 +15,8 @@ wasmtime::component::bindgen!({
     world: "auth-plugin",
 });
 
-use self::warden::auth::{cache, config, crypto, log};
 use self::warden::auth::types as wit;
+use self::warden::auth::{cache, config, crypto, log};
 
 shared_conversions!();
 crate::plugin::crypto::crypto_import!();
@@ -62,8 +62,10 @@ impl Handlers {
             &mut *store,
             &self.authenticate,
         )?;
-        instance
-            .get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(&mut *store, &self.authorize)?;
+        instance.get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(
+            &mut *store,
+            &self.authorize,
+        )?;
         let registered = instance
             .get_typed_func::<RegisteredParams, RegisteredResults>(&mut *store, &self.registered)?;
         let (keys,) = registered.call(&mut *store, ())?;
@@ -117,12 +119,13 @@ impl Handlers {
             Ok(verdict) => verdict,
             Err(error) => return error_from_wit(error).map(Err),
         };
-        let change = match verdict.value {
-            None => Change::None,
-            Some(value) => Change::Value(serde_json::from_str(&value).map_err(|e| {
-                super::bad_output(format!("the modified value is not JSON: {e}"))
-            })?),
-        };
+        let change =
+            match verdict.value {
+                None => Change::None,
+                Some(value) => Change::Value(serde_json::from_str(&value).map_err(|e| {
+                    super::bad_output(format!("the modified value is not JSON: {e}"))
+                })?),
+            };
         Ok(Ok(RawVerdict {
             outcome: outcome_from_wit(verdict.decision)?,
             change,

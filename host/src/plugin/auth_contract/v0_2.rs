@@ -4,15 +4,15 @@
 //! typed variant, and a handler returns the metadata it stamps.
 
 use warden_types::{
-    Action, AssistantAction, CronAction, Event, HttpError, On, Request, Resource, StoreAction,
-    ThreadAction, User,
+    Action, AssistantAction, Change, CronAction, Event, HttpError, On, Request, Resource,
+    StoreAction, ThreadAction, User,
 };
 use wasmtime::Store;
 use wasmtime::component::{
     Component, ComponentExportIndex, HasSelf, Instance, Linker, ResourceAny,
 };
 
-use super::{Bound, Change, RawVerdict, Registration, shared_conversions, typed};
+use super::{Bound, RawVerdict, Registration, shared_conversions, typed};
 use crate::plugin::sandbox::Sandbox;
 
 pub(super) const VERSION: &str = "0.2.0";
@@ -22,9 +22,9 @@ wasmtime::component::bindgen!({
     world: "warden:auth/auth-plugin@0.2.0",
 });
 
+use self::warden::auth::types as wit;
 use self::warden::auth::{cache, crypto};
 use self::warden::common::{config, log};
-use self::warden::auth::types as wit;
 
 shared_conversions!();
 crate::plugin::crypto::crypto_import!();
@@ -80,8 +80,10 @@ impl Handlers {
             &mut *store,
             &self.new_session,
         )?;
-        instance
-            .get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(&mut *store, &self.authorize)?;
+        instance.get_typed_func::<AuthorizeParams<'_>, AuthorizeResults>(
+            &mut *store,
+            &self.authorize,
+        )?;
         let register = instance
             .get_typed_func::<RegisterParams, RegisterResults>(&mut *store, &self.register)?;
         let (registration,) = register.call(&mut *store, ())?;
@@ -92,7 +94,11 @@ impl Handlers {
             names
         });
         Ok(Registration {
-            handlers: registration.handlers.into_iter().map(key_from_wit).collect(),
+            handlers: registration
+                .handlers
+                .into_iter()
+                .map(key_from_wit)
+                .collect(),
             headers,
         })
     }
