@@ -9,6 +9,9 @@
 //! - `instantiate`: only creating the instance;
 //! - `reused`: one instance serving every request (not what Warden does);
 //! - `native`: the same policy compiled natively, no wasm;
+//! - `fresh-v0.1` / `inst-v0.1`: `fresh` / `instantiate` for the same
+//!   policy built against `warden:auth@0.1.0` (`tests/fixtures/contract-v0-1`,
+//!   raw `wit-bindgen`): what the 0.2.0 contract saves;
 //! - what a fresh instance's cost depends on, each `fresh-*`/`inst-*` pair
 //!   a variant of `fresh`/`instantiate`: pool slots keeping 256 KiB or
 //!   8 MiB resident instead of 2 MiB (`-keep256k`, `-keep8m`), and the
@@ -25,7 +28,9 @@
 //! `cargo bench -p warden --bench plugin_call` (needs the guests built:
 //! `cargo build --release --target wasm32-wasip2 -p reference-auth`).
 //! `WARDEN_BENCH_ROUNDS` / `WARDEN_BENCH_ITERS` change the sample size;
-//! `WARDEN_BENCH_MODES=fresh,native` runs only the modes named (for profiling).
+//! `WARDEN_BENCH_MODES=fresh,native` runs only the modes named (for profiling);
+//! `WARDEN_BENCH_COMPONENTS=old=<path.wasm>,...` adds `fresh-old` /
+//! `inst-old` for other builds of the policy (e.g. from an older commit).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -126,12 +131,26 @@ fn main() {
         };
         variants.push((name.into(), load(options)));
     }
+    // Other builds to compare, e.g. the plugin from an older commit:
+    // `WARDEN_BENCH_COMPONENTS=old=/tmp/old/reference_auth.wasm`.
+    let others = std::env::var("WARDEN_BENCH_COMPONENTS").unwrap_or_default();
+    for pair in others.split(',').filter(|p| !p.is_empty()) {
+        let (name, path) = pair
+            .split_once('=')
+            .expect("WARDEN_BENCH_COMPONENTS: `name=path,...`");
+        let path = PathBuf::from(path);
+        variants.push((name.into(), load_from(RuntimeOptions::default(), &path)));
+    }
     for (name, profile) in [("small", "guest"), ("small-flags", "guest-measure")] {
         let path = component_in(profile);
         if path.exists() {
             variants.push((name.into(), load_from(RuntimeOptions::default(), &path)));
         }
     }
+    // The 0.1.0 contract (every header and the user sent on each call, the
+    // whole value returned): a raw wit-bindgen plugin with the same policy.
+    let old = component_in("release").with_file_name("fixture_contract_v0_1.wasm");
+    let (_rt4, plugin_v01) = load_from(RuntimeOptions::default(), &old);
     let native = reference_auth::auth();
     let request = request();
     let value = value();
@@ -154,6 +173,14 @@ fn main() {
         (
             "instantiate",
             Box::new(|| drop(black_box(plugin.session().unwrap()))),
+        ),
+        (
+            "fresh-v0.1",
+            Box::new(|| wasm_request(&mut plugin_v01.session().unwrap(), &request, &value)),
+        ),
+        (
+            "inst-v0.1",
+            Box::new(|| drop(black_box(plugin_v01.session().unwrap()))),
         ),
         (
             "reused",

@@ -104,6 +104,11 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
             .memory_init_cow(true)
             .epoch_interruption(options.deadlines);
+        // For profiling guests with `perf`: `WARDEN_PROFILER=perfmap` writes
+        // /tmp/perf-<pid>.map, which names compiled guest functions.
+        if std::env::var_os("WARDEN_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| LoadError::Runtime(e.to_string()))?;
 
         let ticker = options.deadlines.then(|| {
