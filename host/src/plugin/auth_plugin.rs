@@ -261,7 +261,7 @@ impl AuthPlugin {
     /// A fresh instance of the plugin for one request.
     pub fn session(self: &Arc<Self>) -> Result<Session, Fault> {
         let (store, instance) = self.instantiate().inspect_err(|fault| {
-            self.log_fault("instantiate", fault);
+            self.log_fault(&"instantiate", fault);
         })?;
         Ok(Session {
             plugin: Arc::clone(self),
@@ -326,11 +326,11 @@ impl AuthPlugin {
         )
     }
 
-    fn log_fault(&self, event: &str, fault: &Fault) {
+    fn log_fault(&self, event: &dyn std::fmt::Display, fault: &Fault) {
         tracing::error!(
             plugin = %self.info.name,
             digest = %&self.info.digest[..12],
-            event,
+            %event,
             %fault,
             "auth plugin fault: request refused"
         );
@@ -399,7 +399,7 @@ impl Session {
             &mut self.store,
             self.instance,
             &self.failed,
-            "authenticate",
+            &"authenticate",
             |store, instance| {
                 plugin.handlers.authenticate(
                     store,
@@ -415,7 +415,7 @@ impl Session {
                 Ok(user) => self.scrub_user(user).map(Ok),
                 Err(error) => Ok(Err(self.scrub_error(error))),
             })
-            .inspect_err(|fault| self.fail("authenticate", fault))
+            .inspect_err(|fault| self.fail(&"authenticate", fault))
     }
 
     /// Authorizes `user`'s `event` on `value`: runs the handler that covers
@@ -450,13 +450,12 @@ impl Session {
         }
         let plugin = Arc::clone(&self.plugin);
         let bound = &mut self.bound;
-        let name = event.to_string();
         let result = call(
             &plugin,
             &mut self.store,
             self.instance,
             &self.failed,
-            &name,
+            &event,
             |store, instance| {
                 plugin
                     .handlers
@@ -492,7 +491,7 @@ impl Session {
                 }
                 Err(error) => Err(self.scrub_error(error)),
             })
-            .inspect_err(|fault| self.fail(&name, fault))
+            .inspect_err(|fault| self.fail(&event, fault))
     }
 
     /// The user with the plugin's secret values blanked out: a secret never
@@ -537,7 +536,7 @@ impl Session {
         error
     }
 
-    fn fail(&mut self, event: &str, fault: &Fault) {
+    fn fail(&mut self, event: &dyn std::fmt::Display, fault: &Fault) {
         if self.failed.is_none() {
             self.plugin.log_fault(event, fault);
             self.failed = Some(fault.clone());
@@ -552,7 +551,7 @@ fn call<R>(
     store: &mut Store<Sandbox>,
     instance: Instance,
     failed: &Option<Fault>,
-    event: &str,
+    event: &dyn std::fmt::Display,
     f: impl FnOnce(&mut Store<Sandbox>, Instance) -> wasmtime::Result<R>,
 ) -> Result<R, Fault> {
     if let Some(fault) = failed {
