@@ -238,13 +238,14 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
-    let storage = SqliteStorage::open(&args.data_dir)
-        .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
-    let state = AppState::serving(&config, auth, Arc::new(storage), graphs, args.workers)?;
-    let state = Arc::new(state);
     let port_file = args.port_file;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
+        let storage = SqliteStorage::open(&args.data_dir)
+            .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
+        let state =
+            AppState::serving(&config, auth, Arc::new(storage), graphs, args.workers).await?;
+        let state = Arc::new(state);
         tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)
             .await

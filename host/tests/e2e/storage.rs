@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use warden::storage::{Filter, SqliteStorage, Storage, ThreadQuery, ThreadStatus};
+use warden::storage::{Filter, SqliteStorage, Storage, ThreadQuery, ThreadStatus, wait};
 
 fn thread(metadata: Value) -> warden::storage::Thread {
     let metadata: Map<String, Value> = metadata.as_object().cloned().unwrap();
@@ -26,8 +26,7 @@ fn matching(storage: &SqliteStorage, filter: Filter) -> Vec<Value> {
         limit: 100,
         ..ThreadQuery::default()
     };
-    let mut found: Vec<Value> = storage
-        .search_threads(&query, Some(&filter))
+    let mut found: Vec<Value> = wait(storage.search_threads(&query, Some(&filter)))
         .unwrap()
         .items
         .into_iter()
@@ -51,7 +50,7 @@ fn filters_are_type_strict_and_support_contains_and_or() {
     {
         let mut m = metadata;
         m["n"] = json!(n);
-        assert!(s.insert_thread(&thread(m)).unwrap());
+        assert!(wait(s.insert_thread(&thread(m))).unwrap());
     }
     assert_eq!(
         matching(&s, Filter::eq("owner", "u1")),
@@ -98,23 +97,21 @@ fn data_survives_reopening_the_database() {
     let t = thread(json!({"owner": "u1"}));
     {
         let s = SqliteStorage::open(dir.path()).unwrap();
-        s.insert_thread(&t).unwrap();
-        s.put_item(
+        wait(s.insert_thread(&t)).unwrap();
+        wait(s.put_item(
             &["u1".into(), "ns".into()],
             "k",
             json!({"v": 1}).as_object().unwrap(),
             None,
-        )
+        ))
         .unwrap();
     }
     let s = SqliteStorage::open(dir.path()).unwrap();
-    let back = s
-        .thread(t.thread_id, None)
+    let back = wait(s.thread(t.thread_id, None))
         .unwrap()
         .expect("thread persisted");
     assert_eq!(back.metadata, t.metadata);
-    let item = s
-        .item(&["u1".into(), "ns".into()], "k", None)
+    let item = wait(s.item(&["u1".into(), "ns".into()], "k", None))
         .unwrap()
         .expect("item persisted");
     assert_eq!(item.value, *json!({"v": 1}).as_object().unwrap());

@@ -158,8 +158,9 @@ impl TestServerBuilder {
                 Some((id, Arc::new(slot)))
             })
             .collect();
-        let mut state =
-            AppState::serving(&config, slot, Arc::new(storage), graphs, 4).expect("state");
+        // SQLite's operations are done when first polled: no runtime needed.
+        let serving = AppState::serving(&config, slot, Arc::new(storage), graphs, 4);
+        let mut state = warden::storage::wait(serving).expect("state");
         state.disable_studio_auth = self.disable_studio_auth;
         TestServer {
             app: router(Arc::new(state)),
