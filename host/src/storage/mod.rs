@@ -1,8 +1,9 @@
 //! The storage seam: the records the API serves and the operations the
 //! routes need, each taking the authorization scope (the plugin's filter)
 //! so that a backend applies it **in its query**. SQLite ([`sqlite`]) is
-//! the embedded default; another backend implements [`Storage`] and
-//! nothing above it changes.
+//! the embedded default, PostgreSQL ([`postgres`]) the one several
+//! replicas share; another backend implements [`Storage`] and nothing
+//! above it changes.
 //!
 //! What every backend shares lives here, free of any database: the records
 //! (`records.rs`), what an update means (`patch.rs`: merges, versions, a
@@ -10,8 +11,11 @@
 //! ([`StorageError`]).
 
 mod checks;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod patch;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 mod status;
@@ -23,6 +27,7 @@ use uuid::Uuid;
 
 pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
+pub use postgres::{ConnectError, PostgresStorage};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};

@@ -17,6 +17,5 @@ mod limits;
 mod loading;
 mod oidc;
 mod resolution;
-mod storage;
 mod support;
 mod waits;
