@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
-pub use postgres::{ConnectError, PostgresStorage};
+pub use postgres::{ConnectError, PostgresStorage, redacted};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};
@@ -221,6 +221,9 @@ impl NamespaceQuery {
 /// future; an embedded backend may do its (short) work inline.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// The backend's name, as `/info` shows it (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+
     /// Inserts a thread; false when the id is taken.
     async fn insert_thread(&self, thread: &Thread) -> Result<bool>;
     /// The thread, if it exists within `scope`.

@@ -16,6 +16,7 @@ mod isolation_property;
 mod limits;
 mod loading;
 mod oidc;
+mod postgres;
 mod resolution;
 mod support;
 mod waits;

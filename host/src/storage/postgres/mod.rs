@@ -55,7 +55,7 @@ pub struct PostgresStorage {
 pub enum ConnectError {
     /// Not a PostgreSQL URI (`postgres://user@host:port/database`) or
     /// key-value string.
-    #[error("not a PostgreSQL database URI: {0}")]
+    #[error("not a PostgreSQL database URI (postgres://user@host:port/database): {0}")]
     BadUri(String),
     /// The server could not be reached, refused the connection, or failed
     /// the migrations.
@@ -64,8 +64,15 @@ pub enum ConnectError {
 }
 
 impl PostgresStorage {
-    /// Connects to the database at `uri` and migrates its schema.
+    /// Connects to the database at `uri` (`postgres://…`) and migrates its
+    /// schema.
     pub async fn connect(uri: &str) -> std::result::Result<Self, ConnectError> {
+        if !is_postgres_uri(uri) {
+            return Err(ConnectError::BadUri(format!(
+                "{}: the scheme must be postgres:// or postgresql://",
+                redacted(uri)
+            )));
+        }
         let mut config: tokio_postgres::Config = uri
             .parse()
             .map_err(|e: tokio_postgres::Error| ConnectError::BadUri(e.to_string()))?;
@@ -110,6 +117,28 @@ impl PostgresStorage {
     }
 }
 
+/// Whether `uri` names a PostgreSQL database (`postgres://`,
+/// `postgresql://`).
+pub fn is_postgres_uri(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
+}
+
+/// `uri` without its password, to name the database in logs and errors.
+pub fn redacted(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => uri.to_owned(),
+        },
+        None => uri.to_owned(),
+    }
+}
+
 /// A stored value the API cannot read back (a status it does not know).
 fn corrupt(error: impl std::error::Error + Send + Sync + 'static, what: &str) -> StorageError {
     StorageError::Backend(format!("{what}: {error}").into())
@@ -117,6 +146,10 @@ fn corrupt(error: impl std::error::Error + Send + Sync + 'static, what: &str) ->
 
 #[async_trait::async_trait]
 impl Storage for PostgresStorage {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn insert_thread(&self, thread: &Thread) -> Result<bool> {
         threads::insert(&**self.conn().await?, thread).await
     }

@@ -82,6 +82,10 @@ impl SqliteStorage {
 
 #[async_trait::async_trait]
 impl Storage for SqliteStorage {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn insert_thread(&self, thread: &Thread) -> Result<bool> {
         threads::insert(&*self.conn()?, thread)
     }

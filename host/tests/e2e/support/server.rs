@@ -198,6 +198,13 @@ impl ServerProcess {
         Self::launch(args, config, data_dir, env).map_err(|(_, log)| log)
     }
 
+    /// `warden serve --database-url <uri> --config <config> --data-dir
+    /// <data_dir>`: its records in that PostgreSQL database; the log when
+    /// it exits instead of listening.
+    pub fn start_on_database(config: &Path, data_dir: &Path, uri: &str) -> Result<Self, String> {
+        Self::start_with(&["serve", "--database-url", uri], config, data_dir, &[])
+    }
+
     /// Runs `warden serve --no-watch` on `config`, expecting it to refuse
     /// to start: its exit code and log.
     pub fn refused(config: &Path, data_dir: &Path, env: &[(&str, &Path)]) -> (i32, String) {
@@ -232,6 +239,8 @@ impl ServerProcess {
             .arg(data_dir)
             // The artefact key goes under target/, not the user's home.
             .env("XDG_STATE_HOME", root().join("target/warden-test-state"))
+            // SQLite under `data_dir` unless the test names a database.
+            .env_remove("DATABASE_URI")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
