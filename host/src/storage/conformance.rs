@@ -238,6 +238,19 @@ async fn filters_are_type_strict_and_support_contains_and_or(s: &dyn Storage) {
     assert_eq!(matching(s, nested).await, [0, 2]);
     assert_eq!(matching(s, Filter::eq("missing", 1)).await, [] as [i64; 0]);
     assert_eq!(matching(s, Filter::default()).await, [0, 1, 2, 3, 4]);
+    // As `Filter::matches`: a branch without conditions holds, no branch
+    // at all does not (a plugin's `$or` has two at least).
+    let owner_u2 = || match Filter::eq("owner", "u2").clauses.remove(0) {
+        warden_types::Clause::Condition(c) => c,
+        warden_types::Clause::AnyOf(_) => unreachable!(),
+    };
+    let any_of = |branches| Filter {
+        clauses: vec![warden_types::Clause::AnyOf(branches)],
+    };
+    let empty_branch = any_of(vec![vec![], vec![owner_u2()]]);
+    assert_eq!(matching(s, empty_branch).await, [0, 1, 2, 3, 4]);
+    assert_eq!(matching(s, any_of(vec![])).await, [] as [i64; 0]);
+    assert_eq!(matching(s, any_of(vec![vec![owner_u2()]])).await, [1]);
 }
 
 /// Every operator on every kind of operand, against every kind of stored

@@ -10,6 +10,12 @@
 //! nor exponent); a float operand matches any number of that value, as in
 //! SQLite. An array or object operand is JSONB equality.
 //!
+//! Where the two differ, the storage tests (`conformance.rs`) do not go:
+//! an array or object operand is equal in SQLite when its compact JSON
+//! text is (so `{"a":1,"b":2}` differs from `{"b":2,"a":1}` there, not
+//! here), and a float stored in exponent form without a fraction (`1e16`,
+//! as serde_json writes floats from 1e16 up) reads as an integer here.
+//!
 //! Keys with U+0000 are refused as SQLite's backend refuses them (JSONB
 //! could not hold them anyway), and a client's filter is bounded the same
 //! way (`checks.rs`).

@@ -76,9 +76,18 @@ impl Where {
                             .iter()
                             .map(|c| condition(column, c, &mut self.params))
                             .collect::<Result<Vec<_>, _>>()?;
-                        ors.push(format!("({})", ands.join(" AND ")));
+                        // An empty branch holds no condition: it is true.
+                        if ands.is_empty() {
+                            ors.push("1".to_owned());
+                        } else {
+                            ors.push(format!("({})", ands.join(" AND ")));
+                        }
                     }
-                    format!("({})", ors.join(" OR "))
+                    if ors.is_empty() {
+                        "0".to_owned()
+                    } else {
+                        format!("({})", ors.join(" OR "))
+                    }
                 }
             };
             self.parts.push(sql);
