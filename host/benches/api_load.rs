@@ -317,7 +317,7 @@ fn seed(data_dir: &Path, n: u64) -> Seed {
             thread(format!("u{}", others % OWNERS))
         };
         assert!(
-            storage.insert_thread(&t).expect("inserting a seed thread"),
+            warden::storage::wait(storage.insert_thread(&t)).expect("inserting a seed thread"),
             "thread id collision"
         );
     }

@@ -15,7 +15,7 @@ use warden::plugin::{
     Runtime, RuntimeOptions, Watcher,
 };
 use warden::server::AppState;
-use warden::storage::SqliteStorage;
+use warden::storage::{PostgresStorage, SqliteStorage, Storage, redacted};
 
 /// mimalloc: every request allocates a plugin instance's store, WASI
 /// context and buffers on one of many blocking-pool threads, where glibc's
@@ -73,6 +73,12 @@ struct ServeArgs {
     /// Where Warden keeps its data (database, compiled plugins).
     #[arg(long, default_value = "./.warden")]
     data_dir: PathBuf,
+    /// The PostgreSQL database to keep the records in
+    /// (`postgres://user:password@host:port/database`), which several
+    /// servers may share; default: `DATABASE_URI` if set, else SQLite in
+    /// `--data-dir`.
+    #[arg(long, value_name = "URI")]
+    database_url: Option<String>,
     /// Do not watch plugin files: reload them on SIGHUP only.
     #[arg(long)]
     no_watch: bool,
@@ -238,13 +244,12 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
-    let storage = SqliteStorage::open(&args.data_dir)
-        .with_context(|| format!("opening the database in {}", args.data_dir.display()))?;
-    let state = AppState::serving(&config, auth, Arc::new(storage), graphs, args.workers)?;
-    let state = Arc::new(state);
     let port_file = args.port_file;
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
+        let storage = open_storage(args.database_url, &args.data_dir).await?;
+        let state = AppState::serving(&config, auth, storage, graphs, args.workers).await?;
+        let state = Arc::new(state);
         tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -264,6 +269,28 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     drop(watcher);
     drop(runtime);
     Ok(())
+}
+
+/// The records' database: PostgreSQL at `--database-url`, else at
+/// `DATABASE_URI` (LangGraph's variable), else SQLite in `data_dir`.
+async fn open_storage(flag: Option<String>, data_dir: &Path) -> anyhow::Result<Arc<dyn Storage>> {
+    let env = std::env::var("DATABASE_URI").ok();
+    let (uri, from) = match (flag, env) {
+        (Some(uri), _) => (uri, "--database-url"),
+        (None, Some(uri)) if !uri.trim().is_empty() => (uri, "DATABASE_URI"),
+        _ => {
+            let storage = SqliteStorage::open(data_dir)
+                .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+            tracing::info!(path = %data_dir.join("warden.db").display(), "storage: SQLite");
+            return Ok(Arc::new(storage));
+        }
+    };
+    let shown = redacted(&uri);
+    let storage = PostgresStorage::connect(&uri)
+        .await
+        .with_context(|| format!("opening the PostgreSQL database {shown} ({from})"))?;
+    tracing::info!(database = %shown, "storage: PostgreSQL");
+    Ok(Arc::new(storage))
 }
 
 /// Writes `port` to `path` atomically: to a file beside it, renamed over it,

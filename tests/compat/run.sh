@@ -2,7 +2,12 @@
 # Python compatibility suite: drives Warden with the unmodified `langgraph_sdk` client
 # through the flows of LangGraph's custom-auth tutorials.
 #
-#   tests/compat/run.sh [pytest args...]      (default: the whole of tests/compat)
+#   tests/compat/run.sh [--postgres] [pytest args...]   (default: the whole of tests/compat)
+#
+# With --postgres, every server the tests start keeps its records in PostgreSQL
+# (`DATABASE_URI`): a fresh database `warden_compat_<random>` on the server at
+# WARDEN_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres), dropped
+# when the suite ends, whatever its outcome. Without it, SQLite in a fresh data directory.
 #
 # Environment:
 #   WARDEN_BIN          server binary (default <repo>/target/debug/warden); the tests start
@@ -12,6 +17,12 @@
 #                       and the restart test is skipped
 #   WARDEN_COMPAT_VENV  where the Python venv lives (default <repo>/target/compat-venv)
 set -euo pipefail
+
+postgres=false
+if [[ "${1:-}" == "--postgres" ]]; then
+    postgres=true
+    shift
+fi
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -45,4 +56,15 @@ export LANGSMITH_TRACING=false LANGCHAIN_TRACING_V2=false
 # Extra arguments go to pytest (e.g. `-k store`, `-x`, `tests/compat/test_store.py`); the
 # ini file is named explicitly so they work from the repository root.
 [[ $# -gt 0 ]] || set -- tests/compat
-exec "$venv/bin/python" -m pytest -q -c tests/compat/pytest.ini "$@"
+if ! $postgres; then
+    unset DATABASE_URI
+    exec "$venv/bin/python" -m pytest -q -c tests/compat/pytest.ini "$@"
+fi
+
+admin="${WARDEN_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+database="warden_compat_$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+psql "$admin" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $database"
+trap 'psql "$admin" -qX -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"' EXIT
+export DATABASE_URI="${admin%/*}/$database"
+echo "tests/compat/run.sh: on PostgreSQL, database $database" >&2
+"$venv/bin/python" -m pytest -q -c tests/compat/pytest.ini "$@"

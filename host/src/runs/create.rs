@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{CancelAction, LiveRun, RunSpec, Runs, STREAM_MODES, SubmitError};
 use crate::plugin::GraphSlot;
 use crate::reserved::{client_metadata, strip_reserved_config, strip_user_id};
-use crate::storage::{Object, Run, RunStatus, StorageError, Thread};
+use crate::storage::{Object, Run, RunStatus, StorageError, Thread, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Filter, Resource, User};
 
@@ -418,11 +418,10 @@ impl Runs {
         // caller. A system assistant is the server's (marked in storage,
         // not the client-writable `metadata.created_by`) at a served
         // graph's id.
-        let assistant = storage
-            .assistant(assistant_id, None)?
-            .ok_or(CreateError::NotFound)?;
+        let assistant =
+            wait(storage.assistant(assistant_id, None))?.ok_or(CreateError::NotFound)?;
         let system = graphs.assistants.values().any(|id| *id == assistant_id)
-            && storage.is_system_assistant(assistant_id)?;
+            && wait(storage.is_system_assistant(assistant_id))?;
         if !system {
             let (scope, _) = authz
                 .authorize(
@@ -431,7 +430,7 @@ impl Runs {
                     json!({"assistant_id": assistant_id}),
                 )
                 .map_err(CreateError::Denied)?;
-            if scope.is_some() && storage.assistant(assistant_id, scope.as_ref())?.is_none() {
+            if scope.is_some() && wait(storage.assistant(assistant_id, scope.as_ref()))?.is_none() {
                 return Err(CreateError::NotFound);
             }
         }
@@ -445,13 +444,13 @@ impl Runs {
         // made now.
         let graph_keys = json!({"graph_id": assistant.graph_id, "assistant_id": assistant_id});
         let (thread, created) = match target {
-            Target::Thread(id) => match storage.thread(id, filter.as_ref())? {
+            Target::Thread(id) => match wait(storage.thread(id, filter.as_ref()))? {
                 Some(thread) => (thread, false),
-                None if create_thread && storage.thread(id, None)?.is_none() => {
+                None if create_thread && wait(storage.thread(id, None))?.is_none() => {
                     let mut metadata = stamped.clone();
                     metadata.extend(object(&graph_keys));
                     let thread = Thread::new(id, metadata);
-                    if !storage.insert_thread(&thread)? {
+                    if !wait(storage.insert_thread(&thread))? {
                         return Err(CreateError::NotFound);
                     }
                     (thread, true)
@@ -462,7 +461,7 @@ impl Runs {
                 let mut metadata = stamped.clone();
                 metadata.extend(object(&graph_keys));
                 let thread = Thread::new(Uuid::now_v7(), metadata);
-                storage.insert_thread(&thread)?;
+                wait(storage.insert_thread(&thread))?;
                 (thread, true)
             }
         };
@@ -470,7 +469,7 @@ impl Runs {
         // Multitask: the runs already in flight on the thread.
         self.apply_strategy(authz, &thread, strategy)?;
         if !created {
-            storage.update_thread(thread.thread_id, None, &object(&graph_keys))?;
+            wait(storage.update_thread(thread.thread_id, None, &object(&graph_keys)))?;
         }
 
         // Assemble the config: the assistant's, the client's, then the
@@ -577,11 +576,7 @@ impl Runs {
                        "metadata": {"run_ids": run_ids, "status": null}}),
             )
             .map_err(CreateError::Denied)?;
-        if scope.is_some()
-            && self
-                .storage
-                .thread(thread.thread_id, scope.as_ref())?
-                .is_none()
+        if scope.is_some() && wait(self.storage.thread(thread.thread_id, scope.as_ref()))?.is_none()
         {
             return Err(CreateError::Forbidden);
         }

@@ -36,7 +36,9 @@ pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 
 use crate::config::LimitsConfig;
 use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
-use crate::storage::{Checkpoint, Object, Run, RunStatus, Storage, StorageError, ThreadStatus};
+use crate::storage::{
+    Checkpoint, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
+};
 use crate::timestamp::now;
 
 /// The stream modes a run can produce.
@@ -337,14 +339,14 @@ const SUBMITTED_BACKLOG: usize = 256;
 impl Runs {
     /// An executor running at most `workers` runs at once. Runs left
     /// pending or running by a previous process are marked `error`.
-    pub fn new(
+    pub async fn new(
         storage: Arc<dyn Storage>,
         workers: usize,
         limits: RunLimits,
     ) -> Result<Arc<Self>, StorageError> {
         let mut threads = HashSet::new();
-        for run in storage.runs_in_flight()? {
-            storage.set_run_status(run.run_id, RunStatus::Error)?;
+        for run in storage.runs_in_flight().await? {
+            storage.set_run_status(run.run_id, RunStatus::Error).await?;
             threads.insert(run.thread_id);
         }
         for thread in threads {
@@ -352,7 +354,7 @@ impl Runs {
                 thread,
                 ThreadStatus::Idle,
                 Some(&json!({"error": "ServerRestart", "message": "The server restarted while the run was in flight"})),
-            )?;
+            ).await?;
         }
         Ok(Arc::new(Self {
             storage,
@@ -433,7 +435,7 @@ impl Runs {
         let input_bytes =
             json_size(&spec.input) + json_size(&spec.config) + json_size(&spec.context);
         self.admit(&owner, input_bytes)?;
-        if let Err(e) = self.storage.insert_run(&spec.run) {
+        if let Err(e) = wait(self.storage.insert_run(&spec.run)) {
             Self::release(&mut self.inner(), &owner, input_bytes);
             return Err(e.into());
         }
@@ -568,9 +570,9 @@ impl Runs {
             drop(inner);
             let spec = live.take_spec();
             if let Some(spec) = spec {
-                self.end_cancelled(&live, &spec, action);
+                wait(self.end_cancelled(&live, &spec, action));
                 self.retire(&live);
-                self.settle_thread(live.thread_id);
+                wait(self.settle_thread(live.thread_id));
             }
         }
         true
@@ -613,7 +615,7 @@ impl Runs {
             // A run the shutdown reached while it waited never starts.
             let closing = self.inner().closing;
             if closing && let Some(spec) = live.take_spec() {
-                self.end_by_shutdown(&live, &spec, NEVER_STARTED);
+                self.end_by_shutdown(&live, &spec, NEVER_STARTED).await;
             }
             let ended = live
                 .spec
@@ -644,7 +646,8 @@ impl Runs {
                         json!({"error": "InternalError", "message": "The run's worker failed"}),
                     ),
                     false,
-                );
+                )
+                .await;
             }
             {
                 let mut inner = self.inner();
@@ -654,7 +657,7 @@ impl Runs {
                 inner.running.remove(&thread_id);
             }
             self.retire(&live);
-            self.settle_thread(thread_id);
+            self.settle_thread(thread_id).await;
         }
     }
 
@@ -664,7 +667,7 @@ impl Runs {
             return;
         };
         if self.inner().closing {
-            self.end_by_shutdown(live, &spec, NEVER_STARTED);
+            wait(self.end_by_shutdown(live, &spec, NEVER_STARTED));
             return;
         }
         if live.cancel.load(Ordering::Relaxed) {
@@ -673,13 +676,13 @@ impl Runs {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .unwrap_or(CancelAction::Interrupt);
-            self.end_cancelled(live, &spec, action);
+            wait(self.end_cancelled(live, &spec, action));
             return;
         }
-        if let Err(e) = self.storage.set_run_status(live.run_id, RunStatus::Running) {
+        if let Err(e) = wait(self.storage.set_run_status(live.run_id, RunStatus::Running)) {
             tracing::error!(run_id = %live.run_id, "cannot start the run: {e}");
         }
-        let before = match self.storage.thread(live.thread_id, None) {
+        let before = match wait(self.storage.thread(live.thread_id, None)) {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
         };
@@ -709,13 +712,13 @@ impl Runs {
             Ok(values) => {
                 writer.close(&values, true);
                 drop(writer);
-                self.finish(
+                wait(self.finish(
                     live,
                     Some(RunStatus::Success),
                     Some(Value::Null),
                     RunOutcome::Success(values),
                     spec.delete_thread,
-                );
+                ));
             }
             Err(RunFailure::Cancelled) => {
                 writer.close_partial(&spec);
@@ -725,7 +728,7 @@ impl Runs {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .unwrap_or(CancelAction::Interrupt);
-                self.end_cancelled(live, &spec, action);
+                wait(self.end_cancelled(live, &spec, action));
             }
             Err(failure) => {
                 writer.close_partial(&spec);
@@ -733,36 +736,36 @@ impl Runs {
                 let (error, message) = failure.error_and_message();
                 let error = json!({"error": error, "message": message});
                 live.events.push("error", &error);
-                self.finish(
+                wait(self.finish(
                     live,
                     Some(RunStatus::Error),
                     Some(error.clone()),
                     RunOutcome::Error(error),
                     spec.delete_thread,
-                );
+                ));
             }
         }
     }
 
-    fn delete_temporary_thread(&self, thread_id: Uuid) {
-        if let Err(e) = self.storage.delete_thread(thread_id, None) {
+    async fn delete_temporary_thread(&self, thread_id: Uuid) {
+        if let Err(e) = self.storage.delete_thread(thread_id, None).await {
             tracing::error!(%thread_id, "cannot delete the run's temporary thread: {e}");
         }
         self.forget_thread(thread_id);
     }
 
-    fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
+    async fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
         if live.shut_down.load(Ordering::Relaxed) {
             let grace = "The server shut down while the run was in flight; create it again";
-            self.end_by_shutdown(live, spec, grace);
+            self.end_by_shutdown(live, spec, grace).await;
             return;
         }
-        let values = match self.storage.thread(live.thread_id, None) {
+        let values = match self.storage.thread(live.thread_id, None).await {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
         };
         if action == CancelAction::Rollback
-            && let Err(e) = self.storage.delete_run(live.thread_id, live.run_id)
+            && let Err(e) = self.storage.delete_run(live.thread_id, live.run_id).await
         {
             tracing::error!(run_id = %live.run_id, "cannot roll the run back: {e}");
         }
@@ -776,13 +779,14 @@ impl Runs {
             None,
             RunOutcome::Interrupted(values),
             spec.delete_thread,
-        );
+        )
+        .await;
     }
 
     /// Records how the run ended and wakes everyone following it. No
     /// `status` (a rolled-back run, deleted) writes nothing. A temporary
     /// thread (`delete_thread`) is gone before anyone hears the run ended.
-    fn finish(
+    async fn finish(
         &self,
         live: &LiveRun,
         status: Option<RunStatus>,
@@ -791,19 +795,20 @@ impl Runs {
         delete_thread: bool,
     ) {
         if let Some(status) = status {
-            if let Err(e) = self.storage.set_run_status(live.run_id, status) {
+            if let Err(e) = self.storage.set_run_status(live.run_id, status).await {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
             }
             if let Some(error) = &error
-                && let Err(e) =
-                    self.storage
-                        .set_thread_status(live.thread_id, ThreadStatus::Busy, Some(error))
+                && let Err(e) = self
+                    .storage
+                    .set_thread_status(live.thread_id, ThreadStatus::Busy, Some(error))
+                    .await
             {
                 tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
             }
         }
         if delete_thread {
-            self.delete_temporary_thread(live.thread_id);
+            self.delete_temporary_thread(live.thread_id).await;
         }
         let bytes = match &outcome {
             RunOutcome::Success(v) | RunOutcome::Error(v) | RunOutcome::Interrupted(v) => {
@@ -817,7 +822,7 @@ impl Runs {
 
     /// Ends a run the shutdown stopped (or never let start): `error`, with
     /// `message`.
-    fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
+    async fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
         let error = json!({"error": "ServerShutdown", "message": message});
         live.events.push("error", &error);
         self.finish(
@@ -826,7 +831,8 @@ impl Runs {
             Some(error.clone()),
             RunOutcome::Error(error),
             spec.delete_thread,
-        );
+        )
+        .await;
     }
 
     /// Moves an ended run from the live runs to the recently finished,
@@ -891,9 +897,9 @@ impl Runs {
             if let Some(queue) = self.inner().queues.get_mut(&run.thread_id) {
                 queue.retain(|r| r.run_id != run.run_id);
             }
-            self.end_by_shutdown(&run, &spec, NEVER_STARTED);
+            self.end_by_shutdown(&run, &spec, NEVER_STARTED).await;
             self.retire(&run);
-            self.settle_thread(run.thread_id);
+            self.settle_thread(run.thread_id).await;
         }
         if self.settled_by(Instant::now() + grace).await {
             return;
@@ -930,17 +936,21 @@ impl Runs {
 
     /// A thread with nothing in flight is `idle`, or `error` when its last
     /// run failed.
-    fn settle_thread(&self, thread_id: Uuid) {
+    async fn settle_thread(&self, thread_id: Uuid) {
         if !self.in_flight(thread_id).is_empty() {
             return;
         }
-        let status = match self.storage.list_runs(thread_id, None, 1, 0) {
+        let status = match self.storage.list_runs(thread_id, None, 1, 0).await {
             Ok(runs) if runs.first().is_some_and(|r| r.status == RunStatus::Error) => {
                 ThreadStatus::Error
             }
             _ => ThreadStatus::Idle,
         };
-        if let Err(e) = self.storage.set_thread_status(thread_id, status, None) {
+        if let Err(e) = self
+            .storage
+            .set_thread_status(thread_id, status, None)
+            .await
+        {
             tracing::error!(%thread_id, "cannot settle the thread's status: {e}");
         }
     }
@@ -980,8 +990,7 @@ struct StepWriter {
 
 impl StepWriter {
     fn new(storage: Arc<dyn Storage>, live: &Arc<LiveRun>, spec: &RunSpec) -> Self {
-        let latest = storage
-            .checkpoints(live.thread_id, 1, None, &Object::new())
+        let latest = wait(storage.checkpoints(live.thread_id, 1, None, &Object::new()))
             .ok()
             .and_then(|c| c.into_iter().next());
         // Steps count on across the thread's runs, as in LangGraph: a new
@@ -1085,7 +1094,7 @@ impl StepWriter {
     fn write(&mut self, mut checkpoint: Checkpoint) {
         checkpoint.parent_checkpoint_id = self.parent.take();
         self.parent = Some(checkpoint.checkpoint_id.clone());
-        if let Err(e) = self.storage.put_checkpoint(&checkpoint) {
+        if let Err(e) = wait(self.storage.put_checkpoint(&checkpoint)) {
             tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
         }
     }

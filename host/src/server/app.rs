@@ -51,12 +51,12 @@ impl AppState {
 
     /// The state serving `config` without graph components (runs fail
     /// with a 503): [`AppState::serving`] with none.
-    pub fn new(
+    pub async fn new(
         config: &Config,
         auth: Option<Arc<PluginSlot>>,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, StorageError> {
-        Self::serving(config, auth, storage, BTreeMap::new(), DEFAULT_WORKERS)
+        Self::serving(config, auth, storage, BTreeMap::new(), DEFAULT_WORKERS).await
     }
 
     /// The state serving `config` with its graph components loaded, runs
@@ -64,7 +64,7 @@ impl AppState {
     /// per graph (id = uuid5 of the graph id, metadata `created_by:
     /// system`; no auth event, as in LangGraph), named as its graph names
     /// itself.
-    pub fn serving(
+    pub async fn serving(
         config: &Config,
         auth: Option<Arc<PluginSlot>>,
         storage: Arc<dyn Storage>,
@@ -81,18 +81,20 @@ impl AppState {
                 .get(graph_id)
                 .and_then(|slot| slot.current().info().name.clone())
                 .unwrap_or_else(|| graph_id.clone());
-            let found = storage.upsert_system_assistant(&Assistant {
-                assistant_id: id,
-                graph_id: graph_id.clone(),
-                config: serde_json::json!({}),
-                context: serde_json::json!({}),
-                metadata,
-                name,
-                description: graph.description.clone(),
-                version: 1,
-                created_at: now.clone(),
-                updated_at: now,
-            })?;
+            let found = storage
+                .upsert_system_assistant(&Assistant {
+                    assistant_id: id,
+                    graph_id: graph_id.clone(),
+                    config: serde_json::json!({}),
+                    context: serde_json::json!({}),
+                    metadata,
+                    name,
+                    description: graph.description.clone(),
+                    version: 1,
+                    created_at: now.clone(),
+                    updated_at: now,
+                })
+                .await?;
             if found == SystemAssistant::Replaced {
                 tracing::warn!(
                     assistant_id = %id,
@@ -104,7 +106,7 @@ impl AppState {
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
         let limits = Limits::from(&config.limits);
-        let runs = Runs::new(storage.clone(), workers, limits.runs.clone())?;
+        let runs = Runs::new(storage.clone(), workers, limits.runs.clone()).await?;
         Ok(Self {
             limits,
             streams: Arc::default(),

@@ -5,6 +5,7 @@
 //! run. A stateless cron's thread is deleted after the run unless its
 //! `on_run_completed` is `keep`.
 
+use crate::storage::wait;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ impl CronScheduler {
 
 /// Fires every cron due now; returns how many runs were created.
 pub fn fire_due(state: &Arc<AppState>) -> usize {
-    let due = match state.storage.due_crons(&now()) {
+    let due = match wait(state.storage.due_crons(&now())) {
         Ok(due) => due,
         Err(e) => {
             tracing::error!("cannot read the due crons: {e}");
@@ -67,10 +68,11 @@ pub fn fire_due(state: &Arc<AppState>) -> usize {
                 None
             }
         };
-        if let Err(e) = state
-            .storage
-            .set_cron_next_run(cron.cron_id, next.as_deref())
-        {
+        if let Err(e) = wait(
+            state
+                .storage
+                .set_cron_next_run(cron.cron_id, next.as_deref()),
+        ) {
             tracing::error!(cron_id = %cron.cron_id, "cannot schedule the cron's next run: {e}");
             continue;
         }

@@ -223,14 +223,11 @@ impl ThreadBinding {
     /// Whether the thread still exists, is the same one, and is within the
     /// reader's scope (a storage failure counts as no).
     async fn still_readable(&self) -> bool {
-        let storage = self.storage.clone();
-        let (id, scope) = (self.thread.thread_id, self.scope.clone());
-        let created_at = self.thread.created_at.clone();
-        tokio::task::spawn_blocking(move || {
-            matches!(storage.thread(id, scope.as_ref()), Ok(Some(t)) if t.created_at == created_at)
-        })
-        .await
-        .unwrap_or(false)
+        let found = self
+            .storage
+            .thread(self.thread.thread_id, self.scope.as_ref())
+            .await;
+        matches!(found, Ok(Some(t)) if t.created_at == self.thread.created_at)
     }
 
     fn owns(&self, live: &LiveRun) -> bool {

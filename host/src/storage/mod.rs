@@ -1,29 +1,57 @@
 //! The storage seam: the records the API serves and the operations the
 //! routes need, each taking the authorization scope (the plugin's filter)
 //! so that a backend applies it **in its query**. SQLite ([`sqlite`]) is
-//! the embedded default; another backend implements [`Storage`] and
-//! nothing above it changes.
+//! the embedded default, PostgreSQL ([`postgres`]) the one several
+//! replicas share; another backend implements [`Storage`] and nothing
+//! above it changes.
 //!
 //! What every backend shares lives here, free of any database: the records
 //! (`records.rs`), what an update means (`patch.rs`: merges, versions, a
 //! cron's next run) and the error a backend maps its own into
 //! ([`StorageError`]).
 
+mod checks;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod patch;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 mod status;
+
+use std::task::{Context, Poll, Waker};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
+pub use postgres::{ConnectError, PostgresStorage, redacted};
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};
 pub use warden_types::Filter;
+
+/// Waits for a storage operation in synchronous code: a request's job on
+/// the work pool, a run's worker on the blocking pool, a run cancelled as
+/// its stream is dropped. Async code awaits the operation instead.
+///
+/// An embedded backend's operation is done when first polled (SQLite
+/// works inline): then this costs no more than a direct call. One that
+/// waits on the network is driven by the server's runtime, whose context
+/// the thread must have entered (the work pool's and the blocking pool's
+/// have); on a runtime worker (a `Drop` in async code), the worker's other
+/// tasks move to another thread while it waits (`block_in_place`).
+pub fn wait<F: Future>(operation: F) -> F::Output {
+    let mut operation = std::pin::pin!(operation);
+    let mut cx = Context::from_waker(Waker::noop());
+    if let Poll::Ready(done) = operation.as_mut().poll(&mut cx) {
+        return done;
+    }
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| runtime.block_on(operation))
+}
 
 /// JSON object: metadata, config, values.
 pub type Object = Map<String, Value>;
@@ -186,50 +214,63 @@ impl NamespaceQuery {
 /// ([`AssistantPatch::apply`], [`CronPatch::apply`], ...) and writes the
 /// result back, all in one transaction: a backend stores, it does not
 /// decide what an update means.
+///
+/// Every operation is `async`: a network database must not hold a tokio
+/// worker while it waits. The trait is used as `Arc<dyn Storage>`, which
+/// `async fn` in a trait cannot be yet, so `async_trait` boxes each
+/// future; an embedded backend may do its (short) work inline.
+#[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// The backend's name, as `/info` shows it (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+
     /// Inserts a thread; false when the id is taken.
-    fn insert_thread(&self, thread: &Thread) -> Result<bool>;
+    async fn insert_thread(&self, thread: &Thread) -> Result<bool>;
     /// The thread, if it exists within `scope`.
-    fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>>;
+    async fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>>;
     /// Merges `metadata` into the thread's (shallowly, `patch::patch_thread`),
     /// if it exists within `scope`.
-    fn update_thread(
+    async fn update_thread(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
         metadata: &Object,
     ) -> Result<Option<Thread>>;
     /// Deletes the thread (and its crons), if it exists within `scope`.
-    fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    async fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
     /// Threads matching `query` within `scope`.
-    fn search_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<Page<Thread>>;
+    async fn search_threads(
+        &self,
+        query: &ThreadQuery,
+        scope: Option<&Filter>,
+    ) -> Result<Page<Thread>>;
     /// How many threads match `query` within `scope`.
-    fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64>;
+    async fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64>;
 
     /// Inserts or refreshes a graph's system assistant (no auth: start-up)
     /// and marks it the server's. A row at its id the server did not create
     /// is replaced; one it did keeps what authorized users made of it (only
     /// the name and description are refreshed): [`SystemAssistant::decide`].
-    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
+    async fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant>;
     /// Whether the assistant is one the server created (a system assistant).
-    fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
+    async fn is_system_assistant(&self, id: Uuid) -> Result<bool>;
     /// Inserts an assistant (version 1); false when the id is taken.
-    fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
+    async fn insert_assistant(&self, assistant: &Assistant) -> Result<bool>;
     /// The assistant, if it exists within `scope`.
-    fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>>;
+    async fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>>;
     /// Applies `patch` as a new version (the one after the latest it has
     /// had), if the assistant exists within `scope`.
-    fn update_assistant(
+    async fn update_assistant(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
         patch: &AssistantPatch,
     ) -> Result<Option<Assistant>>;
     /// Deletes the assistant (and its crons), if it exists within `scope`.
-    fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    async fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
     /// The assistant's versions whose metadata contains `metadata` and lies
     /// within `scope`, newest first (none when the assistant is missing).
-    fn assistant_versions(
+    async fn assistant_versions(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -240,38 +281,39 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes `version` the assistant's current one: its graph, config,
     /// context, metadata, name and description become that version's
     /// (`patch::restore_version`).
-    fn set_latest_assistant_version(
+    async fn set_latest_assistant_version(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
         version: i64,
     ) -> Result<SetLatest>;
     /// Assistants matching `query` within `scope`.
-    fn search_assistants(
+    async fn search_assistants(
         &self,
         query: &AssistantQuery,
         scope: Option<&Filter>,
     ) -> Result<Page<Assistant>>;
     /// How many assistants match `query` within `scope`.
-    fn count_assistants(&self, query: &AssistantQuery, scope: Option<&Filter>) -> Result<u64>;
+    async fn count_assistants(&self, query: &AssistantQuery, scope: Option<&Filter>)
+    -> Result<u64>;
 
     /// Inserts a cron.
-    fn insert_cron(&self, cron: &Cron) -> Result<()>;
+    async fn insert_cron(&self, cron: &Cron) -> Result<()>;
     /// The cron, if it exists within `scope`.
-    fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>>;
+    async fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>>;
     /// Applies `patch` (which may move the next run), if the cron exists
     /// within `scope`.
-    fn update_cron(
+    async fn update_cron(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
         patch: &CronPatch,
     ) -> Result<Option<Cron>>;
     /// Deletes the cron, if it exists within `scope`.
-    fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
+    async fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool>;
     /// Crons matching `query` within `scope` (on the cron's metadata) and
     /// `thread_scope` (on its thread's metadata; crons without a thread pass).
-    fn search_crons(
+    async fn search_crons(
         &self,
         query: &CronQuery,
         scope: Option<&Filter>,
@@ -280,18 +322,18 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The enabled crons due at `now` (RFC 3339), whose end time, if any,
     /// has not passed.
-    fn due_crons(&self, now: &str) -> Result<Vec<Cron>>;
+    async fn due_crons(&self, now: &str) -> Result<Vec<Cron>>;
     /// Sets when a cron fires next (`None`: never again).
-    fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()>;
+    async fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()>;
     /// How many crons `user_id` created (`limits.max_crons_per_user`).
-    fn count_crons_of(&self, user_id: &str) -> Result<u64>;
+    async fn count_crons_of(&self, user_id: &str) -> Result<u64>;
 
     /// Inserts a run, and marks its thread `busy`.
-    fn insert_run(&self, run: &Run) -> Result<()>;
+    async fn insert_run(&self, run: &Run) -> Result<()>;
     /// The run, if it is on that thread.
-    fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>>;
+    async fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>>;
     /// The thread's runs, newest first, optionally of one status.
-    fn list_runs(
+    async fn list_runs(
         &self,
         thread_id: Uuid,
         status: Option<RunStatus>,
@@ -299,29 +341,29 @@ pub trait Storage: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Vec<Run>>;
     /// Sets a run's status.
-    fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()>;
+    async fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()>;
     /// Deletes every checkpoint of the thread but the latest; returns how
     /// many went.
-    fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
+    async fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64>;
     /// Deletes a run (and the checkpoints it wrote on that thread, not those
     /// a copy of the thread holds); false when it is not on that thread.
-    fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;
+    async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool>;
     /// The runs pending or running, anywhere (left over from a previous
     /// process when called at start-up).
-    fn runs_in_flight(&self) -> Result<Vec<Run>>;
+    async fn runs_in_flight(&self) -> Result<Vec<Run>>;
     /// Sets a thread's status and, when given, its error (`Value::Null`
     /// clears it).
-    fn set_thread_status(
+    async fn set_thread_status(
         &self,
         thread_id: Uuid,
         status: ThreadStatus,
         error: Option<&Value>,
     ) -> Result<()>;
     /// Records a checkpoint and makes its values the thread's.
-    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// The thread's checkpoints, newest first: at most `limit`, older than
     /// `before` when given, whose metadata contains `metadata`.
-    fn checkpoints(
+    async fn checkpoints(
         &self,
         thread_id: Uuid,
         limit: u64,
@@ -329,14 +371,14 @@ pub trait Storage: Send + Sync + 'static {
         metadata: &Object,
     ) -> Result<Vec<Checkpoint>>;
     /// One checkpoint of the thread.
-    fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>>;
+    async fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>>;
     /// Copies a thread's checkpoints and values onto another thread.
-    fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()>;
+    async fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()>;
 
     /// Writes an item (insert or replace), atomically, if the item it
     /// replaces and the item written both lie within `scope` (a filter on
     /// the value); false, and nothing written, when either does not.
-    fn put_item(
+    async fn put_item(
         &self,
         namespace: &[String],
         key: &str,
@@ -344,12 +386,21 @@ pub trait Storage: Send + Sync + 'static {
         scope: Option<&Filter>,
     ) -> Result<bool>;
     /// The item, if it exists within `scope`.
-    fn item(&self, namespace: &[String], key: &str, scope: Option<&Filter>)
-    -> Result<Option<Item>>;
+    async fn item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        scope: Option<&Filter>,
+    ) -> Result<Option<Item>>;
     /// Deletes the item, if it exists within `scope`; false when it does not.
-    fn delete_item(&self, namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<bool>;
+    async fn delete_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        scope: Option<&Filter>,
+    ) -> Result<bool>;
     /// Items under a namespace prefix matching a filter on their values.
-    fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>>;
+    async fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>>;
     /// The namespaces holding items that match the query's filter.
-    fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>>;
+    async fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>>;
 }

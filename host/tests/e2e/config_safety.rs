@@ -25,7 +25,8 @@ fn app_for(text: &str) -> Client {
     let source = plugin.info().path.clone();
     let slot = Arc::new(PluginSlot::new(Arc::clone(runtime()), &source, plugin));
     let storage = Arc::new(warden::storage::SqliteStorage::in_memory().expect("in-memory db"));
-    let state = warden::server::AppState::new(&config, Some(slot), storage).expect("state");
+    let state = warden::storage::wait(warden::server::AppState::new(&config, Some(slot), storage))
+        .expect("state");
     Client::router(warden::server::router(Arc::new(state)))
 }
 

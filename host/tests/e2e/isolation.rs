@@ -674,7 +674,8 @@ async fn a_row_squatting_a_system_id_is_replaced_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(dir.path()).unwrap());
     let start = |graphs: &[&str]| {
-        let state = AppState::new(&config(graphs), None, storage.clone()).unwrap();
+        let config = config(graphs);
+        let state = warden::storage::wait(AppState::new(&config, None, storage.clone())).unwrap();
         Client::router(router(Arc::new(state)))
     };
     let later = system_assistant_id("later");
@@ -718,30 +719,34 @@ async fn rows_from_before_the_servers_marker_are_adopted_or_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(SqliteStorage::open(dir.path()).unwrap());
     let (agent, later) = (system_assistant_id("agent"), system_assistant_id("later"));
-    AppState::new(&config(&["agent"]), None, storage.clone()).unwrap();
+    AppState::new(&config(&["agent"]), None, storage.clone())
+        .await
+        .unwrap();
     let tuned = warden::storage::AssistantPatch {
         config: Some(json!({"configurable": {"tuned": true}})),
         ..Default::default()
     };
-    storage.update_assistant(agent, None, &tuned).unwrap();
+    storage.update_assistant(agent, None, &tuned).await.unwrap();
     // A squatter of the old days claimed to be the system.
-    let mut squatter = storage.assistant(agent, None).unwrap().unwrap();
+    let mut squatter = storage.assistant(agent, None).await.unwrap().unwrap();
     squatter.assistant_id = later;
     squatter.config = json!({"configurable": {"planted": true}});
-    assert!(storage.insert_assistant(&squatter).unwrap());
+    assert!(storage.insert_assistant(&squatter).await.unwrap());
     // As a database written before the marker: no row is marked.
     let db = rusqlite::Connection::open(dir.path().join("warden.db")).unwrap();
     db.execute("UPDATE assistants SET server_owned = 0", [])
         .unwrap();
 
-    AppState::new(&config(&["agent", "later"]), None, storage.clone()).unwrap();
-    let agent_row = storage.assistant(agent, None).unwrap().unwrap();
+    AppState::new(&config(&["agent", "later"]), None, storage.clone())
+        .await
+        .unwrap();
+    let agent_row = storage.assistant(agent, None).await.unwrap().unwrap();
     assert_eq!(agent_row.config["configurable"]["tuned"], true);
-    let later_row = storage.assistant(later, None).unwrap().unwrap();
+    let later_row = storage.assistant(later, None).await.unwrap().unwrap();
     assert_eq!(
         (later_row.graph_id.as_str(), &later_row.config),
         ("later", &json!({}))
     );
-    assert!(storage.is_system_assistant(agent).unwrap());
-    assert!(storage.is_system_assistant(later).unwrap());
+    assert!(storage.is_system_assistant(agent).await.unwrap());
+    assert!(storage.is_system_assistant(later).await.unwrap());
 }

@@ -17,7 +17,7 @@ mod isolation_property;
 mod limits;
 mod loading;
 mod oidc;
+mod postgres;
 mod resolution;
-mod storage;
 mod support;
 mod waits;

@@ -19,7 +19,7 @@ use super::extract::{
 use super::records;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, SetLatest};
+use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, SetLatest, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -155,11 +155,11 @@ pub(in crate::server) async fn create(
             created_at: now.clone(),
             updated_at: now,
         };
-        if state.storage.insert_assistant(&assistant)? {
+        if wait(state.storage.insert_assistant(&assistant))? {
             return ok(records::Assistant::from(assistant));
         }
         let exists = || ApiError::conflict(format!("Assistant {id} already exists"));
-        let Some(existing) = state.storage.assistant(id, authorized.filter.as_ref())? else {
+        let Some(existing) = wait(state.storage.assistant(id, authorized.filter.as_ref()))? else {
             return Err(exists());
         };
         match if_exists.as_str() {
@@ -190,7 +190,7 @@ pub(in crate::server) async fn get(
             Action::Read,
             json!({"assistant_id": id}),
         )?;
-        match state.storage.assistant(id, scope.as_ref())? {
+        match wait(state.storage.assistant(id, scope.as_ref()))? {
             // An assistant whose graph is no longer served is hidden.
             Some(a) if state.graphs.contains_key(&a.graph_id) => ok(records::Assistant::from(a)),
             _ => Err(ApiError::not_found("Not Found")),
@@ -235,9 +235,11 @@ pub(in crate::server) async fn versions(
         )?;
         let metadata = body.metadata.unwrap_or_default();
         let versions =
-            state
-                .storage
-                .assistant_versions(id, scope.as_ref(), &metadata, limit, offset)?;
+            wait(
+                state
+                    .storage
+                    .assistant_versions(id, scope.as_ref(), &metadata, limit, offset),
+            )?;
         if versions.is_empty() {
             return Err(ApiError::not_found(format!("Assistant {id} not found")));
         }
@@ -280,10 +282,11 @@ pub(in crate::server) async fn set_latest(
             Action::Update,
             json!({"assistant_id": id, "version": version}),
         )?;
-        match state
-            .storage
-            .set_latest_assistant_version(id, scope.as_ref(), version)?
-        {
+        match wait(
+            state
+                .storage
+                .set_latest_assistant_version(id, scope.as_ref(), version),
+        )? {
             SetLatest::Done(assistant) => ok(records::Assistant::from(*assistant)),
             SetLatest::NoAssistant => Err(ApiError::not_found(format!("Assistant {id} not found"))),
             SetLatest::NoVersion => Err(ApiError::not_found(format!(
@@ -351,11 +354,13 @@ pub(in crate::server) async fn patch(
             name: body.name,
             description: body.description,
         };
-        ok(state
-            .storage
-            .update_assistant(id, authorized.filter.as_ref(), &patch)?
-            .map(records::Assistant::from)
-            .ok_or_else(|| ApiError::not_found(format!("Assistant {id} not found")))?)
+        ok(wait(
+            state
+                .storage
+                .update_assistant(id, authorized.filter.as_ref(), &patch),
+        )?
+        .map(records::Assistant::from)
+        .ok_or_else(|| ApiError::not_found(format!("Assistant {id} not found")))?)
     })
     .await
 }
@@ -387,7 +392,7 @@ pub(in crate::server) async fn delete(
             json!({"thread_id": null, "action": "interrupt",
                    "metadata": {"run_ids": null, "status": null}}),
         )?;
-        if state.storage.delete_assistant(id, scope.as_ref())? {
+        if wait(state.storage.delete_assistant(id, scope.as_ref()))? {
             no_content()
         } else {
             Err(ApiError::not_found(format!(
@@ -452,7 +457,7 @@ pub(in crate::server) async fn search(
         let body = body?;
         let (query, value, fields) = body.query(&state)?;
         let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
-        let page = state.storage.search_assistants(&query, scope.as_ref())?;
+        let page = wait(state.storage.search_assistants(&query, scope.as_ref()))?;
         let items = select(
             page.items.into_iter().map(records::Assistant::from),
             &fields,
@@ -488,7 +493,9 @@ pub(in crate::server) async fn count(
         value["limit"] = json!(0);
         value["offset"] = json!(0);
         let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
-        ok(state.storage.count_assistants(&query, scope.as_ref())?)
+        ok(wait(
+            state.storage.count_assistants(&query, scope.as_ref()),
+        )?)
     })
     .await
 }

@@ -20,7 +20,7 @@ use super::records;
 use crate::schedule::{self, next_run};
 use crate::server::error::ApiError;
 use crate::server::{AppState, Caller, Pending, as_caller};
-use crate::storage::{Cron, CronPatch, CronQuery, Object, Page};
+use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -99,21 +99,17 @@ async fn create(
         };
         let metadata = client_metadata(body.metadata);
         let system = state.graphs.values().any(|id| *id == assistant_id)
-            && state.storage.is_system_assistant(assistant_id)?;
+            && wait(state.storage.is_system_assistant(assistant_id))?;
         if !system {
             let scope = caller.scope(
                 Resource::Assistants,
                 Action::Read,
                 json!({"assistant_id": assistant_id}),
             )?;
-            if state
-                .storage
-                .assistant(assistant_id, scope.as_ref())?
-                .is_none()
-            {
+            if wait(state.storage.assistant(assistant_id, scope.as_ref()))?.is_none() {
                 return Err(ApiError::not_found("Not Found"));
             }
-        } else if state.storage.assistant(assistant_id, None)?.is_none() {
+        } else if wait(state.storage.assistant(assistant_id, None))?.is_none() {
             return Err(ApiError::not_found("Not Found"));
         }
         if let Some(tid) = thread_id {
@@ -122,7 +118,7 @@ async fn create(
                 Action::Read,
                 json!({"thread_id": tid, "metadata": metadata}),
             )?;
-            if state.storage.thread(tid, scope.as_ref())?.is_none() {
+            if wait(state.storage.thread(tid, scope.as_ref()))?.is_none() {
                 return Err(ApiError::not_found(format!(
                     "Thread with ID {tid} not found"
                 )));
@@ -169,7 +165,7 @@ async fn create(
             updated_at: now,
         };
         let max = state.limits.max_crons_per_user;
-        if state.storage.count_crons_of(&caller.user.identity)? >= max {
+        if wait(state.storage.count_crons_of(&caller.user.identity))? >= max {
             return Err(ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -178,7 +174,7 @@ async fn create(
                 ),
             ));
         }
-        state.storage.insert_cron(&cron)?;
+        wait(state.storage.insert_cron(&cron))?;
         ok(records::Cron::from(cron))
     })
     .await
@@ -234,9 +230,7 @@ pub(in crate::server) async fn get(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "cron")?;
         let scope = caller.scope(Resource::Crons, Action::Read, json!({"cron_id": id}))?;
-        ok(state
-            .storage
-            .cron(id, scope.as_ref())?
+        ok(wait(state.storage.cron(id, scope.as_ref()))?
             .map(records::Cron::from)
             .ok_or_else(|| ApiError::not_found("Not Found"))?)
     })
@@ -318,11 +312,13 @@ pub(in crate::server) async fn patch(
             payload: (!body.payload.is_empty()).then_some(body.payload),
             metadata: metadata.map(|m| stamped_metadata(&authorized.value, m)),
         };
-        ok(state
-            .storage
-            .update_cron(id, authorized.filter.as_ref(), &patch)?
-            .map(records::Cron::from)
-            .ok_or_else(|| ApiError::not_found(format!("Cron '{id}' not found")))?)
+        ok(wait(
+            state
+                .storage
+                .update_cron(id, authorized.filter.as_ref(), &patch),
+        )?
+        .map(records::Cron::from)
+        .ok_or_else(|| ApiError::not_found(format!("Cron '{id}' not found")))?)
     })
     .await
 }
@@ -343,7 +339,7 @@ pub(in crate::server) async fn delete(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "cron")?;
         let scope = caller.scope(Resource::Crons, Action::Delete, json!({"cron_id": id}))?;
-        if state.storage.delete_cron(id, scope.as_ref())? {
+        if wait(state.storage.delete_cron(id, scope.as_ref()))? {
             no_content()
         } else {
             Err(ApiError::not_found("Not Found"))
@@ -405,9 +401,11 @@ fn search_page(
         limit: if count { 0 } else { limit },
         offset,
     };
-    let page = state
-        .storage
-        .search_crons(&query, scope.as_ref(), thread_scope.as_ref())?;
+    let page = wait(
+        state
+            .storage
+            .search_crons(&query, scope.as_ref(), thread_scope.as_ref()),
+    )?;
     Ok((page, offset, body.select))
 }
 

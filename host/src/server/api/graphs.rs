@@ -3,6 +3,7 @@
 //! `GET /assistants/{id}/subgraphs`, from what the graph component
 //! described when it was loaded.
 
+use crate::storage::wait;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -29,9 +30,7 @@ fn component(
         Action::Read,
         json!({"assistant_id": id}),
     )?;
-    let assistant = state
-        .storage
-        .assistant(id, scope.as_ref())?
+    let assistant = wait(state.storage.assistant(id, scope.as_ref()))?
         .ok_or_else(|| ApiError::not_found("Not Found"))?;
     let graph = state
         .graph_components

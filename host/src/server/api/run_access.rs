@@ -21,7 +21,7 @@ use crate::runs::{CancelAction, LiveRun};
 use crate::server::error::ApiError;
 use crate::server::streaming::{self, CancelOnDrop, Locations, ModeFilter};
 use crate::server::{AppState, Caller, Pending, as_caller};
-use crate::storage::{RunStatus, Thread};
+use crate::storage::{RunStatus, Thread, wait};
 use crate::types::{Action, Resource};
 
 fn ids(thread: &str, run: &str) -> Result<(Uuid, Uuid), ApiError> {
@@ -50,9 +50,7 @@ pub(in crate::server) async fn get(
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
         scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
-        ok(state
-            .storage
-            .run(tid, rid)?
+        ok(wait(state.storage.run(tid, rid))?
             .map(records::Run::from)
             .ok_or_else(|| ApiError::not_found("Not Found"))?)
     })
@@ -90,17 +88,15 @@ pub(in crate::server) async fn list(
             Some(Err(_)) => return ok(Vec::<records::Run>::new()),
             status => status.transpose().ok().flatten(),
         };
-        let runs: Vec<_> = state
-            .storage
-            .list_runs(
-                tid,
-                status,
-                query.limit.unwrap_or(10).min(1000),
-                query.offset.unwrap_or(0),
-            )?
-            .into_iter()
-            .map(records::Run::from)
-            .collect();
+        let runs: Vec<_> = wait(state.storage.list_runs(
+            tid,
+            status,
+            query.limit.unwrap_or(10).min(1000),
+            query.offset.unwrap_or(0),
+        ))?
+        .into_iter()
+        .map(records::Run::from)
+        .collect();
         ok(runs)
     })
     .await
@@ -193,10 +189,8 @@ pub(in crate::server) async fn join(
         let (tid, rid) = ids(&thread, &run)?;
         let query = join_query(uri.query())?;
         let thread = scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
-        let record = state
-            .storage
-            .run(tid, rid)?
-            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        let record =
+            wait(state.storage.run(tid, rid))?.ok_or_else(|| ApiError::not_found("Not Found"))?;
         let locations = Locations {
             location: None,
             content_location: Some(format!("/threads/{tid}/runs/{rid}")),
@@ -248,10 +242,7 @@ pub(in crate::server) async fn join_stream(
         let (tid, rid) = ids(&thread, &run)?;
         let query = join_query(uri.query())?;
         scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
-        state
-            .storage
-            .run(tid, rid)?
-            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        wait(state.storage.run(tid, rid))?.ok_or_else(|| ApiError::not_found("Not Found"))?;
         let Some(live) = state.runs.get(tid, rid) else {
             return Ok(streaming::empty_sse());
         };
@@ -390,9 +381,7 @@ pub(in crate::server) async fn cancel_many(
                 )?;
                 let mut targets = Vec::new();
                 for live in state.runs.all_in_flight() {
-                    let started = state
-                        .storage
-                        .run(live.thread_id, live.run_id)?
+                    let started = wait(state.storage.run(live.thread_id, live.run_id))?
                         .is_some_and(|r| r.status == RunStatus::Running);
                     let wanted = match status.as_str() {
                         "pending" => !started,
@@ -400,10 +389,7 @@ pub(in crate::server) async fn cancel_many(
                         _ => true,
                     };
                     if wanted
-                        && state
-                            .storage
-                            .thread(live.thread_id, scope.as_ref())?
-                            .is_some()
+                        && wait(state.storage.thread(live.thread_id, scope.as_ref()))?.is_some()
                     {
                         targets.push(live.run_id);
                     }
@@ -463,7 +449,7 @@ pub(in crate::server) async fn delete(
             state.runs.cancel(rid, CancelAction::Rollback);
             return no_content();
         }
-        if state.storage.delete_run(tid, rid)? {
+        if wait(state.storage.delete_run(tid, rid))? {
             no_content()
         } else {
             Err(ApiError::not_found("Run not found"))

@@ -16,7 +16,7 @@ use super::threads::scoped;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Checkpoint, Object, Thread};
+use crate::storage::{Checkpoint, Object, Thread, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -64,11 +64,11 @@ fn empty_state() -> Value {
 }
 
 fn latest(state: &AppState, id: Uuid) -> Result<Option<Checkpoint>, ApiError> {
-    Ok(state
-        .storage
-        .checkpoints(id, 1, None, &Object::new())?
-        .into_iter()
-        .next())
+    Ok(
+        wait(state.storage.checkpoints(id, 1, None, &Object::new()))?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// `GET /threads/{thread_id}/state`.
@@ -96,9 +96,7 @@ pub(in crate::server) async fn get(
 }
 
 fn at_checkpoint(state: &AppState, id: Uuid, checkpoint_id: &str) -> Result<Value, ApiError> {
-    state
-        .storage
-        .checkpoint(id, checkpoint_id)?
+    wait(state.storage.checkpoint(id, checkpoint_id))?
         .map(|c| thread_state(&c))
         .ok_or_else(|| ApiError::not_found(format!("Checkpoint {checkpoint_id} not found")))
 }
@@ -191,7 +189,7 @@ pub(in crate::server) async fn update(
         let id = path_id(&id, "thread")?;
         let thread = readable(&state, caller, id)?;
         let scope = caller.scope(Resource::Threads, Action::Update, json!({"thread_id": id}))?;
-        if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
+        if scope.is_some() && wait(state.storage.thread(id, scope.as_ref()))?.is_none() {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -273,7 +271,7 @@ pub(in crate::server) async fn update(
             metadata,
             created_at: now(),
         };
-        state.storage.put_checkpoint(&checkpoint)?;
+        wait(state.storage.put_checkpoint(&checkpoint))?;
         let reference = checkpoint_ref(id, &checkpoint.checkpoint_id);
         ok(json!({"checkpoint": reference, "configurable": reference,
                   "checkpoint_id": checkpoint.checkpoint_id}))
@@ -343,9 +341,11 @@ fn history(state: &AppState, id: Uuid, body: HistoryBody) -> Result<Response, Ap
     let (mut states, mut bytes, mut before) = (Vec::new(), 0, before);
     while (states.len() as u64) < limit {
         let asked = (limit - states.len() as u64).min(HISTORY_PAGE);
-        let page = state
-            .storage
-            .checkpoints(id, asked, before.as_deref(), &metadata)?;
+        let page = wait(
+            state
+                .storage
+                .checkpoints(id, asked, before.as_deref(), &metadata),
+        )?;
         before = page.last().map(|c| c.checkpoint_id.clone());
         let full = page.len() as u64 == asked;
         for checkpoint in &page {

@@ -25,7 +25,7 @@ use super::extract::{JsonBody, no_content, ok};
 use super::records;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object};
+use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object, wait};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
 /// Each label non-empty and without `.`; else the reference's plain-text 422.
@@ -107,10 +107,11 @@ pub(in crate::server) async fn put(
             Some(Value::Object(o)) => o.clone(),
             _ => return Err(ApiError::unprocessable("value: must be an object")),
         };
-        if !state
-            .storage
-            .put_item(&namespace, &key, &item, authorized.filter.as_ref())?
-        {
+        if !wait(
+            state
+                .storage
+                .put_item(&namespace, &key, &item, authorized.filter.as_ref()),
+        )? {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "Forbidden: the item lies outside the caller's store scope",
@@ -164,10 +165,12 @@ pub(in crate::server) async fn get(
         let value = authorized.value;
         let namespace = namespace_of(&value)?;
         let key = text_of(&value, "key", &key);
-        ok(state
-            .storage
-            .item(&namespace, &key, authorized.filter.as_ref())?
-            .map(records::Item::from))
+        ok(wait(
+            state
+                .storage
+                .item(&namespace, &key, authorized.filter.as_ref()),
+        )?
+        .map(records::Item::from))
     })
     .await
 }
@@ -201,9 +204,11 @@ pub(in crate::server) async fn delete(
         let namespace = namespace_of(&value)?;
         let key = text_of(&value, "key", &body.key);
         // An item outside the scope is as missing: 204, nothing deleted.
-        state
-            .storage
-            .delete_item(&namespace, &key, authorized.filter.as_ref())?;
+        wait(
+            state
+                .storage
+                .delete_item(&namespace, &key, authorized.filter.as_ref()),
+        )?;
         no_content()
     })
     .await
@@ -283,9 +288,7 @@ pub(in crate::server) async fn search(
             limit: value.get("limit").and_then(Value::as_u64).unwrap_or(10),
             offset: value.get("offset").and_then(Value::as_u64).unwrap_or(0),
         };
-        let items: Vec<Value> = state
-            .storage
-            .search_items(&query)?
+        let items: Vec<Value> = wait(state.storage.search_items(&query))?
             .into_iter()
             .map(|item| {
                 let mut v = serde_json::to_value(records::Item::from(item)).unwrap_or_default();
@@ -336,7 +339,7 @@ pub(in crate::server) async fn namespaces(
             limit: body.limit.unwrap_or(100),
             offset: body.offset.unwrap_or(0),
         };
-        ok(json!({"namespaces": state.storage.list_namespaces(&query)?}))
+        ok(json!({"namespaces": wait(state.storage.list_namespaces(&query))?}))
     })
     .await
 }

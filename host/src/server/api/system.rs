@@ -95,6 +95,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "host": {"kind": "self-hosted", "project_id": null, "host_revision_id": null,
                  "revision_id": null, "tenant_id": null},
         "plugins": plugins,
+        "storage": state.storage.backend(),
     }))
 }
 

@@ -21,7 +21,7 @@ use super::records;
 use crate::server::error::ApiError;
 use crate::server::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Filter, Object, Thread, ThreadQuery, ThreadStatus};
+use crate::storage::{Filter, Object, Thread, ThreadQuery, ThreadStatus, wait};
 use crate::types::{Action, Resource};
 
 const FIELDS: &[&str] = &[
@@ -59,10 +59,7 @@ pub(in crate::server) fn scoped(
     id: Uuid,
 ) -> Result<Thread, ApiError> {
     let scope = caller.scope(Resource::Threads, action, value)?;
-    state
-        .storage
-        .thread(id, scope.as_ref())?
-        .ok_or_else(|| missing(id))
+    wait(state.storage.thread(id, scope.as_ref()))?.ok_or_else(|| missing(id))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -100,12 +97,12 @@ pub(in crate::server) async fn create(
         let value = json!({"thread_id": id, "metadata": metadata, "if_exists": if_exists});
         let authorized = caller.authorize(Resource::Threads, Action::Create, value)?;
         let thread = Thread::new(id, stamped_metadata(&authorized.value, metadata));
-        if state.storage.insert_thread(&thread)? {
+        if wait(state.storage.insert_thread(&thread))? {
             return ok(records::Thread::from(thread));
         }
         let exists = || ApiError::conflict(format!("Thread with ID {id} already exists"));
         // The id is taken: one the caller may not see stays a conflict.
-        let Some(existing) = state.storage.thread(id, authorized.filter.as_ref())? else {
+        let Some(existing) = wait(state.storage.thread(id, authorized.filter.as_ref()))? else {
             return Err(exists());
         };
         match if_exists.as_str() {
@@ -132,9 +129,7 @@ pub(in crate::server) async fn get(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-        ok(state
-            .storage
-            .thread(id, scope.as_ref())?
+        ok(wait(state.storage.thread(id, scope.as_ref()))?
             .map(records::Thread::from)
             .ok_or_else(|| missing(id))?)
     })
@@ -175,10 +170,12 @@ pub(in crate::server) async fn patch(
         let value = json!({"thread_id": id, "metadata": metadata});
         let authorized = caller.authorize(Resource::Threads, Action::Update, value)?;
         let metadata = stamped_metadata(&authorized.value, metadata);
-        let thread = state
-            .storage
-            .update_thread(id, authorized.filter.as_ref(), &metadata)?
-            .ok_or_else(|| ApiError::not_found("Not Found"))?;
+        let thread = wait(
+            state
+                .storage
+                .update_thread(id, authorized.filter.as_ref(), &metadata),
+        )?
+        .ok_or_else(|| ApiError::not_found("Not Found"))?;
         if minimal {
             no_content()
         } else {
@@ -217,7 +214,7 @@ pub(in crate::server) async fn delete(
 /// stopped first (they write nothing after), then forgets it in memory
 /// (its runs' events dropped, its streams ended); false when it does not.
 fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<bool, ApiError> {
-    if state.storage.thread(id, scope)?.is_none() {
+    if wait(state.storage.thread(id, scope))?.is_none() {
         return Ok(false);
     }
     for run in state.runs.in_flight(id) {
@@ -225,7 +222,7 @@ fn delete_within(state: &AppState, id: Uuid, scope: Option<&Filter>) -> Result<b
             .runs
             .cancel(run.run_id, crate::runs::CancelAction::Interrupt);
     }
-    let deleted = state.storage.delete_thread(id, scope)?;
+    let deleted = wait(state.storage.delete_thread(id, scope))?;
     if deleted {
         state.runs.forget_thread(id);
     }
@@ -291,7 +288,7 @@ pub(in crate::server) async fn prune(
         )?;
         if scope.is_some() {
             for &id in &ids {
-                if state.storage.thread(id, scope.as_ref())?.is_none() {
+                if wait(state.storage.thread(id, scope.as_ref()))?.is_none() {
                     return Err(ApiError::not_found(
                         "At least one thread not found or not authorized",
                     ));
@@ -306,9 +303,9 @@ pub(in crate::server) async fn prune(
                 continue;
             };
             let done = if keep_latest {
-                let found = state.storage.thread(id, scope.as_ref())?.is_some();
+                let found = wait(state.storage.thread(id, scope.as_ref()))?.is_some();
                 if found {
-                    state.storage.prune_checkpoints(id)?;
+                    wait(state.storage.prune_checkpoints(id))?;
                 }
                 found
             } else {
@@ -366,7 +363,7 @@ pub(in crate::server) async fn stream(
         // follows that thread, not runs of whatever later takes its id.
         let mut check = || {
             let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-            match state.storage.thread(id, scope.as_ref())? {
+            match wait(state.storage.thread(id, scope.as_ref()))? {
                 Some(thread) => Ok((thread, scope)),
                 None => Err(ApiError::not_found("Thread not found")),
             }
@@ -471,7 +468,7 @@ pub(in crate::server) async fn search(
         let body = body?;
         let (query, value, fields) = body.query()?;
         let scope = caller.scope(Resource::Threads, Action::Search, value)?;
-        let page = state.storage.search_threads(&query, scope.as_ref())?;
+        let page = wait(state.storage.search_threads(&query, scope.as_ref()))?;
         let items = select(
             page.items.into_iter().map(records::Thread::from),
             &fields,
@@ -507,7 +504,7 @@ pub(in crate::server) async fn count(
         value["limit"] = json!(0);
         value["offset"] = json!(0);
         let scope = caller.scope(Resource::Threads, Action::Search, value)?;
-        ok(state.storage.count_threads(&query, scope.as_ref())?)
+        ok(wait(state.storage.count_threads(&query, scope.as_ref()))?)
     })
     .await
 }
@@ -528,10 +525,10 @@ pub(in crate::server) async fn copy(
     as_caller(pending, move |caller| {
         let id = path_id(&id, "thread")?;
         let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-        let Some(source) = state.storage.thread(id, None)? else {
+        let Some(source) = wait(state.storage.thread(id, None))? else {
             return Err(missing(id));
         };
-        if scope.is_some() && state.storage.thread(id, scope.as_ref())?.is_none() {
+        if scope.is_some() && wait(state.storage.thread(id, scope.as_ref()))?.is_none() {
             return Err(ApiError::conflict("Conflict"));
         }
         // A copy is a thread creation: the handler sees the copy's metadata
@@ -542,8 +539,8 @@ pub(in crate::server) async fn copy(
         let mut thread = Thread::new(new_id, stamped_metadata(&authorized.value, source.metadata));
         thread.values = source.values;
         thread.config = source.config;
-        state.storage.insert_thread(&thread)?;
-        state.storage.copy_state(id, new_id)?;
+        wait(state.storage.insert_thread(&thread))?;
+        wait(state.storage.copy_state(id, new_id))?;
         ok(records::Thread::from(thread))
     })
     .await

@@ -10,18 +10,17 @@
 //! `$.owner` would read a key `"owner\u0000…"`. Such keys are refused, in
 //! filters ([`Where::query`]) and in the documents filters read
 //! ([`filterable`]). A client's filter is also bounded
-//! ([`MAX_CLIENT_TERMS`]): SQLite refuses an expression deeper than 1000.
+//! (`MAX_CLIENT_TERMS`): SQLite refuses an expression deeper than 1000.
 
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
+#[cfg(test)]
+use crate::storage::checks::MAX_CLIENT_TERMS;
+pub(crate) use crate::storage::checks::filterable;
+use crate::storage::checks::{bound, client_filter, containment, filter_key};
 use crate::storage::{Filter, Object, StorageError};
 use warden_types::{Clause, Condition, Operator};
-
-/// At most this many terms in one filter of a client (a key's equality is
-/// one term, `$contains` one per item): a bound on the work of a query,
-/// well under SQLite's expression depth of 1000.
-pub const MAX_CLIENT_TERMS: usize = 100;
 
 /// SQL conditions and their parameters, AND-ed.
 #[derive(Debug, Default)]
@@ -53,32 +52,17 @@ impl Where {
     }
 
     /// Adds a client's filter on `column`: a key the database cannot
-    /// express, or more than [`MAX_CLIENT_TERMS`] terms, is a
+    /// express, or more than `MAX_CLIENT_TERMS` terms, is a
     /// [`StorageError::BadQuery`] naming it.
     pub(crate) fn query(&mut self, column: &str, filter: &Filter) -> Result<(), StorageError> {
-        let terms: usize = filter.clauses.iter().map(terms).sum();
-        if terms > MAX_CLIENT_TERMS {
-            return Err(StorageError::BadQuery(format!(
-                "Filter too large: {terms} conditions (at most {MAX_CLIENT_TERMS})"
-            )));
-        }
+        client_filter(filter)?;
         self.clauses(column, filter)
     }
 
     /// Adds a client's containment query (`{"k": v}`: key present and
     /// equal), as [`Where::query`].
     pub(crate) fn contains(&mut self, column: &str, object: &Object) -> Result<(), StorageError> {
-        let clauses = object
-            .iter()
-            .map(|(key, operand)| {
-                Clause::Condition(Condition {
-                    key: key.clone(),
-                    op: Operator::Eq,
-                    operand: operand.clone(),
-                })
-            })
-            .collect();
-        self.query(column, &Filter { clauses })
+        self.query(column, &containment(object))
     }
 
     fn clauses(&mut self, column: &str, filter: &Filter) -> Result<(), StorageError> {
@@ -92,9 +76,18 @@ impl Where {
                             .iter()
                             .map(|c| condition(column, c, &mut self.params))
                             .collect::<Result<Vec<_>, _>>()?;
-                        ors.push(format!("({})", ands.join(" AND ")));
+                        // An empty branch holds no condition: it is true.
+                        if ands.is_empty() {
+                            ors.push("1".to_owned());
+                        } else {
+                            ors.push(format!("({})", ands.join(" AND ")));
+                        }
                     }
-                    format!("({})", ors.join(" OR "))
+                    if ors.is_empty() {
+                        "0".to_owned()
+                    } else {
+                        format!("({})", ors.join(" OR "))
+                    }
                 }
             };
             self.parts.push(sql);
@@ -112,41 +105,9 @@ impl Where {
     }
 }
 
-/// ` LIMIT l OFFSET o`. SQLite's are 64-bit signed: a larger count (a
-/// client may send any `u64`) means the same as the largest.
+/// ` LIMIT l OFFSET o` (see [`bound`]).
 pub(crate) fn page_sql(limit: u64, offset: u64) -> String {
-    let most = |n: u64| n.min(i64::MAX as u64);
-    format!(" LIMIT {} OFFSET {}", most(limit), most(offset))
-}
-
-/// How many terms a clause adds to the query.
-fn terms(clause: &Clause) -> usize {
-    let condition = |c: &Condition| match (&c.op, &c.operand) {
-        (Operator::Contains, Value::Array(items)) => items.len().max(1),
-        (Operator::Contains | Operator::Eq, _) => 1,
-    };
-    match clause {
-        Clause::Condition(c) => condition(c),
-        Clause::AnyOf(branches) => branches.iter().flatten().map(condition).sum(),
-    }
-}
-
-/// Checks that filters can read `document`'s top-level keys exactly (see
-/// the module's doc): a [`StorageError::BadQuery`] naming the first that
-/// cannot be, where `what` says which document it is (`metadata`, ...).
-pub(crate) fn filterable(document: &Object, what: &str) -> Result<(), StorageError> {
-    match document.keys().find(|key| !expressible(key)) {
-        Some(key) => Err(StorageError::BadQuery(format!(
-            "Unsupported key in {what}: {}: a key cannot contain the character U+0000",
-            Value::from(key.as_str())
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Whether a JSON path can name `key` exactly.
-fn expressible(key: &str) -> bool {
-    !key.contains('\0')
+    format!(" LIMIT {} OFFSET {}", bound(limit), bound(offset))
 }
 
 /// The JSON path of the top-level `key`, as a SQL string literal. A plain
@@ -164,12 +125,7 @@ fn path(key: &str) -> String {
 }
 
 fn condition(column: &str, c: &Condition, params: &mut Vec<Sql>) -> Result<String, StorageError> {
-    if !expressible(&c.key) {
-        return Err(StorageError::BadQuery(format!(
-            "Unsupported filter key: {}: a key cannot contain the character U+0000",
-            Value::from(c.key.as_str())
-        )));
-    }
+    filter_key(&c.key)?;
     let path = path(&c.key);
     Ok(match c.op {
         Operator::Eq => {

@@ -80,16 +80,21 @@ impl SqliteStorage {
     }
 }
 
+#[async_trait::async_trait]
 impl Storage for SqliteStorage {
-    fn insert_thread(&self, thread: &Thread) -> Result<bool> {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert_thread(&self, thread: &Thread) -> Result<bool> {
         threads::insert(&*self.conn()?, thread)
     }
 
-    fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>> {
+    async fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>> {
         threads::get(&*self.conn()?, id, scope)
     }
 
-    fn update_thread(
+    async fn update_thread(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -98,37 +103,41 @@ impl Storage for SqliteStorage {
         threads::update(&mut *self.conn()?, id, scope, metadata)
     }
 
-    fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
+    async fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
         threads::delete(&*self.conn()?, id, scope)
     }
 
-    fn search_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<Page<Thread>> {
+    async fn search_threads(
+        &self,
+        query: &ThreadQuery,
+        scope: Option<&Filter>,
+    ) -> Result<Page<Thread>> {
         threads::search(&*self.conn()?, query, scope)
     }
 
-    fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64> {
+    async fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64> {
         threads::count(&*self.conn()?, query, scope)
     }
 
     // --- assistants --------------------------------------------------------
 
-    fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant> {
+    async fn upsert_system_assistant(&self, assistant: &Assistant) -> Result<SystemAssistant> {
         assistants::upsert_system(&mut *self.conn()?, assistant)
     }
 
-    fn is_system_assistant(&self, id: Uuid) -> Result<bool> {
+    async fn is_system_assistant(&self, id: Uuid) -> Result<bool> {
         assistants::is_system(&*self.conn()?, id)
     }
 
-    fn insert_assistant(&self, assistant: &Assistant) -> Result<bool> {
+    async fn insert_assistant(&self, assistant: &Assistant) -> Result<bool> {
         assistants::insert(&mut *self.conn()?, assistant)
     }
 
-    fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>> {
+    async fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>> {
         assistants::get(&*self.conn()?, id, scope)
     }
 
-    fn update_assistant(
+    async fn update_assistant(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -137,11 +146,11 @@ impl Storage for SqliteStorage {
         assistants::update(&mut *self.conn()?, id, scope, patch)
     }
 
-    fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
+    async fn delete_assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
         assistants::delete(&mut *self.conn()?, id, scope)
     }
 
-    fn assistant_versions(
+    async fn assistant_versions(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -152,7 +161,7 @@ impl Storage for SqliteStorage {
         assistants::versions(&*self.conn()?, id, scope, metadata, limit, offset)
     }
 
-    fn set_latest_assistant_version(
+    async fn set_latest_assistant_version(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -161,7 +170,7 @@ impl Storage for SqliteStorage {
         assistants::set_latest(&mut *self.conn()?, id, scope, version)
     }
 
-    fn search_assistants(
+    async fn search_assistants(
         &self,
         query: &AssistantQuery,
         scope: Option<&Filter>,
@@ -169,21 +178,25 @@ impl Storage for SqliteStorage {
         assistants::search(&*self.conn()?, query, scope)
     }
 
-    fn count_assistants(&self, query: &AssistantQuery, scope: Option<&Filter>) -> Result<u64> {
+    async fn count_assistants(
+        &self,
+        query: &AssistantQuery,
+        scope: Option<&Filter>,
+    ) -> Result<u64> {
         assistants::count(&*self.conn()?, query, scope)
     }
 
     // --- crons -------------------------------------------------------------
 
-    fn insert_cron(&self, cron: &Cron) -> Result<()> {
+    async fn insert_cron(&self, cron: &Cron) -> Result<()> {
         crons::insert(&*self.conn()?, cron)
     }
 
-    fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>> {
+    async fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>> {
         crons::get(&*self.conn()?, id, scope)
     }
 
-    fn update_cron(
+    async fn update_cron(
         &self,
         id: Uuid,
         scope: Option<&Filter>,
@@ -192,11 +205,11 @@ impl Storage for SqliteStorage {
         crons::update(&mut *self.conn()?, id, scope, patch)
     }
 
-    fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
+    async fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
         crons::delete(&*self.conn()?, id, scope)
     }
 
-    fn search_crons(
+    async fn search_crons(
         &self,
         query: &CronQuery,
         scope: Option<&Filter>,
@@ -205,29 +218,29 @@ impl Storage for SqliteStorage {
         crons::search(&*self.conn()?, query, scope, thread_scope)
     }
 
-    fn due_crons(&self, now: &str) -> Result<Vec<Cron>> {
+    async fn due_crons(&self, now: &str) -> Result<Vec<Cron>> {
         crons::due(&*self.conn()?, now)
     }
 
-    fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()> {
+    async fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()> {
         crons::set_next_run(&*self.conn()?, id, next)
     }
 
-    fn count_crons_of(&self, user_id: &str) -> Result<u64> {
+    async fn count_crons_of(&self, user_id: &str) -> Result<u64> {
         crons::count_of(&*self.conn()?, user_id)
     }
 
     // --- runs and checkpoints ----------------------------------------------
 
-    fn insert_run(&self, run: &Run) -> Result<()> {
+    async fn insert_run(&self, run: &Run) -> Result<()> {
         runs::insert_run(&mut *self.conn()?, run)
     }
 
-    fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
+    async fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
         runs::run(&*self.conn()?, thread_id, run_id)
     }
 
-    fn list_runs(
+    async fn list_runs(
         &self,
         thread_id: Uuid,
         status: Option<RunStatus>,
@@ -237,23 +250,23 @@ impl Storage for SqliteStorage {
         runs::list_runs(&*self.conn()?, thread_id, status, limit, offset)
     }
 
-    fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()> {
+    async fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()> {
         runs::set_run_status(&*self.conn()?, run_id, status)
     }
 
-    fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64> {
+    async fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64> {
         runs::prune_checkpoints(&*self.conn()?, thread_id)
     }
 
-    fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
+    async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
         runs::delete_run(&mut *self.conn()?, thread_id, run_id)
     }
 
-    fn runs_in_flight(&self) -> Result<Vec<Run>> {
+    async fn runs_in_flight(&self) -> Result<Vec<Run>> {
         runs::runs_in_flight(&*self.conn()?)
     }
 
-    fn set_thread_status(
+    async fn set_thread_status(
         &self,
         thread_id: Uuid,
         status: ThreadStatus,
@@ -262,11 +275,11 @@ impl Storage for SqliteStorage {
         runs::set_thread_status(&*self.conn()?, thread_id, status, error)
     }
 
-    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
         runs::put_checkpoint(&mut *self.conn()?, checkpoint)
     }
 
-    fn checkpoints(
+    async fn checkpoints(
         &self,
         thread_id: Uuid,
         limit: u64,
@@ -276,17 +289,17 @@ impl Storage for SqliteStorage {
         runs::checkpoints(&*self.conn()?, thread_id, limit, before, metadata)
     }
 
-    fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>> {
+    async fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>> {
         runs::checkpoint(&*self.conn()?, thread_id, checkpoint_id)
     }
 
-    fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()> {
+    async fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()> {
         runs::copy_state(&mut *self.conn()?, from, to)
     }
 
     // --- store -------------------------------------------------------------
 
-    fn put_item(
+    async fn put_item(
         &self,
         namespace: &[String],
         key: &str,
@@ -296,7 +309,7 @@ impl Storage for SqliteStorage {
         store::put(&mut *self.conn()?, namespace, key, value, scope)
     }
 
-    fn item(
+    async fn item(
         &self,
         namespace: &[String],
         key: &str,
@@ -305,15 +318,20 @@ impl Storage for SqliteStorage {
         store::get(&*self.conn()?, namespace, key, scope)
     }
 
-    fn delete_item(&self, namespace: &[String], key: &str, scope: Option<&Filter>) -> Result<bool> {
+    async fn delete_item(
+        &self,
+        namespace: &[String],
+        key: &str,
+        scope: Option<&Filter>,
+    ) -> Result<bool> {
         store::delete(&*self.conn()?, namespace, key, scope)
     }
 
-    fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
+    async fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
         store::search(&*self.conn()?, query)
     }
 
-    fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>> {
+    async fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>> {
         store::namespaces(&*self.conn()?, query)
     }
 }

@@ -3,6 +3,7 @@
 //! client with its typed calls, and polling that ends on the event.
 
 mod client;
+mod postgres;
 mod resources;
 mod server;
 
@@ -14,6 +15,7 @@ use warden::plugin::{ArtefactKeySource, AuthPlugin, Limits, Runtime, RuntimeOpti
 use warden::types::{Request, User};
 
 pub use client::{Client, Event, HttpRequest, Reply, Stream, events};
+pub use postgres::TestDatabase;
 pub use resources::{Assistant, Cron, Run, Thread};
 pub use server::{ServerProcess, TestServer};
 

@@ -158,8 +158,9 @@ impl TestServerBuilder {
                 Some((id, Arc::new(slot)))
             })
             .collect();
-        let mut state =
-            AppState::serving(&config, slot, Arc::new(storage), graphs, 4).expect("state");
+        // SQLite's operations are done when first polled: no runtime needed.
+        let serving = AppState::serving(&config, slot, Arc::new(storage), graphs, 4);
+        let mut state = warden::storage::wait(serving).expect("state");
         state.disable_studio_auth = self.disable_studio_auth;
         TestServer {
             app: router(Arc::new(state)),
@@ -197,6 +198,13 @@ impl ServerProcess {
         Self::launch(args, config, data_dir, env).map_err(|(_, log)| log)
     }
 
+    /// `warden serve --database-url <uri> --config <config> --data-dir
+    /// <data_dir>`: its records in that PostgreSQL database; the log when
+    /// it exits instead of listening.
+    pub fn start_on_database(config: &Path, data_dir: &Path, uri: &str) -> Result<Self, String> {
+        Self::start_with(&["serve", "--database-url", uri], config, data_dir, &[])
+    }
+
     /// Runs `warden serve --no-watch` on `config`, expecting it to refuse
     /// to start: its exit code and log.
     pub fn refused(config: &Path, data_dir: &Path, env: &[(&str, &Path)]) -> (i32, String) {
@@ -231,6 +239,8 @@ impl ServerProcess {
             .arg(data_dir)
             // The artefact key goes under target/, not the user's home.
             .env("XDG_STATE_HOME", root().join("target/warden-test-state"))
+            // SQLite under `data_dir` unless the test names a database.
+            .env_remove("DATABASE_URI")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -1,0 +1,311 @@
+//! Runs, thread statuses and checkpoints in PostgreSQL.
+
+use serde_json::Value;
+use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+use super::filter::{Params, Where};
+use super::rows::{execute, json, nullable, object, row, rows};
+use crate::storage::{Checkpoint, Object, Result, Run, RunStatus, ThreadStatus};
+use crate::timestamp::now;
+
+const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
+     metadata, kwargs, multitask_strategy";
+
+fn run_row(row: &Row) -> Result<Run> {
+    let status: String = row.try_get(5)?;
+    Ok(Run {
+        run_id: row.try_get(0)?,
+        thread_id: row.try_get(1)?,
+        assistant_id: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        updated_at: row.try_get(4)?,
+        status: status
+            .parse()
+            .map_err(|e| super::corrupt(e, "runs.status"))?,
+        metadata: object(row.try_get(6)?)?,
+        kwargs: row.try_get(7)?,
+        multitask_strategy: row.try_get(8)?,
+    })
+}
+
+pub(super) async fn insert_run(c: &mut deadpool_postgres::Client, r: &Run) -> Result<()> {
+    let tx = c.transaction().await?;
+    let mut p = Params::default();
+    let values = [
+        p.bind(r.run_id, Type::UUID),
+        p.bind(r.thread_id, Type::UUID),
+        p.bind(r.assistant_id, Type::UUID),
+        p.text(r.created_at.clone()),
+        p.text(r.updated_at.clone()),
+        p.text(r.status.as_str()),
+        p.json(r.metadata.clone().into()),
+        p.json(r.kwargs.clone()),
+        p.text(r.multitask_strategy.clone()),
+    ];
+    let sql = format!(
+        "INSERT INTO runs ({RUN_COLUMNS}) VALUES ({})",
+        values.join(", ")
+    );
+    execute(&*tx, &sql, &p).await?;
+    let sql = format!(
+        "UPDATE threads SET status = 'busy', updated_at = {} WHERE thread_id = {}",
+        values[4], values[1]
+    );
+    execute(&*tx, &sql, &p).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn run(
+    c: &impl GenericClient,
+    thread_id: Uuid,
+    run_id: Uuid,
+) -> Result<Option<Run>> {
+    let mut p = Params::default();
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE run_id = {} AND thread_id = {}",
+        p.bind(run_id, Type::UUID),
+        p.bind(thread_id, Type::UUID)
+    );
+    row(c, &sql, &p).await?.as_ref().map(run_row).transpose()
+}
+
+pub(super) async fn list_runs(
+    c: &impl GenericClient,
+    thread_id: Uuid,
+    status: Option<RunStatus>,
+    limit: u64,
+    offset: u64,
+) -> Result<Vec<Run>> {
+    let mut filter = Where::default();
+    let thread = filter.params.bind(thread_id, Type::UUID);
+    filter.push(format!("thread_id = {thread}"));
+    if let Some(status) = status {
+        let status = filter.params.text(status.as_str());
+        filter.push(format!("status = {status}"));
+    }
+    let conditions = filter.sql();
+    let page = filter.page(limit, offset);
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs{conditions} ORDER BY created_at DESC, run_id DESC{page}"
+    );
+    rows(c, &sql, &filter.params)
+        .await?
+        .iter()
+        .map(run_row)
+        .collect()
+}
+
+pub(super) async fn set_run_status(
+    c: &impl GenericClient,
+    run_id: Uuid,
+    status: RunStatus,
+) -> Result<()> {
+    let mut p = Params::default();
+    let sql = format!(
+        "UPDATE runs SET status = {}, updated_at = {} WHERE run_id = {}",
+        p.text(status.as_str()),
+        p.text(now()),
+        p.bind(run_id, Type::UUID)
+    );
+    execute(c, &sql, &p).await?;
+    Ok(())
+}
+
+pub(super) async fn delete_run(
+    c: &mut deadpool_postgres::Client,
+    thread_id: Uuid,
+    run_id: Uuid,
+) -> Result<bool> {
+    let tx = c.transaction().await?;
+    let mut p = Params::default();
+    let (run, thread) = (p.bind(run_id, Type::UUID), p.bind(thread_id, Type::UUID));
+    let sql = format!("DELETE FROM runs WHERE run_id = {run} AND thread_id = {thread}");
+    let deleted = execute(&*tx, &sql, &p).await? > 0;
+    if deleted {
+        // Only this thread's: a copy holds checkpoints of the same run.
+        let sql = format!("DELETE FROM checkpoints WHERE run_id = {run} AND thread_id = {thread}");
+        execute(&*tx, &sql, &p).await?;
+        // The thread's values are those of its newest remaining checkpoint.
+        let sql = format!(
+            "UPDATE threads SET state_values = (SELECT state_values FROM checkpoints \
+             WHERE thread_id = {thread} ORDER BY checkpoint_id DESC LIMIT 1) \
+             WHERE thread_id = {thread}"
+        );
+        execute(&*tx, &sql, &p).await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+pub(super) async fn runs_in_flight(c: &impl GenericClient) -> Result<Vec<Run>> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('pending', 'running') ORDER BY created_at"
+    );
+    rows(c, &sql, &Params::default())
+        .await?
+        .iter()
+        .map(run_row)
+        .collect()
+}
+
+pub(super) async fn set_thread_status(
+    c: &impl GenericClient,
+    thread_id: Uuid,
+    status: ThreadStatus,
+    error: Option<&Value>,
+) -> Result<()> {
+    let mut p = Params::default();
+    let (thread, status, now) = (
+        p.bind(thread_id, Type::UUID),
+        p.text(status.as_str()),
+        p.text(now()),
+    );
+    let sql = match error {
+        Some(error) => {
+            let error = p.bind(nullable(error), Type::JSONB);
+            format!(
+                "UPDATE threads SET status = {status}, error = {error}, updated_at = {now} \
+                 WHERE thread_id = {thread}"
+            )
+        }
+        None => format!(
+            "UPDATE threads SET status = {status}, updated_at = {now} WHERE thread_id = {thread}"
+        ),
+    };
+    execute(c, &sql, &p).await?;
+    Ok(())
+}
+
+pub(super) async fn prune_checkpoints(c: &impl GenericClient, thread_id: Uuid) -> Result<u64> {
+    let mut p = Params::default();
+    let thread = p.bind(thread_id, Type::UUID);
+    let sql = format!(
+        "DELETE FROM checkpoints WHERE thread_id = {thread} AND checkpoint_id < \
+         (SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = {thread})"
+    );
+    execute(c, &sql, &p).await
+}
+
+pub(super) async fn put_checkpoint(
+    c: &mut deadpool_postgres::Client,
+    cp: &Checkpoint,
+) -> Result<()> {
+    let tx = c.transaction().await?;
+    let mut p = Params::default();
+    let values = [
+        p.bind(cp.thread_id, Type::UUID),
+        p.text(cp.checkpoint_id.clone()),
+        p.bind(cp.parent_checkpoint_id.clone(), Type::TEXT),
+        p.bind(cp.run_id, Type::UUID),
+        p.json(cp.values.clone()),
+        p.json(Value::from(cp.next.clone())),
+        p.json(cp.metadata.clone().into()),
+        p.text(cp.created_at.clone()),
+    ];
+    let sql = format!(
+        "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET \
+         parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, \
+         state_values = excluded.state_values, next = excluded.next, \
+         metadata = excluded.metadata, created_at = excluded.created_at",
+        values.join(", ")
+    );
+    execute(&*tx, &sql, &p).await?;
+    let sql = format!(
+        "UPDATE threads SET state_values = {}, state_updated_at = {created}, updated_at = {created} \
+         WHERE thread_id = {}",
+        values[4],
+        values[0],
+        created = values[7],
+    );
+    execute(&*tx, &sql, &p).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
+     state_values, next, metadata, created_at";
+
+fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
+    Ok(Checkpoint {
+        thread_id: row.try_get(0)?,
+        checkpoint_id: row.try_get(1)?,
+        parent_checkpoint_id: row.try_get(2)?,
+        run_id: row.try_get(3)?,
+        values: json(row.try_get(4)?),
+        next: serde_json::from_value(row.try_get(5)?)?,
+        metadata: object(row.try_get(6)?)?,
+        created_at: row.try_get(7)?,
+    })
+}
+
+pub(super) async fn checkpoints(
+    c: &impl GenericClient,
+    thread_id: Uuid,
+    limit: u64,
+    before: Option<&str>,
+    metadata: &Object,
+) -> Result<Vec<Checkpoint>> {
+    let mut filter = Where::default();
+    let thread = filter.params.bind(thread_id, Type::UUID);
+    filter.push(format!("thread_id = {thread}"));
+    if let Some(before) = before {
+        let before = filter.params.text(before);
+        filter.push(format!("checkpoint_id < {before}"));
+    }
+    filter.contains("metadata", metadata)?;
+    let conditions = filter.sql();
+    let page = filter.page(limit, 0);
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints{conditions} ORDER BY checkpoint_id DESC{page}"
+    );
+    rows(c, &sql, &filter.params)
+        .await?
+        .iter()
+        .map(checkpoint_row)
+        .collect()
+}
+
+pub(super) async fn checkpoint(
+    c: &impl GenericClient,
+    thread_id: Uuid,
+    checkpoint_id: &str,
+) -> Result<Option<Checkpoint>> {
+    let mut p = Params::default();
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE thread_id = {} AND checkpoint_id = {}",
+        p.bind(thread_id, Type::UUID),
+        p.text(checkpoint_id)
+    );
+    row(c, &sql, &p)
+        .await?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()
+}
+
+pub(super) async fn copy_state(
+    c: &mut deadpool_postgres::Client,
+    from: Uuid,
+    to: Uuid,
+) -> Result<()> {
+    let tx = c.transaction().await?;
+    let mut p = Params::default();
+    let (from, to) = (p.bind(from, Type::UUID), p.bind(to, Type::UUID));
+    let sql = format!(
+        "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) \
+         SELECT {to}, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
+         created_at FROM checkpoints WHERE thread_id = {from}"
+    );
+    execute(&*tx, &sql, &p).await?;
+    let sql = format!(
+        "UPDATE threads SET state_values = (SELECT state_values FROM threads \
+         WHERE thread_id = {from}) WHERE thread_id = {to}"
+    );
+    execute(&*tx, &sql, &p).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The PostgreSQL schema, in one place: the migrations, applied in order
+//! at start-up, each recorded in `warden_schema` with its version.
+//!
+//! Several replicas may start at once: the migrations run in one
+//! transaction holding an advisory lock ([`LOCK`]), so one replica applies
+//! them and the others, once it commits, find nothing left to do.
+//!
+//! Documents are JSONB. A `jsonb_path_ops` GIN index on each filtered
+//! document serves the plugins' filters (`metadata @> {"owner": ...}`,
+//! `filter.rs`), without GIN's pending list (`fastupdate = off`): with it,
+//! every search scans the entries inserted since the last vacuum (up to
+//! 4 MB), which made an owner's search of 100 000 threads take 4 ms
+//! instead of 0.3 ms; an insert updates the index at once instead. Timestamps are the RFC 3339 text the API serves, in a
+//! fixed format whose byte order is time order: the ordered text columns
+//! are `COLLATE "C"`, whatever the database's collation.
+//!
+//! A released migration is never edited nor renumbered (databases out
+//! there have applied it): a change is a new entry at the end. The test
+//! below pins each released entry's text.
+
+use tokio_postgres::GenericClient;
+
+use crate::storage::{Result, StorageError};
+
+/// The advisory lock the migrations hold (`'warden:schema'` as a number).
+pub(super) const LOCK: i64 = 0x7761_7264_656e_5f31;
+
+/// The schema, one migration per entry; `warden_schema` lists those applied.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE threads (
+    thread_id uuid PRIMARY KEY,
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL,
+    state_updated_at text COLLATE "C" NOT NULL,
+    metadata jsonb NOT NULL,
+    status text COLLATE "C" NOT NULL,
+    config jsonb NOT NULL,
+    state_values jsonb,
+    interrupts jsonb NOT NULL,
+    error jsonb
+);
+CREATE INDEX threads_metadata ON threads USING gin (metadata jsonb_path_ops)
+    WITH (fastupdate = off);
+CREATE INDEX threads_updated_at ON threads (updated_at);
+
+CREATE TABLE assistants (
+    assistant_id uuid PRIMARY KEY,
+    graph_id text NOT NULL,
+    config jsonb NOT NULL,
+    context jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    name text NOT NULL,
+    description text,
+    version bigint NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL,
+    server_owned boolean NOT NULL DEFAULT false
+);
+CREATE INDEX assistants_metadata ON assistants USING gin (metadata jsonb_path_ops)
+    WITH (fastupdate = off);
+
+CREATE TABLE assistant_versions (
+    assistant_id uuid NOT NULL REFERENCES assistants (assistant_id) ON DELETE CASCADE,
+    version bigint NOT NULL,
+    graph_id text NOT NULL,
+    config jsonb NOT NULL,
+    context jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    name text NOT NULL,
+    description text,
+    created_at text COLLATE "C" NOT NULL,
+    PRIMARY KEY (assistant_id, version)
+);
+
+CREATE TABLE crons (
+    cron_id uuid PRIMARY KEY,
+    assistant_id uuid NOT NULL,
+    thread_id uuid REFERENCES threads (thread_id) ON DELETE CASCADE,
+    user_id text,
+    end_time text COLLATE "C",
+    schedule text NOT NULL,
+    timezone text,
+    payload jsonb NOT NULL,
+    next_run_date text COLLATE "C",
+    metadata jsonb NOT NULL,
+    on_run_completed text,
+    enabled boolean NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL
+);
+CREATE INDEX crons_metadata ON crons USING gin (metadata jsonb_path_ops)
+    WITH (fastupdate = off);
+CREATE INDEX crons_thread ON crons (thread_id);
+CREATE INDEX crons_assistant ON crons (assistant_id);
+CREATE INDEX crons_user ON crons (user_id);
+CREATE INDEX crons_due ON crons (next_run_date) WHERE enabled;
+
+CREATE TABLE store_items (
+    namespace text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value jsonb NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX store_items_value ON store_items USING gin (value jsonb_path_ops)
+    WITH (fastupdate = off);
+
+CREATE TABLE runs (
+    run_id uuid PRIMARY KEY,
+    thread_id uuid NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    assistant_id uuid NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    updated_at text COLLATE "C" NOT NULL,
+    status text COLLATE "C" NOT NULL,
+    metadata jsonb NOT NULL,
+    kwargs jsonb NOT NULL,
+    multitask_strategy text NOT NULL
+);
+CREATE INDEX runs_thread ON runs (thread_id, created_at);
+CREATE INDEX runs_in_flight ON runs (status) WHERE status IN ('pending', 'running');
+
+CREATE TABLE checkpoints (
+    thread_id uuid NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    checkpoint_id text COLLATE "C" NOT NULL,
+    parent_checkpoint_id text,
+    run_id uuid,
+    state_values jsonb NOT NULL,
+    next jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    created_at text COLLATE "C" NOT NULL,
+    PRIMARY KEY (thread_id, checkpoint_id)
+);
+CREATE INDEX checkpoints_run ON checkpoints (run_id);
+"#];
+
+/// Applies the migrations the database has not, in one transaction under
+/// the advisory lock [`LOCK`]. A database migrated by a newer Warden (more
+/// versions than this one knows) is refused.
+pub(super) async fn migrate(client: &mut tokio_postgres::Client) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS warden_schema (\
+         version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let applied = applied(&tx).await?;
+    if applied > MIGRATIONS.len() {
+        return Err(StorageError::Backend(
+            format!(
+                "the database's schema is at version {applied}, newer than this Warden's \
+                 ({}): upgrade Warden",
+                MIGRATIONS.len()
+            )
+            .into(),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.batch_execute(sql).await?;
+        let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        tx.execute(
+            "INSERT INTO warden_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How many migrations the database has applied.
+pub(super) async fn applied(c: &impl GenericClient) -> Result<usize> {
+    let row = c
+        .query_one("SELECT coalesce(max(version), 0) FROM warden_schema", &[])
+        .await?;
+    let version: i32 = row.try_get(0)?;
+    Ok(usize::try_from(version).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// SHA-256 of each released migration, in order. A new migration adds
+    /// its line; an existing line never changes.
+    const RELEASED: &[&str] = &["dc9f382b45317ed941741917fa67822fd67dff97199af6ab379189fed5fbf30b"];
+
+    #[test]
+    fn released_migrations_are_never_edited() {
+        let hashes: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|sql| {
+                Sha256::digest(sql.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(&hashes[..RELEASED.len()], RELEASED);
+    }
+}
