@@ -1,6 +1,7 @@
 //! Glue between the generated WIT bindings and the SDK's types; used by
 //! [`export_auth!`](crate::export_auth). Not part of the SDK's API.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use serde_json::Value;
@@ -71,14 +72,16 @@ pub trait Plugin: 'static {
 /// authorized without sending it again. Dropped when the host drops its
 /// handle.
 pub struct Session<T> {
-    user: User,
+    /// The handlers' context, built once: each event sets only its
+    /// resource and action (the user is not copied again per event).
+    ctx: RefCell<AuthContext>,
     plugin: PhantomData<fn() -> T>,
 }
 
 impl<T: Plugin> Session<T> {
     fn of(user: User) -> Self {
         Self {
-            user,
+            ctx: RefCell::new(AuthContext::new(user, Resource::Threads, Action::Read)),
             plugin: PhantomData,
         }
     }
@@ -119,7 +122,8 @@ impl<T: Plugin> GuestSession for Session<T> {
 
     fn authorize(&self, event: wit::Event, value: String) -> Result<wit::Verdict, wit::HttpError> {
         let event = event_from_wit(event);
-        let ctx = AuthContext::new(self.user.clone(), event.resource(), event.action());
+        let mut ctx = self.ctx.borrow_mut();
+        (ctx.resource, ctx.action) = (event.resource(), event.action());
         let original: Value = serde_json::from_str(&value).expect("the host sends valid JSON");
         let mut value = original.clone();
         let outcome = T::auth()
