@@ -68,13 +68,17 @@ pub fn fire_due(state: &Arc<AppState>) -> usize {
                 None
             }
         };
-        if let Err(e) = wait(
-            state
-                .storage
-                .set_cron_next_run(cron.cron_id, next.as_deref()),
-        ) {
-            tracing::error!(cron_id = %cron.cron_id, "cannot schedule the cron's next run: {e}");
+        let Some(due) = cron.next_run_date.as_deref() else {
             continue;
+        };
+        match wait(state.storage.claim_cron(cron.cron_id, due, next.as_deref())) {
+            Ok(true) => {}
+            // Another server sharing the database fired it.
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(cron_id = %cron.cron_id, "cannot schedule the cron's next run: {e}");
+                continue;
+            }
         }
         match fire(state, &cron) {
             Ok(run_id) => {

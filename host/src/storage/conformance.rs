@@ -677,7 +677,24 @@ async fn crons_are_scoped_by_their_thread_and_fall_due(s: &dyn Storage) {
         .await
         .unwrap();
     assert_eq!(due.len(), 3);
-    s.set_cron_next_run(on_mine.cron_id, None).await.unwrap();
+    // A due firing is claimed once, however many servers try at once.
+    let due_at = due
+        .iter()
+        .find(|c| c.cron_id == on_mine.cron_id)
+        .and_then(|c| c.next_run_date.clone())
+        .expect("a due cron has a next run");
+    let claims = futures_util::future::join_all(
+        (0..8).map(|_| s.claim_cron(on_mine.cron_id, &due_at, None)),
+    )
+    .await;
+    let won = claims.into_iter().map(Result::unwrap).filter(|won| *won);
+    assert_eq!(won.count(), 1);
+    let later = "2026-07-01T00:00:00.000000+00:00";
+    assert!(
+        !s.claim_cron(on_mine.cron_id, &due_at, Some(later))
+            .await
+            .unwrap()
+    );
     let patch = CronPatch {
         enabled: Some(false),
         metadata: Some(object(json!({"k": "v"}))),

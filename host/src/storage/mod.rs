@@ -323,8 +323,11 @@ pub trait Storage: Send + Sync + 'static {
     /// The enabled crons due at `now` (RFC 3339), whose end time, if any,
     /// has not passed.
     async fn due_crons(&self, now: &str) -> Result<Vec<Cron>>;
-    /// Sets when a cron fires next (`None`: never again).
-    async fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()>;
+    /// Claims the firing of a cron due at `due` (its `next_run_date` as
+    /// read): moves it to `next` (`None`: never again) only if it is still
+    /// due at `due`. True for the one caller that moved it, so a cron due
+    /// on several servers sharing a database fires once.
+    async fn claim_cron(&self, id: Uuid, due: &str, next: Option<&str>) -> Result<bool>;
     /// How many crons `user_id` created (`limits.max_crons_per_user`).
     async fn count_crons_of(&self, user_id: &str) -> Result<u64>;
 

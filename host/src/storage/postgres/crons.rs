@@ -189,17 +189,20 @@ pub(super) async fn due(c: &impl GenericClient, now: &str) -> Result<Vec<Cron>> 
     rows(c, &sql, &p).await?.iter().map(cron_row).collect()
 }
 
-pub(super) async fn set_next_run(
+pub(super) async fn claim(
     c: &impl GenericClient,
     id: Uuid,
+    due: &str,
     next: Option<&str>,
-) -> Result<()> {
+) -> Result<bool> {
+    // Under READ COMMITTED a concurrent claim waits for this one's commit,
+    // then finds the row no longer due at `due`: it moves nothing.
     let mut p = Params::default();
     let sql = format!(
-        "UPDATE crons SET next_run_date = {} WHERE cron_id = {}",
+        "UPDATE crons SET next_run_date = {} WHERE cron_id = {} AND next_run_date = {}",
         p.bind(next.map(str::to_owned), Type::TEXT),
-        p.bind(id, Type::UUID)
+        p.bind(id, Type::UUID),
+        p.bind(due.to_owned(), Type::TEXT)
     );
-    execute(c, &sql, &p).await?;
-    Ok(())
+    Ok(execute(c, &sql, &p).await? == 1)
 }

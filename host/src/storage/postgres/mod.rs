@@ -286,8 +286,8 @@ impl Storage for PostgresStorage {
         crons::due(&**self.conn().await?, now).await
     }
 
-    async fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()> {
-        crons::set_next_run(&**self.conn().await?, id, next).await
+    async fn claim_cron(&self, id: Uuid, due: &str, next: Option<&str>) -> Result<bool> {
+        crons::claim(&**self.conn().await?, id, due, next).await
     }
 
     async fn count_crons_of(&self, user_id: &str) -> Result<u64> {

@@ -175,10 +175,10 @@ pub(super) fn due(conn: &Connection, now: &str) -> Result<Vec<Cron>> {
     Ok(due)
 }
 
-pub(super) fn set_next_run(conn: &Connection, id: Uuid, next: Option<&str>) -> Result<()> {
-    conn.execute(
-        "UPDATE crons SET next_run_date = ?2 WHERE cron_id = ?1",
-        params![id.to_string(), next],
+pub(super) fn claim(conn: &Connection, id: Uuid, due: &str, next: Option<&str>) -> Result<bool> {
+    let moved = conn.execute(
+        "UPDATE crons SET next_run_date = ?3 WHERE cron_id = ?1 AND next_run_date = ?2",
+        params![id.to_string(), due, next],
     )?;
-    Ok(())
+    Ok(moved == 1)
 }

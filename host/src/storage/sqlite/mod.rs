@@ -222,8 +222,8 @@ impl Storage for SqliteStorage {
         crons::due(&*self.conn()?, now)
     }
 
-    async fn set_cron_next_run(&self, id: Uuid, next: Option<&str>) -> Result<()> {
-        crons::set_next_run(&*self.conn()?, id, next)
+    async fn claim_cron(&self, id: Uuid, due: &str, next: Option<&str>) -> Result<bool> {
+        crons::claim(&*self.conn()?, id, due, next)
     }
 
     async fn count_crons_of(&self, user_id: &str) -> Result<u64> {
