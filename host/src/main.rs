@@ -248,7 +248,8 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
         let storage = open_storage(args.database_url, &args.data_dir).await?;
-        let state = AppState::serving(&config, auth, storage, graphs, args.workers).await?;
+        let queue = warden::runs::QueueSettings::from_env()?;
+        let state = AppState::serving(&config, auth, storage, graphs, args.workers, queue).await?;
         let state = Arc::new(state);
         tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)

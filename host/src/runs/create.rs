@@ -552,7 +552,7 @@ impl Runs {
     /// `POST /threads/{id}/state`: a thread the caller may run on but not
     /// update is a 403, and nothing is cancelled).
     fn apply_strategy<A: Authorizer>(
-        &self,
+        self: &Arc<Self>,
         authz: &mut A,
         thread: &Thread,
         strategy: MultitaskStrategy,

@@ -159,6 +159,10 @@ impl EventLog {
             event: event.to_owned(),
             data: data.to_string(),
         };
+        self.append(event);
+    }
+
+    fn append(&self, event: StreamEvent) {
         let (size, key) = (event.size(), id_key(&event.id));
         let mut kept = self.kept();
         kept.events.push_back(event);
@@ -173,6 +177,17 @@ impl EventLog {
         let len = kept.dropped + kept.events.len();
         drop(kept);
         self.progress.send_modify(|p| p.len = len);
+    }
+
+    /// Appends an event another server logged, with its id.
+    pub fn push_received(&self, id: String, event: String, data: String) {
+        let event = StreamEvent { id, event, data };
+        let key = id_key(&event.id);
+        {
+            let mut last = self.last_ms.lock().unwrap_or_else(|e| e.into_inner());
+            *last = (*last).max(key);
+        }
+        self.append(event);
     }
 
     /// Drops every event kept, returning the bytes freed; readers that had

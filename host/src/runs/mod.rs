@@ -16,14 +16,15 @@
 
 mod create;
 mod events;
+mod shared;
 
 pub use create::{
     Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
     resolve_assistant,
 };
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -33,9 +34,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
+pub use shared::{BadSetting, QueueSettings};
 
 use crate::config::LimitsConfig;
-use crate::plugin::{GraphComponent, GraphEvent, Invocation, RunFailure};
+use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Invocation, RunFailure};
 use crate::storage::{
     Checkpoint, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
 };
@@ -155,6 +157,19 @@ pub struct LiveRun {
     /// What it holds once ended (events and result), as counted in the
     /// ended runs' budget.
     held: AtomicUsize,
+    /// Counted in flight here (submitted here), against the limits.
+    counted: bool,
+    /// On a shared queue: the queue position of the next event to read,
+    /// while this server follows the run (none: it executes it here, or it
+    /// ended).
+    following: Mutex<Option<i64>>,
+    /// On a shared queue: the attempt executing here.
+    attempt: AtomicU32,
+    /// On a shared queue: writes its events while it executes here.
+    persister: Mutex<Option<shared::Persister>>,
+    /// On a shared queue: another server claimed it (this one's lease
+    /// lapsed); what this one does with it no longer counts.
+    lease_lost: AtomicBool,
 }
 
 impl LiveRun {
@@ -199,7 +214,19 @@ impl LiveRun {
             shut_down: AtomicBool::new(false),
             outcome_bytes: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
+            counted: false,
+            following: Mutex::new(None),
+            attempt: AtomicU32::new(1),
+            persister: Mutex::new(None),
+            lease_lost: AtomicBool::new(false),
         }
+    }
+
+    /// Asks it to stop with `action`.
+    fn request_cancel(&self, action: CancelAction) {
+        *self.cancel_action.lock().unwrap_or_else(|e| e.into_inner()) = Some(action);
+        self.cancel.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
     }
 
     fn take_spec(&self) -> Option<RunSpec> {
@@ -330,6 +357,8 @@ pub struct Runs {
     retention: Arc<Retention>,
     /// Woken whenever a run is retired.
     retired: Notify,
+    /// The queue several servers share, when storage has one.
+    shared: Option<shared::Shared>,
 }
 
 /// How many submitted runs a slow thread stream may fall behind before it
@@ -337,15 +366,26 @@ pub struct Runs {
 const SUBMITTED_BACKLOG: usize = 256;
 
 impl Runs {
-    /// An executor running at most `workers` runs at once. Runs left
+    /// An executor running at most `workers` runs at once. On a storage
+    /// with a shared run queue, runs of `graphs` execute on whichever
+    /// server claims them (`queue`); otherwise in process, and runs left
     /// pending or running by a previous process are marked `error`.
     pub async fn new(
         storage: Arc<dyn Storage>,
         workers: usize,
         limits: RunLimits,
+        graphs: BTreeMap<String, Arc<GraphSlot>>,
+        queue: QueueSettings,
     ) -> Result<Arc<Self>, StorageError> {
+        let shared = storage
+            .run_queue()
+            .map(|q| shared::Shared::new(q, graphs, queue));
         let mut threads = HashSet::new();
-        for run in storage.runs_in_flight().await? {
+        let left = match &shared {
+            Some(_) => Vec::new(),
+            None => storage.runs_in_flight().await?,
+        };
+        for run in left {
             storage.set_run_status(run.run_id, RunStatus::Error).await?;
             threads.insert(run.thread_id);
         }
@@ -365,7 +405,9 @@ impl Runs {
             limits,
             retention: Arc::default(),
             retired: Notify::new(),
+            shared,
         }))
+        .inspect(Runs::start_shared)
     }
 
     /// Run workers: how many runs (and state updates) execute at once.
@@ -435,6 +477,9 @@ impl Runs {
         let input_bytes =
             json_size(&spec.input) + json_size(&spec.config) + json_size(&spec.context);
         self.admit(&owner, input_bytes)?;
+        if let Some(shared) = self.shared() {
+            return self.enqueue(shared, spec, owner, input_bytes);
+        }
         if let Err(e) = wait(self.storage.insert_run(&spec.run)) {
             Self::release(&mut self.inner(), &owner, input_bytes);
             return Err(e.into());
@@ -445,6 +490,7 @@ impl Runs {
         live.thread_created_at = spec.thread_created_at.clone();
         live.owner = owner;
         live.input_bytes = input_bytes;
+        live.counted = true;
         let live = Arc::new(live);
         live.events.push(
             "metadata",
@@ -471,7 +517,10 @@ impl Runs {
 
     /// The live (or recently ended) run, if it is on that thread: a run is
     /// only ever reached through its own thread.
-    pub fn get(&self, thread_id: Uuid, run_id: Uuid) -> Option<Arc<LiveRun>> {
+    pub fn get(self: &Arc<Self>, thread_id: Uuid, run_id: Uuid) -> Option<Arc<LiveRun>> {
+        if self.shared.is_some() {
+            return self.shared_get(thread_id, run_id);
+        }
         let inner = self.inner();
         inner
             .live
@@ -489,7 +538,10 @@ impl Runs {
     }
 
     /// The runs pending or running on a thread, oldest first.
-    pub fn in_flight(&self, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+    pub fn in_flight(self: &Arc<Self>, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+        if let Some(shared) = self.shared() {
+            return self.shared_in_flight(shared, thread_id);
+        }
         let inner = self.inner();
         inner
             .queues
@@ -548,13 +600,26 @@ impl Runs {
     }
 
     /// Every run pending or running.
-    pub fn all_in_flight(&self) -> Vec<Arc<LiveRun>> {
+    pub fn all_in_flight(self: &Arc<Self>) -> Vec<Arc<LiveRun>> {
+        if let Some(shared) = self.shared() {
+            return self.shared_all_in_flight(shared);
+        }
         self.inner().live.values().cloned().collect()
     }
 
     /// Cancels a run pending or running: false when it is not (it ended,
     /// or never existed).
-    pub fn cancel(&self, run_id: Uuid, action: CancelAction) -> bool {
+    pub fn cancel(self: &Arc<Self>, run_id: Uuid, action: CancelAction) -> bool {
+        if let Some(shared) = self.shared() {
+            let Some(live) = self.known(run_id) else {
+                return false;
+            };
+            if shared.executing().contains_key(&run_id) {
+                live.request_cancel(action);
+                return true;
+            }
+            return self.shared_cancel(shared, &live, action);
+        }
         let mut inner = self.inner();
         let Some(live) = inner.live.get(&run_id).cloned() else {
             return false;
@@ -679,7 +744,9 @@ impl Runs {
             wait(self.end_cancelled(live, &spec, action));
             return;
         }
-        if let Err(e) = wait(self.storage.set_run_status(live.run_id, RunStatus::Running)) {
+        if self.shared.is_none()
+            && let Err(e) = wait(self.storage.set_run_status(live.run_id, RunStatus::Running))
+        {
             tracing::error!(run_id = %live.run_id, "cannot start the run: {e}");
         }
         let before = match wait(self.storage.thread(live.thread_id, None)) {
@@ -794,7 +861,19 @@ impl Runs {
         outcome: RunOutcome,
         delete_thread: bool,
     ) {
-        if let Some(status) = status {
+        if let Some(shared) = self.shared() {
+            // The thread's error, then the status and the log's end at
+            // once: whoever hears the run ended reads it ended.
+            if let (Some(_), Some(error)) = (status, &error)
+                && let Err(e) = self
+                    .storage
+                    .set_thread_status(live.thread_id, ThreadStatus::Busy, Some(error))
+                    .await
+            {
+                tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
+            }
+            self.complete_shared(shared, live, status, &outcome).await;
+        } else if let Some(status) = status {
             if let Err(e) = self.storage.set_run_status(live.run_id, status).await {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
             }
@@ -824,6 +903,10 @@ impl Runs {
     /// `message`.
     async fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
         let error = json!({"error": "ServerShutdown", "message": message});
+        if self.shared.is_some() {
+            // Back to the queue, for another server.
+            live.shut_down.store(true, Ordering::Relaxed);
+        }
         live.events.push("error", &error);
         self.finish(
             live,
@@ -843,7 +926,9 @@ impl Runs {
         if inner.live.remove(&live.run_id).is_none() {
             return;
         }
-        Self::release(&mut inner, &live.owner, live.input_bytes);
+        if live.counted {
+            Self::release(&mut inner, &live.owner, live.input_bytes);
+        }
         if live.forgotten.load(Ordering::Relaxed) {
             // Its followers read on; the events go with the last of them.
             drop(inner);
@@ -937,7 +1022,19 @@ impl Runs {
     /// A thread with nothing in flight is `idle`, or `error` when its last
     /// run failed.
     async fn settle_thread(&self, thread_id: Uuid) {
-        if !self.in_flight(thread_id).is_empty() {
+        let busy = match self.shared() {
+            Some(shared) => shared
+                .queue
+                .in_flight_on(thread_id)
+                .await
+                .map(|runs| !runs.is_empty())
+                .unwrap_or(true),
+            None => {
+                let inner = self.inner();
+                inner.queues.get(&thread_id).is_some_and(|q| !q.is_empty())
+            }
+        };
+        if busy {
             return;
         }
         let status = match self.storage.list_runs(thread_id, None, 1, 0).await {

@@ -56,7 +56,15 @@ impl AppState {
         auth: Option<Arc<PluginSlot>>,
         storage: Arc<dyn Storage>,
     ) -> Result<Self, StorageError> {
-        Self::serving(config, auth, storage, BTreeMap::new(), DEFAULT_WORKERS).await
+        Self::serving(
+            config,
+            auth,
+            storage,
+            BTreeMap::new(),
+            DEFAULT_WORKERS,
+            crate::runs::QueueSettings::default(),
+        )
+        .await
     }
 
     /// The state serving `config` with its graph components loaded, runs
@@ -70,6 +78,7 @@ impl AppState {
         storage: Arc<dyn Storage>,
         components: BTreeMap<String, Arc<GraphSlot>>,
         workers: usize,
+        queue: crate::runs::QueueSettings,
     ) -> Result<Self, StorageError> {
         let mut graphs = BTreeMap::new();
         for (graph_id, graph) in &config.graphs {
@@ -106,7 +115,14 @@ impl AppState {
         }
         let auth_openapi = config.auth.as_ref().and_then(|a| a.openapi.as_ref());
         let limits = Limits::from(&config.limits);
-        let runs = Runs::new(storage.clone(), workers, limits.runs.clone()).await?;
+        let runs = Runs::new(
+            storage.clone(),
+            workers,
+            limits.runs.clone(),
+            components.clone(),
+            queue,
+        )
+        .await?;
         Ok(Self {
             limits,
             streams: Arc::default(),

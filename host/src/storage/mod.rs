@@ -16,6 +16,7 @@ mod conformance;
 mod error;
 mod patch;
 pub mod postgres;
+pub mod queue;
 mod records;
 pub mod sqlite;
 mod status;
@@ -28,6 +29,7 @@ use uuid::Uuid;
 pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use postgres::{ConnectError, PostgresStorage, redacted};
+pub use queue::RunQueue;
 pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};
@@ -223,6 +225,12 @@ impl NamespaceQuery {
 pub trait Storage: Send + Sync + 'static {
     /// The backend's name, as `/info` shows it (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+
+    /// The run queue several servers share, when this backend has one:
+    /// then runs execute on whichever server claims them.
+    fn run_queue(&self) -> Option<std::sync::Arc<dyn RunQueue>> {
+        None
+    }
 
     /// Inserts a thread; false when the id is taken.
     async fn insert_thread(&self, thread: &Thread) -> Result<bool>;

@@ -18,6 +18,7 @@ mod limits;
 mod loading;
 mod oidc;
 mod postgres;
+mod replicas;
 mod resolution;
 mod support;
 mod waits;

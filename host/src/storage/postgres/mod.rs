@@ -28,6 +28,7 @@ mod assistants;
 mod crons;
 mod error;
 mod filter;
+mod queue;
 mod rows;
 mod runs;
 mod schema;
@@ -48,6 +49,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The PostgreSQL backend.
 pub struct PostgresStorage {
     pool: Pool,
+    queue: std::sync::Arc<queue::PgRunQueue>,
 }
 
 /// Why a database URI cannot be used.
@@ -83,7 +85,7 @@ impl PostgresStorage {
             config.application_name("warden");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -99,7 +101,8 @@ impl PostgresStorage {
         let mut client = pool.get().await.map_err(StorageError::from)?;
         schema::migrate(&mut client).await?;
         drop(client);
-        Ok(Self { pool })
+        let queue = queue::PgRunQueue::new(pool.clone(), config);
+        Ok(Self { pool, queue })
     }
 
     /// PostgreSQL's plan for a thread search (`EXPLAIN`), one line per
@@ -148,6 +151,10 @@ fn corrupt(error: impl std::error::Error + Send + Sync + 'static, what: &str) ->
 impl Storage for PostgresStorage {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn run_queue(&self) -> Option<std::sync::Arc<dyn super::RunQueue>> {
+        Some(self.queue.clone())
     }
 
     async fn insert_thread(&self, thread: &Thread) -> Result<bool> {

@@ -10,10 +10,10 @@ use super::rows::{execute, json, nullable, object, row, rows};
 use crate::storage::{Checkpoint, Object, Result, Run, RunStatus, ThreadStatus};
 use crate::timestamp::now;
 
-const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
+pub(super) const RUN_COLUMNS: &str = "run_id, thread_id, assistant_id, created_at, updated_at, status, \
      metadata, kwargs, multitask_strategy";
 
-fn run_row(row: &Row) -> Result<Run> {
+pub(super) fn run_row(row: &Row) -> Result<Run> {
     let status: String = row.try_get(5)?;
     Ok(Run {
         run_id: row.try_get(0)?,

@@ -14,6 +14,14 @@
 //! fixed format whose byte order is time order: the ordered text columns
 //! are `COLLATE "C"`, whatever the database's collation.
 //!
+//! The run queue (migration 2) keeps, beside each run, what executing it
+//! needs (`job`: the full config, private user fields included, which the
+//! API never serves), its lease and attempt, and a cancellation asked of
+//! it; a unique index holds one running run per thread whatever the
+//! replicas race for; `run_events` holds every run's stream, kept a while
+//! after its run is deleted (a stateless run's followers read its end after
+//! its thread is gone), then swept.
+//!
 //! A released migration is never edited nor renumbered (databases out
 //! there have applied it): a change is a new entry at the end. The test
 //! below pins each released entry's text.
@@ -26,7 +34,8 @@ use crate::storage::{Result, StorageError};
 pub(super) const LOCK: i64 = 0x7761_7264_656e_5f31;
 
 /// The schema, one migration per entry; `warden_schema` lists those applied.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE threads (
     thread_id uuid PRIMARY KEY,
     created_at text COLLATE "C" NOT NULL,
@@ -132,7 +141,29 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (thread_id, checkpoint_id)
 );
 CREATE INDEX checkpoints_run ON checkpoints (run_id);
-"#];
+"#,
+    r#"
+ALTER TABLE runs
+    ADD COLUMN job jsonb,
+    ADD COLUMN not_before timestamptz,
+    ADD COLUMN attempt integer NOT NULL DEFAULT 0,
+    ADD COLUMN lease_owner text,
+    ADD COLUMN lease_until timestamptz,
+    ADD COLUMN cancel text;
+CREATE UNIQUE INDEX runs_one_running_per_thread ON runs (thread_id) WHERE status = 'running';
+CREATE INDEX runs_leases ON runs (lease_owner) WHERE status = 'running';
+
+CREATE TABLE run_events (
+    run_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    id text NOT NULL,
+    event text NOT NULL,
+    data text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, seq)
+);
+"#,
+];
 
 /// Applies the migrations the database has not, in one transaction under
 /// the advisory lock [`LOCK`]. A database migrated by a newer Warden (more

@@ -159,7 +159,14 @@ impl TestServerBuilder {
             })
             .collect();
         // SQLite's operations are done when first polled: no runtime needed.
-        let serving = AppState::serving(&config, slot, Arc::new(storage), graphs, 4);
+        let serving = AppState::serving(
+            &config,
+            slot,
+            Arc::new(storage),
+            graphs,
+            4,
+            warden::runs::QueueSettings::default(),
+        );
         let mut state = warden::storage::wait(serving).expect("state");
         state.disable_studio_auth = self.disable_studio_auth;
         TestServer {

@@ -1,0 +1,458 @@
+//! The shared run queue in PostgreSQL: runs claimed with `FOR UPDATE SKIP
+//! LOCKED` under a lease the executing replica renews, their events in
+//! `run_events`, and wake-ups by `LISTEN`/`NOTIFY` on three channels:
+//! `warden_queue` (a run may be ready), `warden_events` (a run's log grew
+//! or ended; the payload is its id) and `warden_cancel` (a run was asked to
+//! stop). Notifications only spare polling: every follower also looks
+//! again now and then, so a lost one costs latency, never a hang.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_postgres::types::Type;
+use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use uuid::Uuid;
+
+use super::filter::Params;
+use super::rows::{execute, row, rows};
+use super::runs::{RUN_COLUMNS, run_row};
+use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
+use crate::storage::{Result, Run, RunStatus, StorageError};
+use crate::timestamp::now;
+
+/// How many wake-ups a slow replica task may fall behind before it is told
+/// to look again.
+const WAKE_BACKLOG: usize = 1024;
+
+/// How long the listener waits before connecting again.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// The most events one read returns.
+const EVENTS_PAGE: i64 = 1000;
+
+/// The queue, on the storage's pool; its listener holds one more
+/// connection, from the first [`RunQueue::wakes`] until the queue is
+/// dropped.
+pub(super) struct PgRunQueue {
+    pool: deadpool_postgres::Pool,
+    config: tokio_postgres::Config,
+    wakes: broadcast::Sender<Wake>,
+    listener: std::sync::OnceLock<Listener>,
+}
+
+/// The listening task; stopped when dropped.
+struct Listener(tokio::task::AbortHandle);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl PgRunQueue {
+    pub(super) fn new(pool: deadpool_postgres::Pool, config: tokio_postgres::Config) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            config,
+            wakes: broadcast::Sender::new(WAKE_BACKLOG),
+            listener: std::sync::OnceLock::new(),
+        })
+    }
+
+    async fn conn(&self) -> Result<deadpool_postgres::Client> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// Listens on the queue's channels for as long as it runs, connecting again
+/// when the connection is lost (and telling every follower to look again).
+async fn listen(config: tokio_postgres::Config, wakes: broadcast::Sender<Wake>) {
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let forward = wakes.clone();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(message)) = messages.next().await {
+                        if let AsyncMessage::Notification(n) = message
+                            && let Some(wake) = wake_of(n.channel(), n.payload())
+                        {
+                            let _ = forward.send(wake);
+                        }
+                    }
+                });
+                let listening = client
+                    .batch_execute(
+                        "LISTEN warden_queue; LISTEN warden_events; LISTEN warden_cancel",
+                    )
+                    .await;
+                match listening {
+                    Ok(()) => {
+                        let _ = wakes.send(Wake::Resync);
+                        let _ = driver.await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot listen for the run queue's notifications: {e}");
+                        driver.abort();
+                    }
+                }
+                drop(client);
+                tracing::warn!("lost the run queue's notifications: connecting again");
+            }
+            Err(e) => tracing::warn!("cannot connect to listen for the run queue: {e}"),
+        }
+        let _ = wakes.send(Wake::Resync);
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+fn wake_of(channel: &str, payload: &str) -> Option<Wake> {
+    match channel {
+        "warden_queue" => Some(Wake::Queue),
+        "warden_events" => payload.parse().ok().map(Wake::Events),
+        "warden_cancel" => payload.parse().ok().map(Wake::Cancel),
+        _ => None,
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn notify(c: &impl GenericClient, channel: &str, payload: String) -> Result<()> {
+    let mut p = Params::default();
+    let sql = format!("SELECT pg_notify({}, {})", p.text(channel), p.text(payload));
+    rows(c, &sql, &p).await?;
+    Ok(())
+}
+
+async fn insert_events(c: &impl GenericClient, run_id: Uuid, events: &[QueuedEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut p = Params::default();
+    let run = p.bind(run_id, Type::UUID);
+    let seqs = p.bind(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        Type::INT8_ARRAY,
+    );
+    let ids = p.bind(
+        events.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+        Type::TEXT_ARRAY,
+    );
+    let names = p.bind(
+        events.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        Type::TEXT_ARRAY,
+    );
+    let data = p.bind(
+        events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
+        Type::TEXT_ARRAY,
+    );
+    // A run deleted meanwhile (rolled back) takes no more events.
+    let sql = format!(
+        "INSERT INTO run_events (run_id, seq, id, event, data) \
+         SELECT {run}, s, i, e, d FROM unnest({seqs}, {ids}, {names}, {data}) AS u(s, i, e, d) \
+         WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = {run}) \
+         ON CONFLICT DO NOTHING"
+    );
+    execute(c, &sql, &p).await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl RunQueue for PgRunQueue {
+    async fn enqueue(&self, r: &Run, job: &Value, delay: Option<Duration>) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let mut p = Params::default();
+        let values = [
+            p.bind(r.run_id, Type::UUID),
+            p.bind(r.thread_id, Type::UUID),
+            p.bind(r.assistant_id, Type::UUID),
+            p.text(r.created_at.clone()),
+            p.text(r.updated_at.clone()),
+            p.text(r.status.as_str()),
+            p.json(r.metadata.clone().into()),
+            p.json(r.kwargs.clone()),
+            p.text(r.multitask_strategy.clone()),
+            p.json(job.clone()),
+            p.bind(delay.map_or(0.0, millis), Type::FLOAT8),
+        ];
+        let sql = format!(
+            "INSERT INTO runs ({RUN_COLUMNS}, job, not_before) VALUES ({}, \
+             now() + {} * interval '1 millisecond')",
+            values[..10].join(", "),
+            values[10]
+        );
+        execute(&*tx, &sql, &p).await?;
+        let sql = format!(
+            "UPDATE threads SET status = 'busy', updated_at = {} WHERE thread_id = {}",
+            values[4], values[1]
+        );
+        execute(&*tx, &sql, &p).await?;
+        notify(&*tx, "warden_queue", String::new()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim(&self, replica: &str, lease: Duration) -> Result<Option<Claim>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let owner = p.text(replica);
+        let lease = p.bind(millis(lease), Type::FLOAT8);
+        let updated = p.text(now());
+        let returning: Vec<String> = RUN_COLUMNS
+            .split(", ")
+            .map(|column| format!("runs.{column}"))
+            .collect();
+        // A pending run starts when its thread runs none and it is the
+        // thread's oldest pending one; a running one whose lease lapsed is
+        // claimed again. The unique index on running runs per thread holds
+        // whatever concurrent claims see.
+        let sql = format!(
+            "WITH next AS (\
+               SELECT r.run_id FROM runs r \
+               WHERE r.job IS NOT NULL AND (\
+                 (r.status = 'pending' AND r.cancel IS NULL \
+                  AND (r.not_before IS NULL OR r.not_before <= now()) \
+                  AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id \
+                    AND (o.status = 'running' OR (o.status = 'pending' \
+                      AND (o.created_at, o.run_id) < (r.created_at, r.run_id))))) \
+                 OR (r.status = 'running' AND r.lease_until < now())) \
+               ORDER BY r.created_at, r.run_id LIMIT 1 \
+               FOR UPDATE OF r SKIP LOCKED) \
+             UPDATE runs SET status = 'running', attempt = runs.attempt + 1, \
+               lease_owner = {owner}, lease_until = now() + {lease} * interval '1 millisecond', \
+               updated_at = {updated} \
+             FROM next WHERE runs.run_id = next.run_id \
+             RETURNING {}, runs.job, runs.attempt, runs.cancel",
+            returning.join(", ")
+        );
+        let found = match row(&**c, &sql, &p).await {
+            Ok(found) => found,
+            // Another replica started a run on that thread meanwhile.
+            Err(StorageError::Conflict(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let n = RUN_COLUMNS.split(", ").count();
+        let attempt: i32 = found.try_get(n + 1)?;
+        let cancel: Option<String> = found.try_get(n + 2)?;
+        Ok(Some(Claim {
+            run: run_row(&found)?,
+            job: found.try_get(n)?,
+            attempt: u32::try_from(attempt).unwrap_or(1),
+            cancel,
+        }))
+    }
+
+    async fn renew(&self, replica: &str, lease: Duration) -> Result<Vec<Held>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = format!(
+            "UPDATE runs SET lease_until = now() + {} * interval '1 millisecond' \
+             WHERE lease_owner = {} AND status = 'running' RETURNING run_id, cancel",
+            p.bind(millis(lease), Type::FLOAT8),
+            p.text(replica)
+        );
+        rows(&**c, &sql, &p)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Held {
+                    run_id: r.try_get(0)?,
+                    cancel: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append(&self, run_id: Uuid, events: &[QueuedEvent]) -> Result<()> {
+        let c = self.conn().await?;
+        insert_events(&**c, run_id, events).await?;
+        notify(&**c, "warden_events", run_id.to_string()).await
+    }
+
+    async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = format!(
+            "SELECT seq, id, event, data FROM run_events WHERE run_id = {} AND seq >= {} \
+             ORDER BY seq LIMIT {EVENTS_PAGE}",
+            p.bind(run_id, Type::UUID),
+            p.bind(from, Type::INT8)
+        );
+        rows(&**c, &sql, &p)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(QueuedEvent {
+                    seq: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    event: r.try_get(2)?,
+                    data: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete(
+        &self,
+        run_id: Uuid,
+        replica: &str,
+        attempt: u32,
+        status: Option<RunStatus>,
+        end: &QueuedEvent,
+    ) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        if let Some(status) = status {
+            let mut p = Params::default();
+            let sql = format!(
+                "UPDATE runs SET status = {}, updated_at = {}, lease_owner = NULL, \
+                 lease_until = NULL WHERE run_id = {} AND lease_owner = {} AND attempt = {} \
+                 AND status = 'running'",
+                p.text(status.as_str()),
+                p.text(now()),
+                p.bind(run_id, Type::UUID),
+                p.text(replica),
+                p.bind(i32::try_from(attempt).unwrap_or(i32::MAX), Type::INT4)
+            );
+            if execute(&*tx, &sql, &p).await? == 0 {
+                return Ok(false);
+            }
+        }
+        insert_events(&*tx, run_id, std::slice::from_ref(end)).await?;
+        notify(&*tx, "warden_events", run_id.to_string()).await?;
+        notify(&*tx, "warden_queue", String::new()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release(&self, run_id: Uuid, replica: &str) -> Result<()> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = format!(
+            "UPDATE runs SET status = 'pending', lease_owner = NULL, lease_until = NULL \
+             WHERE run_id = {} AND lease_owner = {} AND status = 'running'",
+            p.bind(run_id, Type::UUID),
+            p.text(replica)
+        );
+        execute(&**c, &sql, &p).await?;
+        notify(&**c, "warden_queue", String::new()).await
+    }
+
+    async fn cancel(&self, run_id: Uuid, action: &str, end: &QueuedEvent) -> Result<CancelRequest> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let mut p = Params::default();
+        let run = p.bind(run_id, Type::UUID);
+        let sql = format!("SELECT status FROM runs WHERE run_id = {run} FOR UPDATE");
+        let status: Option<String> = match row(&*tx, &sql, &p).await? {
+            Some(r) => r.try_get(0)?,
+            None => None,
+        };
+        let action_param = p.text(action);
+        let outcome = match status.as_deref() {
+            Some("pending") => {
+                if action == "rollback" {
+                    execute(&*tx, &format!("DELETE FROM runs WHERE run_id = {run}"), &p).await?;
+                } else {
+                    let sql = format!(
+                        "UPDATE runs SET status = 'interrupted', cancel = {action_param}, \
+                         updated_at = {} WHERE run_id = {run}",
+                        p.text(now())
+                    );
+                    execute(&*tx, &sql, &p).await?;
+                    insert_events(&*tx, run_id, std::slice::from_ref(end)).await?;
+                }
+                notify(&*tx, "warden_events", run_id.to_string()).await?;
+                notify(&*tx, "warden_queue", String::new()).await?;
+                CancelRequest::Ended
+            }
+            Some("running") => {
+                let sql = format!("UPDATE runs SET cancel = {action_param} WHERE run_id = {run}");
+                execute(&*tx, &sql, &p).await?;
+                notify(&*tx, "warden_cancel", run_id.to_string()).await?;
+                CancelRequest::Signalled
+            }
+            _ => CancelRequest::NotInFlight,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn restart(&self, run_id: Uuid, thread_id: Uuid) -> Result<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let mut p = Params::default();
+        let (run, thread) = (p.bind(run_id, Type::UUID), p.bind(thread_id, Type::UUID));
+        let sql = format!("DELETE FROM checkpoints WHERE run_id = {run} AND thread_id = {thread}");
+        execute(&*tx, &sql, &p).await?;
+        let sql = format!(
+            "UPDATE threads SET state_values = (SELECT state_values FROM checkpoints \
+             WHERE thread_id = {thread} ORDER BY checkpoint_id DESC LIMIT 1) \
+             WHERE thread_id = {thread}"
+        );
+        execute(&*tx, &sql, &p).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sweep(&self) -> Result<u64> {
+        let c = self.conn().await?;
+        let sql = "DELETE FROM run_events e WHERE e.created_at < now() - interval '1 minute' \
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = e.run_id)";
+        execute(&**c, sql, &Params::default()).await
+    }
+
+    async fn status(&self, run_id: Uuid) -> Result<Option<RunStatus>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = format!(
+            "SELECT status FROM runs WHERE run_id = {}",
+            p.bind(run_id, Type::UUID)
+        );
+        match row(&**c, &sql, &p).await? {
+            Some(r) => {
+                let status: String = r.try_get(0)?;
+                Ok(Some(
+                    status
+                        .parse()
+                        .map_err(|e| super::corrupt(e, "runs.status"))?,
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn in_flight_on(&self, thread_id: Uuid) -> Result<Vec<Run>> {
+        let c = self.conn().await?;
+        let mut p = Params::default();
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE thread_id = {} \
+             AND status IN ('pending', 'running') ORDER BY created_at, run_id",
+            p.bind(thread_id, Type::UUID)
+        );
+        rows(&**c, &sql, &p).await?.iter().map(run_row).collect()
+    }
+
+    async fn all_in_flight(&self) -> Result<Vec<Run>> {
+        super::runs::runs_in_flight(&**self.conn().await?).await
+    }
+
+    fn wakes(&self) -> broadcast::Receiver<Wake> {
+        let receiver = self.wakes.subscribe();
+        self.listener.get_or_init(|| {
+            let task = tokio::spawn(listen(self.config.clone(), self.wakes.clone()));
+            Listener(task.abort_handle())
+        });
+        receiver
+    }
+}
