@@ -19,5 +19,6 @@ mod loading;
 mod oidc;
 mod postgres;
 mod resolution;
+mod rollout;
 mod support;
 mod waits;
