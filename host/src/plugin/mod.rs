@@ -12,7 +12,8 @@
 //! - [`Session`] is one fresh, sandboxed instance of a plugin, used for one
 //!   request and dropped with it: no state survives between users.
 //! - [`PluginSlot`] holds the live version of a plugin and swaps in new
-//!   ones while the server serves; [`Watcher`] finds them on disk.
+//!   ones while the server serves; [`Watcher`] finds them on disk (and
+//!   polls for them where no change event comes: [`POLL`]).
 //! - What a plugin is granted beyond computing comes from its
 //!   [`PluginSettings`]: `config` values and `secrets` (`config` import),
 //!   native signature checks (`crypto`), a store kept between calls
@@ -41,6 +42,7 @@ mod error;
 mod graph;
 mod outbound;
 mod plugin_cache;
+mod poll;
 mod redact;
 #[cfg(test)]
 mod released_wit;
@@ -62,6 +64,7 @@ pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_VERSION, GraphComponent, GraphEvent, GraphInfo, GraphLimits,
     Invocation, RunFailure,
 };
+pub use poll::POLL;
 pub use settings::{
     AuthCacheSettings, DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB,
     DEFAULT_TIMEOUT_MS, HttpLimits, Limits, PluginSettings, SecretSource,

@@ -128,6 +128,7 @@ pub struct PluginSlot<P: Swappable = AuthPlugin> {
 #[derive(Debug, Clone)]
 struct History {
     loaded_at: String,
+    previous: Option<String>,
     swaps: u64,
     last_error: Option<ReloadError>,
 }
@@ -151,6 +152,9 @@ pub struct SlotStatus {
     pub source: PathBuf,
     /// When the live version was swapped in (or loaded at start-up).
     pub loaded_at: String,
+    /// The digest of the version the live one replaced (none before the
+    /// first swap).
+    pub previous_digest: Option<String>,
     /// How many times a new version was swapped in since start-up.
     pub swap_count: u64,
     /// The last reload that was refused, unless a later one succeeded.
@@ -185,6 +189,7 @@ impl<P: Swappable> PluginSlot<P> {
             live: ArcSwap::new(plugin),
             history: Mutex::new(History {
                 loaded_at: now(),
+                previous: None,
                 swaps: 0,
                 last_error: None,
             }),
@@ -210,12 +215,16 @@ impl<P: Swappable> PluginSlot<P> {
     /// The live version, when it was loaded, swaps so far and the last
     /// refused reload.
     pub fn status(&self) -> SlotStatus {
-        let history = lock(&self.history).clone();
-        let live = self.current();
+        // Read together: a swap changes both under the history's lock.
+        let (history, live) = {
+            let history = lock(&self.history);
+            (history.clone(), self.current())
+        };
         SlotStatus {
             info: live.info().clone(),
             source: self.source.clone(),
             loaded_at: history.loaded_at,
+            previous_digest: history.previous,
             swap_count: history.swaps,
             last_reload_error: history.last_error,
             authorizes_nothing: live.authorizes_nothing(),
@@ -258,8 +267,17 @@ impl<P: Swappable> PluginSlot<P> {
         }
         let new = old.with_component(&self.runtime, wasm, &bytes)?;
         let authorizes_nothing = new.authorizes_nothing();
-        self.live.store(new);
         let from = old.info().digest.clone();
+        {
+            // The version and its history change together, so that `/info`
+            // never shows the new digest with the old swap count.
+            let mut history = lock(&self.history);
+            self.live.store(new);
+            history.loaded_at = now();
+            history.previous = Some(from.clone());
+            history.swaps += 1;
+            history.last_error = None;
+        }
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         if authorizes_nothing {
             tracing::warn!(
@@ -288,11 +306,8 @@ impl<P: Swappable> PluginSlot<P> {
     fn record(&self, result: Result<Reloaded, LoadError>) -> Result<Reloaded, LoadError> {
         let mut history = lock(&self.history);
         match &result {
-            Ok(Reloaded::Swapped { .. }) => {
-                history.loaded_at = now();
-                history.swaps += 1;
-                history.last_error = None;
-            }
+            // A swap updated the history as it happened.
+            Ok(Reloaded::Swapped { .. }) => {}
             Ok(Reloaded::Unchanged) => history.last_error = None,
             Err(error) => {
                 tracing::error!(

@@ -13,18 +13,22 @@
 //! rebuilds the crate once that file's edits pause for [`DEBOUNCE`], then
 //! swaps in the result.
 //!
+//! Where no event comes (network filesystems, a Kubernetes volume's
+//! symlink swap), the component files are also polled every
+//! [`POLL`](super::poll::POLL) (see [`super::poll`]).
+//!
 //! The waiting is `notify-debouncer-full`'s: one debouncer settles the
 //! component files, another the sources. Renames and closes, which need no
 //! wait, come straight from a plain `notify` watcher (the settled event
-//! that follows them finds the file unchanged). One thread runs the reloads
-//! and rebuilds, one at a time.
+//! that follows them finds the file unchanged). One thread polls, and runs
+//! the reloads and rebuilds, one at a time.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify_debouncer_full::notify::{
@@ -32,6 +36,7 @@ use notify_debouncer_full::notify::{
 };
 use notify_debouncer_full::{DebounceEventResult, RecommendedCache};
 
+use super::poll::{Fingerprint, POLL, Polled};
 use super::slot::{Reloadable, Reloaded};
 
 /// How long an in-place write must pause before the file is loaded, when
@@ -86,8 +91,9 @@ enum Action {
 }
 
 impl Watcher {
-    /// Watches the component file of every slot (and, with
-    /// `rebuild_sources`, the crate directory of those built from one).
+    /// Watches, and polls, the component file of every slot (and, with
+    /// `rebuild_sources`, watches the crate directory of those built from
+    /// one).
     pub fn start(
         slots: Vec<Arc<dyn Reloadable>>,
         rebuild_sources: bool,
@@ -128,13 +134,14 @@ impl Watcher {
             );
             targets.push(Target {
                 slot: Arc::clone(slot),
+                polled: Polled::new(Fingerprint::of(&file)),
                 file,
                 sources: crate_sources,
             });
         }
         let thread = std::thread::Builder::new()
             .name("warden-watch".into())
-            .spawn(move || run(&targets, &rx))
+            .spawn(move || run(&mut targets, &rx))
             .expect("spawning the watch thread");
         Ok(Self {
             stop: tx,
@@ -159,6 +166,7 @@ struct Target {
     slot: Arc<dyn Reloadable>,
     file: PathBuf,
     sources: Option<PathBuf>,
+    polled: Polled,
 }
 
 /// A plain watcher that passes on, as they happen, the events that mark a
@@ -212,30 +220,50 @@ fn watch(debouncer: &mut Debouncer, dir: &Path, mode: RecursiveMode) -> Result<(
     })
 }
 
-/// The watch loop: takes every batch queued, then runs what they ask of
-/// each target (a rebuild rather than a reload when both are asked), until
-/// stopped.
-fn run(targets: &[Target], rx: &Receiver<Message>) {
-    while let Ok(first) = rx.recv() {
+/// The watch loop: takes every batch queued and, every [`POLL`], polls
+/// the files; then runs what they ask of each target (a rebuild rather
+/// than a reload when both are asked), until stopped.
+fn run(targets: &mut [Target], rx: &Receiver<Message>) {
+    let mut next_poll = Instant::now() + POLL;
+    loop {
         let mut asked: HashMap<usize, Action> = HashMap::new();
-        for message in std::iter::once(first).chain(rx.try_iter()) {
+        let mut ask = |i: usize, action: Action| {
+            let slot = asked.entry(i).or_insert(action);
+            *slot = (*slot).max(action);
+        };
+        let first = match rx.recv_timeout(next_poll.saturating_duration_since(Instant::now())) {
+            Ok(first) => Some(first),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        for message in first.into_iter().chain(rx.try_iter()) {
             let Message::Events(source, events) = message else {
                 return;
             };
             for (i, target) in targets.iter().enumerate() {
                 let sources = target.sources.as_deref();
                 if let Some(action) = asks(&target.file, sources, source, &events) {
-                    let slot = asked.entry(i).or_insert(action);
-                    *slot = (*slot).max(action);
+                    ask(i, action);
                 }
             }
         }
+        if Instant::now() >= next_poll {
+            for (i, target) in targets.iter_mut().enumerate() {
+                if target.polled.poll(Fingerprint::of(&target.file)) {
+                    tracing::debug!(file = %target.file.display(), "plugin file changed (polled)");
+                    ask(i, Action::Reload);
+                }
+            }
+            next_poll = Instant::now() + POLL;
+        }
         for (i, action) in asked {
-            let target = &targets[i];
+            let target = &mut targets[i];
+            let before = Fingerprint::of(&target.file);
             let result = match action {
                 Action::Reload => target.slot.reload(),
                 Action::Rebuild => target.slot.rebuild(),
             };
+            target.polled.loaded(before);
             report(target, result);
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::replica::Replica;
 use super::{Limits, limits, metrics, work_pool};
 use crate::config::Config;
 use crate::plugin::{GraphSlot, PluginSlot};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The streamed responses open now, by user.
     pub streams: Arc<limits::OpenStreams>,
+    /// This server process, as `/info` names it.
+    pub replica: Replica,
 }
 
 impl AppState {
@@ -135,6 +138,7 @@ impl AppState {
             auth,
             storage,
             graphs,
+            replica: Replica::this_process(),
         })
     }
 }

@@ -9,8 +9,8 @@
 //!   from the head) and the route table ([`routes`]);
 //! - the server around them: `app` (the shared state), `router`,
 //!   [`serving`] (the connection loop), [`limits`], `streaming` (SSE),
-//!   [`work_pool`], `metrics`, `openapi`, `error`, and the
-//!   `cron_scheduler`.
+//!   [`work_pool`], `metrics`, `openapi`, `error`, the `cron_scheduler`,
+//!   and `replica` (which process `/info` is from).
 
 mod api;
 mod app;
@@ -20,6 +20,7 @@ mod error;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod replica;
 mod router;
 pub mod routes;
 pub mod serving;
@@ -32,5 +33,6 @@ pub use cron_scheduler::CronScheduler;
 pub use error::ApiError;
 pub use limits::Limits;
 pub use openapi::document as openapi_document;
+pub use replica::Replica;
 pub use router::router;
 pub use serving::serve;

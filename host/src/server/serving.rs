@@ -46,6 +46,9 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        state.replica.listening_on(address);
+    }
     let app = super::router(state.clone());
     let limits = state.limits.clone();
     let connections = Arc::new(Semaphore::new(limits.max_connections));

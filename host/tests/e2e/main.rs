@@ -20,5 +20,6 @@ mod oidc;
 mod postgres;
 mod replicas;
 mod resolution;
+mod rollout;
 mod support;
 mod waits;

@@ -68,6 +68,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
             "digest": status.info.digest,
             "contract": format!("warden:{kind}@{}", status.info.contract),
             "loaded_at": status.loaded_at,
+            "previous_digest": status.previous_digest,
             "swap_count": status.swap_count,
             "last_reload_error": status.last_reload_error,
         });
@@ -95,6 +96,7 @@ async fn info(State(state): State<Arc<AppState>>) -> Json<Value> {
         "host": {"kind": "self-hosted", "project_id": null, "host_revision_id": null,
                  "revision_id": null, "tenant_id": null},
         "plugins": plugins,
+        "replica": state.replica.describe(),
         "storage": state.storage.backend(),
     }))
 }
