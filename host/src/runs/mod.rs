@@ -380,6 +380,10 @@ impl Runs {
         let shared = storage
             .run_queue()
             .map(|q| shared::Shared::new(q, graphs, queue));
+        if let Some(shared) = &shared {
+            // Hear the other servers before serving anything.
+            shared.queue.ready().await?;
+        }
         let mut threads = HashSet::new();
         let left = match &shared {
             Some(_) => Vec::new(),
@@ -558,7 +562,11 @@ impl Runs {
 
     /// The thread's runs known in memory (in flight or recently ended),
     /// oldest first.
-    pub fn on_thread(&self, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+    pub fn on_thread(self: &Arc<Self>, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+        if let Some(shared) = self.shared() {
+            // Those in flight on other servers too.
+            self.shared_in_flight(shared, thread_id);
+        }
         let inner = self.inner();
         let mut runs: Vec<_> = inner
             .finished
@@ -904,10 +912,12 @@ impl Runs {
     async fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
         let error = json!({"error": "ServerShutdown", "message": message});
         if self.shared.is_some() {
-            // Back to the queue, for another server.
+            // Back to the queue, for another server: its log goes on
+            // there, without this server's error.
             live.shut_down.store(true, Ordering::Relaxed);
+        } else {
+            live.events.push("error", &error);
         }
-        live.events.push("error", &error);
         self.finish(
             live,
             Some(RunStatus::Error),

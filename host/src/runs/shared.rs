@@ -190,7 +190,13 @@ pub(super) struct Persister {
 impl Persister {
     /// Starts writing `live`'s events from log position `from` on, the
     /// first at queue position `seq`.
-    fn start(queue: Arc<dyn RunQueue>, live: Arc<LiveRun>, from: usize, seq: i64) -> Self {
+    fn start(
+        queue: Arc<dyn RunQueue>,
+        holder: (String, u32),
+        live: Arc<LiveRun>,
+        from: usize,
+        seq: i64,
+    ) -> Self {
         let (close, mut closed) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut progress = live.events.subscribe();
@@ -212,8 +218,18 @@ impl Persister {
                             }
                         })
                         .collect();
-                    if let Err(e) = live_append(&*queue, live.run_id, &batch).await {
-                        tracing::error!(run_id = %live.run_id, "cannot write the run's events: {e}");
+                    match live_append(&*queue, live.run_id, (&holder.0, holder.1), &batch).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Another server claimed it: this one stops.
+                            tracing::warn!(run_id = %live.run_id, "lost the run's lease: stopping it here");
+                            live.lease_lost.store(true, Ordering::Relaxed);
+                            live.cancel.store(true, Ordering::Relaxed);
+                            return seq;
+                        }
+                        Err(e) => {
+                            tracing::error!(run_id = %live.run_id, "cannot write the run's events: {e}");
+                        }
                     }
                 }
                 position = end;
@@ -240,11 +256,12 @@ impl Persister {
 async fn live_append(
     queue: &dyn RunQueue,
     run_id: Uuid,
+    holder: (&str, u32),
     batch: &[QueuedEvent],
-) -> Result<(), StorageError> {
+) -> Result<bool, StorageError> {
     let mut tries = 0;
     loop {
-        match queue.append(run_id, batch).await {
+        match queue.append(run_id, holder, batch).await {
             Err(StorageError::Unavailable(_)) if tries < 5 => {
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(100 << tries)).await;
@@ -268,6 +285,55 @@ impl Runs {
         tokio::spawn(async move { runs.claim_loop().await });
         let runs = Arc::clone(self);
         tokio::spawn(async move { runs.renew_loop().await });
+        let runs = Arc::clone(self);
+        tokio::spawn(async move { runs.announce_loop().await });
+    }
+
+    /// Tells this server's thread streams of the runs created on other
+    /// servers (while any thread stream is open here).
+    async fn announce_loop(self: Arc<Self>) {
+        let Some(shared) = self.shared() else { return };
+        let mut wakes = shared.queue.wakes();
+        loop {
+            let (thread_id, run_id) = match wakes.recv().await {
+                Ok(Wake::Queued { thread_id, run_id }) => (thread_id, run_id),
+                Ok(Wake::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Announcements may have been missed: every run in
+                    // flight, once more (streams skip those they follow).
+                    if self.submitted.receiver_count() > 0
+                        && let Ok(runs) = shared.queue.all_in_flight().await
+                    {
+                        for run in runs {
+                            let live = self.follow_stored(&run).await;
+                            let _ = self.submitted.send(Arc::downgrade(&live));
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if self.inner().closing {
+                return;
+            }
+            if self.submitted.receiver_count() == 0 {
+                continue;
+            }
+            // Known here already (claimed here first) or not, thread
+            // streams pick it up once.
+            if let Some(live) = self.known(run_id) {
+                let _ = self.submitted.send(Arc::downgrade(&live));
+                continue;
+            }
+            match self.storage.run(thread_id, run_id).await {
+                Ok(Some(run)) => {
+                    let live = self.follow_stored(&run).await;
+                    let _ = self.submitted.send(Arc::downgrade(&live));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%run_id, "cannot read a run created elsewhere: {e}"),
+            }
+        }
     }
 
     /// Records the run on the queue and follows it from there.
@@ -326,13 +392,25 @@ impl Runs {
         Some(self.follow_record(&run))
     }
 
-    /// Follows a run known from storage (or returns the one already here).
+    /// Follows a run known from storage (or returns the one already here),
+    /// from synchronous code.
     pub(super) fn follow_record(self: &Arc<Self>, run: &Run) -> Arc<LiveRun> {
+        wait(self.follow_stored(run))
+    }
+
+    /// Follows a run known from storage (or returns the one already here).
+    pub(super) async fn follow_stored(self: &Arc<Self>, run: &Run) -> Arc<LiveRun> {
         if let Some(live) = self.known(run.run_id) {
             return live;
         }
         let resumable = run.kwargs["resumable"].as_bool().unwrap_or(false);
-        let live = Arc::new(self.follower(run.run_id, run.thread_id, resumable));
+        let mut live = self.follower(run.run_id, run.thread_id, resumable);
+        // A run's thread is the one of that id now: deleting a thread
+        // deletes its runs.
+        if let Ok(Some(thread)) = self.storage.thread(run.thread_id, None).await {
+            live.thread_created_at = thread.created_at;
+        }
+        let live = Arc::new(live);
         {
             let mut inner = self.inner();
             if let Some(known) = inner.live.get(&run.run_id) {
@@ -341,9 +419,8 @@ impl Runs {
             inner.live.insert(live.run_id, live.clone());
         }
         // Load what is there now, so that a replay sees it at once.
-        let next = wait(self.pull(&live));
+        self.pull(&live).await;
         if !live.events.is_done() {
-            let _ = next;
             self.follow(live.clone());
         }
         live
@@ -561,7 +638,7 @@ impl Runs {
             loop {
                 tokio::select! {
                     wake = wakes.recv() => match wake {
-                        Ok(Wake::Queue | Wake::Resync)
+                        Ok(Wake::Queue | Wake::Queued { .. } | Wake::Resync)
                         | Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Ok(Wake::Cancel(id)) => {
                             if shared.executing().contains_key(&id) {
@@ -642,7 +719,7 @@ impl Runs {
             .as_ref()
             .and_then(|j| shared.graphs.get(&j.graph_id))
             .map(|slot| slot.current());
-        let live = self.follow_record(&claim.run);
+        let live = self.follow_stored(&claim.run).await;
         // Take the run over from following: read what earlier attempts
         // wrote, then stop following.
         let next_seq = {
@@ -653,6 +730,7 @@ impl Runs {
         live.attempt.store(claim.attempt, Ordering::Relaxed);
         let persister = Persister::start(
             shared.queue.clone(),
+            (shared.replica.clone(), claim.attempt),
             live.clone(),
             live.events.len(),
             next_seq,

@@ -63,6 +63,13 @@ pub enum CancelRequest {
 pub enum Wake {
     /// A run may be ready to claim.
     Queue,
+    /// A run was created: it may be ready to claim.
+    Queued {
+        /// Its thread.
+        thread_id: Uuid,
+        /// The run.
+        run_id: Uuid,
+    },
     /// A run's log grew or it ended.
     Events(Uuid),
     /// A run was asked to stop.
@@ -97,15 +104,19 @@ pub trait RunQueue: Send + Sync {
     /// holds, with any cancellation asked of them.
     async fn renew(&self, replica: &str, lease: Duration) -> Result<Vec<Held>>;
 
-    /// Appends events to a run's log and wakes its followers.
-    async fn append(&self, run_id: Uuid, events: &[QueuedEvent]) -> Result<()>;
+    /// Appends events to a run's log and wakes its followers, while
+    /// `holder` (replica, attempt) holds the run: whether it still does
+    /// (a replica whose lease lapsed writes nothing more).
+    async fn append(&self, run_id: Uuid, holder: (&str, u32), events: &[QueuedEvent])
+    -> Result<bool>;
 
     /// The run's events from position `from` on, in order.
     async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>>;
 
     /// Ends the run that `replica` holds at `attempt`: sets its `status`
     /// (none: the run was rolled back, deleted), closes its log with `end`
-    /// and gives up the lease, at once. False when the lease was lost.
+    /// (after every event in it, whatever `end.seq`) and gives up the
+    /// lease, at once. False when the lease was lost.
     async fn complete(
         &self,
         run_id: Uuid,
@@ -139,6 +150,9 @@ pub trait RunQueue: Send + Sync {
 
     /// The runs pending or running on every thread, oldest first.
     async fn all_in_flight(&self) -> Result<Vec<Run>>;
+
+    /// Waits until this replica hears the others' wake-ups (at start-up).
+    async fn ready(&self) -> Result<()>;
 
     /// Wake-ups from every replica, this one's own included.
     fn wakes(&self) -> broadcast::Receiver<Wake>;

@@ -214,6 +214,45 @@ async fn a_run_streams_to_another_replica_and_is_cancelled_from_it() {
 }
 
 #[tokio::test]
+async fn a_thread_stream_on_one_replica_follows_runs_created_on_another() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let a = replica(&config, &database, "5", "3");
+    let b = replica(&config, &database, "5", "3");
+    let thread = new_thread(&a).await;
+    let mut stream = b
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/stream?stream_mode=custom"))
+        .open()
+        .await;
+    assert_eq!(stream.status, StatusCode::OK);
+    // The stream is open (its first bytes may be none): a run made on A.
+    let created = a
+        .user("user1-token")
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": "slow", "input": {"mode": "custom"}, "stream_mode": ["custom"]}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let run = created.json["run_id"].clone();
+    let events = stream
+        .events_until(|e| e.data["status"] == "run_done")
+        .await;
+    let custom: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "custom")
+        .map(|e| &e.data)
+        .collect();
+    assert_eq!(custom, [&json!({"i": 0}), &json!({"i": 1}), &json!({"i": 2})], "{events:?}");
+    assert_eq!(
+        events.last().unwrap().data,
+        json!({"status": "run_done", "run_id": run})
+    );
+}
+
+#[tokio::test]
 async fn runs_on_one_thread_run_one_at_a_time_across_replicas() {
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,8 @@ pub(super) struct PgRunQueue {
     config: tokio_postgres::Config,
     wakes: broadcast::Sender<Wake>,
     listener: std::sync::OnceLock<Listener>,
+    /// Whether the listener is listening now.
+    listening: tokio::sync::watch::Sender<bool>,
 }
 
 /// The listening task; stopped when dropped.
@@ -59,6 +61,7 @@ impl PgRunQueue {
             config,
             wakes: broadcast::Sender::new(WAKE_BACKLOG),
             listener: std::sync::OnceLock::new(),
+            listening: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -69,7 +72,11 @@ impl PgRunQueue {
 
 /// Listens on the queue's channels for as long as it runs, connecting again
 /// when the connection is lost (and telling every follower to look again).
-async fn listen(config: tokio_postgres::Config, wakes: broadcast::Sender<Wake>) {
+async fn listen(
+    config: tokio_postgres::Config,
+    wakes: broadcast::Sender<Wake>,
+    listening: tokio::sync::watch::Sender<bool>,
+) {
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut connection)) => {
@@ -85,15 +92,17 @@ async fn listen(config: tokio_postgres::Config, wakes: broadcast::Sender<Wake>) 
                         }
                     }
                 });
-                let listening = client
+                let subscribed = client
                     .batch_execute(
                         "LISTEN warden_queue; LISTEN warden_events; LISTEN warden_cancel",
                     )
                     .await;
-                match listening {
+                match subscribed {
                     Ok(()) => {
+                        listening.send_replace(true);
                         let _ = wakes.send(Wake::Resync);
                         let _ = driver.await;
+                        listening.send_replace(false);
                     }
                     Err(e) => {
                         tracing::warn!("cannot listen for the run queue's notifications: {e}");
@@ -112,7 +121,13 @@ async fn listen(config: tokio_postgres::Config, wakes: broadcast::Sender<Wake>) 
 
 fn wake_of(channel: &str, payload: &str) -> Option<Wake> {
     match channel {
-        "warden_queue" => Some(Wake::Queue),
+        "warden_queue" => Some(match payload.split_once('/') {
+            Some((thread, run)) => Wake::Queued {
+                thread_id: thread.parse().ok()?,
+                run_id: run.parse().ok()?,
+            },
+            None => Wake::Queue,
+        }),
         "warden_events" => payload.parse().ok().map(Wake::Events),
         "warden_cancel" => payload.parse().ok().map(Wake::Cancel),
         _ => None,
@@ -130,12 +145,18 @@ async fn notify(c: &impl GenericClient, channel: &str, payload: String) -> Resul
     Ok(())
 }
 
-async fn insert_events(c: &impl GenericClient, run_id: Uuid, events: &[QueuedEvent]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
+/// Appends events to a run's log while `replica` holds it at `attempt`:
+/// whether it did (a replica whose lease lapsed writes no more).
+async fn insert_events(
+    c: &impl GenericClient,
+    run_id: Uuid,
+    (replica, attempt): (&str, u32),
+    events: &[QueuedEvent],
+) -> Result<bool> {
     let mut p = Params::default();
     let run = p.bind(run_id, Type::UUID);
+    let owner = p.text(replica);
+    let attempt = p.bind(i32::try_from(attempt).unwrap_or(i32::MAX), Type::INT4);
     let seqs = p.bind(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         Type::INT8_ARRAY,
@@ -152,12 +173,33 @@ async fn insert_events(c: &impl GenericClient, run_id: Uuid, events: &[QueuedEve
         events.iter().map(|e| e.data.clone()).collect::<Vec<_>>(),
         Type::TEXT_ARRAY,
     );
-    // A run deleted meanwhile (rolled back) takes no more events.
+    let sql = format!(
+        "WITH holder AS (SELECT 1 FROM runs WHERE run_id = {run} AND lease_owner = {owner} \
+           AND attempt = {attempt} AND status = 'running'), \
+         written AS (INSERT INTO run_events (run_id, seq, id, event, data) \
+           SELECT {run}, s, i, e, d FROM unnest({seqs}, {ids}, {names}, {data}) AS u(s, i, e, d) \
+           WHERE EXISTS (SELECT 1 FROM holder) ON CONFLICT DO NOTHING) \
+         SELECT EXISTS (SELECT 1 FROM holder)"
+    );
+    let held: bool = match row(c, &sql, &p).await? {
+        Some(r) => r.try_get(0)?,
+        None => false,
+    };
+    Ok(held)
+}
+
+/// Closes a run's log with `end`, after every event in it (a run deleted
+/// meanwhile gets none).
+async fn insert_end(c: &impl GenericClient, run_id: Uuid, end: &QueuedEvent) -> Result<()> {
+    let mut p = Params::default();
+    let run = p.bind(run_id, Type::UUID);
     let sql = format!(
         "INSERT INTO run_events (run_id, seq, id, event, data) \
-         SELECT {run}, s, i, e, d FROM unnest({seqs}, {ids}, {names}, {data}) AS u(s, i, e, d) \
-         WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = {run}) \
-         ON CONFLICT DO NOTHING"
+         SELECT {run}, coalesce(max(seq) + 1, 0), {}, {}, {} FROM run_events \
+         WHERE run_id = {run} AND EXISTS (SELECT 1 FROM runs WHERE run_id = {run})",
+        p.text(end.id.clone()),
+        p.text(end.event.clone()),
+        p.text(end.data.clone())
     );
     execute(c, &sql, &p).await?;
     Ok(())
@@ -194,7 +236,7 @@ impl RunQueue for PgRunQueue {
             values[4], values[1]
         );
         execute(&*tx, &sql, &p).await?;
-        notify(&*tx, "warden_queue", String::new()).await?;
+        notify(&*tx, "warden_queue", format!("{}/{}", r.thread_id, r.run_id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -273,10 +315,18 @@ impl RunQueue for PgRunQueue {
             .collect()
     }
 
-    async fn append(&self, run_id: Uuid, events: &[QueuedEvent]) -> Result<()> {
+    async fn append(
+        &self,
+        run_id: Uuid,
+        holder: (&str, u32),
+        events: &[QueuedEvent],
+    ) -> Result<bool> {
         let c = self.conn().await?;
-        insert_events(&**c, run_id, events).await?;
-        notify(&**c, "warden_events", run_id.to_string()).await
+        if !insert_events(&**c, run_id, holder, events).await? {
+            return Ok(false);
+        }
+        notify(&**c, "warden_events", run_id.to_string()).await?;
+        Ok(true)
     }
 
     async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>> {
@@ -328,7 +378,7 @@ impl RunQueue for PgRunQueue {
                 return Ok(false);
             }
         }
-        insert_events(&*tx, run_id, std::slice::from_ref(end)).await?;
+        insert_end(&*tx, run_id, end).await?;
         notify(&*tx, "warden_events", run_id.to_string()).await?;
         notify(&*tx, "warden_queue", String::new()).await?;
         tx.commit().await?;
@@ -370,7 +420,7 @@ impl RunQueue for PgRunQueue {
                         p.text(now())
                     );
                     execute(&*tx, &sql, &p).await?;
-                    insert_events(&*tx, run_id, std::slice::from_ref(end)).await?;
+                    insert_end(&*tx, run_id, end).await?;
                 }
                 notify(&*tx, "warden_events", run_id.to_string()).await?;
                 notify(&*tx, "warden_queue", String::new()).await?;
@@ -447,10 +497,26 @@ impl RunQueue for PgRunQueue {
         super::runs::runs_in_flight(&**self.conn().await?).await
     }
 
+    async fn ready(&self) -> Result<()> {
+        let _started = self.wakes();
+        let mut listening = self.listening.subscribe();
+        let timeout = self.config.get_connect_timeout().copied().unwrap_or(RECONNECT * 10);
+        match tokio::time::timeout(timeout, listening.wait_for(|on| *on)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(StorageError::Unavailable(
+                "cannot listen for the run queue's notifications".into(),
+            )),
+        }
+    }
+
     fn wakes(&self) -> broadcast::Receiver<Wake> {
         let receiver = self.wakes.subscribe();
         self.listener.get_or_init(|| {
-            let task = tokio::spawn(listen(self.config.clone(), self.wakes.clone()));
+            let task = tokio::spawn(listen(
+                self.config.clone(),
+                self.wakes.clone(),
+                self.listening.clone(),
+            ));
             Listener(task.abort_handle())
         });
         receiver
