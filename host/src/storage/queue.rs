@@ -107,8 +107,12 @@ pub trait RunQueue: Send + Sync {
     /// Appends events to a run's log and wakes its followers, while
     /// `holder` (replica, attempt) holds the run: whether it still does
     /// (a replica whose lease lapsed writes nothing more).
-    async fn append(&self, run_id: Uuid, holder: (&str, u32), events: &[QueuedEvent])
-    -> Result<bool>;
+    async fn append(
+        &self,
+        run_id: Uuid,
+        holder: (&str, u32),
+        events: &[QueuedEvent],
+    ) -> Result<bool>;
 
     /// The run's events from position `from` on, in order.
     async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>>;
@@ -139,7 +143,8 @@ pub trait RunQueue: Send + Sync {
     /// thread's values become those before it), for a retry to start over.
     async fn restart(&self, run_id: Uuid, thread_id: Uuid) -> Result<()>;
 
-    /// Deletes the events of runs deleted a while ago: how many.
+    /// Deletes the events of runs deleted a while ago, or ended more than
+    /// an hour ago: how many.
     async fn sweep(&self) -> Result<u64>;
 
     /// Whether a run still exists, with its status.

@@ -245,7 +245,11 @@ async fn a_thread_stream_on_one_replica_follows_runs_created_on_another() {
         .filter(|e| e.event == "custom")
         .map(|e| &e.data)
         .collect();
-    assert_eq!(custom, [&json!({"i": 0}), &json!({"i": 1}), &json!({"i": 2})], "{events:?}");
+    assert_eq!(
+        custom,
+        [&json!({"i": 0}), &json!({"i": 1}), &json!({"i": 2})],
+        "{events:?}"
+    );
     assert_eq!(
         events.last().unwrap().data,
         json!({"status": "run_done", "run_id": run})

@@ -236,7 +236,12 @@ impl RunQueue for PgRunQueue {
             values[4], values[1]
         );
         execute(&*tx, &sql, &p).await?;
-        notify(&*tx, "warden_queue", format!("{}/{}", r.thread_id, r.run_id)).await?;
+        notify(
+            &*tx,
+            "warden_queue",
+            format!("{}/{}", r.thread_id, r.run_id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -457,8 +462,12 @@ impl RunQueue for PgRunQueue {
 
     async fn sweep(&self) -> Result<u64> {
         let c = self.conn().await?;
+        // Timestamps are the API's text, whose byte order is time order.
         let sql = "DELETE FROM run_events e WHERE e.created_at < now() - interval '1 minute' \
-                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = e.run_id)";
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.run_id = e.run_id \
+                     AND (r.status IN ('pending', 'running') OR r.updated_at > \
+                       to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', \
+                               'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))";
         execute(&**c, sql, &Params::default()).await
     }
 
@@ -500,7 +509,11 @@ impl RunQueue for PgRunQueue {
     async fn ready(&self) -> Result<()> {
         let _started = self.wakes();
         let mut listening = self.listening.subscribe();
-        let timeout = self.config.get_connect_timeout().copied().unwrap_or(RECONNECT * 10);
+        let timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(RECONNECT * 10);
         match tokio::time::timeout(timeout, listening.wait_for(|on| *on)).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(StorageError::Unavailable(
@@ -520,5 +533,235 @@ impl RunQueue for PgRunQueue {
             Listener(task.abort_handle())
         });
         receiver
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use crate::storage::conformance::TestDatabase;
+    use crate::storage::queue::{CancelRequest, END_EVENT, QueuedEvent};
+    use crate::storage::{Run, RunStatus, Storage, Thread};
+    use crate::timestamp::now;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    fn run_on(thread_id: Uuid) -> Run {
+        let at = now();
+        Run {
+            run_id: Uuid::now_v7(),
+            thread_id,
+            assistant_id: Uuid::nil(),
+            created_at: at.clone(),
+            updated_at: at,
+            status: RunStatus::Pending,
+            metadata: Default::default(),
+            kwargs: json!({}),
+            multitask_strategy: "enqueue".into(),
+        }
+    }
+
+    fn event(seq: i64, name: &str) -> QueuedEvent {
+        QueuedEvent {
+            seq,
+            id: format!("1-{seq}"),
+            event: name.into(),
+            data: "{}".into(),
+        }
+    }
+
+    async fn thread(storage: &dyn Storage) -> Uuid {
+        let thread = Thread::new(Uuid::now_v7(), Default::default());
+        storage.insert_thread(&thread).await.unwrap();
+        thread.thread_id
+    }
+
+    #[tokio::test]
+    async fn concurrent_claims_start_one_run_per_thread_oldest_first() {
+        let database = TestDatabase::create().await;
+        let storage = database.storage().await;
+        let queue = storage.run_queue().unwrap();
+        let (t1, t2) = (thread(&storage).await, thread(&storage).await);
+        let runs = [run_on(t1), run_on(t1), run_on(t2)];
+        for run in &runs {
+            queue.enqueue(run, &json!({"job": 1}), None).await.unwrap();
+        }
+        // Eight replicas claim at once: one run per thread starts, the
+        // oldest of each.
+        let claims = futures_util::future::join_all((0..8).map(|i| {
+            let queue = queue.clone();
+            async move { queue.claim(&format!("r{i}"), LEASE).await.unwrap() }
+        }))
+        .await;
+        let started: HashSet<Uuid> = claims.iter().flatten().map(|c| c.run.run_id).collect();
+        assert_eq!(started, HashSet::from([runs[0].run_id, runs[2].run_id]));
+        let claim = claims.iter().flatten().next().unwrap();
+        assert_eq!((claim.attempt, &claim.job), (1, &json!({"job": 1})));
+        assert!(queue.claim("late", LEASE).await.unwrap().is_none());
+        // The first ends: the second starts.
+        let holder = claims
+            .iter()
+            .flatten()
+            .find(|c| c.run.run_id == runs[0].run_id)
+            .unwrap();
+        let owner = claims
+            .iter()
+            .position(|c| {
+                c.as_ref()
+                    .is_some_and(|c| c.run.run_id == holder.run.run_id)
+            })
+            .map(|i| format!("r{i}"))
+            .unwrap();
+        let end = event(99, END_EVENT);
+        assert!(
+            !queue
+                .complete(
+                    runs[0].run_id,
+                    "intruder",
+                    1,
+                    Some(RunStatus::Success),
+                    &end
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            queue
+                .complete(runs[0].run_id, &owner, 1, Some(RunStatus::Success), &end)
+                .await
+                .unwrap()
+        );
+        let next = queue.claim("r9", LEASE).await.unwrap().unwrap();
+        assert_eq!(next.run.run_id, runs[1].run_id);
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_lease_is_claimed_again_and_its_old_holder_writes_no_more() {
+        let database = TestDatabase::create().await;
+        let storage = database.storage().await;
+        let queue = storage.run_queue().unwrap();
+        let run = run_on(thread(&storage).await);
+        queue.enqueue(&run, &json!({}), None).await.unwrap();
+        let first = queue
+            .claim("a", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            queue
+                .append(run.run_id, ("a", 1), &[event(0, "metadata")])
+                .await
+                .unwrap()
+        );
+        // `a` stops renewing; its lease lapses and `b` claims the run.
+        let second = loop {
+            if let Some(claim) = queue.claim("b", LEASE).await.unwrap() {
+                break claim;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!((first.attempt, second.attempt), (1, 2));
+        assert!(queue.renew("a", LEASE).await.unwrap().is_empty());
+        assert!(
+            !queue
+                .append(run.run_id, ("a", 1), &[event(1, "values")])
+                .await
+                .unwrap()
+        );
+        assert!(
+            queue
+                .append(
+                    run.run_id,
+                    ("b", 2),
+                    &[event(1, "metadata"), event(2, "values")]
+                )
+                .await
+                .unwrap()
+        );
+        // The end lands after every event, whatever position it was given.
+        assert!(
+            queue
+                .complete(
+                    run.run_id,
+                    "b",
+                    2,
+                    Some(RunStatus::Success),
+                    &event(0, END_EVENT)
+                )
+                .await
+                .unwrap()
+        );
+        let log: Vec<(i64, String)> = queue
+            .events(run.run_id, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.event))
+            .collect();
+        let names: Vec<(i64, &str)> = log.iter().map(|(s, e)| (*s, e.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                (0, "metadata"),
+                (1, "metadata"),
+                (2, "values"),
+                (3, END_EVENT)
+            ]
+        );
+        assert_eq!(
+            queue.status(run.run_id).await.unwrap(),
+            Some(RunStatus::Success)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_pending_run_ends_at_once_and_a_running_one_is_signalled() {
+        let database = TestDatabase::create().await;
+        let storage = database.storage().await;
+        let queue = storage.run_queue().unwrap();
+        let thread_id = thread(&storage).await;
+        let (running, pending) = (run_on(thread_id), run_on(thread_id));
+        queue.enqueue(&running, &json!({}), None).await.unwrap();
+        queue.enqueue(&pending, &json!({}), None).await.unwrap();
+        queue.claim("a", LEASE).await.unwrap().unwrap();
+        let end = event(0, END_EVENT);
+        assert_eq!(
+            queue
+                .cancel(pending.run_id, "interrupt", &end)
+                .await
+                .unwrap(),
+            CancelRequest::Ended
+        );
+        assert_eq!(
+            queue.status(pending.run_id).await.unwrap(),
+            Some(RunStatus::Interrupted)
+        );
+        assert_eq!(
+            queue.events(pending.run_id, 0).await.unwrap()[0].event,
+            END_EVENT
+        );
+        assert_eq!(
+            queue
+                .cancel(running.run_id, "rollback", &end)
+                .await
+                .unwrap(),
+            CancelRequest::Signalled
+        );
+        let held = queue.renew("a", LEASE).await.unwrap();
+        assert_eq!(held[0].cancel.as_deref(), Some("rollback"));
+        assert_eq!(
+            queue
+                .cancel(Uuid::now_v7(), "interrupt", &end)
+                .await
+                .unwrap(),
+            CancelRequest::NotInFlight
+        );
+        // Nothing left to claim: the cancelled pending run never starts.
+        assert!(queue.claim("b", LEASE).await.unwrap().is_none());
     }
 }
