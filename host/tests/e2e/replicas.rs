@@ -434,6 +434,70 @@ async fn no_acknowledged_write_is_lost_when_a_replica_is_killed() {
     }
 }
 
+#[tokio::test]
+async fn a_cron_due_while_three_replicas_run_fires_once_per_due_time() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let replicas = [
+        replica(&config, &database, "5", "3"),
+        replica(&config, &database, "5", "3"),
+        replica(&config, &database, "5", "3"),
+    ];
+    let thread = new_thread(&replicas[0]).await;
+    let cron = replicas[1]
+        .user("user1-token")
+        .post(
+            &format!("/threads/{thread}/runs/crons"),
+            json!({"assistant_id": "slow", "schedule": "0 0 1 1 *", "input": {"mode": "ok"}}),
+        )
+        .await;
+    assert_eq!(cron.status, StatusCode::OK, "{}", cron.text);
+    let cron_id = cron.json["cron_id"].as_str().unwrap().to_owned();
+    let (db, connection) = tokio_postgres::connect(&database.uri(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let runs = async |server: &ServerProcess| {
+        let reply = server
+            .user("user1-token")
+            .get(&format!("/threads/{thread}/runs"))
+            .await;
+        reply.json.as_array().map_or(0, Vec::len)
+    };
+    // Five times, the cron falls due now (its next run moved into the
+    // past) while three replicas check their crons every second: each due
+    // time makes exactly one run, whoever fires it.
+    for round in 1..=5 {
+        db.execute(
+            "UPDATE crons SET next_run_date = to_char(now() AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') WHERE cron_id = $1::text::uuid",
+            &[&cron_id],
+        )
+        .await
+        .unwrap();
+        eventually("the due cron to fire", async || {
+            (runs(&replicas[round % 3]).await >= round).then_some(())
+        })
+        .await;
+        // Fired: its next run is a year away again.
+        eventually("the cron's next run to move on", async || {
+            let row = db
+                .query_one(
+                    "SELECT next_run_date > to_char(now() AT TIME ZONE 'UTC', \
+                     'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') FROM crons \
+                     WHERE cron_id = $1::text::uuid",
+                    &[&cron_id],
+                )
+                .await
+                .unwrap();
+            row.get::<_, bool>(0).then_some(())
+        })
+        .await;
+        assert_eq!(runs(&replicas[0]).await, round, "round {round}");
+    }
+}
+
 /// Kills the replica with SIGKILL: no shutdown, no goodbye.
 fn kill_9(server: ServerProcess) {
     let pid = server.pid();
