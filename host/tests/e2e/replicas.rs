@@ -352,6 +352,56 @@ async fn a_run_whose_replica_is_killed_is_retried_on_another() {
 }
 
 #[tokio::test]
+async fn a_replica_stopped_for_a_deploy_hands_its_run_to_another() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let a = replica(&config, &database, "5", "3");
+    let thread = new_thread(&a).await;
+    // Longer than A's shutdown grace (5 s).
+    let created = a
+        .user("user1-token")
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 8},
+                   "stream_resumable": true}),
+        )
+        .await;
+    let run = created.json["run_id"].as_str().unwrap().to_owned();
+    eventually("the run to start on A", async || {
+        (run_status(&a, &thread, &run).await == "running").then_some(())
+    })
+    .await;
+    let b = replica(&config, &database, "5", "3");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A stops the run once its grace is over and gives it back; B runs it.
+    let joined = b
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs/{run}/join"))
+        .await;
+    assert_eq!(joined.json["done"], true, "{}", joined.text);
+    assert_eq!(run_status(&b, &thread, &run).await, "success");
+    let mut replay = b
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs/{run}/stream"))
+        .header("Last-Event-ID", "0-0")
+        .open()
+        .await;
+    let events = replay.events_until(|_| false).await;
+    let attempts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "metadata")
+        .map(|e| &e.data["attempt"])
+        .collect();
+    assert_eq!(attempts, [&json!(1), &json!(2)], "{events:?}");
+    assert!(events.iter().all(|e| e.event != "error"), "{events:?}");
+}
+
+#[tokio::test]
 async fn a_run_past_its_retries_ends_in_error_instead_of_hanging() {
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
