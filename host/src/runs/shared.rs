@@ -358,17 +358,21 @@ impl Runs {
             thread_created_at: spec.thread_created_at.clone(),
         };
         let job = serde_json::to_value(&job).unwrap_or(Value::Null);
-        if let Err(e) = wait(shared.queue.enqueue(&spec.run, &job, spec.start_after)) {
-            Self::release(&mut self.inner(), &owner, input_bytes);
-            return Err(e.into());
-        }
         let mut live = self.follower(spec.run.run_id, spec.run.thread_id, spec.resumable);
         live.thread_created_at = spec.thread_created_at;
         live.owner = owner;
         live.input_bytes = input_bytes;
         live.counted = true;
         let live = Arc::new(live);
+        // Known here before any server can claim it: the one this server
+        // claims, cancels and follows is this one.
         self.inner().live.insert(live.run_id, live.clone());
+        if let Err(e) = wait(shared.queue.enqueue(&spec.run, &job, spec.start_after)) {
+            let mut inner = self.inner();
+            inner.live.remove(&live.run_id);
+            Self::release(&mut inner, &live.owner, live.input_bytes);
+            return Err(e.into());
+        }
         let _ = self.submitted.send(Arc::downgrade(&live));
         self.follow(live.clone());
         Ok(live)

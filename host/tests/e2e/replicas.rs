@@ -159,58 +159,67 @@ async fn a_run_streams_to_another_replica_and_is_cancelled_from_it() {
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let config = project(dir.path());
-    let a = replica(&config, &database, "5", "3");
-    let b = replica(&config, &database, "5", "3");
-    let thread = new_thread(&a).await;
-    let created = a
-        .user("user1-token")
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": "slow", "input": {"mode": "spin", "n": 1_000_000_000u64},
-                   "stream_mode": ["custom"], "stream_resumable": true}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
-    let run = created.json["run_id"].as_str().unwrap().to_owned();
-
-    // B streams the run as it runs, from its start: the chunk its graph
-    // streamed first (a late joiner without an id sees what follows only).
-    let mut stream = b
-        .user("user1-token")
-        .get(&format!("/threads/{thread}/runs/{run}/stream"))
-        .header("Last-Event-ID", "0-0")
-        .open()
-        .await;
-    let seen = stream.events_until(|e| e.event == "custom").await;
-    assert_eq!(seen.last().unwrap().data, json!({"progress": "started"}));
-
-    // Another tenant cannot cancel it; its owner can, from B or A.
-    let theirs = b
-        .user("user2-token")
-        .post(&format!("/threads/{thread}/runs/{run}/cancel"), json!({}))
-        .await;
-    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
-    let cancelled = b
-        .user("user1-token")
-        .post(
-            &format!("/threads/{thread}/runs/{run}/cancel?wait=1"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
-    assert_eq!(run_status(&a, &thread, &run).await, "interrupted");
-    assert_eq!(run_status(&b, &thread, &run).await, "interrupted");
-    // The stream on B ends with the run.
-    let (_, ended) = stream.until(|_| false).await;
-    assert!(ended);
-    eventually("the thread to settle", async || {
-        let reply = b
+    let replicas = [
+        replica(&config, &database, "5", "3"),
+        replica(&config, &database, "5", "3"),
+    ];
+    // Rounds alternate: whichever replica claims the run (the one that
+    // made it, or the other, even as the first is still recording it), a
+    // cancel from the other reaches it.
+    for round in 0..12 {
+        let (maker, other) = (&replicas[round % 2], &replicas[1 - round % 2]);
+        let thread = new_thread(maker).await;
+        let created = maker
             .user("user1-token")
-            .get(&format!("/threads/{thread}"))
+            .post(
+                &format!("/threads/{thread}/runs"),
+                json!({"assistant_id": "slow", "input": {"mode": "spin", "n": 1_000_000_000u64},
+                       "stream_mode": ["custom"], "stream_resumable": true}),
+            )
             .await;
-        (reply.json["status"] == "idle").then_some(())
-    })
-    .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+        let run = created.json["run_id"].as_str().unwrap().to_owned();
+
+        // The other streams the run as it runs, from its start: the chunk
+        // its graph streamed first (a late joiner without an id sees what
+        // follows only).
+        let mut stream = other
+            .user("user1-token")
+            .get(&format!("/threads/{thread}/runs/{run}/stream"))
+            .header("Last-Event-ID", "0-0")
+            .open()
+            .await;
+        let seen = stream.events_until(|e| e.event == "custom").await;
+        assert_eq!(seen.last().unwrap().data, json!({"progress": "started"}));
+
+        // Another tenant cannot cancel it; its owner can, from either.
+        let theirs = other
+            .user("user2-token")
+            .post(&format!("/threads/{thread}/runs/{run}/cancel"), json!({}))
+            .await;
+        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
+        let cancelled = other
+            .user("user1-token")
+            .post(
+                &format!("/threads/{thread}/runs/{run}/cancel?wait=1"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+        assert_eq!(run_status(maker, &thread, &run).await, "interrupted");
+        assert_eq!(run_status(other, &thread, &run).await, "interrupted");
+        // The stream ends with the run.
+        let (_, ended) = stream.until(|_| false).await;
+        assert!(ended);
+        eventually("the thread to settle", async || {
+            let reply = other
+                .user("user1-token")
+                .get(&format!("/threads/{thread}"))
+                .await;
+            (reply.json["status"] == "idle").then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
