@@ -896,6 +896,10 @@ impl Runs {
         }
         if delete_thread {
             self.delete_temporary_thread(live.thread_id).await;
+        } else {
+            // Whoever hears the run ended reads its thread settled.
+            self.settle_thread_past(live.thread_id, Some(live.run_id))
+                .await;
         }
         let bytes = match &outcome {
             RunOutcome::Success(v) | RunOutcome::Error(v) | RunOutcome::Interrupted(v) => {
@@ -1032,6 +1036,11 @@ impl Runs {
     /// A thread with nothing in flight is `idle`, or `error` when its last
     /// run failed.
     async fn settle_thread(&self, thread_id: Uuid) {
+        self.settle_thread_past(thread_id, None).await;
+    }
+
+    /// Settles the thread as if `ending`, a run ending now, were gone.
+    async fn settle_thread_past(&self, thread_id: Uuid, ending: Option<Uuid>) {
         let busy = match self.shared() {
             Some(shared) => shared
                 .queue
@@ -1041,7 +1050,10 @@ impl Runs {
                 .unwrap_or(true),
             None => {
                 let inner = self.inner();
-                inner.queues.get(&thread_id).is_some_and(|q| !q.is_empty())
+                inner
+                    .queues
+                    .get(&thread_id)
+                    .is_some_and(|q| q.iter().any(|r| Some(r.run_id) != ending))
             }
         };
         if busy {

@@ -221,8 +221,9 @@ impl Persister {
                     match live_append(&*queue, live.run_id, (&holder.0, holder.1), &batch).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            // Another server claimed it: this one stops.
-                            tracing::warn!(run_id = %live.run_id, "lost the run's lease: stopping it here");
+                            // Another server claimed it (this one's lease
+                            // lapsed), or it was deleted: this one stops.
+                            tracing::warn!(run_id = %live.run_id, "the run is no longer this server's: stopping it here");
                             live.lease_lost.store(true, Ordering::Relaxed);
                             live.cancel.store(true, Ordering::Relaxed);
                             return seq;
@@ -692,7 +693,7 @@ impl Runs {
             }
         };
         let executing: Vec<Uuid> = shared.executing().keys().copied().collect();
-        tracing::debug!(?held, ?executing, "renewed the leases");
+        tracing::trace!(?held, ?executing, "renewed the leases");
         for run_id in executing {
             let Some(live) = self.inner().live.get(&run_id).cloned() else {
                 continue;
@@ -832,7 +833,8 @@ impl Runs {
             Some(p) => p.close().await.unwrap_or(i64::MAX / 2),
             None => return,
         };
-        if live.lease_lost.load(Ordering::Relaxed) {
+        // A run rolled back (deleted) still wakes its followers.
+        if live.lease_lost.load(Ordering::Relaxed) && status.is_some() {
             return;
         }
         if live.shut_down.load(Ordering::Relaxed) {

@@ -193,10 +193,13 @@ async fn insert_events(
 async fn insert_end(c: &impl GenericClient, run_id: Uuid, end: &QueuedEvent) -> Result<()> {
     let mut p = Params::default();
     let run = p.bind(run_id, Type::UUID);
+    // The aggregate yields a row even for no events: the run's existence
+    // is checked outside it.
     let sql = format!(
         "INSERT INTO run_events (run_id, seq, id, event, data) \
-         SELECT {run}, coalesce(max(seq) + 1, 0), {}, {}, {} FROM run_events \
-         WHERE run_id = {run} AND EXISTS (SELECT 1 FROM runs WHERE run_id = {run})",
+         SELECT {run}, next.seq, {}, {}, {} \
+         FROM (SELECT coalesce(max(seq) + 1, 0) AS seq FROM run_events WHERE run_id = {run}) next \
+         WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = {run})",
         p.text(end.id.clone()),
         p.text(end.event.clone()),
         p.text(end.data.clone())
@@ -761,6 +764,15 @@ mod tests {
                 .unwrap(),
             CancelRequest::NotInFlight
         );
+        // A run rolled back (deleted) completes without an end nor an error.
+        storage.delete_run(thread_id, running.run_id).await.unwrap();
+        assert!(
+            queue
+                .complete(running.run_id, "a", 1, None, &end)
+                .await
+                .unwrap()
+        );
+        assert!(queue.events(running.run_id, 0).await.unwrap().is_empty());
         // Nothing left to claim: the cancelled pending run never starts.
         assert!(queue.claim("b", LEASE).await.unwrap().is_none());
     }
