@@ -5,6 +5,13 @@ The suite drives a real server with the unmodified ``langgraph_sdk`` async clien
 * By default it starts ``$WARDEN_BIN serve --config examples/reference/langgraph.json``
   (``WARDEN_BIN`` defaults to ``<repo>/target/debug/warden``) on a free loopback port with
   a fresh data directory, once per session, and stops it at the end.
+* With ``WARDEN_COMPAT_REPLICAS=N`` (N > 1; ``run.sh --replicas N`` sets it, with
+  ``DATABASE_URI`` on a fresh PostgreSQL database) it starts N ``warden serve`` replicas on
+  that database, each on its own free port with its own data directory, and a round-robin
+  proxy (``round_robin.py``, on a thread of this process) that sends each successive
+  request to the next replica: the tests talk to the proxy, so every flow of several
+  requests spans the replicas. At the end the proxy's per-replica counts are reported, and
+  the session fails unless every replica served a fair share of the requests.
 * With ``WARDEN_COMPAT_URL=http://127.0.0.1:<port>`` it starts nothing and tests that
   server instead; this is how the suite is checked against the reference
   (``langgraph dev`` on ``/work/shared/reference``). Tests that must start their own
@@ -30,6 +37,7 @@ import httpx
 import pytest
 
 from compat_helpers import TOKENS, make_client
+from round_robin import RoundRobinProxy
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "examples/reference/langgraph.json"
@@ -45,11 +53,27 @@ for _var in ("NO_PROXY", "no_proxy"):
 
 # Every server this session started, for the failure report.
 _STARTED: list["WardenServer"] = []
+# The round-robin proxy in front of the replicas (replicas mode only).
+_PROXIES: list[RoundRobinProxy] = []
+# Each replica must have served at least this share of a fair 1/N of the requests.
+FAIR_SHARE = 2 / 3
 
 
 def external_url() -> Optional[str]:
     url = os.environ.get("WARDEN_COMPAT_URL", "").strip()
     return url.rstrip("/") or None
+
+
+def replica_count() -> int:
+    """How many replicas the session starts behind the round-robin proxy (1: no proxy)."""
+    raw = os.environ.get("WARDEN_COMPAT_REPLICAS", "").strip() or "1"
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise pytest.UsageError(f"WARDEN_COMPAT_REPLICAS must be a positive integer, not {raw!r}")
+    return n
 
 
 def warden_bin() -> Path:
@@ -71,6 +95,7 @@ class WardenServer:
 
     data_dir: Path
     log_path: Path
+    label: str = "warden"
     proc: Optional[subprocess.Popen] = None
     port: int = 0
     _log: Optional[object] = field(default=None, repr=False)
@@ -183,11 +208,44 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):
         yield url
         return
     base = tmp_path_factory.mktemp("warden")
-    server = WardenServer(data_dir=base / "data", log_path=base / "server.log").start()
+    replicas = replica_count()
+    if replicas == 1:
+        server = WardenServer(data_dir=base / "data", log_path=base / "server.log").start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+        return
+
+    if not os.environ.get("DATABASE_URI", "").startswith(("postgres://", "postgresql://")):
+        pytest.fail(
+            f"WARDEN_COMPAT_REPLICAS={replicas} needs DATABASE_URI=postgres://... (the replicas "
+            "share one database): run `tests/compat/run.sh --postgres --replicas N`",
+            pytrace=False,
+        )
+    servers: list[WardenServer] = []
+    proxy: Optional[RoundRobinProxy] = None
     try:
-        yield server.url
+        # One after the other: the first creates the schema, the others find it.
+        for i in range(1, replicas + 1):
+            server = WardenServer(
+                data_dir=base / f"data-{i}",
+                log_path=base / f"replica-{i}.log",
+                label=f"replica #{i}",
+            )
+            servers.append(server)
+            server.start()
+        proxy = RoundRobinProxy([s.url for s in servers]).start()
+        _PROXIES.append(proxy)
+        yield proxy.url
     finally:
-        server.stop()
+        if proxy is not None:
+            proxy.stop()
+            with open(base / "proxy.log", "w") as log:
+                for label, line in proxy.log:
+                    log.write(f"{line}    [{label}]\n")
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +257,9 @@ def is_warden(server_url: str) -> bool:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Callable[[Path], WardenServer]:
-    """Start extra servers of this test's own (stopped at the end of the test)."""
+    """Start extra servers of this test's own (stopped at the end of the test). With
+    --postgres (replicas mode too) they keep their records in the session's database,
+    beside the session's servers, and are reached directly (not through the proxy)."""
     if external_url() is not None:
         pytest.skip("starts its own servers; not possible with WARDEN_COMPAT_URL")
     servers: list[WardenServer] = []
@@ -268,12 +328,53 @@ def tag() -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Report: on failure, show what the servers this session started wrote.
+# Report: the proxy's share of requests per replica; on failure, what the servers this
+# session started wrote.
+
+
+def _unfair(proxy: RoundRobinProxy) -> list[int]:
+    """The replicas (0-based) that served less than their fair share of the requests."""
+    floor = int(FAIR_SHARE * proxy.total / len(proxy.counts))
+    return [i for i, n in enumerate(proxy.counts) if n < floor]
+
+
+def pytest_runtest_logstart(nodeid, location):
+    for proxy in _PROXIES:
+        proxy.label = nodeid  # the proxy's log says which test sent each request
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proxy in _PROXIES:
+        if _unfair(proxy) or proxy.errors:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if any(_unfair(proxy) or proxy.errors for proxy in _PROXIES):
+        exitstatus = pytest.ExitCode.TESTS_FAILED  # set by pytest_sessionfinish, not seen here
+    for proxy in _PROXIES:
+        counts = ", ".join(f"replica #{i} {n}" for i, n in enumerate(proxy.counts, 1))
+        terminalreporter.write_sep("-", "round-robin proxy")
+        terminalreporter.write_line(f"requests per replica: {counts} (total {proxy.total})")
+        unfair = _unfair(proxy)
+        if unfair:
+            terminalreporter.write_line(
+                "FAILED: the alternation is not proven: "
+                + ", ".join(f"replica #{i + 1}" for i in unfair)
+                + f" served less than {FAIR_SHARE:.0%} of a fair share "
+                f"({proxy.total / len(proxy.counts):.0f} requests)",
+                red=True,
+            )
+        for error in proxy.errors:
+            terminalreporter.write_line(f"FAILED: proxy error: {error}", red=True)
     if not _STARTED or exitstatus == 0:
         return
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    for proxy in _PROXIES:
+        for report in failed:
+            nodeid = getattr(report, "nodeid", "")
+            terminalreporter.write_sep("-", f"round-robin proxy: requests of {nodeid}")
+            terminalreporter.write_line("\n".join(proxy.requests_of(nodeid)) or "(none)")
     for i, server in enumerate(_STARTED, 1):
-        terminalreporter.write_sep("-", f"warden output #{i} ({server.log_path})")
+        terminalreporter.write_sep("-", f"{server.label} output #{i} ({server.log_path})")
         terminalreporter.write_line(server.log_tail())

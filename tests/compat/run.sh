@@ -2,12 +2,22 @@
 # Python compatibility suite: drives Warden with the unmodified `langgraph_sdk` client
 # through the flows of LangGraph's custom-auth tutorials.
 #
-#   tests/compat/run.sh [--postgres] [pytest args...]   (default: the whole of tests/compat)
+#   tests/compat/run.sh [--postgres] [--replicas N] [pytest args...]
+#                                             (default: the whole of tests/compat)
 #
 # With --postgres, every server the tests start keeps its records in PostgreSQL
 # (`DATABASE_URI`): a fresh database `warden_compat_<random>` on the server at
 # WARDEN_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/postgres), dropped
 # when the suite ends, whatever its outcome. Without it, SQLite in a fresh data directory.
+#
+# With --replicas N (N >= 2; implies --postgres), the suite starts N `warden serve`
+# replicas on that one database, each on its own free port with its own data directory,
+# behind a round-robin proxy of the harness (tests/compat/round_robin.py, on 127.0.0.1)
+# that sends each successive HTTP request (not connection) to the next replica: every
+# flow of several requests (create a run here, join or cancel it there) spans them. The
+# suite fails unless every replica served a fair share of the requests (the counts are in
+# the summary); on failure the summary shows every replica's log. Tests that start their
+# own servers (restart) start them on the same database.
 #
 # Environment:
 #   WARDEN_BIN          server binary (default <repo>/target/debug/warden); the tests start
@@ -19,10 +29,29 @@
 set -euo pipefail
 
 postgres=false
-if [[ "${1:-}" == "--postgres" ]]; then
-    postgres=true
-    shift
+replicas=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --postgres) postgres=true; shift ;;
+        --replicas)
+            [[ $# -ge 2 ]] || { echo "tests/compat/run.sh: --replicas needs a number" >&2; exit 2; }
+            replicas="$2"; shift 2 ;;
+        --replicas=*) replicas="${1#--replicas=}"; shift ;;
+        *) break ;;
+    esac
+done
+if ! [[ "$replicas" =~ ^[1-9][0-9]*$ ]]; then
+    echo "tests/compat/run.sh: --replicas takes a positive number, not '$replicas'" >&2
+    exit 2
 fi
+if [[ "$replicas" -gt 1 ]]; then
+    postgres=true  # replicas share one database: PostgreSQL
+    if [[ -n "${WARDEN_COMPAT_URL:-}" ]]; then
+        echo "tests/compat/run.sh: --replicas starts its own servers; unset WARDEN_COMPAT_URL" >&2
+        exit 2
+    fi
+fi
+export WARDEN_COMPAT_REPLICAS="$replicas"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo"
@@ -66,5 +95,5 @@ database="warden_compat_$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 psql "$admin" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $database"
 trap 'psql "$admin" -qX -c "DROP DATABASE IF EXISTS $database WITH (FORCE)"' EXIT
 export DATABASE_URI="${admin%/*}/$database"
-echo "tests/compat/run.sh: on PostgreSQL, database $database" >&2
+echo "tests/compat/run.sh: on PostgreSQL, database $database, $replicas replica(s)" >&2
 "$venv/bin/python" -m pytest -q -c tests/compat/pytest.ini "$@"
