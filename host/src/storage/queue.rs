@@ -119,8 +119,10 @@ pub trait RunQueue: Send + Sync {
 
     /// Ends the run that `replica` holds at `attempt`: sets its `status`
     /// (none: the run was rolled back, deleted), closes its log with `end`
-    /// (after every event in it, whatever `end.seq`) and gives up the
-    /// lease, at once. False when the lease was lost.
+    /// (after every event in it, whatever `end.seq`), gives up the lease
+    /// and settles its thread (`busy` while another run is in flight on
+    /// it, else `error` after a failed run, else `idle`), at once. False
+    /// when the lease was lost.
     async fn complete(
         &self,
         run_id: Uuid,

@@ -138,6 +138,22 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Settles the thread of run `run` (a placeholder): `busy` while a run is
+/// pending or running on it, else `error` when its last run failed, else
+/// `idle` (what the executor's settling does, in the same transaction as
+/// the run's end, so that whoever hears the run ended reads it settled).
+fn settle_sql(run: &str, now: &str) -> String {
+    format!(
+        "UPDATE threads t SET updated_at = {now}, status = CASE \
+           WHEN EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = t.thread_id \
+             AND o.status IN ('pending', 'running')) THEN 'busy' \
+           WHEN (SELECT o.status FROM runs o WHERE o.thread_id = t.thread_id \
+             ORDER BY o.created_at DESC, o.run_id DESC LIMIT 1) = 'error' THEN 'error' \
+           ELSE 'idle' END \
+         WHERE t.thread_id = (SELECT thread_id FROM runs WHERE run_id = {run})"
+    )
+}
+
 async fn notify(c: &impl GenericClient, channel: &str, payload: String) -> Result<()> {
     let mut p = Params::default();
     let sql = format!("SELECT pg_notify({}, {})", p.text(channel), p.text(payload));
@@ -385,6 +401,9 @@ impl RunQueue for PgRunQueue {
             if execute(&*tx, &sql, &p).await? == 0 {
                 return Ok(false);
             }
+            let mut p = Params::default();
+            let sql = settle_sql(&p.bind(run_id, Type::UUID), &p.text(now()));
+            execute(&*tx, &sql, &p).await?;
         }
         insert_end(&*tx, run_id, end).await?;
         notify(&*tx, "warden_events", run_id.to_string()).await?;
@@ -422,12 +441,13 @@ impl RunQueue for PgRunQueue {
                 if action == "rollback" {
                     execute(&*tx, &format!("DELETE FROM runs WHERE run_id = {run}"), &p).await?;
                 } else {
+                    let updated = p.text(now());
                     let sql = format!(
                         "UPDATE runs SET status = 'interrupted', cancel = {action_param}, \
-                         updated_at = {} WHERE run_id = {run}",
-                        p.text(now())
+                         updated_at = {updated} WHERE run_id = {run}"
                     );
                     execute(&*tx, &sql, &p).await?;
+                    execute(&*tx, &settle_sql(&run, &updated), &p).await?;
                     insert_end(&*tx, run_id, end).await?;
                 }
                 notify(&*tx, "warden_events", run_id.to_string()).await?;
@@ -641,6 +661,28 @@ mod tests {
         );
         let next = queue.claim("r9", LEASE).await.unwrap().unwrap();
         assert_eq!(next.run.run_id, runs[1].run_id);
+        // Completing settles the thread: busy while a run is in flight on it.
+        let status = async |id| storage.thread(id, None).await.unwrap().unwrap().status;
+        assert_eq!(status(t1).await, crate::storage::ThreadStatus::Busy);
+        let other = claims
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.run.run_id == runs[2].run_id))
+            .map(|i| format!("r{i}"))
+            .unwrap();
+        assert!(
+            queue
+                .complete(runs[2].run_id, &other, 1, Some(RunStatus::Error), &end)
+                .await
+                .unwrap()
+        );
+        assert_eq!(status(t2).await, crate::storage::ThreadStatus::Error);
+        assert!(
+            queue
+                .complete(runs[1].run_id, "r9", 1, Some(RunStatus::Success), &end)
+                .await
+                .unwrap()
+        );
+        assert_eq!(status(t1).await, crate::storage::ThreadStatus::Idle);
     }
 
     #[tokio::test]
