@@ -590,6 +590,16 @@ impl Runs {
     /// thread streams end. Its runs in flight are cancelled beforehand by
     /// the caller.
     pub fn forget_thread(&self, thread_id: Uuid) {
+        self.forget_thread_here(thread_id);
+        if let Some(shared) = self.shared()
+            && let Err(e) = wait(shared.queue.thread_deleted(thread_id))
+        {
+            tracing::warn!(%thread_id, "cannot tell the other servers the thread was deleted: {e}");
+        }
+    }
+
+    /// [`Runs::forget_thread`] on this server only.
+    fn forget_thread_here(&self, thread_id: Uuid) {
         let mut inner = self.inner();
         for live in inner.live.values().filter(|r| r.thread_id == thread_id) {
             live.forgotten.store(true, Ordering::Relaxed);

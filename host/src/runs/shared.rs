@@ -291,7 +291,8 @@ impl Runs {
     }
 
     /// Tells this server's thread streams of the runs created on other
-    /// servers (while any thread stream is open here).
+    /// servers (while any thread stream is open here), and of the threads
+    /// deleted there.
     async fn announce_loop(self: Arc<Self>) {
         let Some(shared) = self.shared() else { return };
         let mut wakes = shared.queue.wakes();
@@ -309,6 +310,10 @@ impl Runs {
                             let _ = self.submitted.send(Arc::downgrade(&live));
                         }
                     }
+                    continue;
+                }
+                Ok(Wake::ThreadDeleted(thread_id)) => {
+                    self.forget_thread_here(thread_id);
                     continue;
                 }
                 Ok(_) => continue,
@@ -650,7 +655,7 @@ impl Runs {
                                 self.renew_once(shared).await;
                             }
                         }
-                        Ok(Wake::Events(_)) => {}
+                        Ok(Wake::Events(_) | Wake::ThreadDeleted(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     () = shared.freed.notified() => break,

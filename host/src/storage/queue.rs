@@ -74,6 +74,8 @@ pub enum Wake {
     Events(Uuid),
     /// A run was asked to stop.
     Cancel(Uuid),
+    /// A thread was deleted: its streams end.
+    ThreadDeleted(Uuid),
     /// Wake-ups may have been missed (the listening connection was lost):
     /// look again.
     Resync,
@@ -157,6 +159,9 @@ pub trait RunQueue: Send + Sync {
 
     /// The runs pending or running on every thread, oldest first.
     async fn all_in_flight(&self) -> Result<Vec<Run>>;
+
+    /// Tells every replica a thread was deleted.
+    async fn thread_deleted(&self, thread_id: Uuid) -> Result<()>;
 
     /// Waits until this replica hears the others' wake-ups (at start-up).
     async fn ready(&self) -> Result<()>;

@@ -263,6 +263,14 @@ async fn a_thread_stream_on_one_replica_follows_runs_created_on_another() {
         events.last().unwrap().data,
         json!({"status": "run_done", "run_id": run})
     );
+    // The thread deleted through A: the stream on B ends.
+    let deleted = a
+        .user("user1-token")
+        .delete(&format!("/threads/{thread}"))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    let (_, ended) = stream.until(|_| false).await;
+    assert!(ended, "the stream outlived its thread");
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! The shared run queue in PostgreSQL: runs claimed with `FOR UPDATE SKIP
 //! LOCKED` under a lease the executing replica renews, their events in
-//! `run_events`, and wake-ups by `LISTEN`/`NOTIFY` on three channels:
-//! `warden_queue` (a run may be ready), `warden_events` (a run's log grew
-//! or ended; the payload is its id) and `warden_cancel` (a run was asked to
-//! stop). Notifications only spare polling: every follower also looks
+//! `run_events`, and wake-ups by `LISTEN`/`NOTIFY` on four channels:
+//! `warden_queue` (a run may be ready; a new one's thread and id), `warden_events`
+//! (a run's log grew or ended; the payload is its id), `warden_cancel` (a
+//! run was asked to stop) and `warden_threads` (a thread was deleted). Notifications only spare polling: every follower also looks
 //! again now and then, so a lost one costs latency, never a hang.
 
 use std::sync::Arc;
@@ -94,7 +94,8 @@ async fn listen(
                 });
                 let subscribed = client
                     .batch_execute(
-                        "LISTEN warden_queue; LISTEN warden_events; LISTEN warden_cancel",
+                        "LISTEN warden_queue; LISTEN warden_events; LISTEN warden_cancel; \
+                         LISTEN warden_threads",
                     )
                     .await;
                 match subscribed {
@@ -130,6 +131,7 @@ fn wake_of(channel: &str, payload: &str) -> Option<Wake> {
         }),
         "warden_events" => payload.parse().ok().map(Wake::Events),
         "warden_cancel" => payload.parse().ok().map(Wake::Cancel),
+        "warden_threads" => payload.parse().ok().map(Wake::ThreadDeleted),
         _ => None,
     }
 }
@@ -527,6 +529,11 @@ impl RunQueue for PgRunQueue {
 
     async fn all_in_flight(&self) -> Result<Vec<Run>> {
         super::runs::runs_in_flight(&**self.conn().await?).await
+    }
+
+    async fn thread_deleted(&self, thread_id: Uuid) -> Result<()> {
+        let c = self.conn().await?;
+        notify(&**c, "warden_threads", thread_id.to_string()).await
     }
 
     async fn ready(&self) -> Result<()> {
