@@ -13,6 +13,10 @@
 //! joins and replays. At shutdown ([`Runs::shut_down`]) runs not started
 //! end at once and running ones get a grace period; each ends `error`
 //! (`ServerShutdown`), so that no run is left pending.
+//!
+//! On a storage with a shared run queue (PostgreSQL), runs wait in the
+//! database instead and execute on whichever server claims them; every
+//! other server follows them from there (see `shared.rs`).
 
 mod create;
 mod events;
