@@ -539,9 +539,16 @@ impl Runs {
                     }
                 };
                 if woken {
-                    continue;
+                    let before = live.events.len();
+                    if runs.pull(&live).await.is_none() {
+                        return;
+                    }
+                    if live.events.len() > before {
+                        continue;
+                    }
                 }
-                // The run may have been deleted (rolled back, its thread
+                // Nothing new (woken for nothing, or a while passed): the
+                // run may have been deleted (rolled back, its thread
                 // deleted), which ends no log.
                 if let Ok(None) = shared_status(&runs, live.run_id).await
                     && runs.pull(&live).await.is_some()
