@@ -171,9 +171,6 @@ pub struct LiveRun {
     attempt: AtomicU32,
     /// On a shared queue: writes its events while it executes here.
     persister: Mutex<Option<shared::Persister>>,
-    /// On a shared queue: another server claimed it (this one's lease
-    /// lapsed); what this one does with it no longer counts.
-    lease_lost: AtomicBool,
 }
 
 impl LiveRun {
@@ -222,7 +219,6 @@ impl LiveRun {
             following: Mutex::new(None),
             attempt: AtomicU32::new(1),
             persister: Mutex::new(None),
-            lease_lost: AtomicBool::new(false),
         }
     }
 

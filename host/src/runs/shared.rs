@@ -224,7 +224,6 @@ impl Persister {
                             // Another server claimed it (this one's lease
                             // lapsed), or it was deleted: this one stops.
                             tracing::warn!(run_id = %live.run_id, "the run is no longer this server's: stopping it here");
-                            live.lease_lost.store(true, Ordering::Relaxed);
                             live.cancel.store(true, Ordering::Relaxed);
                             return seq;
                         }
@@ -693,6 +692,11 @@ impl Runs {
     /// Renews the leases; applies the cancellations asked of the runs
     /// executing here, and stops those whose lease was lost.
     async fn renew_once(&self, shared: &Shared) {
+        // The runs executing here before the renewal: one claimed while it
+        // runs is not in its answer, and is not lost. One of these missing
+        // from the answer is no longer held by this server (its lease
+        // lapsed and another claimed it, it was deleted, or it completed).
+        let executing: Vec<Uuid> = shared.executing().keys().copied().collect();
         let held = match shared
             .queue
             .renew(&shared.replica, shared.settings.lease())
@@ -704,7 +708,6 @@ impl Runs {
                 return;
             }
         };
-        let executing: Vec<Uuid> = shared.executing().keys().copied().collect();
         tracing::trace!(?held, ?executing, "renewed the leases");
         for run_id in executing {
             let Some(live) = self.inner().live.get(&run_id).cloned() else {
@@ -719,7 +722,6 @@ impl Runs {
                 }
                 None => {
                     tracing::warn!(%run_id, "lost the run's lease: another server runs it now");
-                    live.lease_lost.store(true, Ordering::Relaxed);
                     live.cancel.store(true, Ordering::Relaxed);
                 }
             }
@@ -845,10 +847,9 @@ impl Runs {
             Some(p) => p.close().await.unwrap_or(i64::MAX / 2),
             None => return,
         };
-        // A run rolled back (deleted) still wakes its followers.
-        if live.lease_lost.load(Ordering::Relaxed) && status.is_some() {
-            return;
-        }
+        // Completing is guarded by the lease in the database: a run whose
+        // lease was lost completes nothing there (and a run rolled back,
+        // deleted, still wakes its followers).
         if live.shut_down.load(Ordering::Relaxed) {
             if let Err(e) = shared.queue.release(live.run_id, &shared.replica).await {
                 tracing::error!(run_id = %live.run_id, "cannot give the run back to the queue: {e}");

@@ -7,6 +7,7 @@
 //! `kill -9`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
@@ -320,6 +321,49 @@ async fn runs_on_one_thread_run_one_at_a_time_across_replicas() {
     assert_eq!(third.json["done"], true, "{}", third.text);
     assert_eq!(run_status(&b, &thread, &first).await, "interrupted");
     assert_eq!(run_status(&b, &thread, &second).await, "interrupted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_claimed_while_leases_are_renewed_all_complete() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    // Leases renewed every 50 ms: claims keep landing between a renewal
+    // and the executing runs it checks; none may be taken for lost.
+    let replicas = Arc::new([
+        replica(&config, &database, "0.05", "3"),
+        replica(&config, &database, "0.05", "3"),
+    ]);
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let replicas = replicas.clone();
+        clients.push(tokio::spawn(async move {
+            for i in 0..6 {
+                let server = &replicas[(client + i) % 2];
+                let thread = new_thread(server).await;
+                let done = replicas[(client + i + 1) % 2]
+                    .user("user1-token")
+                    .post(
+                        &format!("/threads/{thread}/runs/wait"),
+                        json!({"assistant_id": "slow", "input": {"mode": "ok"}}),
+                    )
+                    .await;
+                assert_eq!(done.json["done"], true, "{}", done.text);
+                assert_eq!(run_status_of_thread(server, &thread).await, "success");
+            }
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+}
+
+async fn run_status_of_thread(server: &ServerProcess, thread: &str) -> Value {
+    let reply = server
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs"))
+        .await;
+    reply.json[0]["status"].clone()
 }
 
 #[tokio::test]
