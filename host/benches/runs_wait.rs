@@ -1,4 +1,5 @@
-//! End-to-end `runs.wait` on the echo graph: Warden beside `langgraph dev`.
+//! End-to-end `runs.wait` on the echo graph: Warden on SQLite, on
+//! PostgreSQL with one replica and with two, beside `langgraph dev`.
 //!
 //! Starts `warden serve` (this build, release) on `examples/reference`
 //! with a fresh data dir and measures, over HTTP on loopback with a
@@ -7,7 +8,23 @@
 //!   `runs.wait`), 50 sequential calls, each on a thread of its own made
 //!   beforehand (untimed): median, p90, max;
 //! - the throughput of the same at concurrency 16 (16 clients, each
-//!   calling in a loop for `WARDEN_BENCH_SECS`, default 10).
+//!   calling in a loop for `WARDEN_BENCH_SECS`, default 10), and the
+//!   servers' CPU (user + system, from `/proc/<pid>/stat`, summed over the
+//!   replicas) per run over that window.
+//!
+//! Setups, one after the other in one run:
+//! - `sqlite`: one `warden serve` on SQLite in its data dir;
+//! - `postgres x1`: one `warden serve --database-url` on a fresh database;
+//! - `postgres x2`: two `warden serve` on one fresh database, each client
+//!   sending its requests to the two replicas in turn (one keep-alive
+//!   connection to each); a run waited for on one replica may be claimed
+//!   and executed by either.
+//!
+//! The PostgreSQL setups create and drop their database
+//! (`warden_bench_<random>`) on the server at `WARDEN_BENCH_POSTGRES`
+//! (an admin URI ending in `/<database>`; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; `off`, or no connection:
+//! skipped with a note).
 //!
 //! When the `langgraph` CLI of `langgraph-cli[inmem]` is found (`LANGGRAPH_CLI`,
 //! or `langgraph` on `PATH`), the same measures run against `langgraph dev`
@@ -18,11 +35,12 @@
 //! they are missing: `cargo build --release --target wasm32-wasip2
 //! --workspace --exclude warden`).
 
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -44,20 +62,59 @@ fn main() {
         .unwrap()
         .to_owned();
 
-    let data = tempdir();
-    let warden = Server::start(
-        Command::new(env!("CARGO_BIN_EXE_warden"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(root.join("examples/reference/langgraph.json"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--port"),
-        "warden",
-    );
-    let ours = measure(&warden.url, secs);
-    drop(warden);
-    print("warden serve", &ours);
+    let ours = sqlite(&root, secs);
+    match Postgres::admin() {
+        Ok(postgres) => {
+            let one = postgres_replicas(&root, &postgres, 1, secs);
+            let two = postgres_replicas(&root, &postgres, 2, secs);
+            println!(
+                "\npostgres x1 vs sqlite: median latency {:.2}x, throughput {:.2}x, CPU per run {}\n\
+                 postgres x2 vs x1: median latency {:.2}x, throughput {:.2}x, CPU per run {}",
+                ms(one.median) / ms(ours.median),
+                one.throughput / ours.throughput,
+                ratio(one.cpu_per_run, ours.cpu_per_run),
+                ms(two.median) / ms(one.median),
+                two.throughput / one.throughput,
+                ratio(two.cpu_per_run, one.cpu_per_run),
+            );
+        }
+        Err(note) => println!("\n(PostgreSQL skipped: {note})"),
+    }
+    langgraph_dev(&root, secs, &ours);
+}
 
+/// One `warden serve` on SQLite.
+fn sqlite(root: &Path, secs: u64) -> Figures {
+    let data = tempdir();
+    let server = warden(root, &data, None);
+    let figures = measure(&[&server], secs);
+    if !figures.failures.is_empty() {
+        println!("(server log: {})", server.log.display());
+    }
+    print("sqlite", &figures);
+    figures
+}
+
+/// `replicas` × `warden serve` on one fresh PostgreSQL database.
+fn postgres_replicas(root: &Path, postgres: &Postgres, replicas: usize, secs: u64) -> Figures {
+    let database = postgres.create();
+    let servers: Vec<Server> = (0..replicas)
+        .map(|_| warden(root, &tempdir(), Some(&database)))
+        .collect();
+    let figures = measure(&servers.iter().collect::<Vec<_>>(), secs);
+    if !figures.failures.is_empty() {
+        for server in &servers {
+            println!("(server log: {})", server.log.display());
+        }
+    }
+    drop(servers);
+    postgres.drop_database(&database);
+    print(&format!("postgres x{replicas}"), &figures);
+    figures
+}
+
+/// `langgraph dev` on the reference project, when its CLI is found.
+fn langgraph_dev(root: &Path, secs: u64, ours: &Figures) {
     let Some(cli) = langgraph_cli() else {
         println!(
             "\n(langgraph dev not found: set LANGGRAPH_CLI to the `langgraph` of `pip install \"langgraph-cli[inmem]\"` to compare)"
@@ -80,14 +137,89 @@ fn main() {
         ]),
         "langgraph dev",
     );
-    let theirs = measure(&dev.url, secs);
+    let theirs = measure(&[&dev], secs);
     drop(dev);
     print("langgraph dev", &theirs);
     println!(
-        "\nwarden vs langgraph dev: median latency {:.0}x lower, throughput at concurrency {CONCURRENCY} {:.0}x higher",
+        "\nwarden (sqlite) vs langgraph dev: median latency {:.0}x lower, throughput at concurrency {CONCURRENCY} {:.0}x higher",
         theirs.median.as_secs_f64() / ours.median.as_secs_f64(),
         ours.throughput / theirs.throughput
     );
+}
+
+/// `warden serve` on the reference project: SQLite in `data`, or the
+/// PostgreSQL database at `database` (compiled plugins still in `data`).
+fn warden(root: &Path, data: &Path, database: Option<&Database>) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+    command
+        .env_remove("DATABASE_URI")
+        .args(["serve", "--no-watch", "--config"])
+        .arg(root.join("examples/reference/langgraph.json"))
+        .arg("--data-dir")
+        .arg(data);
+    if let Some(database) = database {
+        command.arg("--database-url").arg(&database.uri);
+    }
+    Server::start(command.arg("--port"), "warden")
+}
+
+/// The PostgreSQL server the bench makes its databases on.
+struct Postgres {
+    admin: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+struct Database {
+    name: String,
+    uri: String,
+}
+
+impl Postgres {
+    fn admin() -> Result<Self, String> {
+        let admin = std::env::var("WARDEN_BENCH_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        if admin.is_empty() || admin == "off" {
+            return Err("WARDEN_BENCH_POSTGRES=off".to_owned());
+        }
+        let postgres = Self {
+            admin,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        };
+        postgres
+            .execute("SELECT 1")
+            .map_err(|e| format!("{}: {e}", postgres.admin))?;
+        Ok(postgres)
+    }
+
+    fn execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&self.admin, tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            client.batch_execute(sql).await
+        })
+    }
+
+    fn create(&self) -> Database {
+        let name = format!("warden_bench_{}", uuid::Uuid::new_v4().simple());
+        self.execute(&format!("CREATE DATABASE {name}"))
+            .expect("CREATE DATABASE");
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .expect("WARDEN_BENCH_POSTGRES ends with /<database>")
+            .0;
+        let uri = format!("{base}/{name}");
+        Database { name, uri }
+    }
+
+    fn drop_database(&self, database: &Database) {
+        self.execute(&format!("DROP DATABASE {} WITH (FORCE)", database.name))
+            .expect("DROP DATABASE");
+    }
 }
 
 struct Figures {
@@ -96,38 +228,65 @@ struct Figures {
     max: Duration,
     throughput: f64,
     runs: u64,
+    /// The servers' CPU per run at concurrency 16, when `/proc` tells.
+    cpu_per_run: Option<Duration>,
+    /// Calls that did not answer 200 with the run's values.
+    failures: Vec<String>,
 }
 
 fn print(name: &str, f: &Figures) {
+    let cpu = f
+        .cpu_per_run
+        .map_or("n/a".to_owned(), |d| format!("{:.2} ms", ms(d)));
     println!(
         "{name:>14}: runs.wait sequential median {:.2} ms, p90 {:.2} ms, max {:.2} ms; \
-         concurrency {CONCURRENCY}: {:.1} runs/s ({} runs)",
+         concurrency {CONCURRENCY}: {:.1} runs/s ({} runs), server CPU {cpu} per run",
         ms(f.median),
         ms(f.p90),
         ms(f.max),
         f.throughput,
         f.runs
     );
+    if !f.failures.is_empty() {
+        println!("{name:>14}: {} FAILED calls:", f.failures.len());
+        for failure in f.failures.iter().take(10) {
+            println!("{:>16}{failure}", "");
+        }
+    }
+}
+
+fn ratio(a: Option<Duration>, b: Option<Duration>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64()),
+        _ => "n/a".to_owned(),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn measure(url: &str, secs: u64) -> Figures {
-    let client = Client::new(url);
+/// Measures the servers in `servers` (replicas of one service: each
+/// client sends its requests to them in turn).
+fn measure(servers: &[&Server], secs: u64) -> Figures {
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let client = Client::new(&urls);
     // Warm-up: the first run compiles and caches nothing on Warden, but
     // Python imports lazily.
     for _ in 0..3 {
         let thread = client.thread();
-        client.wait(&thread);
+        client.wait(&thread).unwrap();
     }
     let threads: Vec<String> = (0..SEQUENTIAL).map(|_| client.thread()).collect();
     let mut latencies: Vec<Duration> = threads
         .iter()
         .map(|thread| {
             let started = Instant::now();
-            client.wait(thread);
+            if let Err(e) = client.wait(thread) {
+                failures.lock().unwrap().push(format!("sequential: {e}"));
+            }
             started.elapsed()
         })
         .collect();
@@ -137,103 +296,171 @@ fn measure(url: &str, secs: u64) -> Figures {
     let done = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let (url, stop, done) = (url.to_owned(), stop.clone(), done.clone());
+            let (urls, stop, done, failures) =
+                (urls.clone(), stop.clone(), done.clone(), failures.clone());
             std::thread::spawn(move || {
-                let client = Client::new(&url);
+                let client = Client::new(&urls);
                 let thread = client.thread();
                 while !stop.load(Ordering::Relaxed) {
-                    client.wait(&thread);
-                    done.fetch_add(1, Ordering::Relaxed);
+                    match client.wait(&thread) {
+                        Ok(()) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.lock().unwrap().push(format!("concurrent: {e}")),
+                    }
                 }
             })
         })
         .collect();
+    let cpu_before = cpu(&pids);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
+    let cpu_after = cpu(&pids);
+    let runs_in_window = done.load(Ordering::Relaxed);
+    let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.join().unwrap();
     }
-    let elapsed = started.elapsed();
-    let runs = done.load(Ordering::Relaxed);
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
     Figures {
         median: latencies[latencies.len() / 2],
         p90: latencies[latencies.len() * 9 / 10],
         max: *latencies.last().unwrap(),
-        throughput: runs as f64 / elapsed.as_secs_f64(),
-        runs,
+        // Over the window only: a call that hangs must not stretch it.
+        throughput: runs_in_window as f64 / elapsed.as_secs_f64(),
+        runs: runs_in_window,
+        cpu_per_run: cpu_before
+            .zip(cpu_after)
+            .filter(|_| runs_in_window > 0)
+            .map(|(a, b)| Duration::from_secs_f64((b - a) / runs_in_window as f64)),
+        failures,
     }
 }
 
-/// A keep-alive client as user1 of the reference policy.
+/// User + system CPU seconds of the processes, summed; `None` when one
+/// cannot be read.
+fn cpu(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
+}
+
+/// User + system CPU seconds of a process (all its threads), from
+/// `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line (1-based),
+    // in clock ticks (`getconf CLK_TCK`: 100 on Linux).
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// A keep-alive client as user1 of the reference policy: one connection
+/// to each replica, requests sent to them in turn.
 struct Client {
-    agent: ureq::Agent,
-    url: String,
+    replicas: Vec<(ureq::Agent, String)>,
+    next: Cell<usize>,
 }
 
 impl Client {
-    fn new(url: &str) -> Self {
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build();
+    fn new(urls: &[String]) -> Self {
+        let replicas = urls
+            .iter()
+            .map(|url| {
+                let config = ureq::Agent::config_builder()
+                    // An echo run takes milliseconds: a call still
+                    // unanswered after this is a failure to report.
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .http_status_as_error(false)
+                    .build();
+                (config.into(), url.clone())
+            })
+            .collect();
         Self {
-            agent: config.into(),
-            url: url.to_owned(),
+            replicas,
+            next: Cell::new(0),
         }
     }
 
-    fn post(&self, path: &str, body: &Value) -> Value {
-        let mut response = self
-            .agent
-            .post(format!("{}{path}", self.url))
+    /// POSTs to the next replica: the body of a 200, else what went wrong.
+    fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
+        let turn = self.next.get();
+        self.next.set((turn + 1) % self.replicas.len());
+        let (agent, url) = &self.replicas[turn];
+        let mut response = agent
+            .post(format!("{url}{path}"))
             .header("authorization", "Bearer user1-token")
             .header("content-type", "application/json")
             .send(body.to_string())
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+            .map_err(|e| format!("POST {url}{path}: {e}"))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("POST {url}{path}: {status}, body unread: {e}"))?;
+        if status != 200 {
+            return Err(format!("POST {url}{path}: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("POST {url}{path}: {e}: {text}"))
     }
 
     fn thread(&self) -> String {
-        self.post("/threads", &json!({}))["thread_id"]
+        self.post("/threads", &json!({})).unwrap()["thread_id"]
             .as_str()
             .unwrap()
             .to_owned()
     }
 
-    fn wait(&self, thread: &str) {
+    fn wait(&self, thread: &str) -> Result<(), String> {
         let body = json!({"assistant_id": "agent",
                           "input": {"messages": [{"role": "user", "content": "hello"}]}});
-        let values = self.post(&format!("/threads/{thread}/runs/wait"), &body);
-        assert_eq!(values["seen_user"], "user1", "{values}");
+        let values = self.post(&format!("/threads/{thread}/runs/wait"), &body)?;
+        if values["seen_user"] != "user1" {
+            return Err(format!("thread {thread}: unexpected values {values}"));
+        }
+        Ok(())
     }
 }
 
-/// A server process on a free port, killed on drop.
+/// A server process on a free port (never 2024, `langgraph dev`'s
+/// default), killed on drop; its stderr goes to a log file.
 struct Server {
     child: Child,
     url: String,
+    log: PathBuf,
 }
 
 impl Server {
     fn start(command: &mut Command, name: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = command
+        let port = loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if port != 2024 {
+                break port;
+            }
+        };
+        let log = std::env::temp_dir().join(format!("warden-bench-{port}.log"));
+        let mut child = command
             .arg(port.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(300);
         while ureq::get(format!("{url}/ok")).call().is_err() {
-            assert!(Instant::now() < deadline, "{name} did not start");
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("{name} did not start ({exited:?}):\n{log}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { child, url }
+        Self { child, url, log }
     }
 }
 
