@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::filter::Params;
 use super::rows::{execute, row, rows};
-use super::runs::{RUN_COLUMNS, run_row};
+use super::runs::{RUN_COLUMNS, insert_run_in, run_row};
 use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
 use crate::storage::{Result, Run, RunStatus, StorageError};
 use crate::timestamp::now;
@@ -231,32 +231,7 @@ impl RunQueue for PgRunQueue {
     async fn enqueue(&self, r: &Run, job: &Value, delay: Option<Duration>) -> Result<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        let mut p = Params::default();
-        let values = [
-            p.bind(r.run_id, Type::UUID),
-            p.bind(r.thread_id, Type::UUID),
-            p.bind(r.assistant_id, Type::UUID),
-            p.text(r.created_at.clone()),
-            p.text(r.updated_at.clone()),
-            p.text(r.status.as_str()),
-            p.json(r.metadata.clone().into()),
-            p.json(r.kwargs.clone()),
-            p.text(r.multitask_strategy.clone()),
-            p.json(job.clone()),
-            p.bind(delay.map_or(0.0, millis), Type::FLOAT8),
-        ];
-        let sql = format!(
-            "INSERT INTO runs ({RUN_COLUMNS}, job, not_before) VALUES ({}, \
-             now() + {} * interval '1 millisecond')",
-            values[..10].join(", "),
-            values[10]
-        );
-        execute(&*tx, &sql, &p).await?;
-        let sql = format!(
-            "UPDATE threads SET status = 'busy', updated_at = {} WHERE thread_id = {}",
-            values[4], values[1]
-        );
-        execute(&*tx, &sql, &p).await?;
+        insert_run_in(&*tx, r, Some((job, delay.map_or(0.0, millis)))).await?;
         notify(
             &*tx,
             "warden_queue",

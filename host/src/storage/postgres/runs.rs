@@ -32,8 +32,22 @@ pub(super) fn run_row(row: &Row) -> Result<Run> {
 
 pub(super) async fn insert_run(c: &mut deadpool_postgres::Client, r: &Run) -> Result<()> {
     let tx = c.transaction().await?;
+    insert_run_in(&*tx, r, None).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts `r` (its thread becomes `busy`), with what the shared queue keeps
+/// beside it when `queued`: its job, and the milliseconds before it may
+/// start.
+pub(super) async fn insert_run_in(
+    c: &impl GenericClient,
+    r: &Run,
+    queued: Option<(&Value, f64)>,
+) -> Result<()> {
     let mut p = Params::default();
-    let values = [
+    let mut columns = RUN_COLUMNS.to_owned();
+    let mut values = vec![
         p.bind(r.run_id, Type::UUID),
         p.bind(r.thread_id, Type::UUID),
         p.bind(r.assistant_id, Type::UUID),
@@ -44,17 +58,22 @@ pub(super) async fn insert_run(c: &mut deadpool_postgres::Client, r: &Run) -> Re
         p.json(r.kwargs.clone()),
         p.text(r.multitask_strategy.clone()),
     ];
+    if let Some((job, delay_ms)) = queued {
+        columns.push_str(", job, not_before");
+        values.push(p.json(job.clone()));
+        let delay = p.bind(delay_ms, Type::FLOAT8);
+        values.push(format!("now() + {delay} * interval '1 millisecond'"));
+    }
     let sql = format!(
-        "INSERT INTO runs ({RUN_COLUMNS}) VALUES ({})",
+        "INSERT INTO runs ({columns}) VALUES ({})",
         values.join(", ")
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(c, &sql, &p).await?;
     let sql = format!(
         "UPDATE threads SET status = 'busy', updated_at = {} WHERE thread_id = {}",
         values[4], values[1]
     );
-    execute(&*tx, &sql, &p).await?;
-    tx.commit().await?;
+    execute(c, &sql, &p).await?;
     Ok(())
 }
 
