@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::filter::Params;
 use super::rows::{execute, row, rows};
-use super::runs::{RUN_COLUMNS, insert_run_in, run_row};
+use super::runs::{RUN_COLUMNS, insert_run_in, run_row, undo_writes};
 use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
 use crate::storage::{Result, Run, RunStatus, StorageError};
 use crate::timestamp::now;
@@ -446,16 +446,7 @@ impl RunQueue for PgRunQueue {
     async fn restart(&self, run_id: Uuid, thread_id: Uuid) -> Result<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        let mut p = Params::default();
-        let (run, thread) = (p.bind(run_id, Type::UUID), p.bind(thread_id, Type::UUID));
-        let sql = format!("DELETE FROM checkpoints WHERE run_id = {run} AND thread_id = {thread}");
-        execute(&*tx, &sql, &p).await?;
-        let sql = format!(
-            "UPDATE threads SET state_values = (SELECT state_values FROM checkpoints \
-             WHERE thread_id = {thread} ORDER BY checkpoint_id DESC LIMIT 1) \
-             WHERE thread_id = {thread}"
-        );
-        execute(&*tx, &sql, &p).await?;
+        undo_writes(&*tx, run_id, thread_id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -144,19 +144,31 @@ pub(super) async fn delete_run(
     let sql = format!("DELETE FROM runs WHERE run_id = {run} AND thread_id = {thread}");
     let deleted = execute(&*tx, &sql, &p).await? > 0;
     if deleted {
-        // Only this thread's: a copy holds checkpoints of the same run.
-        let sql = format!("DELETE FROM checkpoints WHERE run_id = {run} AND thread_id = {thread}");
-        execute(&*tx, &sql, &p).await?;
-        // The thread's values are those of its newest remaining checkpoint.
-        let sql = format!(
-            "UPDATE threads SET state_values = (SELECT state_values FROM checkpoints \
-             WHERE thread_id = {thread} ORDER BY checkpoint_id DESC LIMIT 1) \
-             WHERE thread_id = {thread}"
-        );
-        execute(&*tx, &sql, &p).await?;
+        undo_writes(&*tx, run_id, thread_id).await?;
     }
     tx.commit().await?;
     Ok(deleted)
+}
+
+/// Undoes what a run wrote on a thread: its checkpoints go (only this
+/// thread's: a copy holds checkpoints of the same run), and the thread's
+/// values become those of its newest remaining checkpoint.
+pub(super) async fn undo_writes(
+    c: &impl GenericClient,
+    run_id: Uuid,
+    thread_id: Uuid,
+) -> Result<()> {
+    let mut p = Params::default();
+    let (run, thread) = (p.bind(run_id, Type::UUID), p.bind(thread_id, Type::UUID));
+    let sql = format!("DELETE FROM checkpoints WHERE run_id = {run} AND thread_id = {thread}");
+    execute(c, &sql, &p).await?;
+    let sql = format!(
+        "UPDATE threads SET state_values = (SELECT state_values FROM checkpoints \
+         WHERE thread_id = {thread} ORDER BY checkpoint_id DESC LIMIT 1) \
+         WHERE thread_id = {thread}"
+    );
+    execute(c, &sql, &p).await?;
+    Ok(())
 }
 
 pub(super) async fn runs_in_flight(c: &impl GenericClient) -> Result<Vec<Run>> {
