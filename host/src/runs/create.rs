@@ -442,13 +442,14 @@ impl Runs {
 
         // Resolve the thread: existing (within the create_run scope), or
         // made now.
-        let graph_keys = json!({"graph_id": assistant.graph_id, "assistant_id": assistant_id});
+        let graph_keys =
+            object(&json!({"graph_id": assistant.graph_id, "assistant_id": assistant_id}));
         let (thread, created) = match target {
             Target::Thread(id) => match wait(storage.thread(id, filter.as_ref()))? {
                 Some(thread) => (thread, false),
                 None if create_thread && wait(storage.thread(id, None))?.is_none() => {
                     let mut metadata = stamped.clone();
-                    metadata.extend(object(&graph_keys));
+                    metadata.extend(graph_keys.clone());
                     let thread = Thread::new(id, metadata);
                     if !wait(storage.insert_thread(&thread))? {
                         return Err(CreateError::NotFound);
@@ -459,7 +460,7 @@ impl Runs {
             },
             Target::Stateless => {
                 let mut metadata = stamped.clone();
-                metadata.extend(object(&graph_keys));
+                metadata.extend(graph_keys.clone());
                 let thread = Thread::new(Uuid::now_v7(), metadata);
                 wait(storage.insert_thread(&thread))?;
                 (thread, true)
@@ -468,8 +469,14 @@ impl Runs {
 
         // Multitask: the runs already in flight on the thread.
         self.apply_strategy(authz, &thread, strategy)?;
-        if !created {
-            wait(storage.update_thread(thread.thread_id, None, &object(&graph_keys)))?;
+        // The thread's metadata names its graph and assistant, as in
+        // LangGraph; a thread that names them already is not written again.
+        if !created
+            && graph_keys
+                .iter()
+                .any(|(k, v)| thread.metadata.get(k) != Some(v))
+        {
+            wait(storage.update_thread(thread.thread_id, None, &graph_keys))?;
         }
 
         // Assemble the config: the assistant's, the client's, then the

@@ -43,7 +43,7 @@ pub use shared::{BadSetting, QueueSettings};
 use crate::config::LimitsConfig;
 use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Invocation, RunFailure};
 use crate::storage::{
-    Checkpoint, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
+    Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
 };
 use crate::timestamp::now;
 
@@ -171,6 +171,9 @@ pub struct LiveRun {
     attempt: AtomicU32,
     /// On a shared queue: writes its events while it executes here.
     persister: Mutex<Option<shared::Persister>>,
+    /// On a shared queue: its thread was settled in the transaction that
+    /// completed it (nothing left to settle here).
+    settled: AtomicBool,
 }
 
 impl LiveRun {
@@ -213,6 +216,7 @@ impl LiveRun {
             input_bytes: 0,
             wake: Notify::new(),
             shut_down: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             outcome_bytes: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             counted: false,
@@ -880,17 +884,12 @@ impl Runs {
         delete_thread: bool,
     ) {
         if let Some(shared) = self.shared() {
-            // The thread's error, then the status and the log's end at
-            // once: whoever hears the run ended reads it ended.
-            if let (Some(_), Some(error)) = (status, &error)
-                && let Err(e) = self
-                    .storage
-                    .set_thread_status(live.thread_id, ThreadStatus::Busy, Some(error))
-                    .await
-            {
-                tracing::error!(thread_id = %live.thread_id, "cannot record the thread's error: {e}");
-            }
-            self.complete_shared(shared, live, status, &outcome).await;
+            // The status, the thread's error and status, and the log's end
+            // at once: whoever hears the run ended reads it ended.
+            let settled = self
+                .complete_shared(shared, live, status, error.as_ref(), &outcome)
+                .await;
+            live.settled.store(settled, Ordering::Relaxed);
         } else if let Some(status) = status {
             if let Err(e) = self.storage.set_run_status(live.run_id, status).await {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
@@ -906,7 +905,7 @@ impl Runs {
         }
         if delete_thread {
             self.delete_temporary_thread(live.thread_id).await;
-        } else {
+        } else if !live.settled.load(Ordering::Relaxed) {
             // Whoever hears the run ended reads its thread settled.
             self.settle_thread_past(live.thread_id, Some(live.run_id))
                 .await;
@@ -1223,7 +1222,12 @@ impl StepWriter {
     fn write(&mut self, mut checkpoint: Checkpoint) {
         checkpoint.parent_checkpoint_id = self.parent.take();
         self.parent = Some(checkpoint.checkpoint_id.clone());
-        if let Err(e) = wait(self.storage.put_checkpoint(&checkpoint)) {
+        // The run's end is durable, and a run cut short starts over: its
+        // steps need not wait for the disk.
+        if let Err(e) = wait(
+            self.storage
+                .put_checkpoint(&checkpoint, Durability::Deferred),
+        ) {
             tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
         }
     }

@@ -297,7 +297,9 @@ impl Runs {
         let mut wakes = shared.queue.wakes();
         loop {
             let (thread_id, run_id) = match wakes.recv().await {
-                Ok(Wake::Queued { thread_id, run_id }) => (thread_id, run_id),
+                Ok(Wake::Queued {
+                    thread_id, run_id, ..
+                }) => (thread_id, run_id),
                 Ok(Wake::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Announcements may have been missed: every run in
                     // flight, once more (streams skip those they follow).
@@ -372,14 +374,37 @@ impl Runs {
         // Known here before any server can claim it: the one this server
         // claims, cancels and follows is this one.
         self.inner().live.insert(live.run_id, live.clone());
-        if let Err(e) = wait(shared.queue.enqueue(&spec.run, &job, spec.start_after)) {
-            let mut inner = self.inner();
-            inner.live.remove(&live.run_id);
-            Self::release(&mut inner, &live.owner, live.input_bytes);
-            return Err(e.into());
-        }
+        // With a worker free here, the run is claimed as it is recorded
+        // (one transaction, no wake-up to wait for) when it may start now.
+        let permit = match spec.start_after {
+            None if !self.inner().closing => self.workers.clone().try_acquire_owned().ok(),
+            _ => None,
+        };
+        let claim_for = permit
+            .as_ref()
+            .map(|_| (shared.replica.as_str(), shared.settings.lease()));
+        let claim = match wait(
+            shared
+                .queue
+                .enqueue(&spec.run, &job, spec.start_after, claim_for),
+        ) {
+            Ok(claim) => claim,
+            Err(e) => {
+                let mut inner = self.inner();
+                inner.live.remove(&live.run_id);
+                Self::release(&mut inner, &live.owner, live.input_bytes);
+                return Err(e.into());
+            }
+        };
         let _ = self.submitted.send(Arc::downgrade(&live));
-        self.follow(live.clone());
+        match (claim, permit) {
+            (Some(claim), Some(permit)) => {
+                shared.executing().insert(claim.run.run_id, claim.attempt);
+                let runs = Arc::clone(self);
+                tokio::spawn(async move { runs.start_claimed(claim, permit).await });
+            }
+            _ => self.follow(live.clone()),
+        }
         Ok(live)
     }
 
@@ -654,14 +679,14 @@ impl Runs {
             loop {
                 tokio::select! {
                     wake = wakes.recv() => match wake {
-                        Ok(Wake::Queue | Wake::Queued { .. } | Wake::Resync)
+                        Ok(Wake::Queue | Wake::Queued { claimed: false, .. } | Wake::Resync)
                         | Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Ok(Wake::Cancel(id)) => {
                             if shared.executing().contains_key(&id) {
                                 self.renew_once(shared).await;
                             }
                         }
-                        Ok(Wake::Events(_) | Wake::ThreadDeleted(_)) => {}
+                        Ok(Wake::Queued { claimed: true, .. } | Wake::Events(_) | Wake::ThreadDeleted(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     () = shared.freed.notified() => break,
@@ -825,19 +850,23 @@ impl Runs {
         shared.executing().remove(&run_id);
         shared.freed.notify_one();
         self.retire(&live);
-        self.settle_thread(thread_id).await;
+        if !live.settled.load(Ordering::Relaxed) {
+            self.settle_thread(thread_id).await;
+        }
     }
 
     /// Completes a run executing here on the queue: its events written,
-    /// then its status and the log's end at once. A run stopped by this
-    /// server's shutdown goes back to the queue instead.
+    /// then its status, its thread's error and status, and the log's end
+    /// at once. A run stopped by this server's shutdown goes back to the
+    /// queue instead. Whether its thread was settled so.
     pub(super) async fn complete_shared(
         &self,
         shared: &Shared,
         live: &LiveRun,
         status: Option<RunStatus>,
+        thread_error: Option<&Value>,
         outcome: &RunOutcome,
-    ) {
+    ) -> bool {
         let persister = live
             .persister
             .lock()
@@ -845,7 +874,7 @@ impl Runs {
             .take();
         let next_seq = match persister {
             Some(p) => p.close().await.unwrap_or(i64::MAX / 2),
-            None => return,
+            None => return false,
         };
         // Completing is guarded by the lease in the database: a run whose
         // lease was lost completes nothing there (and a run rolled back,
@@ -854,21 +883,33 @@ impl Runs {
             if let Err(e) = shared.queue.release(live.run_id, &shared.replica).await {
                 tracing::error!(run_id = %live.run_id, "cannot give the run back to the queue: {e}");
             }
-            return;
+            return false;
         }
         let mut end = end_event(live, outcome);
         end.seq = next_seq;
         let attempt = live.attempt.load(Ordering::Relaxed);
+        let thread_error = status.and(thread_error);
         match shared
             .queue
-            .complete(live.run_id, &shared.replica, attempt, status, &end)
+            .complete(
+                live.run_id,
+                &shared.replica,
+                attempt,
+                status,
+                thread_error,
+                &end,
+            )
             .await
         {
-            Ok(true) => {}
+            Ok(true) => status.is_some(),
             Ok(false) => {
-                tracing::warn!(run_id = %live.run_id, "the run's lease was lost before it completed")
+                tracing::warn!(run_id = %live.run_id, "the run's lease was lost before it completed");
+                false
             }
-            Err(e) => tracing::error!(run_id = %live.run_id, "cannot complete the run: {e}"),
+            Err(e) => {
+                tracing::error!(run_id = %live.run_id, "cannot complete the run: {e}");
+                false
+            }
         }
     }
 }

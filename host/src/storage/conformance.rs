@@ -783,11 +783,12 @@ async fn runs_and_checkpoints_make_a_threads_state(s: &dyn Storage) {
         .await
         .unwrap();
     assert_eq!(done.len(), 1);
-    // Checkpoints: the latest's values are the thread's.
+    // Checkpoints: the latest's values are the thread's, at once whatever
+    // the write's durability (read on another connection).
     let c1 = checkpoint(t.thread_id, Some(first.run_id), json!({"v": 1}), 1);
-    s.put_checkpoint(&c1).await.unwrap();
+    s.put_checkpoint(&c1, Durability::Durable).await.unwrap();
     let c2 = checkpoint(t.thread_id, Some(second.run_id), json!({"v": 2}), 2);
-    s.put_checkpoint(&c2).await.unwrap();
+    s.put_checkpoint(&c2, Durability::Deferred).await.unwrap();
     assert_eq!(
         s.thread(t.thread_id, None).await.unwrap().unwrap().values,
         json!({"v": 2})

@@ -209,6 +209,20 @@ impl NamespaceQuery {
     }
 }
 
+/// When a write must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk when the call returns: what a client is told is done.
+    Durable,
+    /// Visible to every reader when the call returns, on disk with the next
+    /// durable write to the database at the latest; a crash of the
+    /// database itself (not of a server) before then may lose it. For what
+    /// a run writes while it runs (checkpoints, events): its completion is
+    /// durable, and a run cut short by a crash starts over from the state
+    /// before it. (LangGraph's checkpointer writes asynchronously too.)
+    Deferred,
+}
+
 /// Where the API's records live. Every read, update and delete takes the
 /// plugin's `scope`; a record outside it behaves as if it did not exist.
 ///
@@ -370,8 +384,9 @@ pub trait Storage: Send + Sync + 'static {
         status: ThreadStatus,
         error: Option<&Value>,
     ) -> Result<()>;
-    /// Records a checkpoint and makes its values the thread's.
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// Records a checkpoint and makes its values the thread's, on disk
+    /// as `durability` asks.
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint, durability: Durability) -> Result<()>;
     /// The thread's checkpoints, newest first: at most `limit`, older than
     /// `before` when given, whose metadata contains `metadata`.
     async fn checkpoints(

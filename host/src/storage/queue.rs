@@ -69,6 +69,9 @@ pub enum Wake {
         thread_id: Uuid,
         /// The run.
         run_id: Uuid,
+        /// Claimed as it was created (by the replica that created it):
+        /// nothing new to claim.
+        claimed: bool,
     },
     /// A run's log grew or it ended.
     Events(Uuid),
@@ -94,8 +97,17 @@ pub struct Held {
 #[async_trait::async_trait]
 pub trait RunQueue: Send + Sync {
     /// Records `run` (pending; its thread becomes `busy`) with `job`, not
-    /// to start before `delay` has passed, and wakes the replicas.
-    async fn enqueue(&self, run: &Run, job: &Value, delay: Option<Duration>) -> Result<()>;
+    /// to start before `delay` has passed, and wakes the replicas. With
+    /// `claim_for` (a replica with a free worker, and its lease), the run
+    /// is claimed for it in the same transaction when it may start at
+    /// once (no delay, nothing else in flight on its thread): the claim.
+    async fn enqueue(
+        &self,
+        run: &Run,
+        job: &Value,
+        delay: Option<Duration>,
+        claim_for: Option<(&str, Duration)>,
+    ) -> Result<Option<Claim>>;
 
     /// Claims for `replica`, for `lease`, the next run any replica may
     /// start: the oldest pending run of a thread running none, or a
@@ -108,7 +120,9 @@ pub trait RunQueue: Send + Sync {
 
     /// Appends events to a run's log and wakes its followers, while
     /// `holder` (replica, attempt) holds the run: whether it still does
-    /// (a replica whose lease lapsed writes nothing more).
+    /// (a replica whose lease lapsed writes nothing more). The events are
+    /// written with [`Durability::Deferred`](super::Durability): the run's
+    /// completion makes them durable.
     async fn append(
         &self,
         run_id: Uuid,
@@ -123,14 +137,16 @@ pub trait RunQueue: Send + Sync {
     /// (none: the run was rolled back, deleted), closes its log with `end`
     /// (after every event in it, whatever `end.seq`), gives up the lease
     /// and settles its thread (`busy` while another run is in flight on
-    /// it, else `error` after a failed run, else `idle`), at once. False
-    /// when the lease was lost.
+    /// it, else `error` after a failed run, else `idle`), with
+    /// `thread_error` as the thread's error when given (`null` clears it),
+    /// at once. False when the lease was lost.
     async fn complete(
         &self,
         run_id: Uuid,
         replica: &str,
         attempt: u32,
         status: Option<RunStatus>,
+        thread_error: Option<&Value>,
         end: &QueuedEvent,
     ) -> Result<bool>;
 

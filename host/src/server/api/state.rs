@@ -16,7 +16,7 @@ use super::threads::scoped;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Checkpoint, Object, Thread, wait};
+use crate::storage::{Checkpoint, Durability, Object, Thread, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -271,7 +271,11 @@ pub(in crate::server) async fn update(
             metadata,
             created_at: now(),
         };
-        wait(state.storage.put_checkpoint(&checkpoint))?;
+        wait(
+            state
+                .storage
+                .put_checkpoint(&checkpoint, Durability::Durable),
+        )?;
         let reference = checkpoint_ref(id, &checkpoint.checkpoint_id);
         ok(json!({"checkpoint": reference, "configurable": reference,
                   "checkpoint_id": checkpoint.checkpoint_id}))

@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Checkpoint, Cron, CronPatch,
-    CronQuery, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run, RunStatus,
-    SetLatest, Storage, StorageError, SystemAssistant, Thread, ThreadQuery, ThreadStatus,
+    CronQuery, Durability, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run,
+    RunStatus, SetLatest, Storage, StorageError, SystemAssistant, Thread, ThreadQuery,
+    ThreadStatus,
 };
 
 mod assistants;
@@ -49,6 +50,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The PostgreSQL backend.
 pub struct PostgresStorage {
     pool: Pool,
+    /// Connections whose commits do not wait for the disk
+    /// (`synchronous_commit = off`): for [`Durability::Deferred`] writes.
+    deferred: Pool,
     queue: std::sync::Arc<queue::PgRunQueue>,
 }
 
@@ -84,25 +88,20 @@ impl PostgresStorage {
         if config.get_application_name().is_none() {
             config.application_name("warden");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| ConnectError::BadUri(e.to_string()))?;
+        let pool = new_pool(config.clone())?;
+        let mut deferred_config = config.clone();
+        let options = deferred_config.get_options().unwrap_or_default();
+        deferred_config.options(format!("{options} -c synchronous_commit=off").trim_start());
+        let deferred = new_pool(deferred_config)?;
         let mut client = pool.get().await.map_err(StorageError::from)?;
         schema::migrate(&mut client).await?;
         drop(client);
-        let queue = queue::PgRunQueue::new(pool.clone(), config);
-        Ok(Self { pool, queue })
+        let queue = queue::PgRunQueue::new(pool.clone(), deferred.clone(), config);
+        Ok(Self {
+            pool,
+            deferred,
+            queue,
+        })
     }
 
     /// PostgreSQL's plan for a thread search (`EXPLAIN`), one line per
@@ -118,6 +117,24 @@ impl PostgresStorage {
     async fn conn(&self) -> Result<deadpool_postgres::Client> {
         Ok(self.pool.get().await?)
     }
+}
+
+/// A pool of up to [`POOL_SIZE`] connections made with `config`, lazily.
+fn new_pool(config: tokio_postgres::Config) -> std::result::Result<Pool, ConnectError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| ConnectError::BadUri(e.to_string()))
 }
 
 /// Whether `uri` names a PostgreSQL database (`postgres://`,
@@ -346,8 +363,12 @@ impl Storage for PostgresStorage {
         runs::set_thread_status(&**self.conn().await?, thread_id, status, error).await
     }
 
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        runs::put_checkpoint(&mut self.conn().await?, checkpoint).await
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint, durability: Durability) -> Result<()> {
+        let c = match durability {
+            Durability::Durable => self.conn().await?,
+            Durability::Deferred => self.deferred.get().await?,
+        };
+        runs::put_checkpoint(&**c, checkpoint).await
     }
 
     async fn checkpoints(

@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
 use uuid::Uuid;
 
 use super::filter::Params;
-use super::rows::{execute, row, rows};
+use super::rows::{execute, nullable, row, rows};
 use super::runs::{RUN_COLUMNS, insert_run_in, run_row, undo_writes};
 use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
 use crate::storage::{Result, Run, RunStatus, StorageError};
@@ -38,6 +38,9 @@ const EVENTS_PAGE: i64 = 1000;
 /// dropped.
 pub(super) struct PgRunQueue {
     pool: deadpool_postgres::Pool,
+    /// Connections whose commits do not wait for the disk: for a run's
+    /// events, made durable by its completion.
+    deferred: deadpool_postgres::Pool,
     config: tokio_postgres::Config,
     wakes: broadcast::Sender<Wake>,
     listener: std::sync::OnceLock<Listener>,
@@ -55,9 +58,14 @@ impl Drop for Listener {
 }
 
 impl PgRunQueue {
-    pub(super) fn new(pool: deadpool_postgres::Pool, config: tokio_postgres::Config) -> Arc<Self> {
+    pub(super) fn new(
+        pool: deadpool_postgres::Pool,
+        deferred: deadpool_postgres::Pool,
+        config: tokio_postgres::Config,
+    ) -> Arc<Self> {
         Arc::new(Self {
             pool,
+            deferred,
             config,
             wakes: broadcast::Sender::new(WAKE_BACKLOG),
             listener: std::sync::OnceLock::new(),
@@ -123,10 +131,17 @@ async fn listen(
 fn wake_of(channel: &str, payload: &str) -> Option<Wake> {
     match channel {
         "warden_queue" => Some(match payload.split_once('/') {
-            Some((thread, run)) => Wake::Queued {
-                thread_id: thread.parse().ok()?,
-                run_id: run.parse().ok()?,
-            },
+            Some((thread, run)) => {
+                let (run, claimed) = match run.strip_suffix("/claimed") {
+                    Some(run) => (run, true),
+                    None => (run, false),
+                };
+                Wake::Queued {
+                    thread_id: thread.parse().ok()?,
+                    run_id: run.parse().ok()?,
+                    claimed,
+                }
+            }
             None => Wake::Queue,
         }),
         "warden_events" => payload.parse().ok().map(Wake::Events),
@@ -163,8 +178,9 @@ async fn notify(c: &impl GenericClient, channel: &str, payload: String) -> Resul
     Ok(())
 }
 
-/// Appends events to a run's log while `replica` holds it at `attempt`:
-/// whether it did (a replica whose lease lapsed writes no more).
+/// Appends events to a run's log while `replica` holds it at `attempt`,
+/// and tells the followers: whether it did (a replica whose lease lapsed
+/// writes no more). One statement, one round trip.
 async fn insert_events(
     c: &impl GenericClient,
     run_id: Uuid,
@@ -196,8 +212,9 @@ async fn insert_events(
            AND attempt = {attempt} AND status = 'running'), \
          written AS (INSERT INTO run_events (run_id, seq, id, event, data) \
            SELECT {run}, s, i, e, d FROM unnest({seqs}, {ids}, {names}, {data}) AS u(s, i, e, d) \
-           WHERE EXISTS (SELECT 1 FROM holder) ON CONFLICT DO NOTHING) \
-         SELECT EXISTS (SELECT 1 FROM holder)"
+           WHERE EXISTS (SELECT 1 FROM holder) ON CONFLICT DO NOTHING), \
+         told AS (SELECT pg_notify('warden_events', {run}::text) FROM holder) \
+         SELECT EXISTS (SELECT 1 FROM holder), (SELECT count(*) FROM told)"
     );
     let held: bool = match row(c, &sql, &p).await? {
         Some(r) => r.try_get(0)?,
@@ -226,20 +243,75 @@ async fn insert_end(c: &impl GenericClient, run_id: Uuid, end: &QueuedEvent) -> 
     Ok(())
 }
 
-#[async_trait::async_trait]
-impl RunQueue for PgRunQueue {
-    async fn enqueue(&self, r: &Run, job: &Value, delay: Option<Duration>) -> Result<()> {
+impl PgRunQueue {
+    /// [`RunQueue::enqueue`] in one transaction: the run, claimed for
+    /// `claim_for` when nothing else is in flight on its thread.
+    async fn enqueue_in_one(
+        &self,
+        r: &Run,
+        job: &Value,
+        delay: Option<Duration>,
+        claim_for: Option<(&str, Duration)>,
+    ) -> Result<Option<Claim>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         insert_run_in(&*tx, r, Some((job, delay.map_or(0.0, millis)))).await?;
+        let mut claim = None;
+        if let Some((replica, lease)) = claim_for {
+            let mut p = Params::default();
+            let run = p.bind(r.run_id, Type::UUID);
+            let sql = format!(
+                "UPDATE runs SET status = 'running', attempt = 1, lease_owner = {}, \
+                   lease_until = now() + {} * interval '1 millisecond' \
+                 WHERE run_id = {run} AND NOT EXISTS (SELECT 1 FROM runs o \
+                   WHERE o.thread_id = {} AND o.run_id <> {run} \
+                   AND o.status IN ('pending', 'running'))",
+                p.text(replica),
+                p.bind(millis(lease), Type::FLOAT8),
+                p.bind(r.thread_id, Type::UUID),
+            );
+            if execute(&*tx, &sql, &p).await? == 1 {
+                claim = Some(Claim {
+                    run: Run {
+                        status: RunStatus::Running,
+                        ..r.clone()
+                    },
+                    job: job.clone(),
+                    attempt: 1,
+                    cancel: None,
+                });
+            }
+        }
+        let claimed = if claim.is_some() { "/claimed" } else { "" };
         notify(
             &*tx,
             "warden_queue",
-            format!("{}/{}", r.thread_id, r.run_id),
+            format!("{}/{}{claimed}", r.thread_id, r.run_id),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(claim)
+    }
+}
+
+#[async_trait::async_trait]
+impl RunQueue for PgRunQueue {
+    async fn enqueue(
+        &self,
+        r: &Run,
+        job: &Value,
+        delay: Option<Duration>,
+        claim_for: Option<(&str, Duration)>,
+    ) -> Result<Option<Claim>> {
+        let claim_for = claim_for.filter(|_| delay.is_none());
+        match self.enqueue_in_one(r, job, delay, claim_for).await {
+            // Another replica started a run on the thread meanwhile: the
+            // run waits its turn.
+            Err(StorageError::Conflict(_)) if claim_for.is_some() => {
+                self.enqueue_in_one(r, job, delay, None).await
+            }
+            other => other,
+        }
     }
 
     async fn claim(&self, replica: &str, lease: Duration) -> Result<Option<Claim>> {
@@ -322,12 +394,8 @@ impl RunQueue for PgRunQueue {
         holder: (&str, u32),
         events: &[QueuedEvent],
     ) -> Result<bool> {
-        let c = self.conn().await?;
-        if !insert_events(&**c, run_id, holder, events).await? {
-            return Ok(false);
-        }
-        notify(&**c, "warden_events", run_id.to_string()).await?;
-        Ok(true)
+        let c = self.deferred.get().await?;
+        insert_events(&**c, run_id, holder, events).await
     }
 
     async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>> {
@@ -359,6 +427,7 @@ impl RunQueue for PgRunQueue {
         replica: &str,
         attempt: u32,
         status: Option<RunStatus>,
+        thread_error: Option<&Value>,
         end: &QueuedEvent,
     ) -> Result<bool> {
         let mut c = self.conn().await?;
@@ -379,12 +448,35 @@ impl RunQueue for PgRunQueue {
                 return Ok(false);
             }
             let mut p = Params::default();
-            let sql = settle_sql(&p.bind(run_id, Type::UUID), &p.text(now()));
+            let run = p.bind(run_id, Type::UUID);
+            if let Some(error) = thread_error {
+                let sql = format!(
+                    "UPDATE threads SET error = {} \
+                     WHERE thread_id = (SELECT thread_id FROM runs WHERE run_id = {run})",
+                    p.bind(nullable(error), Type::JSONB)
+                );
+                execute(&*tx, &sql, &p).await?;
+            }
+            let sql = settle_sql(&run, &p.text(now()));
             execute(&*tx, &sql, &p).await?;
         }
         insert_end(&*tx, run_id, end).await?;
         notify(&*tx, "warden_events", run_id.to_string()).await?;
-        notify(&*tx, "warden_queue", String::new()).await?;
+        if status.is_some() {
+            // The thread's next run may start now: the replicas hear of it
+            // only when there is one (a claim looks over the whole queue).
+            let mut p = Params::default();
+            let sql = format!(
+                "SELECT pg_notify('warden_queue', '') FROM runs \
+                 WHERE thread_id = (SELECT thread_id FROM runs WHERE run_id = {}) \
+                 AND status = 'pending' LIMIT 1",
+                p.bind(run_id, Type::UUID)
+            );
+            rows(&*tx, &sql, &p).await?;
+        } else {
+            // Rolled back, its row gone: whatever waited on its thread.
+            notify(&*tx, "warden_queue", String::new()).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -585,7 +677,10 @@ mod tests {
         let (t1, t2) = (thread(&storage).await, thread(&storage).await);
         let runs = [run_on(t1), run_on(t1), run_on(t2)];
         for run in &runs {
-            queue.enqueue(run, &json!({"job": 1}), None).await.unwrap();
+            queue
+                .enqueue(run, &json!({"job": 1}), None, None)
+                .await
+                .unwrap();
         }
         // Eight replicas claim at once: one run per thread starts, the
         // oldest of each.
@@ -621,6 +716,7 @@ mod tests {
                     "intruder",
                     1,
                     Some(RunStatus::Success),
+                    None,
                     &end
                 )
                 .await
@@ -628,7 +724,14 @@ mod tests {
         );
         assert!(
             queue
-                .complete(runs[0].run_id, &owner, 1, Some(RunStatus::Success), &end)
+                .complete(
+                    runs[0].run_id,
+                    &owner,
+                    1,
+                    Some(RunStatus::Success),
+                    None,
+                    &end
+                )
                 .await
                 .unwrap()
         );
@@ -642,20 +745,106 @@ mod tests {
             .position(|c| c.as_ref().is_some_and(|c| c.run.run_id == runs[2].run_id))
             .map(|i| format!("r{i}"))
             .unwrap();
+        // With the thread's error, at once.
+        let error = json!({"error": "ValueError", "message": "boom"});
         assert!(
             queue
-                .complete(runs[2].run_id, &other, 1, Some(RunStatus::Error), &end)
+                .complete(
+                    runs[2].run_id,
+                    &other,
+                    1,
+                    Some(RunStatus::Error),
+                    Some(&error),
+                    &end
+                )
                 .await
                 .unwrap()
         );
-        assert_eq!(status(t2).await, crate::storage::ThreadStatus::Error);
+        let failed = storage.thread(t2, None).await.unwrap().unwrap();
+        assert_eq!(failed.status, crate::storage::ThreadStatus::Error);
+        assert_eq!(failed.error, error);
         assert!(
             queue
-                .complete(runs[1].run_id, "r9", 1, Some(RunStatus::Success), &end)
+                .complete(
+                    runs[1].run_id,
+                    "r9",
+                    1,
+                    Some(RunStatus::Success),
+                    None,
+                    &end
+                )
                 .await
                 .unwrap()
         );
         assert_eq!(status(t1).await, crate::storage::ThreadStatus::Idle);
+    }
+
+    #[tokio::test]
+    async fn a_run_is_claimed_as_it_is_recorded_only_when_its_thread_is_free() {
+        let database = TestDatabase::create().await;
+        let storage = database.storage().await;
+        let queue = storage.run_queue().unwrap();
+        let t = thread(&storage).await;
+        let claim_for = Some(("a", LEASE));
+        // Nothing in flight on the thread: claimed at once, and by no one
+        // else.
+        let first = run_on(t);
+        let claim = queue
+            .enqueue(&first, &json!({"job": 1}), None, claim_for)
+            .await
+            .unwrap()
+            .expect("claimed as it was recorded");
+        assert_eq!(claim.run.run_id, first.run_id);
+        assert_eq!(claim.run.status, RunStatus::Running);
+        assert_eq!((claim.attempt, &claim.job), (1, &json!({"job": 1})));
+        assert_eq!(
+            queue.status(first.run_id).await.unwrap(),
+            Some(RunStatus::Running)
+        );
+        assert!(queue.claim("b", LEASE).await.unwrap().is_none());
+        let held = queue.renew("a", LEASE).await.unwrap();
+        assert_eq!(
+            held.iter().map(|h| h.run_id).collect::<Vec<_>>(),
+            [first.run_id]
+        );
+        // A run in flight on the thread: the next waits, pending.
+        let second = run_on(t);
+        assert!(
+            queue
+                .enqueue(&second, &json!({}), None, claim_for)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            queue.status(second.run_id).await.unwrap(),
+            Some(RunStatus::Pending)
+        );
+        // A delayed run is never claimed as it is recorded.
+        let other = thread(&storage).await;
+        let delayed = run_on(other);
+        assert!(
+            queue
+                .enqueue(
+                    &delayed,
+                    &json!({}),
+                    Some(Duration::from_secs(60)),
+                    claim_for
+                )
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The first completes: the second is next, for whichever replica.
+        let end = event(9, END_EVENT);
+        assert!(
+            queue
+                .complete(first.run_id, "a", 1, Some(RunStatus::Success), None, &end)
+                .await
+                .unwrap()
+        );
+        let next = queue.claim("b", LEASE).await.unwrap().unwrap();
+        assert_eq!(next.run.run_id, second.run_id);
     }
 
     #[tokio::test]
@@ -664,7 +853,7 @@ mod tests {
         let storage = database.storage().await;
         let queue = storage.run_queue().unwrap();
         let run = run_on(thread(&storage).await);
-        queue.enqueue(&run, &json!({}), None).await.unwrap();
+        queue.enqueue(&run, &json!({}), None, None).await.unwrap();
         let first = queue
             .claim("a", Duration::from_millis(1))
             .await
@@ -709,6 +898,7 @@ mod tests {
                     "b",
                     2,
                     Some(RunStatus::Success),
+                    None,
                     &event(0, END_EVENT)
                 )
                 .await
@@ -744,8 +934,14 @@ mod tests {
         let queue = storage.run_queue().unwrap();
         let thread_id = thread(&storage).await;
         let (running, pending) = (run_on(thread_id), run_on(thread_id));
-        queue.enqueue(&running, &json!({}), None).await.unwrap();
-        queue.enqueue(&pending, &json!({}), None).await.unwrap();
+        queue
+            .enqueue(&running, &json!({}), None, None)
+            .await
+            .unwrap();
+        queue
+            .enqueue(&pending, &json!({}), None, None)
+            .await
+            .unwrap();
         queue.claim("a", LEASE).await.unwrap().unwrap();
         let end = event(0, END_EVENT);
         assert_eq!(
@@ -783,7 +979,7 @@ mod tests {
         storage.delete_run(thread_id, running.run_id).await.unwrap();
         assert!(
             queue
-                .complete(running.run_id, "a", 1, None, &end)
+                .complete(running.run_id, "a", 1, None, None, &end)
                 .await
                 .unwrap()
         );

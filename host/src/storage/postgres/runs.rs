@@ -220,11 +220,7 @@ pub(super) async fn prune_checkpoints(c: &impl GenericClient, thread_id: Uuid) -
     execute(c, &sql, &p).await
 }
 
-pub(super) async fn put_checkpoint(
-    c: &mut deadpool_postgres::Client,
-    cp: &Checkpoint,
-) -> Result<()> {
-    let tx = c.transaction().await?;
+pub(super) async fn put_checkpoint(c: &impl GenericClient, cp: &Checkpoint) -> Result<()> {
     let mut p = Params::default();
     let values = [
         p.bind(cp.thread_id, Type::UUID),
@@ -236,24 +232,22 @@ pub(super) async fn put_checkpoint(
         p.json(cp.metadata.clone().into()),
         p.text(cp.created_at.clone()),
     ];
+    // One statement, one round trip: the checkpoint and the thread's
+    // values commit together.
     let sql = format!(
-        "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES ({}) \
+        "WITH written AS (INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES ({}) \
          ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET \
          parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, \
          state_values = excluded.state_values, next = excluded.next, \
-         metadata = excluded.metadata, created_at = excluded.created_at",
-        values.join(", ")
-    );
-    execute(&*tx, &sql, &p).await?;
-    let sql = format!(
-        "UPDATE threads SET state_values = {}, state_updated_at = {created}, updated_at = {created} \
-         WHERE thread_id = {}",
+         metadata = excluded.metadata, created_at = excluded.created_at RETURNING 1) \
+         UPDATE threads SET state_values = {}, state_updated_at = {created}, \
+         updated_at = {created} WHERE thread_id = {} AND EXISTS (SELECT 1 FROM written)",
+        values.join(", "),
         values[4],
         values[0],
         created = values[7],
     );
-    execute(&*tx, &sql, &p).await?;
-    tx.commit().await?;
+    execute(c, &sql, &p).await?;
     Ok(())
 }
 

@@ -17,8 +17,9 @@ use uuid::Uuid;
 
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Checkpoint, Cron, CronPatch,
-    CronQuery, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run, RunStatus,
-    SetLatest, Storage, StorageError, SystemAssistant, Thread, ThreadQuery, ThreadStatus,
+    CronQuery, Durability, Filter, Item, ItemQuery, NamespaceQuery, Object, Page, Result, Run,
+    RunStatus, SetLatest, Storage, StorageError, SystemAssistant, Thread, ThreadQuery,
+    ThreadStatus,
 };
 
 mod assistants;
@@ -275,7 +276,10 @@ impl Storage for SqliteStorage {
         runs::set_thread_status(&*self.conn()?, thread_id, status, error)
     }
 
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
+    /// Durability makes no difference here: every commit is in the WAL
+    /// when it returns, which the server's crash does not lose
+    /// (`synchronous = NORMAL`).
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint, _: Durability) -> Result<()> {
         runs::put_checkpoint(&mut *self.conn()?, checkpoint)
     }
 
