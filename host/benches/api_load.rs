@@ -19,7 +19,17 @@
 //! `LANGGRAPH_DEV_URL=http://127.0.0.1:<port>` (a running `langgraph dev`
 //! on the reference project, loopback only) adds it to the
 //! `GET /threads/{id}` runs; its CPU is read from the process listening on
-//! that port, or from `LANGGRAPH_DEV_PID`.
+//! that port and its children, or from `LANGGRAPH_DEV_PID`.
+//! `LANGHOST_URL` (and `LANGHOST_PID`) does the same for `langhost`, stock
+//! `langgraph-api` on PostgreSQL and Redis.
+//!
+//! On PostgreSQL (`WARDEN_BENCH_POSTGRES`, an admin URI ending in
+//! `/<database>`, default the local server; `off` or unreachable: skipped
+//! with a note), the same threads are seeded into a fresh database
+//! (`warden_bench_<random>`, dropped after) and two more auth-on servers
+//! run on it: `pg-x1` drives one of them, `pg-x2` both at once (half the
+//! connections each, as a load balancer spreads them). For those, the
+//! CPU of every `postgres` process on the machine is read too.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,7 +39,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use warden::storage::{SqliteStorage, Storage, Thread};
+use warden::storage::{PostgresStorage, SqliteStorage, Storage, Thread};
+
+mod common;
+use common::{Database, Postgres, postgres_cpu_seconds, tree_cpu_seconds};
 
 /// Owners of the seeded threads (`u0` … `u999`).
 const OWNERS: usize = 1_000;
@@ -69,9 +82,16 @@ fn main() {
         concurrency: env_or("WARDEN_BENCH_CONCURRENCY", 16),
     };
     let n_threads = env_or("WARDEN_BENCH_THREADS", 100_000);
-    let langgraph = std::env::var("LANGGRAPH_DEV_URL")
-        .ok()
-        .map(|url| LangGraphDev::connect(&url));
+    let externals: Vec<External> = [
+        ("langgraph-dev", "LANGGRAPH_DEV_URL", "LANGGRAPH_DEV_PID"),
+        ("langhost", "LANGHOST_URL", "LANGHOST_PID"),
+    ]
+    .into_iter()
+    .filter_map(|(mode, url, pid)| {
+        let url = std::env::var(url).ok()?;
+        Some(External::connect(mode, &url, pid))
+    })
+    .collect();
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let scratch = tempfile::tempdir().expect("a temporary directory for the bench");
@@ -86,8 +106,8 @@ fn main() {
     )
     .expect("writing the auth-off langgraph.json");
     let on_config = root.join("examples/reference/langgraph.json");
-    let on = Server::start("auth-on", &on_config, &data_dir, scratch.path());
-    let off = Server::start("auth-off", &off_config, &data_dir, scratch.path());
+    let on = Server::start("auth-on", &on_config, &data_dir, None, scratch.path());
+    let off = Server::start("auth-off", &off_config, &data_dir, None, scratch.path());
     println!(
         "servers: auth-on pid {} on {}, auth-off pid {} on {}",
         on.pid(),
@@ -97,30 +117,52 @@ fn main() {
     );
     check_servers(&on, &off, &seed);
 
-    let thread_path = format!("/threads/{}", seed.user1_thread);
+    let postgres = match Postgres::admin() {
+        Ok(admin) => Some(OnPostgres::start(
+            admin,
+            n_threads,
+            &on_config,
+            scratch.path(),
+        )),
+        Err(why) => {
+            println!("PostgreSQL skipped: {why}");
+            None
+        }
+    };
+
     let user1 = "Authorization: Bearer user1-token";
     let routes = vec![
         Route::get("GET /ok", "/ok", None, 200),
-        Route::get("GET /threads/{id}", &thread_path, Some(user1), 200),
+        Route::get(
+            "GET /threads/{id}",
+            &format!("/threads/{}", seed.user1_thread),
+            Some(user1),
+            200,
+        ),
         Route::search("POST /threads/search", Some(user1)),
         Route::get(
             "401 GET /threads/{id}",
-            &thread_path,
+            &format!("/threads/{}", seed.user1_thread),
             Some("Authorization: Bearer bad-token"),
             401,
         ),
     ];
     let mut targets = Vec::new();
     for route in &routes {
-        targets.push(Target::warden(route, "auth-on", &on));
+        targets.push(Target::warden(route, "auth-on", &[&on]));
         // With auth off a bad token is an ordinary 200: nothing to compare.
         if route.status != 401 {
-            targets.push(Target::warden(route, "auth-off", &off));
+            targets.push(Target::warden(route, "auth-off", &[&off]));
         }
-        if route.name == "GET /threads/{id}"
-            && let Some(lg) = &langgraph
-        {
-            targets.push(lg.target(route));
+        let data_route = route.name == "GET /threads/{id}" || route.name == "POST /threads/search";
+        if data_route && let Some(pg) = &postgres {
+            let route = pg.route(route);
+            targets.push(Target::warden(&route, "pg-x1", &[&pg.replicas[0]]).on_postgres());
+            let both: Vec<&Server> = pg.replicas.iter().collect();
+            targets.push(Target::warden(&route, "pg-x2", &both).on_postgres());
+        }
+        if route.name == "GET /threads/{id}" {
+            targets.extend(externals.iter().map(|e| e.target(route)));
         }
     }
 
@@ -153,20 +195,21 @@ fn main() {
 
     println!();
     println!(
-        "{:<22} {:<13} {:>9} {:>8} {:>8} {:>12}",
-        "route", "mode", "req/s", "p50 ms", "p99 ms", "CPU µs/req"
+        "{:<22} {:<13} {:>9} {:>8} {:>8} {:>12} {:>12}",
+        "route", "mode", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "PG µs/req"
     );
     let summaries: Vec<Summary> = samples.iter().map(|s| Summary::of(s)).collect();
+    let us = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0}"));
     for (target, s) in targets.iter().zip(&summaries) {
         println!(
-            "{:<22} {:<13} {:>9.0} {:>8.2} {:>8.2} {:>12}",
+            "{:<22} {:<13} {:>9.0} {:>8.2} {:>8.2} {:>12} {:>12}",
             target.route,
             target.mode,
             s.rps,
             s.p50_ms,
             s.p99_ms,
-            s.cpu_us
-                .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0}")),
+            us(s.cpu_us),
+            us(s.postgres_us),
         );
     }
     let find = |route: &str, mode: &str| {
@@ -178,15 +221,21 @@ fn main() {
     };
 
     println!();
-    println!("ratios auth-on / auth-off (same route, same run):");
+    println!("ratios (same route, same run):");
     for route in &routes {
-        if let (Some(on), Some(off)) = (find(route.name, "auth-on"), find(route.name, "auth-off")) {
-            println!(
-                "  {:<22} req/s {:>5.1} %   CPU/req {}",
-                route.name,
-                on.rps / off.rps * 100.0,
-                ratio(on.cpu_us, off.cpu_us, "x"),
-            );
+        for (a, b) in [
+            ("auth-on", "auth-off"),
+            ("pg-x1", "auth-on"),
+            ("pg-x2", "pg-x1"),
+        ] {
+            if let (Some(x), Some(y)) = (find(route.name, a), find(route.name, b)) {
+                println!(
+                    "  {:<22} {a} / {b}: req/s {:>5.1} %   CPU/req {}",
+                    route.name,
+                    x.rps / y.rps * 100.0,
+                    ratio(x.cpu_us, y.cpu_us, "x"),
+                );
+            }
         }
     }
 
@@ -231,6 +280,25 @@ fn main() {
             ));
         }
     }
+    if let Some(lh) = find(get, "langhost") {
+        for mode in ["pg-x1", "pg-x2"] {
+            if let Some(pg) = find(get, mode) {
+                let times = pg.rps / lh.rps;
+                println!(
+                    "  warden {mode} / langhost, {get}: req/s {times:.1}x, CPU/req {}",
+                    ratio(lh.cpu_us, pg.cpu_us, "x less"),
+                );
+                if mode == "pg-x1" {
+                    targets_met.push((
+                        format!(
+                            "{get} on PostgreSQL ≥ 30x langhost (measured in this run): {times:.1}x"
+                        ),
+                        times >= 30.0,
+                    ));
+                }
+            }
+        }
+    }
 
     println!();
     let search = Route::search("POST /threads/search", Some(user1));
@@ -242,29 +310,41 @@ fn main() {
         seed.threads,
         OWNERS
     );
-    let mut seq_on = None;
-    for (mode, server) in [("auth-on", &on), ("auth-off", &off)] {
-        let s = oha.run(&Target::warden(&search, mode, server), seq_run, 1);
+    let mut sequential = vec![
+        Target::warden(&search, "auth-on", &[&on]),
+        Target::warden(&search, "auth-off", &[&off]),
+    ];
+    if let Some(pg) = &postgres {
+        sequential
+            .push(Target::warden(&pg.route(&search), "pg-x1", &[&pg.replicas[0]]).on_postgres());
+    }
+    for target in &sequential {
+        let s = oha.run(target, seq_run, 1);
         println!(
-            "  {mode:<9} p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s  {}",
+            "  {:<9} p50 {:.3} ms  p99 {:.3} ms  {:.0} req/s  {}",
+            target.mode,
             s.p50_ms,
             s.p99_ms,
             s.rps(),
             s.cpu_text()
         );
-        seq_on.get_or_insert(s.p50_ms);
+        if target.mode != "auth-off" {
+            targets_met.push((
+                format!(
+                    "owner-filtered search p50 ≤ 2 ms ({}, auth on, sequential): {:.3} ms",
+                    target.mode, s.p50_ms
+                ),
+                s.p50_ms <= 2.0,
+            ));
+        }
     }
-    let p50 = seq_on.expect("the auth-on run comes first");
-    targets_met.push((
-        format!("owner-filtered search p50 ≤ 2 ms (auth on, sequential): {p50:.3} ms"),
-        p50 <= 2.0,
-    ));
 
     println!();
     println!("targets:");
     for (what, met) in &targets_met {
         println!("  [{}] {what}", if *met { "met" } else { "NOT MET" });
     }
+    drop(postgres);
 }
 
 /// What a run is made of.
@@ -280,10 +360,9 @@ struct Seed {
     user1_thread: Uuid,
 }
 
-/// Inserts `n` threads of `OWNERS` owners and `USER1_THREADS` of `user1`,
-/// one `insert_thread` call each (one transaction each: the server's path).
-fn seed(data_dir: &Path, n: u64) -> Seed {
-    let storage = SqliteStorage::open(data_dir).expect("opening the bench database");
+/// `n` threads of `OWNERS` owners and `USER1_THREADS` of `user1`, spread
+/// through the table (not all at its end), oldest first.
+fn seed_threads(n: u64) -> Vec<Thread> {
     let thread = |owner: String| {
         let now = warden::timestamp::now();
         let mut metadata = Map::new();
@@ -301,35 +380,167 @@ fn seed(data_dir: &Path, n: u64) -> Seed {
             error: Value::Null,
         }
     };
-    let start = Instant::now();
     let n = usize::try_from(n).expect("WARDEN_BENCH_THREADS fits in usize");
     let total = n + USER1_THREADS;
-    // user1's threads are spread through the table, not all at its end.
     let step = total / USER1_THREADS;
-    let (mut user1_thread, mut others) = (None, 0);
-    for i in 0..total {
-        let t = if i % step == 0 && i / step < USER1_THREADS {
-            let t = thread("user1".to_owned());
-            user1_thread.get_or_insert(t.thread_id);
-            t
-        } else {
-            others += 1;
-            thread(format!("u{}", others % OWNERS))
-        };
-        assert!(
-            warden::storage::wait(storage.insert_thread(&t)).expect("inserting a seed thread"),
-            "thread id collision"
-        );
-    }
-    let elapsed = start.elapsed();
+    let mut others = 0;
+    (0..total)
+        .map(|i| {
+            if i % step == 0 && i / step < USER1_THREADS {
+                thread("user1".to_owned())
+            } else {
+                others += 1;
+                thread(format!("u{}", others % OWNERS))
+            }
+        })
+        .collect()
+}
+
+/// What was seeded, told.
+fn seeded(threads: &[Thread], elapsed: Duration, how: &str) -> Seed {
+    let total = threads.len();
     println!(
-        "seeded {total} threads ({OWNERS} owners + user1) with insert_thread in {:.1} s ({:.0} µs each)",
+        "seeded {total} threads ({OWNERS} owners + user1) {how} in {:.1} s ({:.0} µs each)",
         elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / total as f64
     );
     Seed {
         threads: total,
-        user1_thread: user1_thread.expect("user1 owns at least one thread"),
+        user1_thread: threads
+            .iter()
+            .find(|t| t.metadata["owner"] == "user1")
+            .expect("user1 owns at least one thread")
+            .thread_id,
+    }
+}
+
+/// Seeds SQLite in `data_dir`, one `insert_thread` call each (one
+/// transaction each: the server's path).
+fn seed(data_dir: &Path, n: u64) -> Seed {
+    let storage = SqliteStorage::open(data_dir).expect("opening the bench database");
+    let threads = seed_threads(n);
+    let start = Instant::now();
+    for t in &threads {
+        assert!(
+            warden::storage::wait(storage.insert_thread(t)).expect("inserting a seed thread"),
+            "thread id collision"
+        );
+    }
+    seeded(&threads, start.elapsed(), "into SQLite with insert_thread")
+}
+
+/// Seeds the PostgreSQL `database` with `insert_thread` from 16 writers
+/// at once (as a server's requests would), then `ANALYZE`s, as autovacuum
+/// does shortly after a bulk insert.
+fn seed_postgres(database: &Database, n: u64) -> Seed {
+    let threads = seed_threads(n);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for seeding");
+    let start = Instant::now();
+    runtime.block_on(async {
+        let storage = std::sync::Arc::new(
+            PostgresStorage::connect(&database.uri)
+                .await
+                .expect("connecting to the bench database"),
+        );
+        let chunks: Vec<Vec<Thread>> = threads
+            .chunks(threads.len().div_ceil(16))
+            .map(<[_]>::to_vec)
+            .collect();
+        let writers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    for t in &chunk {
+                        assert!(
+                            storage
+                                .insert_thread(t)
+                                .await
+                                .expect("inserting a seed thread"),
+                            "thread id collision"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("a seeding writer");
+        }
+        let (client, connection) = tokio_postgres::connect(&database.uri, tokio_postgres::NoTls)
+            .await
+            .expect("a connection to ANALYZE");
+        tokio::spawn(connection);
+        client
+            .batch_execute("ANALYZE threads")
+            .await
+            .expect("ANALYZE threads");
+    });
+    seeded(&threads, start.elapsed(), "into PostgreSQL (16 writers)")
+}
+
+/// The auth-on replicas on PostgreSQL and their database.
+struct OnPostgres {
+    admin: Postgres,
+    database: Database,
+    seed: Seed,
+    replicas: Vec<Server>,
+}
+
+impl OnPostgres {
+    /// Seeds a fresh database and starts two auth-on replicas on it.
+    fn start(admin: Postgres, n: u64, config: &Path, scratch: &Path) -> Self {
+        let database = admin.create();
+        let seed = seed_postgres(&database, n);
+        let replicas: Vec<Server> = ["pg-a", "pg-b"]
+            .into_iter()
+            .map(|name| {
+                let data = scratch.join(name);
+                Server::start(name, config, &data, Some(&database), scratch)
+            })
+            .collect();
+        let path = format!("/threads/{}", seed.user1_thread);
+        for server in &replicas {
+            for (token, status) in [("user1-token", 200), ("user2-token", 404)] {
+                let (got, text) = http(&server.addr, "GET", &path, Some(token), None)
+                    .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", server.name));
+                assert_eq!(
+                    got, status,
+                    "GET {path} on {} as {token}: {text}",
+                    server.name
+                );
+            }
+        }
+        println!(
+            "PostgreSQL: database {}, replicas pid {} on {} and pid {} on {}",
+            database.name,
+            replicas[0].pid(),
+            replicas[0].addr,
+            replicas[1].pid(),
+            replicas[1].addr
+        );
+        Self {
+            admin,
+            database,
+            seed,
+            replicas,
+        }
+    }
+
+    /// `route` with the thread seeded on PostgreSQL.
+    fn route(&self, route: &Route) -> Route {
+        let mut route = route.clone();
+        if route.method == "GET" && route.path.starts_with("/threads/") {
+            route.path = format!("/threads/{}", self.seed.user1_thread);
+        }
+        route
+    }
+}
+
+impl Drop for OnPostgres {
+    /// Stops the replicas, then drops the database (after a panic too).
+    fn drop(&mut self) {
+        self.replicas.clear();
+        self.admin.drop_database(&self.database);
     }
 }
 
@@ -373,6 +584,7 @@ fn check_servers(on: &Server, off: &Server, seed: &Seed) {
 }
 
 /// A route and how to call it.
+#[derive(Clone)]
 struct Route {
     name: &'static str,
     method: &'static str,
@@ -410,24 +622,32 @@ impl Route {
     }
 }
 
-/// One thing oha drives: a route on one server.
+/// One thing oha drives: a route on one server, or on several replicas
+/// of one at once.
 struct Target {
     route: &'static str,
     mode: &'static str,
-    url: String,
+    /// One per replica: the connections are shared out among them.
+    urls: Vec<String>,
     method: &'static str,
     header: Option<&'static str>,
     body: Option<&'static str>,
     status: u16,
-    pid: Option<u32>,
+    /// The processes whose CPU (with their children's) is the server's.
+    pids: Vec<u32>,
+    /// Whether to read PostgreSQL's CPU too.
+    postgres: bool,
 }
 
 impl Target {
-    fn warden(route: &Route, mode: &'static str, server: &Server) -> Self {
+    fn warden(route: &Route, mode: &'static str, replicas: &[&Server]) -> Self {
         Self {
             route: route.name,
             mode,
-            url: format!("http://{}{}", server.addr, route.path),
+            urls: replicas
+                .iter()
+                .map(|server| format!("http://{}{}", server.addr, route.path))
+                .collect(),
             method: route.method,
             header: route.header,
             body: match mode {
@@ -435,8 +655,23 @@ impl Target {
                 _ => route.body,
             },
             status: route.status,
-            pid: Some(server.pid()),
+            pids: replicas.iter().map(|server| server.pid()).collect(),
+            postgres: false,
         }
+    }
+
+    fn on_postgres(mut self) -> Self {
+        self.postgres = true;
+        self
+    }
+
+    /// The server's CPU seconds so far: all its processes', or none when
+    /// one cannot be read.
+    fn cpu(&self) -> Option<f64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|&pid| tree_cpu_seconds(pid)).sum()
     }
 }
 
@@ -450,6 +685,8 @@ struct Sample {
     p99_ms: f64,
     /// Server CPU seconds (user + system) during the run.
     cpu_secs: Option<f64>,
+    /// PostgreSQL's CPU seconds during the run, when read.
+    postgres_secs: Option<f64>,
 }
 
 impl Sample {
@@ -479,6 +716,7 @@ struct Summary {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us: Option<f64>,
+    postgres_us: Option<f64>,
 }
 
 impl Summary {
@@ -486,6 +724,7 @@ impl Summary {
         let ok: u64 = samples.iter().map(|s| s.ok).sum();
         let secs: f64 = samples.iter().map(|s| s.secs).sum();
         let cpu: Option<f64> = samples.iter().map(|s| s.cpu_secs).sum();
+        let postgres: Option<f64> = samples.iter().map(|s| s.postgres_secs).sum();
         let median = |f: fn(&Sample) -> f64| {
             let mut v: Vec<f64> = samples.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
@@ -500,6 +739,7 @@ impl Summary {
             p50_ms: median(|s| s.p50_ms),
             p99_ms: median(|s| s.p99_ms),
             cpu_us: cpu.map(|c| c * 1e6 / ok.max(1) as f64),
+            postgres_us: postgres.map(|c| c * 1e6 / ok.max(1) as f64),
         }
     }
 }
@@ -547,89 +787,88 @@ impl Oha {
     }
 
     /// Drives `target` for `duration` on `connections` keep-alive
-    /// connections, with the server's CPU time read around it.
+    /// connections (shared out among its replicas, one oha each, at
+    /// once), with the server's CPU time read around it.
     fn run(&self, target: &Target, duration: Duration, connections: u64) -> Sample {
-        let mut cmd = Command::new(&self.path);
-        cmd.arg(&target.url)
-            .args(["-z", &format!("{}ms", duration.as_millis())])
-            .args(["-c", &connections.to_string()])
-            .args(["-m", target.method, "--no-tui"])
-            .args(self.json_args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(header) = target.header {
-            cmd.args(["-H", header]);
-        }
-        if let Some(body) = target.body {
-            cmd.args(["-d", body, "-T", "application/json"]);
-        }
-        let cpu_before = target.pid.map(cpu_seconds);
-        let out = cmd.output().expect("running oha");
-        let cpu_after = target.pid.map(cpu_seconds);
-        assert!(
-            out.status.success(),
-            "oha failed on {}: {}",
-            target.url,
-            out.status
-        );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "oha's output is not JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        let statuses = report["statusCodeDistribution"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let count = |status: &str| statuses.get(status).and_then(Value::as_u64).unwrap_or(0);
-        let ok = count(&target.status.to_string());
-        let all: u64 = statuses.values().filter_map(Value::as_u64).sum();
-        if all != ok {
-            println!(
-                "  warning: {} {}: statuses {statuses:?}, expected only {}",
-                target.route, target.mode, target.status
+        let each = (connections / target.urls.len() as u64).max(1);
+        let commands: Vec<Command> = target
+            .urls
+            .iter()
+            .map(|url| {
+                let mut cmd = Command::new(&self.path);
+                cmd.arg(url)
+                    .args(["-z", &format!("{}ms", duration.as_millis())])
+                    .args(["-c", &each.to_string()])
+                    .args(["-m", target.method, "--no-tui"])
+                    .args(self.json_args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit());
+                if let Some(header) = target.header {
+                    cmd.args(["-H", header]);
+                }
+                if let Some(body) = target.body {
+                    cmd.args(["-d", body, "-T", "application/json"]);
+                }
+                cmd
+            })
+            .collect();
+        let cpu_before = target.cpu();
+        let postgres_before = target.postgres.then(postgres_cpu_seconds);
+        let children: Vec<Child> = commands
+            .into_iter()
+            .map(|mut cmd| cmd.spawn().expect("running oha"))
+            .collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|child| child.wait_with_output().expect("waiting for oha"))
+            .collect();
+        let cpu_after = target.cpu();
+        let postgres_after = target.postgres.then(postgres_cpu_seconds);
+        let (mut ok, mut secs, mut p50_ms, mut p99_ms) = (0, 0.0f64, 0.0f64, 0.0f64);
+        for (out, url) in outputs.iter().zip(&target.urls) {
+            assert!(out.status.success(), "oha failed on {url}: {}", out.status);
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "oha's output is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            });
+            let statuses = report["statusCodeDistribution"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let count = |status: &str| statuses.get(status).and_then(Value::as_u64).unwrap_or(0);
+            let expected = count(&target.status.to_string());
+            let all: u64 = statuses.values().filter_map(Value::as_u64).sum();
+            if all != expected {
+                println!(
+                    "  warning: {} {}: statuses {statuses:?}, expected only {}",
+                    target.route, target.mode, target.status
+                );
+            }
+            ok += expected;
+            let percentile =
+                |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
+            // Several replicas: the slower one's percentiles (the load
+            // balancer's clients see both).
+            secs = secs.max(
+                report["summary"]["total"]
+                    .as_f64()
+                    .unwrap_or(duration.as_secs_f64()),
             );
+            p50_ms = p50_ms.max(percentile("p50"));
+            p99_ms = p99_ms.max(percentile("p99"));
         }
-        let percentile =
-            |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1e3;
         Sample {
             ok,
-            secs: report["summary"]["total"]
-                .as_f64()
-                .unwrap_or(duration.as_secs_f64()),
-            p50_ms: percentile("p50"),
-            p99_ms: percentile("p99"),
-            cpu_secs: match (cpu_before.flatten(), cpu_after.flatten()) {
-                (Some(a), Some(b)) => Some(b - a),
-                _ => None,
-            },
+            secs,
+            p50_ms,
+            p99_ms,
+            cpu_secs: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+            postgres_secs: postgres_before.zip(postgres_after).map(|(a, b)| b - a),
         }
     }
-}
-
-/// User + system CPU seconds of a process (all its threads), from
-/// `/proc/<pid>/stat`; `None` when it cannot be read.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields are counted after its `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line (1-based).
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
-}
-
-/// `sysconf(_SC_CLK_TCK)`, through `getconf` (100 on Linux).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
 }
 
 /// A `warden serve` child, killed when dropped.
@@ -642,17 +881,30 @@ struct Server {
 impl Server {
     /// Starts `warden serve` on a free loopback port and waits for `/ok`
     /// (the auth-on one may first build and compile its plugin).
-    fn start(name: &'static str, config: &Path, data_dir: &Path, logs: &Path) -> Self {
+    /// On SQLite in `data_dir`, or on the PostgreSQL `database`.
+    fn start(
+        name: &'static str,
+        config: &Path,
+        data_dir: &Path,
+        database: Option<&Database>,
+        logs: &Path,
+    ) -> Self {
         let port = free_port();
         let log_path = logs.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("creating the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        command
             .arg("serve")
             .arg("--config")
             .arg(config)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
+            .env_remove("DATABASE_URI");
+        if let Some(database) = database {
+            command.arg("--database-url").arg(&database.uri);
+        }
+        let child = command
             .env("WARDEN_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
@@ -747,32 +999,36 @@ fn json_part(body: &str) -> &str {
     body.get(start..end).unwrap_or(body)
 }
 
-/// A running `langgraph dev` on the reference project.
-struct LangGraphDev {
+/// A server of the reference project run by something else than this
+/// bench (`langgraph dev`, `langhost`), on loopback.
+struct External {
+    mode: &'static str,
     addr: String,
     thread_path: String,
     pid: Option<u32>,
 }
 
-impl LangGraphDev {
+impl External {
     /// Checks the URL is loopback, creates a thread there as user1, and
-    /// finds the server's pid.
-    fn connect(url: &str) -> Self {
+    /// finds the server's pid (`pid_var`, else the process listening on
+    /// the URL's port).
+    fn connect(mode: &'static str, url: &str, pid_var: &str) -> Self {
         let addr = url
             .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("LANGGRAPH_DEV_URL must be http://…, got {url}"))
+            .unwrap_or_else(|| panic!("{mode}: the URL must be http://…, got {url}"))
             .trim_end_matches('/')
             .to_owned();
         let (host, port) = addr
             .rsplit_once(':')
-            .unwrap_or_else(|| panic!("LANGGRAPH_DEV_URL needs a port: {url}"));
+            .unwrap_or_else(|| panic!("{mode}: the URL needs a port: {url}"));
         assert!(
             host == "localhost" || host == "[::1]" || host.starts_with("127."),
-            "LANGGRAPH_DEV_URL must be on loopback: {url}"
+            "{mode}: the URL must be on loopback: {url}"
         );
         let port: u16 = port
             .parse()
-            .unwrap_or_else(|e| panic!("LANGGRAPH_DEV_URL port ({e}): {url}"));
+            .unwrap_or_else(|e| panic!("{mode}: the URL's port ({e}): {url}"));
+        assert_ne!(port, 2024, "port 2024 is not ours to load");
         let (status, body) = http(&addr, "POST", "/threads", Some("user1-token"), Some("{}"))
             .unwrap_or_else(|e| panic!("POST /threads on {url}: {e}"));
         assert_eq!(status, 200, "POST /threads on {url}: {body}");
@@ -781,15 +1037,16 @@ impl LangGraphDev {
         let id = thread["thread_id"]
             .as_str()
             .unwrap_or_else(|| panic!("no thread_id from {url}: {body}"));
-        let pid = std::env::var("LANGGRAPH_DEV_PID")
+        let pid = std::env::var(pid_var)
             .ok()
             .and_then(|p| p.parse().ok())
             .or_else(|| listening_pid(port));
         println!(
-            "langgraph dev at {url}: pid {}",
+            "{mode} at {url}: pid {} (CPU: it and its children)",
             pid.map_or_else(|| "unknown (CPU n/a)".to_owned(), |p| p.to_string())
         );
         Self {
+            mode,
             addr,
             thread_path: format!("/threads/{id}"),
             pid,
@@ -799,13 +1056,15 @@ impl LangGraphDev {
     fn target(&self, route: &Route) -> Target {
         Target {
             route: route.name,
-            mode: "langgraph-dev",
-            url: format!("http://{}{}", self.addr, self.thread_path),
+            mode: self.mode,
+            urls: vec![format!("http://{}{}", self.addr, self.thread_path)],
             method: route.method,
             header: route.header,
             body: route.body,
             status: route.status,
-            pid: self.pid,
+            pids: self.pid.into_iter().collect(),
+            // langhost keeps its threads in PostgreSQL.
+            postgres: self.mode == "langhost",
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - the throughput of the same at concurrency 16 (16 clients, each
 //!   calling in a loop for `WARDEN_BENCH_SECS`, default 10), and the
 //!   servers' CPU (user + system, from `/proc/<pid>/stat`, summed over the
-//!   replicas) per run over that window.
+//!   replicas) per run over that window, and PostgreSQL's (every
+//!   `postgres` process on the machine).
 //!
 //! Setups, one after the other in one run:
 //! - `sqlite`: one `warden serve` on SQLite in its data dir;
@@ -44,6 +45,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::{Database, Postgres, postgres_cpu_seconds, tree_cpu_seconds};
 
 const SEQUENTIAL: usize = 50;
 const CONCURRENCY: usize = 16;
@@ -163,65 +167,6 @@ fn warden(root: &Path, data: &Path, database: Option<&Database>) -> Server {
     Server::start(command.arg("--port"), "warden")
 }
 
-/// The PostgreSQL server the bench makes its databases on.
-struct Postgres {
-    admin: String,
-    runtime: tokio::runtime::Runtime,
-}
-
-struct Database {
-    name: String,
-    uri: String,
-}
-
-impl Postgres {
-    fn admin() -> Result<Self, String> {
-        let admin = std::env::var("WARDEN_BENCH_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        if admin.is_empty() || admin == "off" {
-            return Err("WARDEN_BENCH_POSTGRES=off".to_owned());
-        }
-        let postgres = Self {
-            admin,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        };
-        postgres
-            .execute("SELECT 1")
-            .map_err(|e| format!("{}: {e}", postgres.admin))?;
-        Ok(postgres)
-    }
-
-    fn execute(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        self.runtime.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&self.admin, tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            client.batch_execute(sql).await
-        })
-    }
-
-    fn create(&self) -> Database {
-        let name = format!("warden_bench_{}", uuid::Uuid::new_v4().simple());
-        self.execute(&format!("CREATE DATABASE {name}"))
-            .expect("CREATE DATABASE");
-        let base = self
-            .admin
-            .rsplit_once('/')
-            .expect("WARDEN_BENCH_POSTGRES ends with /<database>")
-            .0;
-        let uri = format!("{base}/{name}");
-        Database { name, uri }
-    }
-
-    fn drop_database(&self, database: &Database) {
-        self.execute(&format!("DROP DATABASE {} WITH (FORCE)", database.name))
-            .expect("DROP DATABASE");
-    }
-}
-
 struct Figures {
     median: Duration,
     p90: Duration,
@@ -230,6 +175,9 @@ struct Figures {
     runs: u64,
     /// The servers' CPU per run at concurrency 16, when `/proc` tells.
     cpu_per_run: Option<Duration>,
+    /// PostgreSQL's CPU per run over the same window (every `postgres`
+    /// process on the machine: meaningful only on the PostgreSQL setups).
+    postgres_per_run: Duration,
     /// Calls that did not answer 200 with the run's values.
     failures: Vec<String>,
 }
@@ -240,12 +188,14 @@ fn print(name: &str, f: &Figures) {
         .map_or("n/a".to_owned(), |d| format!("{:.2} ms", ms(d)));
     println!(
         "{name:>14}: runs.wait sequential median {:.2} ms, p90 {:.2} ms, max {:.2} ms; \
-         concurrency {CONCURRENCY}: {:.1} runs/s ({} runs), server CPU {cpu} per run",
+         concurrency {CONCURRENCY}: {:.1} runs/s ({} runs), server CPU {cpu} per run, \
+         postgres CPU {:.2} ms per run",
         ms(f.median),
         ms(f.p90),
         ms(f.max),
         f.throughput,
-        f.runs
+        f.runs,
+        ms(f.postgres_per_run),
     );
     if !f.failures.is_empty() {
         println!("{name:>14}: {} FAILED calls:", f.failures.len());
@@ -313,9 +263,11 @@ fn measure(servers: &[&Server], secs: u64) -> Figures {
         })
         .collect();
     let cpu_before = cpu(&pids);
+    let postgres_before = postgres_cpu_seconds();
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let cpu_after = cpu(&pids);
+    let postgres_after = postgres_cpu_seconds();
     let runs_in_window = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -334,26 +286,17 @@ fn measure(servers: &[&Server], secs: u64) -> Figures {
             .zip(cpu_after)
             .filter(|_| runs_in_window > 0)
             .map(|(a, b)| Duration::from_secs_f64((b - a) / runs_in_window as f64)),
+        postgres_per_run: Duration::from_secs_f64(
+            (postgres_after - postgres_before).max(0.0) / runs_in_window.max(1) as f64,
+        ),
         failures,
     }
 }
 
-/// User + system CPU seconds of the processes, summed; `None` when one
-/// cannot be read.
+/// User + system CPU seconds of the processes (and their children),
+/// summed; `None` when one cannot be read.
 fn cpu(pids: &[u32]) -> Option<f64> {
-    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
-}
-
-/// User + system CPU seconds of a process (all its threads), from
-/// `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields are counted after its `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line (1-based),
-    // in clock ticks (`getconf CLK_TCK`: 100 on Linux).
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    pids.iter().map(|&pid| tree_cpu_seconds(pid)).sum()
 }
 
 /// A keep-alive client as user1 of the reference policy: one connection
