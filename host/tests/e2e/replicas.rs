@@ -371,14 +371,16 @@ async fn a_run_whose_replica_is_killed_is_retried_on_another() {
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let config = project(dir.path());
-    // A alone first, so that A claims the run.
+    // A alone first, so that A claims the run. It sleeps long enough that
+    // A cannot finish it before B is up and A is killed, however slow the
+    // machine (B's start compiles nothing, but takes seconds under load).
     let a = replica(&config, &database, "0.2", "3");
     let thread = new_thread(&a).await;
     let created = a
         .user("user1-token")
         .post(
             &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 2},
+            json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 8},
                    "stream_mode": ["custom"], "stream_resumable": true}),
         )
         .await;

@@ -1,8 +1,9 @@
 //! Assistants and their versions in PostgreSQL; `server_owned` marks the
 //! graphs' system assistants.
 
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::filter::{Params, Where};
@@ -135,7 +136,7 @@ pub(super) async fn upsert_system(
         "SELECT server_owned, graph_id, metadata FROM assistants WHERE assistant_id = {id} \
          FOR UPDATE"
     );
-    let found = match row(&*tx, &sql, &p).await? {
+    let found = match row(&tx, &sql, &p).await? {
         Some(r) => Some((
             r.try_get::<_, bool>(0)?,
             r.try_get::<_, String>(1)?,
@@ -149,16 +150,16 @@ pub(super) async fn upsert_system(
     );
     match outcome {
         SystemAssistant::Created => {
-            insert_assistant(&*tx, a).await?;
+            insert_assistant(&tx, a).await?;
         }
         SystemAssistant::Replaced => {
             execute(
-                &*tx,
+                &tx,
                 &format!("DELETE FROM assistants WHERE assistant_id = {id}"),
                 &p,
             )
             .await?;
-            insert_assistant(&*tx, a).await?;
+            insert_assistant(&tx, a).await?;
         }
         SystemAssistant::Kept | SystemAssistant::Adopted => {
             let mut q = Params::default();
@@ -168,11 +169,11 @@ pub(super) async fn upsert_system(
                 q.bind(a.description.clone(), Type::TEXT),
                 q.bind(a.assistant_id, Type::UUID),
             );
-            execute(&*tx, &sql, &q).await?;
+            execute(&tx, &sql, &q).await?;
         }
     }
     let sql = format!("UPDATE assistants SET server_owned = true WHERE assistant_id = {id}");
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -190,7 +191,7 @@ pub(super) async fn is_system(c: &impl GenericClient, id: Uuid) -> Result<bool> 
 pub(super) async fn insert(c: &mut deadpool_postgres::Client, a: &Assistant) -> Result<bool> {
     filterable(&a.metadata, "metadata")?;
     let tx = c.transaction().await?;
-    let inserted = insert_assistant(&*tx, a).await?;
+    let inserted = insert_assistant(&tx, a).await?;
     tx.commit().await?;
     Ok(inserted)
 }
@@ -224,7 +225,7 @@ pub(super) async fn update(
     let tx = c.transaction().await?;
     let filter = by_id(id, "assistant_id", scope)?;
     let Some(mut a) = select_one(
-        &*tx,
+        &tx,
         "assistants",
         ASSISTANT_COLUMNS,
         &filter,
@@ -240,13 +241,13 @@ pub(super) async fn update(
         "SELECT coalesce(max(version), 0) FROM assistant_versions WHERE assistant_id = {}",
         p.bind(id, Type::UUID)
     );
-    let latest: i64 = match row(&*tx, &sql, &p).await? {
+    let latest: i64 = match row(&tx, &sql, &p).await? {
         Some(r) => r.try_get(0)?,
         None => 0,
     };
     patch.apply(&mut a, latest + 1);
-    update_assistant_row(&*tx, &a).await?;
-    insert_version(&*tx, &a).await?;
+    update_assistant_row(&tx, &a).await?;
+    insert_version(&tx, &a).await?;
     tx.commit().await?;
     Ok(Some(a))
 }
@@ -280,7 +281,7 @@ pub(super) async fn set_latest(
     let tx = c.transaction().await?;
     let filter = by_id(id, "assistant_id", scope)?;
     let Some(mut a) = select_one(
-        &*tx,
+        &tx,
         "assistants",
         ASSISTANT_COLUMNS,
         &filter,
@@ -298,7 +299,7 @@ pub(super) async fn set_latest(
     );
     which.push(format!("assistant_id = {id} AND version = {version}"));
     let Some(v) = select_one(
-        &*tx,
+        &tx,
         "assistant_versions",
         VERSION_COLUMNS,
         &which,
@@ -310,7 +311,7 @@ pub(super) async fn set_latest(
         return Ok(SetLatest::NoVersion);
     };
     restore_version(&mut a, v);
-    update_assistant_row(&*tx, &a).await?;
+    update_assistant_row(&tx, &a).await?;
     tx.commit().await?;
     Ok(SetLatest::Done(Box::new(a)))
 }
@@ -322,14 +323,14 @@ pub(super) async fn delete(
     scope: Option<&Filter>,
 ) -> Result<bool> {
     let tx = c.transaction().await?;
-    let deleted = delete_where(&*tx, "assistants", &by_id(id, "assistant_id", scope)?).await?;
+    let deleted = delete_where(&tx, "assistants", &by_id(id, "assistant_id", scope)?).await?;
     if deleted {
         let mut p = Params::default();
         let sql = format!(
             "DELETE FROM crons WHERE assistant_id = {}",
             p.bind(id, Type::UUID)
         );
-        execute(&*tx, &sql, &p).await?;
+        execute(&tx, &sql, &p).await?;
     }
     tx.commit().await?;
     Ok(deleted)

@@ -1,7 +1,8 @@
 //! Crons in PostgreSQL: what they run, when they fire next.
 
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::filter::{Params, Where};
@@ -78,7 +79,7 @@ pub(super) async fn update(
     }
     let tx = c.transaction().await?;
     let filter = by_id(id, "cron_id", scope)?;
-    let Some(mut cron) = select_one(&*tx, "crons", CRON_COLUMNS, &filter, true, cron_row).await?
+    let Some(mut cron) = select_one(&tx, "crons", CRON_COLUMNS, &filter, true, cron_row).await?
     else {
         return Ok(None);
     };
@@ -99,7 +100,7 @@ pub(super) async fn update(
         p.bind(cron.timezone.clone(), Type::TEXT),
         p.bind(id, Type::UUID),
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     tx.commit().await?;
     Ok(Some(cron))
 }

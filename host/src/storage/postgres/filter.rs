@@ -53,11 +53,16 @@ impl Params {
     }
 
     /// The parameters as `tokio_postgres` takes them.
-    pub(super) fn refs(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    pub(super) fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.0
             .iter()
-            .map(|(value, ty)| (&**value as &(dyn ToSql + Sync), ty.clone()))
+            .map(|(value, _)| &**value as &(dyn ToSql + Sync))
             .collect()
+    }
+
+    /// The parameters' types, as a statement is prepared with them.
+    pub(super) fn types(&self) -> Vec<Type> {
+        self.0.iter().map(|(_, ty)| ty.clone()).collect()
     }
 }
 

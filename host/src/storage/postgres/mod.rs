@@ -31,6 +31,7 @@ mod error;
 mod filter;
 mod queue;
 mod rows;
+use rows::bounded;
 mod runs;
 mod schema;
 mod store;
@@ -111,11 +112,11 @@ impl PostgresStorage {
         query: &ThreadQuery,
         scope: Option<&Filter>,
     ) -> Result<Vec<String>> {
-        threads::search_plan(&**self.conn().await?, query, scope).await
+        threads::search_plan(&self.conn().await?, query, scope).await
     }
 
     async fn conn(&self) -> Result<deadpool_postgres::Client> {
-        Ok(self.pool.get().await?)
+        Ok(bounded(self.pool.get().await?))
     }
 }
 
@@ -175,11 +176,11 @@ impl Storage for PostgresStorage {
     }
 
     async fn insert_thread(&self, thread: &Thread) -> Result<bool> {
-        threads::insert(&**self.conn().await?, thread).await
+        threads::insert(&self.conn().await?, thread).await
     }
 
     async fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>> {
-        threads::get(&**self.conn().await?, id, scope).await
+        threads::get(&self.conn().await?, id, scope).await
     }
 
     async fn update_thread(
@@ -192,7 +193,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn delete_thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
-        threads::delete(&**self.conn().await?, id, scope).await
+        threads::delete(&self.conn().await?, id, scope).await
     }
 
     async fn search_threads(
@@ -200,11 +201,11 @@ impl Storage for PostgresStorage {
         query: &ThreadQuery,
         scope: Option<&Filter>,
     ) -> Result<Page<Thread>> {
-        threads::search(&**self.conn().await?, query, scope).await
+        threads::search(&self.conn().await?, query, scope).await
     }
 
     async fn count_threads(&self, query: &ThreadQuery, scope: Option<&Filter>) -> Result<u64> {
-        threads::count(&**self.conn().await?, query, scope).await
+        threads::count(&self.conn().await?, query, scope).await
     }
 
     // --- assistants --------------------------------------------------------
@@ -214,7 +215,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn is_system_assistant(&self, id: Uuid) -> Result<bool> {
-        assistants::is_system(&**self.conn().await?, id).await
+        assistants::is_system(&self.conn().await?, id).await
     }
 
     async fn insert_assistant(&self, assistant: &Assistant) -> Result<bool> {
@@ -222,7 +223,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>> {
-        assistants::get(&**self.conn().await?, id, scope).await
+        assistants::get(&self.conn().await?, id, scope).await
     }
 
     async fn update_assistant(
@@ -246,7 +247,7 @@ impl Storage for PostgresStorage {
         limit: u64,
         offset: u64,
     ) -> Result<Vec<AssistantVersion>> {
-        assistants::versions(&**self.conn().await?, id, scope, metadata, limit, offset).await
+        assistants::versions(&self.conn().await?, id, scope, metadata, limit, offset).await
     }
 
     async fn set_latest_assistant_version(
@@ -263,7 +264,7 @@ impl Storage for PostgresStorage {
         query: &AssistantQuery,
         scope: Option<&Filter>,
     ) -> Result<Page<Assistant>> {
-        assistants::search(&**self.conn().await?, query, scope).await
+        assistants::search(&self.conn().await?, query, scope).await
     }
 
     async fn count_assistants(
@@ -271,17 +272,17 @@ impl Storage for PostgresStorage {
         query: &AssistantQuery,
         scope: Option<&Filter>,
     ) -> Result<u64> {
-        assistants::count(&**self.conn().await?, query, scope).await
+        assistants::count(&self.conn().await?, query, scope).await
     }
 
     // --- crons -------------------------------------------------------------
 
     async fn insert_cron(&self, cron: &Cron) -> Result<()> {
-        crons::insert(&**self.conn().await?, cron).await
+        crons::insert(&self.conn().await?, cron).await
     }
 
     async fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>> {
-        crons::get(&**self.conn().await?, id, scope).await
+        crons::get(&self.conn().await?, id, scope).await
     }
 
     async fn update_cron(
@@ -294,7 +295,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn delete_cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<bool> {
-        crons::delete(&**self.conn().await?, id, scope).await
+        crons::delete(&self.conn().await?, id, scope).await
     }
 
     async fn search_crons(
@@ -303,19 +304,19 @@ impl Storage for PostgresStorage {
         scope: Option<&Filter>,
         thread_scope: Option<&Filter>,
     ) -> Result<Page<Cron>> {
-        crons::search(&**self.conn().await?, query, scope, thread_scope).await
+        crons::search(&self.conn().await?, query, scope, thread_scope).await
     }
 
     async fn due_crons(&self, now: &str) -> Result<Vec<Cron>> {
-        crons::due(&**self.conn().await?, now).await
+        crons::due(&self.conn().await?, now).await
     }
 
     async fn claim_cron(&self, id: Uuid, due: &str, next: Option<&str>) -> Result<bool> {
-        crons::claim(&**self.conn().await?, id, due, next).await
+        crons::claim(&self.conn().await?, id, due, next).await
     }
 
     async fn count_crons_of(&self, user_id: &str) -> Result<u64> {
-        crons::count_of(&**self.conn().await?, user_id).await
+        crons::count_of(&self.conn().await?, user_id).await
     }
 
     // --- runs and checkpoints ----------------------------------------------
@@ -325,7 +326,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
-        runs::run(&**self.conn().await?, thread_id, run_id).await
+        runs::run(&self.conn().await?, thread_id, run_id).await
     }
 
     async fn list_runs(
@@ -335,15 +336,15 @@ impl Storage for PostgresStorage {
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Run>> {
-        runs::list_runs(&**self.conn().await?, thread_id, status, limit, offset).await
+        runs::list_runs(&self.conn().await?, thread_id, status, limit, offset).await
     }
 
     async fn set_run_status(&self, run_id: Uuid, status: RunStatus) -> Result<()> {
-        runs::set_run_status(&**self.conn().await?, run_id, status).await
+        runs::set_run_status(&self.conn().await?, run_id, status).await
     }
 
     async fn prune_checkpoints(&self, thread_id: Uuid) -> Result<u64> {
-        runs::prune_checkpoints(&**self.conn().await?, thread_id).await
+        runs::prune_checkpoints(&self.conn().await?, thread_id).await
     }
 
     async fn delete_run(&self, thread_id: Uuid, run_id: Uuid) -> Result<bool> {
@@ -351,7 +352,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn runs_in_flight(&self) -> Result<Vec<Run>> {
-        runs::runs_in_flight(&**self.conn().await?).await
+        runs::runs_in_flight(&self.conn().await?).await
     }
 
     async fn set_thread_status(
@@ -360,15 +361,15 @@ impl Storage for PostgresStorage {
         status: ThreadStatus,
         error: Option<&Value>,
     ) -> Result<()> {
-        runs::set_thread_status(&**self.conn().await?, thread_id, status, error).await
+        runs::set_thread_status(&self.conn().await?, thread_id, status, error).await
     }
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint, durability: Durability) -> Result<()> {
         let c = match durability {
             Durability::Durable => self.conn().await?,
-            Durability::Deferred => self.deferred.get().await?,
+            Durability::Deferred => bounded(self.deferred.get().await?),
         };
-        runs::put_checkpoint(&**c, checkpoint).await
+        runs::put_checkpoint(&c, checkpoint).await
     }
 
     async fn checkpoints(
@@ -378,11 +379,11 @@ impl Storage for PostgresStorage {
         before: Option<&str>,
         metadata: &Object,
     ) -> Result<Vec<Checkpoint>> {
-        runs::checkpoints(&**self.conn().await?, thread_id, limit, before, metadata).await
+        runs::checkpoints(&self.conn().await?, thread_id, limit, before, metadata).await
     }
 
     async fn checkpoint(&self, thread_id: Uuid, checkpoint_id: &str) -> Result<Option<Checkpoint>> {
-        runs::checkpoint(&**self.conn().await?, thread_id, checkpoint_id).await
+        runs::checkpoint(&self.conn().await?, thread_id, checkpoint_id).await
     }
 
     async fn copy_state(&self, from: Uuid, to: Uuid) -> Result<()> {
@@ -407,7 +408,7 @@ impl Storage for PostgresStorage {
         key: &str,
         scope: Option<&Filter>,
     ) -> Result<Option<Item>> {
-        store::get(&**self.conn().await?, namespace, key, scope).await
+        store::get(&self.conn().await?, namespace, key, scope).await
     }
 
     async fn delete_item(
@@ -416,14 +417,14 @@ impl Storage for PostgresStorage {
         key: &str,
         scope: Option<&Filter>,
     ) -> Result<bool> {
-        store::delete(&**self.conn().await?, namespace, key, scope).await
+        store::delete(&self.conn().await?, namespace, key, scope).await
     }
 
     async fn search_items(&self, query: &ItemQuery) -> Result<Vec<Item>> {
-        store::search(&**self.conn().await?, query).await
+        store::search(&self.conn().await?, query).await
     }
 
     async fn list_namespaces(&self, query: &NamespaceQuery) -> Result<Vec<Vec<String>>> {
-        store::namespaces(&**self.conn().await?, query).await
+        store::namespaces(&self.conn().await?, query).await
     }
 }

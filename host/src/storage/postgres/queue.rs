@@ -9,15 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_postgres::types::Type;
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
 use super::filter::Params;
-use super::rows::{execute, nullable, row, rows};
+use super::rows::{bounded, execute, nullable, row, rows};
 use super::runs::{RUN_COLUMNS, insert_run_in, run_row, undo_writes};
 use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
 use crate::storage::{Result, Run, RunStatus, StorageError};
@@ -74,7 +75,7 @@ impl PgRunQueue {
     }
 
     async fn conn(&self) -> Result<deadpool_postgres::Client> {
-        Ok(self.pool.get().await?)
+        Ok(bounded(self.pool.get().await?))
     }
 }
 
@@ -255,7 +256,7 @@ impl PgRunQueue {
     ) -> Result<Option<Claim>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        insert_run_in(&*tx, r, Some((job, delay.map_or(0.0, millis)))).await?;
+        insert_run_in(&tx, r, Some((job, delay.map_or(0.0, millis)))).await?;
         let mut claim = None;
         if let Some((replica, lease)) = claim_for {
             let mut p = Params::default();
@@ -270,7 +271,7 @@ impl PgRunQueue {
                 p.bind(millis(lease), Type::FLOAT8),
                 p.bind(r.thread_id, Type::UUID),
             );
-            if execute(&*tx, &sql, &p).await? == 1 {
+            if execute(&tx, &sql, &p).await? == 1 {
                 claim = Some(Claim {
                     run: Run {
                         status: RunStatus::Running,
@@ -284,7 +285,7 @@ impl PgRunQueue {
         }
         let claimed = if claim.is_some() { "/claimed" } else { "" };
         notify(
-            &*tx,
+            &tx,
             "warden_queue",
             format!("{}/{}{claimed}", r.thread_id, r.run_id),
         )
@@ -324,47 +325,50 @@ impl RunQueue for PgRunQueue {
             .split(", ")
             .map(|column| format!("runs.{column}"))
             .collect();
-        // A pending run starts when its thread runs none and it is the
-        // thread's oldest pending one; a running one whose lease lapsed is
-        // claimed again. The unique index on running runs per thread holds
-        // whatever concurrent claims see.
-        let sql = format!(
-            "WITH next AS (\
-               SELECT r.run_id FROM runs r \
-               WHERE r.job IS NOT NULL AND (\
-                 (r.status = 'pending' AND r.cancel IS NULL \
-                  AND (r.not_before IS NULL OR r.not_before <= now()) \
-                  AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id \
-                    AND (o.status = 'running' OR (o.status = 'pending' \
-                      AND (o.created_at, o.run_id) < (r.created_at, r.run_id))))) \
-                 OR (r.status = 'running' AND r.lease_until < now())) \
-               ORDER BY r.created_at, r.run_id LIMIT 1 \
-               FOR UPDATE OF r SKIP LOCKED) \
-             UPDATE runs SET status = 'running', attempt = runs.attempt + 1, \
-               lease_owner = {owner}, lease_until = now() + {lease} * interval '1 millisecond', \
-               updated_at = {updated} \
-             FROM next WHERE runs.run_id = next.run_id \
-             RETURNING {}, runs.job, runs.attempt, runs.cancel",
-            returning.join(", ")
-        );
-        let found = match row(&**c, &sql, &p).await {
-            Ok(found) => found,
-            // Another replica started a run on that thread meanwhile.
-            Err(StorageError::Conflict(_)) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let n = RUN_COLUMNS.split(", ").count();
-        let attempt: i32 = found.try_get(n + 1)?;
-        let cancel: Option<String> = found.try_get(n + 2)?;
-        Ok(Some(Claim {
-            run: run_row(&found)?,
-            job: found.try_get(n)?,
-            attempt: u32::try_from(attempt).unwrap_or(1),
-            cancel,
-        }))
+        // A running run whose lease lapsed is claimed again; else a pending
+        // run starts when its thread runs none and it is the thread's
+        // oldest pending one. The unique index on running runs per thread
+        // holds whatever concurrent claims see.
+        let candidates = [
+            "r.status = 'running' AND r.lease_until < now() AND r.job IS NOT NULL \
+             ORDER BY r.lease_until",
+            "r.status = 'pending' AND r.job IS NOT NULL AND r.cancel IS NULL \
+             AND (r.not_before IS NULL OR r.not_before <= now()) \
+             AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id \
+               AND o.status = 'running') \
+             AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id \
+               AND o.status = 'pending' AND (o.created_at, o.run_id) < (r.created_at, r.run_id)) \
+             ORDER BY r.created_at, r.run_id",
+        ];
+        for candidate in candidates {
+            let sql = format!(
+                "WITH next AS (SELECT r.run_id FROM runs r WHERE {candidate} LIMIT 1 \
+                   FOR UPDATE OF r SKIP LOCKED) \
+                 UPDATE runs SET status = 'running', attempt = runs.attempt + 1, \
+                   lease_owner = {owner}, lease_until = now() + {lease} * interval '1 millisecond', \
+                   updated_at = {updated} \
+                 FROM next WHERE runs.run_id = next.run_id \
+                 RETURNING {}, runs.job, runs.attempt, runs.cancel",
+                returning.join(", ")
+            );
+            let found = match row(&c, &sql, &p).await {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                // Another replica started a run on that thread meanwhile.
+                Err(StorageError::Conflict(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let n = RUN_COLUMNS.split(", ").count();
+            let attempt: i32 = found.try_get(n + 1)?;
+            let cancel: Option<String> = found.try_get(n + 2)?;
+            return Ok(Some(Claim {
+                run: run_row(&found)?,
+                job: found.try_get(n)?,
+                attempt: u32::try_from(attempt).unwrap_or(1),
+                cancel,
+            }));
+        }
+        Ok(None)
     }
 
     async fn renew(&self, replica: &str, lease: Duration) -> Result<Vec<Held>> {
@@ -376,7 +380,7 @@ impl RunQueue for PgRunQueue {
             p.bind(millis(lease), Type::FLOAT8),
             p.text(replica)
         );
-        rows(&**c, &sql, &p)
+        rows(&c, &sql, &p)
             .await?
             .iter()
             .map(|r| {
@@ -394,8 +398,8 @@ impl RunQueue for PgRunQueue {
         holder: (&str, u32),
         events: &[QueuedEvent],
     ) -> Result<bool> {
-        let c = self.deferred.get().await?;
-        insert_events(&**c, run_id, holder, events).await
+        let c = bounded(self.deferred.get().await?);
+        insert_events(&c, run_id, holder, events).await
     }
 
     async fn events(&self, run_id: Uuid, from: i64) -> Result<Vec<QueuedEvent>> {
@@ -407,7 +411,7 @@ impl RunQueue for PgRunQueue {
             p.bind(run_id, Type::UUID),
             p.bind(from, Type::INT8)
         );
-        rows(&**c, &sql, &p)
+        rows(&c, &sql, &p)
             .await?
             .iter()
             .map(|r| {
@@ -444,7 +448,7 @@ impl RunQueue for PgRunQueue {
                 p.text(replica),
                 p.bind(i32::try_from(attempt).unwrap_or(i32::MAX), Type::INT4)
             );
-            if execute(&*tx, &sql, &p).await? == 0 {
+            if execute(&tx, &sql, &p).await? == 0 {
                 return Ok(false);
             }
             let mut p = Params::default();
@@ -455,13 +459,13 @@ impl RunQueue for PgRunQueue {
                      WHERE thread_id = (SELECT thread_id FROM runs WHERE run_id = {run})",
                     p.bind(nullable(error), Type::JSONB)
                 );
-                execute(&*tx, &sql, &p).await?;
+                execute(&tx, &sql, &p).await?;
             }
             let sql = settle_sql(&run, &p.text(now()));
-            execute(&*tx, &sql, &p).await?;
+            execute(&tx, &sql, &p).await?;
         }
-        insert_end(&*tx, run_id, end).await?;
-        notify(&*tx, "warden_events", run_id.to_string()).await?;
+        insert_end(&tx, run_id, end).await?;
+        notify(&tx, "warden_events", run_id.to_string()).await?;
         if status.is_some() {
             // The thread's next run may start now: the replicas hear of it
             // only when there is one (a claim looks over the whole queue).
@@ -472,10 +476,10 @@ impl RunQueue for PgRunQueue {
                  AND status = 'pending' LIMIT 1",
                 p.bind(run_id, Type::UUID)
             );
-            rows(&*tx, &sql, &p).await?;
+            rows(&tx, &sql, &p).await?;
         } else {
             // Rolled back, its row gone: whatever waited on its thread.
-            notify(&*tx, "warden_queue", String::new()).await?;
+            notify(&tx, "warden_queue", String::new()).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -490,8 +494,8 @@ impl RunQueue for PgRunQueue {
             p.bind(run_id, Type::UUID),
             p.text(replica)
         );
-        execute(&**c, &sql, &p).await?;
-        notify(&**c, "warden_queue", String::new()).await
+        execute(&c, &sql, &p).await?;
+        notify(&c, "warden_queue", String::new()).await
     }
 
     async fn cancel(&self, run_id: Uuid, action: &str, end: &QueuedEvent) -> Result<CancelRequest> {
@@ -500,7 +504,7 @@ impl RunQueue for PgRunQueue {
         let mut p = Params::default();
         let run = p.bind(run_id, Type::UUID);
         let sql = format!("SELECT status FROM runs WHERE run_id = {run} FOR UPDATE");
-        let status: Option<String> = match row(&*tx, &sql, &p).await? {
+        let status: Option<String> = match row(&tx, &sql, &p).await? {
             Some(r) => r.try_get(0)?,
             None => None,
         };
@@ -508,25 +512,25 @@ impl RunQueue for PgRunQueue {
         let outcome = match status.as_deref() {
             Some("pending") => {
                 if action == "rollback" {
-                    execute(&*tx, &format!("DELETE FROM runs WHERE run_id = {run}"), &p).await?;
+                    execute(&tx, &format!("DELETE FROM runs WHERE run_id = {run}"), &p).await?;
                 } else {
                     let updated = p.text(now());
                     let sql = format!(
                         "UPDATE runs SET status = 'interrupted', cancel = {action_param}, \
                          updated_at = {updated} WHERE run_id = {run}"
                     );
-                    execute(&*tx, &sql, &p).await?;
-                    execute(&*tx, &settle_sql(&run, &updated), &p).await?;
-                    insert_end(&*tx, run_id, end).await?;
+                    execute(&tx, &sql, &p).await?;
+                    execute(&tx, &settle_sql(&run, &updated), &p).await?;
+                    insert_end(&tx, run_id, end).await?;
                 }
-                notify(&*tx, "warden_events", run_id.to_string()).await?;
-                notify(&*tx, "warden_queue", String::new()).await?;
+                notify(&tx, "warden_events", run_id.to_string()).await?;
+                notify(&tx, "warden_queue", String::new()).await?;
                 CancelRequest::Ended
             }
             Some("running") => {
                 let sql = format!("UPDATE runs SET cancel = {action_param} WHERE run_id = {run}");
-                execute(&*tx, &sql, &p).await?;
-                notify(&*tx, "warden_cancel", run_id.to_string()).await?;
+                execute(&tx, &sql, &p).await?;
+                notify(&tx, "warden_cancel", run_id.to_string()).await?;
                 CancelRequest::Signalled
             }
             _ => CancelRequest::NotInFlight,
@@ -538,7 +542,7 @@ impl RunQueue for PgRunQueue {
     async fn restart(&self, run_id: Uuid, thread_id: Uuid) -> Result<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        undo_writes(&*tx, run_id, thread_id).await?;
+        undo_writes(&tx, run_id, thread_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -551,7 +555,7 @@ impl RunQueue for PgRunQueue {
                      AND (r.status IN ('pending', 'running') OR r.updated_at > \
                        to_char(now() AT TIME ZONE 'UTC' - interval '1 hour', \
                                'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')))";
-        execute(&**c, sql, &Params::default()).await
+        execute(&c, sql, &Params::default()).await
     }
 
     async fn status(&self, run_id: Uuid) -> Result<Option<RunStatus>> {
@@ -561,7 +565,7 @@ impl RunQueue for PgRunQueue {
             "SELECT status FROM runs WHERE run_id = {}",
             p.bind(run_id, Type::UUID)
         );
-        match row(&**c, &sql, &p).await? {
+        match row(&c, &sql, &p).await? {
             Some(r) => {
                 let status: String = r.try_get(0)?;
                 Ok(Some(
@@ -582,16 +586,16 @@ impl RunQueue for PgRunQueue {
              AND status IN ('pending', 'running') ORDER BY created_at, run_id",
             p.bind(thread_id, Type::UUID)
         );
-        rows(&**c, &sql, &p).await?.iter().map(run_row).collect()
+        rows(&c, &sql, &p).await?.iter().map(run_row).collect()
     }
 
     async fn all_in_flight(&self) -> Result<Vec<Run>> {
-        super::runs::runs_in_flight(&**self.conn().await?).await
+        super::runs::runs_in_flight(&self.conn().await?).await
     }
 
     async fn thread_deleted(&self, thread_id: Uuid) -> Result<()> {
         let c = self.conn().await?;
-        notify(&**c, "warden_threads", thread_id.to_string()).await
+        notify(&c, "warden_threads", thread_id.to_string()).await
     }
 
     async fn ready(&self) -> Result<()> {

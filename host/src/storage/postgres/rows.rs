@@ -2,17 +2,21 @@
 //! bound parameters, documents as JSONB, one-row selects and deletes by id
 //! within a scope, and pages with their totals.
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::filter::{Params, Where};
 use crate::storage::{Filter, Object, Order, Page, Result};
 
-/// The rows `sql` selects.
+/// The rows `sql` selects. Statements are prepared once per connection
+/// (PostgreSQL parses and plans them once) and kept in its cache, which
+/// [`bounded`] keeps small.
 pub(super) async fn rows(c: &impl GenericClient, sql: &str, params: &Params) -> Result<Vec<Row>> {
-    Ok(c.query_typed(sql, &params.refs()).await?)
+    let statement = c.prepare_typed_cached(sql, &params.types()).await?;
+    Ok(c.query(&statement, &params.values()).await?)
 }
 
 /// The first row `sql` selects, if any.
@@ -22,7 +26,21 @@ pub(super) async fn row(c: &impl GenericClient, sql: &str, params: &Params) -> R
 
 /// How many rows `sql` changed.
 pub(super) async fn execute(c: &impl GenericClient, sql: &str, params: &Params) -> Result<u64> {
-    Ok(c.execute_typed(sql, &params.refs()).await?)
+    let statement = c.prepare_typed_cached(sql, &params.types()).await?;
+    Ok(c.execute(&statement, &params.values()).await?)
+}
+
+/// The most statements a connection keeps prepared: past it, its cache is
+/// emptied when the connection is next taken from the pool (statements
+/// vary with the shape of a client's filter).
+const STATEMENTS_KEPT: usize = 256;
+
+/// `client`, its statement cache within [`STATEMENTS_KEPT`].
+pub(super) fn bounded(client: deadpool_postgres::Client) -> deadpool_postgres::Client {
+    if client.statement_cache.size() > STATEMENTS_KEPT {
+        client.statement_cache.clear();
+    }
+    client
 }
 
 /// A stored JSON object.

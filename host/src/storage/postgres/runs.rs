@@ -1,8 +1,9 @@
 //! Runs, thread statuses and checkpoints in PostgreSQL.
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::filter::{Params, Where};
@@ -32,7 +33,7 @@ pub(super) fn run_row(row: &Row) -> Result<Run> {
 
 pub(super) async fn insert_run(c: &mut deadpool_postgres::Client, r: &Run) -> Result<()> {
     let tx = c.transaction().await?;
-    insert_run_in(&*tx, r, None).await?;
+    insert_run_in(&tx, r, None).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -142,9 +143,9 @@ pub(super) async fn delete_run(
     let mut p = Params::default();
     let (run, thread) = (p.bind(run_id, Type::UUID), p.bind(thread_id, Type::UUID));
     let sql = format!("DELETE FROM runs WHERE run_id = {run} AND thread_id = {thread}");
-    let deleted = execute(&*tx, &sql, &p).await? > 0;
+    let deleted = execute(&tx, &sql, &p).await? > 0;
     if deleted {
-        undo_writes(&*tx, run_id, thread_id).await?;
+        undo_writes(&tx, run_id, thread_id).await?;
     }
     tx.commit().await?;
     Ok(deleted)
@@ -325,12 +326,12 @@ pub(super) async fn copy_state(
          SELECT {to}, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
          created_at FROM checkpoints WHERE thread_id = {from}"
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     let sql = format!(
         "UPDATE threads SET state_values = (SELECT state_values FROM threads \
          WHERE thread_id = {from}) WHERE thread_id = {to}"
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! `.` (labels hold no `.`), the value a JSONB column the plugin's filter
 //! reads.
 
-use tokio_postgres::{GenericClient, Row};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 
 use super::filter::{Params, Where};
 use super::rows::{Listing, delete_where, execute, object, page, row, rows, select_one};
@@ -76,8 +77,8 @@ pub(super) async fn put(
     if scope.is_some() {
         // Locks the row it replaces, if any, until the write commits.
         let sql = format!("SELECT 1 FROM store_items{} FOR UPDATE", found.sql());
-        let replaces = row(&*tx, &sql, &found.params).await?.is_some();
-        if replaces && !exists(&*tx, &within).await? {
+        let replaces = row(&tx, &sql, &found.params).await?.is_some();
+        if replaces && !exists(&tx, &within).await? {
             return Ok(false);
         }
     }
@@ -91,10 +92,10 @@ pub(super) async fn put(
         value = p.json(value.clone().into()),
         now = p.text(now()),
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     // The item written must lie within the scope too (dropping the
     // transaction rolls the write back).
-    if scope.is_some() && !exists(&*tx, &within).await? {
+    if scope.is_some() && !exists(&tx, &within).await? {
         return Ok(false);
     }
     tx.commit().await?;

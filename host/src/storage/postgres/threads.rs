@@ -1,8 +1,9 @@
 //! Threads in PostgreSQL (their runs, statuses and checkpoints:
 //! [`super::runs`]).
 
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 use tokio_postgres::types::Type;
-use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
 use super::filter::{Params, Where};
@@ -92,7 +93,7 @@ pub(super) async fn update(
     let tx = c.transaction().await?;
     let filter = by_id(id, "thread_id", scope)?;
     let Some(mut thread) =
-        select_one(&*tx, "threads", THREAD_COLUMNS, &filter, true, thread_row).await?
+        select_one(&tx, "threads", THREAD_COLUMNS, &filter, true, thread_row).await?
     else {
         return Ok(None);
     };
@@ -104,7 +105,7 @@ pub(super) async fn update(
         p.text(thread.updated_at.clone()),
         p.bind(id, Type::UUID),
     );
-    execute(&*tx, &sql, &p).await?;
+    execute(&tx, &sql, &p).await?;
     tx.commit().await?;
     Ok(Some(thread))
 }
