@@ -745,6 +745,13 @@ impl Runs {
                         live.request_cancel(action);
                     }
                 }
+                // Completing (its events closed) or completed: released,
+                // not lost.
+                None if live
+                    .persister
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_none() => {}
                 None => {
                     tracing::warn!(%run_id, "lost the run's lease: another server runs it now");
                     live.cancel.store(true, Ordering::Relaxed);

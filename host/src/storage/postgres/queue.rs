@@ -40,7 +40,7 @@ const EVENTS_PAGE: i64 = 1000;
 pub(super) struct PgRunQueue {
     pool: deadpool_postgres::Pool,
     /// Connections whose commits do not wait for the disk: for a run's
-    /// events, made durable by its completion.
+    /// events, made durable by its completion, and lease renewals.
     deferred: deadpool_postgres::Pool,
     config: tokio_postgres::Config,
     wakes: broadcast::Sender<Wake>,
@@ -263,7 +263,7 @@ impl PgRunQueue {
             let run = p.bind(r.run_id, Type::UUID);
             let sql = format!(
                 "UPDATE runs SET status = 'running', attempt = 1, lease_owner = {}, \
-                   lease_until = now() + {} * interval '1 millisecond' \
+                   lease_until = clock_timestamp() + {} * interval '1 millisecond' \
                  WHERE run_id = {run} AND NOT EXISTS (SELECT 1 FROM runs o \
                    WHERE o.thread_id = {} AND o.run_id <> {run} \
                    AND o.status IN ('pending', 'running'))",
@@ -345,7 +345,7 @@ impl RunQueue for PgRunQueue {
                 "WITH next AS (SELECT r.run_id FROM runs r WHERE {candidate} LIMIT 1 \
                    FOR UPDATE OF r SKIP LOCKED) \
                  UPDATE runs SET status = 'running', attempt = runs.attempt + 1, \
-                   lease_owner = {owner}, lease_until = now() + {lease} * interval '1 millisecond', \
+                   lease_owner = {owner}, lease_until = clock_timestamp() + {lease} * interval '1 millisecond', \
                    updated_at = {updated} \
                  FROM next WHERE runs.run_id = next.run_id \
                  RETURNING {}, runs.job, runs.attempt, runs.cancel",
@@ -372,10 +372,14 @@ impl RunQueue for PgRunQueue {
     }
 
     async fn renew(&self, replica: &str, lease: Duration) -> Result<Vec<Held>> {
-        let c = self.conn().await?;
+        // A renewal need not wait for the disk (a lease that lapses early
+        // after a crash of the database is claimed again, which the holder
+        // learns at its next write), and must not: a slow disk would let
+        // short leases lapse while their holder is alive.
+        let c = bounded(self.deferred.get().await?);
         let mut p = Params::default();
         let sql = format!(
-            "UPDATE runs SET lease_until = now() + {} * interval '1 millisecond' \
+            "UPDATE runs SET lease_until = clock_timestamp() + {} * interval '1 millisecond' \
              WHERE lease_owner = {} AND status = 'running' RETURNING run_id, cancel",
             p.bind(millis(lease), Type::FLOAT8),
             p.text(replica)

@@ -235,6 +235,7 @@ mod tests {
     const RELEASED: &[&str] = &[
         "dc9f382b45317ed941741917fa67822fd67dff97199af6ab379189fed5fbf30b",
         "1d0a7dd46182bb12cb890057d280186dbeb39e7bb9593a27b6c4e0acfd58f2c4",
+        "4c2a052189e46420cb89b621f0d7dc2db03ba66942747f6708255c11cd4b5437",
     ];
 
     #[test]
