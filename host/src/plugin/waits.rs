@@ -17,7 +17,7 @@
 //! also hears of a plugin call throttled for computing long
 //! ([`super::busy`]).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -127,14 +127,6 @@ pub trait WaitObserver {
 
 thread_local! {
     static OBSERVER: RefCell<Option<Arc<dyn WaitObserver>>> = const { RefCell::new(None) };
-    /// How long this thread has waited in guests' host calls, in all.
-    static WAITED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
-}
-
-/// How long the calling thread has waited in guests' host calls so far: a
-/// call's waits are the difference between two readings.
-pub(crate) fn waited_on_this_thread() -> Duration {
-    WAITED.with(Cell::get)
 }
 
 /// Tells the thread's observer that its guest runs long.
@@ -150,11 +142,9 @@ pub fn observe_waits_on_this_thread(observer: Arc<dyn WaitObserver>) {
     OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
 }
 
-/// A wait in progress, reported to the thread's observer and counted in
-/// [`waited_on_this_thread`] until dropped.
+/// A wait in progress, reported to the thread's observer until dropped.
 struct Waiting {
     observer: Option<Arc<dyn WaitObserver>>,
-    since: Instant,
 }
 
 impl Waiting {
@@ -163,17 +153,12 @@ impl Waiting {
         if let Some(observer) = &observer {
             observer.wait_started();
         }
-        Self {
-            observer,
-            since: Instant::now(),
-        }
+        Self { observer }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let waited = self.since.elapsed();
-        WAITED.with(|w| w.set(w.get() + waited));
         if let Some(observer) = &self.observer {
             observer.wait_ended();
         }
@@ -410,6 +395,5 @@ mod tests {
         });
         assert_eq!(slept, Ok(8));
         assert_eq!(*count.0.lock().unwrap(), (1, 1));
-        assert!(waited_on_this_thread() >= Duration::from_millis(5));
     }
 }
