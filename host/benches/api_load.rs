@@ -15,7 +15,9 @@
 //! `WARDEN_BENCH_ROUNDS` (default 2), `WARDEN_BENCH_CONCURRENCY`
 //! (connections, default 16: on 2 cores throughput is flat from 8 up, and
 //! more connections only queue, p50 ≈ connections / throughput),
-//! `WARDEN_BENCH_THREADS` (seeded threads, default 100000).
+//! `WARDEN_BENCH_THREADS` (seeded threads, default 100000),
+//! `WARDEN_BENCH_ROUTE` (only the routes whose name starts with it, e.g.
+//! `GET /threads`).
 //! `LANGGRAPH_DEV_URL=http://127.0.0.1:<port>` (a running `langgraph dev`
 //! on the reference project, loopback only) adds it to the
 //! `GET /threads/{id}` runs; its CPU is read from the process listening on
@@ -147,8 +149,9 @@ fn main() {
             401,
         ),
     ];
+    let only = std::env::var("WARDEN_BENCH_ROUTE").unwrap_or_default();
     let mut targets = Vec::new();
-    for route in &routes {
+    for route in routes.iter().filter(|r| r.name.starts_with(&only)) {
         targets.push(Target::warden(route, "auth-on", &[&on]));
         // With auth off a bad token is an ordinary 200: nothing to compare.
         if route.status != 401 {

@@ -29,7 +29,7 @@ use super::error::ApiError;
 use super::limits::{BodyBudget, BodyClass, is_stream};
 use super::work_pool::WorkPool;
 use crate::plugin::{AuthPlugin, Session};
-use crate::storage::Filter;
+use crate::storage::{Filter, Storage, wait};
 use crate::types::{Action, Outcome, Resource, User};
 
 /// An authorization event: `(resource, action)`.
@@ -295,6 +295,40 @@ where
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::internal("Internal Server Error").into_response(),
+    }
+}
+
+/// Authenticates `pending` and runs `authorize` as the caller on the
+/// [`WorkPool`] (the plugin's calls), then the route's storage work `then`
+/// with what it returned: on the work pool too when the backend works
+/// inline (SQLite), else awaited on the runtime, so that no work-pool
+/// thread waits for the database's answer (PostgreSQL).
+pub async fn as_caller_then<T, A, S, Fut>(
+    pending: Pending,
+    storage: &dyn Storage,
+    authorize: A,
+    then: S,
+) -> Response
+where
+    T: Send + 'static,
+    A: FnOnce(&mut Caller) -> Result<T, ApiError> + Send + 'static,
+    S: FnOnce(T) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Response, ApiError>> + Send,
+{
+    if storage.works_inline() {
+        return as_caller(pending, move |caller| wait(then(authorize(caller)?))).await;
+    }
+    let pool = pending.work.clone();
+    let authorized = match pool
+        .run(move || authorize(&mut pending.authenticate()?))
+        .await
+    {
+        Ok(authorized) => authorized,
+        Err(_) => return ApiError::internal("Internal Server Error").into_response(),
+    };
+    match authorized {
+        Ok(t) => then(t).await.unwrap_or_else(IntoResponse::into_response),
+        Err(error) => error.into_response(),
     }
 }
 

@@ -28,7 +28,7 @@ mod streaming;
 pub mod work_pool;
 
 pub use app::{AppState, DEFAULT_WORKERS, NAMESPACE_GRAPH, system_assistant_id};
-pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller};
+pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller, as_caller_then};
 pub use cron_scheduler::CronScheduler;
 pub use error::ApiError;
 pub use limits::Limits;

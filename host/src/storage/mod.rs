@@ -240,6 +240,14 @@ pub trait Storage: Send + Sync + 'static {
     /// The backend's name, as `/info` shows it (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// Whether operations do their work inline, when first polled (an
+    /// embedded database): then a route runs them on its work-pool thread.
+    /// Otherwise they wait on the network, and a route awaits them on the
+    /// runtime rather than hold a thread of the work pool.
+    fn works_inline(&self) -> bool {
+        true
+    }
+
     /// The run queue several servers share, when this backend has one:
     /// then runs execute on whichever server claims them.
     fn run_queue(&self) -> Option<std::sync::Arc<dyn RunQueue>> {

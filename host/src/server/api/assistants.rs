@@ -18,7 +18,7 @@ use super::extract::{
 };
 use super::records;
 use crate::server::error::ApiError;
-use crate::server::{AppState, Pending, as_caller};
+use crate::server::{AppState, Pending, as_caller, as_caller_then};
 use crate::storage::{Assistant, AssistantPatch, AssistantQuery, Object, Page, SetLatest, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
@@ -183,19 +183,28 @@ pub(in crate::server) async fn get(
     pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let id = path_id(&id, "assistant")?;
-        let scope = caller.scope(
-            Resource::Assistants,
-            Action::Read,
-            json!({"assistant_id": id}),
-        )?;
-        match wait(state.storage.assistant(id, scope.as_ref()))? {
-            // An assistant whose graph is no longer served is hidden.
-            Some(a) if state.graphs.contains_key(&a.graph_id) => ok(records::Assistant::from(a)),
-            _ => Err(ApiError::not_found("Not Found")),
-        }
-    })
+    as_caller_then(
+        pending,
+        &*state.storage.clone(),
+        move |caller| {
+            let id = path_id(&id, "assistant")?;
+            let scope = caller.scope(
+                Resource::Assistants,
+                Action::Read,
+                json!({"assistant_id": id}),
+            )?;
+            Ok((id, scope))
+        },
+        move |(id, scope)| async move {
+            match state.storage.assistant(id, scope.as_ref()).await? {
+                // An assistant whose graph is no longer served is hidden.
+                Some(a) if state.graphs.contains_key(&a.graph_id) => {
+                    ok(records::Assistant::from(a))
+                }
+                _ => Err(ApiError::not_found("Not Found")),
+            }
+        },
+    )
     .await
 }
 
@@ -453,24 +462,31 @@ pub(in crate::server) async fn search(
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let body = body?;
-        let (query, value, fields) = body.query(&state)?;
-        let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
-        let page = wait(state.storage.search_assistants(&query, scope.as_ref()))?;
-        let items = select(
-            page.items.into_iter().map(records::Assistant::from),
-            &fields,
-            FIELDS,
-        )?;
-        paged(
-            Page {
-                items,
-                total: page.total,
-            },
-            query.offset,
-        )
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage.clone(),
+        move |caller| {
+            let (query, value, fields) = body?.query(&state)?;
+            let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
+            Ok((query, scope, fields))
+        },
+        move |(query, scope, fields)| async move {
+            let page = storage.search_assistants(&query, scope.as_ref()).await?;
+            let items = select(
+                page.items.into_iter().map(records::Assistant::from),
+                &fields,
+                FIELDS,
+            )?;
+            paged(
+                Page {
+                    items,
+                    total: page.total,
+                },
+                query.offset,
+            )
+        },
+    )
     .await
 }
 
@@ -487,15 +503,20 @@ pub(in crate::server) async fn count(
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let body = body?;
-        let (query, mut value, _) = body.query(&state)?;
-        value["limit"] = json!(0);
-        value["offset"] = json!(0);
-        let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
-        ok(wait(
-            state.storage.count_assistants(&query, scope.as_ref()),
-        )?)
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage.clone(),
+        move |caller| {
+            let (query, mut value, _) = body?.query(&state)?;
+            value["limit"] = json!(0);
+            value["offset"] = json!(0);
+            let scope = caller.scope(Resource::Assistants, Action::Search, value)?;
+            Ok((query, scope))
+        },
+        move |(query, scope)| async move {
+            ok(storage.count_assistants(&query, scope.as_ref()).await?)
+        },
+    )
     .await
 }

@@ -19,7 +19,7 @@ use super::extract::{
 use super::records;
 use crate::schedule::{self, next_run};
 use crate::server::error::ApiError;
-use crate::server::{AppState, Caller, Pending, as_caller};
+use crate::server::{AppState, Caller, Pending, as_caller, as_caller_then};
 use crate::storage::{Cron, CronPatch, CronQuery, Object, Page, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
@@ -227,13 +227,23 @@ pub(in crate::server) async fn get(
     pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let id = path_id(&id, "cron")?;
-        let scope = caller.scope(Resource::Crons, Action::Read, json!({"cron_id": id}))?;
-        ok(wait(state.storage.cron(id, scope.as_ref()))?
-            .map(records::Cron::from)
-            .ok_or_else(|| ApiError::not_found("Not Found"))?)
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage,
+        move |caller| {
+            let id = path_id(&id, "cron")?;
+            let scope = caller.scope(Resource::Crons, Action::Read, json!({"cron_id": id}))?;
+            Ok((id, scope))
+        },
+        move |(id, scope)| async move {
+            ok(storage
+                .cron(id, scope.as_ref())
+                .await?
+                .map(records::Cron::from)
+                .ok_or_else(|| ApiError::not_found("Not Found"))?)
+        },
+    )
     .await
 }
 

@@ -20,7 +20,7 @@ use super::extract::{
 use super::records;
 use crate::server::error::ApiError;
 use crate::server::streaming::{ThreadBinding, ThreadModes, error_sse, thread_sse};
-use crate::server::{AppState, Pending, as_caller};
+use crate::server::{AppState, Pending, as_caller, as_caller_then};
 use crate::storage::{Filter, Object, Thread, ThreadQuery, ThreadStatus, wait};
 use crate::types::{Action, Resource};
 
@@ -126,13 +126,23 @@ pub(in crate::server) async fn get(
     pending: Pending,
     Path(id): Path<String>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let id = path_id(&id, "thread")?;
-        let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
-        ok(wait(state.storage.thread(id, scope.as_ref()))?
-            .map(records::Thread::from)
-            .ok_or_else(|| missing(id))?)
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage,
+        move |caller| {
+            let id = path_id(&id, "thread")?;
+            let scope = caller.scope(Resource::Threads, Action::Read, json!({"thread_id": id}))?;
+            Ok((id, scope))
+        },
+        move |(id, scope)| async move {
+            ok(storage
+                .thread(id, scope.as_ref())
+                .await?
+                .map(records::Thread::from)
+                .ok_or_else(|| missing(id))?)
+        },
+    )
     .await
 }
 
@@ -464,24 +474,31 @@ pub(in crate::server) async fn search(
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let body = body?;
-        let (query, value, fields) = body.query()?;
-        let scope = caller.scope(Resource::Threads, Action::Search, value)?;
-        let page = wait(state.storage.search_threads(&query, scope.as_ref()))?;
-        let items = select(
-            page.items.into_iter().map(records::Thread::from),
-            &fields,
-            FIELDS,
-        )?;
-        paged(
-            crate::storage::Page {
-                items,
-                total: page.total,
-            },
-            query.offset,
-        )
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage,
+        move |caller| {
+            let (query, value, fields) = body?.query()?;
+            let scope = caller.scope(Resource::Threads, Action::Search, value)?;
+            Ok((query, scope, fields))
+        },
+        move |(query, scope, fields)| async move {
+            let page = storage.search_threads(&query, scope.as_ref()).await?;
+            let items = select(
+                page.items.into_iter().map(records::Thread::from),
+                &fields,
+                FIELDS,
+            )?;
+            paged(
+                crate::storage::Page {
+                    items,
+                    total: page.total,
+                },
+                query.offset,
+            )
+        },
+    )
     .await
 }
 
@@ -498,14 +515,21 @@ pub(in crate::server) async fn count(
     pending: Pending,
     JsonBody(body): JsonBody<Search>,
 ) -> Response {
-    as_caller(pending, move |caller| {
-        let body = body?;
-        let (query, mut value, _) = body.query()?;
-        value["limit"] = json!(0);
-        value["offset"] = json!(0);
-        let scope = caller.scope(Resource::Threads, Action::Search, value)?;
-        ok(wait(state.storage.count_threads(&query, scope.as_ref()))?)
-    })
+    let storage = state.storage.clone();
+    as_caller_then(
+        pending,
+        &*state.storage,
+        move |caller| {
+            let (query, mut value, _) = body?.query()?;
+            value["limit"] = json!(0);
+            value["offset"] = json!(0);
+            let scope = caller.scope(Resource::Threads, Action::Search, value)?;
+            Ok((query, scope))
+        },
+        move |(query, scope)| async move {
+            ok(storage.count_threads(&query, scope.as_ref()).await?)
+        },
+    )
     .await
 }
 

@@ -7,7 +7,8 @@
 //! become SQL over them with the SQLite backend's meaning ([`filter`]),
 //! every value bound, and `jsonb_path_ops` GIN indexes serve the owner
 //! filter. Each resource's queries have their module; every statement is
-//! sent with its parameters' types, in one round trip, nothing prepared.
+//! prepared once per connection ([`rows`]), and the reads of one record by
+//! id share a few pipelined connections ([`pipelined`]).
 //! No PostgreSQL type leaves this module: [`PostgresStorage`] is opened
 //! from a URI and implements [`Storage`].
 
@@ -29,6 +30,7 @@ mod assistants;
 mod crons;
 mod error;
 mod filter;
+mod pipelined;
 mod queue;
 mod rows;
 use rows::bounded;
@@ -44,6 +46,12 @@ pub(crate) const MIGRATIONS_APPLIED: usize = schema::MIGRATIONS.len();
 /// How many connections a server holds at most.
 const POOL_SIZE: usize = 16;
 
+/// How many connections the point reads share ([`pipelined`]), of the
+/// pool's [`POOL_SIZE`]. One per core would do; fewer pipeline more (one:
+/// PostgreSQL's CPU per read fell from 94 to 44 µs under 16 clients, two:
+/// to 61 µs, four: to 70 µs) but queue more reads behind a slow one.
+const PIPELINED_CONNECTIONS: usize = 2;
+
 /// How long an operation waits for a connection, and a connection to be
 /// made, before the database counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +63,8 @@ pub struct PostgresStorage {
     /// (`synchronous_commit = off`): for [`Durability::Deferred`] writes.
     deferred: Pool,
     queue: std::sync::Arc<queue::PgRunQueue>,
+    /// Shared connections for point reads.
+    pipelined: pipelined::Pipelined,
 }
 
 /// Why a database URI cannot be used.
@@ -99,6 +109,7 @@ impl PostgresStorage {
         drop(client);
         let queue = queue::PgRunQueue::new(pool.clone(), deferred.clone(), config);
         Ok(Self {
+            pipelined: pipelined::Pipelined::new(pool.clone(), PIPELINED_CONNECTIONS),
             pool,
             deferred,
             queue,
@@ -171,6 +182,10 @@ impl Storage for PostgresStorage {
         "postgres"
     }
 
+    fn works_inline(&self) -> bool {
+        false
+    }
+
     fn run_queue(&self) -> Option<std::sync::Arc<dyn super::RunQueue>> {
         Some(self.queue.clone())
     }
@@ -180,7 +195,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>> {
-        threads::get(&self.conn().await?, id, scope).await
+        threads::get(&*self.pipelined.client().await?, id, scope).await
     }
 
     async fn update_thread(
@@ -223,7 +238,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>> {
-        assistants::get(&self.conn().await?, id, scope).await
+        assistants::get(&*self.pipelined.client().await?, id, scope).await
     }
 
     async fn update_assistant(
@@ -282,7 +297,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>> {
-        crons::get(&self.conn().await?, id, scope).await
+        crons::get(&*self.pipelined.client().await?, id, scope).await
     }
 
     async fn update_cron(
@@ -326,7 +341,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
-        runs::run(&self.conn().await?, thread_id, run_id).await
+        runs::run(&*self.pipelined.client().await?, thread_id, run_id).await
     }
 
     async fn list_runs(

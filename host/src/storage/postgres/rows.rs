@@ -37,10 +37,16 @@ const STATEMENTS_KEPT: usize = 256;
 
 /// `client`, its statement cache within [`STATEMENTS_KEPT`].
 pub(super) fn bounded(client: deadpool_postgres::Client) -> deadpool_postgres::Client {
+    trim_statements(&client);
+    client
+}
+
+/// Empties `client`'s statement cache when it holds more than
+/// [`STATEMENTS_KEPT`] (a statement in use stays valid until dropped).
+pub(super) fn trim_statements(client: &deadpool_postgres::Client) {
     if client.statement_cache.size() > STATEMENTS_KEPT {
         client.statement_cache.clear();
     }
-    client
 }
 
 /// A stored JSON object.
