@@ -104,8 +104,21 @@ mod tests {
         );
     }
 
+    #[derive(Default)]
+    struct RanLong(std::sync::atomic::AtomicU32);
+
+    impl super::waits::WaitObserver for RanLong {
+        fn wait_started(&self) {}
+        fn wait_ended(&self) {}
+        fn ran_long(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     #[test]
     fn a_call_past_its_budget_is_throttled_and_still_ends_at_its_deadline() {
+        let reports = std::sync::Arc::new(RanLong::default());
+        super::waits::observe_waits_on_this_thread(reports.clone());
         let mut clock = BusyClock::start();
         // Computing past the budget.
         while thread_cpu().saturating_sub(clock.cpu_before) <= BUSY_BUDGET {}
@@ -115,6 +128,9 @@ mod tests {
         assert!(clock.throttled);
         assert!(before.elapsed() >= BUSY_PAUSE, "the call paused");
         assert!(until <= EPOCH_TICK, "one tick at a time: {until:?}");
+        let _ = clock.check(Instant::now() + Duration::from_secs(600));
+        let reported = reports.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(reported, 1, "reported once per call");
         // A pause never outlasts the deadline: past it, the call ends.
         let deadline = Instant::now() + Duration::from_micros(200);
         assert_eq!(clock.check(deadline), None);

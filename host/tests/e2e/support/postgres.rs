@@ -33,6 +33,11 @@ impl TestDatabase {
             .expect("a URI ending with /database");
         format!("{base}/{}", self.name)
     }
+
+    /// A connection to it, to read what the servers wrote.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        connect(&self.uri()).await
+    }
 }
 
 async fn connect(uri: &str) -> tokio_postgres::Client {
