@@ -789,11 +789,11 @@ impl Runs {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
         };
-        let writer = Arc::new(Mutex::new(StepWriter::new(
-            self.storage.clone(),
-            live,
-            &spec,
-        )));
+        let mut writer = StepWriter::new(self.storage.clone(), live, &spec);
+        writer.fence = self
+            .shared()
+            .map(|shared| (shared.queue.clone(), shared.replica.clone()));
+        let writer = Arc::new(Mutex::new(writer));
         let sink = {
             let writer = writer.clone();
             Box::new(move |event: GraphEvent| {
@@ -1133,6 +1133,9 @@ pub(crate) fn json_size(value: &Value) -> usize {
 /// when the run ends.
 struct StepWriter {
     storage: Arc<dyn Storage>,
+    /// On a shared queue: the queue and this replica, whose attempt alone
+    /// may write the run's checkpoints.
+    fence: Option<(Arc<dyn crate::storage::RunQueue>, String)>,
     live: Arc<LiveRun>,
     modes: Vec<String>,
     run_metadata: Object,
@@ -1165,6 +1168,7 @@ impl StepWriter {
         }
         Self {
             storage,
+            fence: None,
             live: live.clone(),
             modes: spec.stream_modes.clone(),
             run_metadata,
@@ -1251,11 +1255,28 @@ impl StepWriter {
         self.parent = Some(checkpoint.checkpoint_id.clone());
         // The run's end is durable, and a run cut short starts over: its
         // steps need not wait for the disk.
-        if let Err(e) = wait(
-            self.storage
-                .put_checkpoint(&checkpoint, Durability::Deferred),
-        ) {
-            tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
+        let written = match &self.fence {
+            Some((queue, replica)) => {
+                let attempt = self.live.attempt.load(Ordering::Relaxed);
+                wait(queue.put_checkpoint((replica, attempt), &checkpoint))
+            }
+            None => wait(
+                self.storage
+                    .put_checkpoint(&checkpoint, Durability::Deferred),
+            )
+            .map(|()| true),
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another attempt holds the run now: this one stops, and
+                // writes nothing over that one's state.
+                tracing::warn!(run_id = %self.live.run_id, "the run is no longer this server's: its checkpoint was not written");
+                self.live.cancel.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::{Result, Run, RunStatus};
+use super::{Checkpoint, Result, Run, RunStatus};
 
 /// A run a replica claimed: it executes it until it completes it, or its
 /// lease lapses and another replica claims it again.
@@ -158,6 +158,12 @@ pub trait RunQueue: Send + Sync {
     /// `rollback`): a pending one ends now, closed with `end`, interrupted
     /// (or deleted, for a rollback); a running one is signalled.
     async fn cancel(&self, run_id: Uuid, action: &str, end: &QueuedEvent) -> Result<CancelRequest>;
+
+    /// Writes a checkpoint of a run the attempt `holder` (replica, attempt)
+    /// executes, as [`super::Storage::put_checkpoint`] does (not waiting
+    /// for the disk), only while that attempt holds the run: false, and
+    /// nothing written, once another attempt has taken it over.
+    async fn put_checkpoint(&self, holder: (&str, u32), checkpoint: &Checkpoint) -> Result<bool>;
 
     /// Undoes what an earlier attempt of a run wrote (its checkpoints; the
     /// thread's values become those before it), for a retry to start over.

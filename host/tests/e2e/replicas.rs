@@ -465,6 +465,28 @@ async fn a_replica_paused_past_its_lease_answers_its_waiters_with_the_run_anothe
         .await;
     assert_eq!(joined.json, answer.json);
     assert_eq!(run_status(&a, &thread, &run).await, "success");
+    // A's stopped attempt wrote nothing over B's: the thread holds the
+    // checkpoints of one attempt, as many as the same run leaves alone.
+    let history = |server: &ServerProcess, thread: String| {
+        let client = server.user("user1-token");
+        async move {
+            let reply = client
+                .post(&format!("/threads/{thread}/history"), json!({"limit": 100}))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            reply.json.as_array().unwrap().len()
+        }
+    };
+    let alone = new_thread(&b).await;
+    let done = b
+        .user("user1-token")
+        .post(
+            &format!("/threads/{alone}/runs/wait"),
+            json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 0}}),
+        )
+        .await;
+    assert_eq!(done.json["done"], true, "{}", done.text);
+    assert_eq!(history(&b, thread).await, history(&b, alone).await);
 }
 
 #[tokio::test]

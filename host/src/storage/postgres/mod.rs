@@ -384,7 +384,8 @@ impl Storage for PostgresStorage {
             Durability::Durable => self.conn().await?,
             Durability::Deferred => bounded(self.deferred.get().await?),
         };
-        runs::put_checkpoint(&c, checkpoint).await
+        runs::put_checkpoint(&c, checkpoint, None).await?;
+        Ok(())
     }
 
     async fn checkpoints(

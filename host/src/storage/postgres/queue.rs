@@ -19,9 +19,9 @@ use uuid::Uuid;
 
 use super::filter::Params;
 use super::rows::{bounded, execute, nullable, row, rows};
-use super::runs::{RUN_COLUMNS, insert_run_in, run_row, undo_writes};
+use super::runs::{RUN_COLUMNS, insert_run_in, put_checkpoint, run_row, undo_writes};
 use crate::storage::queue::{CancelRequest, Claim, Held, QueuedEvent, RunQueue, Wake};
-use crate::storage::{Result, Run, RunStatus, StorageError};
+use crate::storage::{Checkpoint, Result, Run, RunStatus, StorageError};
 use crate::timestamp::now;
 
 /// How many wake-ups a slow replica task may fall behind before it is told
@@ -543,6 +543,11 @@ impl RunQueue for PgRunQueue {
         Ok(outcome)
     }
 
+    async fn put_checkpoint(&self, holder: (&str, u32), checkpoint: &Checkpoint) -> Result<bool> {
+        let c = bounded(self.deferred.get().await?);
+        put_checkpoint(&c, checkpoint, Some(holder)).await
+    }
+
     async fn restart(&self, run_id: Uuid, thread_id: Uuid) -> Result<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
@@ -882,6 +887,42 @@ mod tests {
         };
         assert_eq!((first.attempt, second.attempt), (1, 2));
         assert!(queue.renew("a", LEASE).await.unwrap().is_empty());
+        // Nor its checkpoints: the thread's state is the holder's alone.
+        let checkpoint = |by: &str| crate::storage::Checkpoint {
+            thread_id: run.thread_id,
+            checkpoint_id: Uuid::now_v7().to_string(),
+            parent_checkpoint_id: None,
+            run_id: Some(run.run_id),
+            values: json!({"by": by}),
+            next: Vec::new(),
+            metadata: Default::default(),
+            created_at: now(),
+        };
+        assert!(
+            !queue
+                .put_checkpoint(("a", 1), &checkpoint("a"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            queue
+                .put_checkpoint(("b", 2), &checkpoint("b"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !queue
+                .put_checkpoint(("a", 1), &checkpoint("a"))
+                .await
+                .unwrap()
+        );
+        let thread = storage.thread(run.thread_id, None).await.unwrap().unwrap();
+        assert_eq!(thread.values, json!({"by": "b"}));
+        let written = storage
+            .checkpoints(run.thread_id, 10, None, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(written.len(), 1, "{written:?}");
         assert!(
             !queue
                 .append(run.run_id, ("a", 1), &[event(1, "values")])

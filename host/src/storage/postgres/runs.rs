@@ -221,7 +221,14 @@ pub(super) async fn prune_checkpoints(c: &impl GenericClient, thread_id: Uuid) -
     execute(c, &sql, &p).await
 }
 
-pub(super) async fn put_checkpoint(c: &impl GenericClient, cp: &Checkpoint) -> Result<()> {
+/// Writes `cp` and makes its values the thread's; with `holder` (replica,
+/// attempt), only while that attempt holds the checkpoint's run. Whether
+/// it was written.
+pub(super) async fn put_checkpoint(
+    c: &impl GenericClient,
+    cp: &Checkpoint,
+    holder: Option<(&str, u32)>,
+) -> Result<bool> {
     let mut p = Params::default();
     let values = [
         p.bind(cp.thread_id, Type::UUID),
@@ -233,10 +240,22 @@ pub(super) async fn put_checkpoint(c: &impl GenericClient, cp: &Checkpoint) -> R
         p.json(cp.metadata.clone().into()),
         p.text(cp.created_at.clone()),
     ];
+    // An attempt whose lease lapsed (its server stalled, another took the
+    // run over) writes nothing more.
+    let fence = match holder {
+        Some((replica, attempt)) => format!(
+            " WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = {} AND lease_owner = {} \
+             AND attempt = {} AND status = 'running')",
+            values[3],
+            p.text(replica),
+            p.bind(i32::try_from(attempt).unwrap_or(i32::MAX), Type::INT4),
+        ),
+        None => String::new(),
+    };
     // One statement, one round trip: the checkpoint and the thread's
     // values commit together.
     let sql = format!(
-        "WITH written AS (INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES ({}) \
+        "WITH written AS (INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) SELECT {}{fence} \
          ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET \
          parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, \
          state_values = excluded.state_values, next = excluded.next, \
@@ -248,8 +267,7 @@ pub(super) async fn put_checkpoint(c: &impl GenericClient, cp: &Checkpoint) -> R
         values[0],
         created = values[7],
     );
-    execute(c, &sql, &p).await?;
-    Ok(())
+    Ok(execute(c, &sql, &p).await? > 0)
 }
 
 const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
