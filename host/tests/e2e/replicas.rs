@@ -422,18 +422,7 @@ async fn a_replica_paused_past_its_lease_answers_its_waiters_with_the_run_anothe
     let a = replica(&config, &database, "0.2", "3");
     let thread = new_thread(&a).await;
     // A client waits on A for a run A executes.
-    let waiting = tokio::spawn(
-        a.user("user1-token")
-            .post(
-                &format!("/threads/{thread}/runs/wait"),
-                json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 4}}),
-            )
-            .into_future(),
-    );
-    eventually("the run to start on A", async || {
-        (run_status_of_thread(&a, &thread).await == "running").then_some(())
-    })
-    .await;
+    let waiting = wait_while_it_runs(&a, &thread, 4).await;
     let runs = a
         .user("user1-token")
         .get(&format!("/threads/{thread}/runs"))
@@ -496,18 +485,7 @@ async fn a_replica_paused_past_its_lease_with_no_other_finishes_its_run() {
     let config = project(dir.path());
     let a = replica(&config, &database, "0.2", "3");
     let thread = new_thread(&a).await;
-    let waiting = tokio::spawn(
-        a.user("user1-token")
-            .post(
-                &format!("/threads/{thread}/runs/wait"),
-                json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": 2}}),
-            )
-            .into_future(),
-    );
-    eventually("the run to start on A", async || {
-        (run_status_of_thread(&a, &thread).await == "running").then_some(())
-    })
-    .await;
+    let waiting = wait_while_it_runs(&a, &thread, 2).await;
     // A stalls past its lease; when it wakes, its claim loop may take the
     // run again (a new attempt) while the stalled attempt still executes,
     // or its renewal may keep it: either way the run ends once, and the
@@ -539,6 +517,29 @@ async fn a_replica_paused_past_its_lease_with_no_other_finishes_its_run() {
         "{}",
         thread_status.text
     );
+}
+
+/// A client's `runs.wait` on `server` for a run of the slow graph that
+/// sleeps `secs`, once the run executes there: the pending answer.
+async fn wait_while_it_runs(
+    server: &ServerProcess,
+    thread: &str,
+    secs: u64,
+) -> tokio::task::JoinHandle<crate::support::Reply> {
+    let waiting = tokio::spawn(
+        server
+            .user("user1-token")
+            .post(
+                &format!("/threads/{thread}/runs/wait"),
+                json!({"assistant_id": "slow", "input": {"mode": "sleep", "n": secs}}),
+            )
+            .into_future(),
+    );
+    eventually("the run to start", async || {
+        (run_status_of_thread(server, thread).await == "running").then_some(())
+    })
+    .await;
+    waiting
 }
 
 /// Sends `signal` (`-STOP`, `-CONT`) to the replica's process.
