@@ -18,6 +18,10 @@
 //! `WARDEN_BENCH_THREADS` (seeded threads, default 100000),
 //! `WARDEN_BENCH_ROUTE` (only the routes whose name starts with it, e.g.
 //! `GET /threads`).
+//! `GET /threads/{id}` also runs on a third server with the decision log
+//! on at full sampling (`log-on`), and, when `WARDEN_BENCH_BASELINE_BIN`
+//! names another build of `warden` (an earlier commit's), on that build
+//! with auth on (`baseline-bin`): what the log and the metrics cost.
 //! `LANGGRAPH_DEV_URL=http://127.0.0.1:<port>` (a running `langgraph dev`
 //! on the reference project, loopback only) adds it to the
 //! `GET /threads/{id}` runs; its CPU is read from the process listening on
@@ -110,6 +114,33 @@ fn main() {
     let on_config = root.join("examples/reference/langgraph.json");
     let on = Server::start("auth-on", &on_config, &data_dir, None, scratch.path());
     let off = Server::start("auth-off", &off_config, &data_dir, None, scratch.path());
+    // The decision log on, every allowed decision written (the most it
+    // costs), to a file in the scratch directory.
+    let log_config = scratch.path().join("langgraph-log.json");
+    let reference = root.join("examples/reference");
+    std::fs::write(
+        &log_config,
+        json!({"graphs": {"agent": reference.join("agent")}, "auth": {
+            "path": reference.join("auth"), "disable_studio_auth": true,
+            "timeout_ms": 100, "memory_mib": 32,
+            "decision_log": {"path": scratch.path().join("decisions.jsonl"), "sample_allowed": 1.0},
+        }})
+        .to_string(),
+    )
+    .expect("writing the decision-log langgraph.json");
+    let logged = Server::start("log-on", &log_config, &data_dir, None, scratch.path());
+    // Another build of `warden` (an earlier commit's, say) on the same
+    // config as auth-on, for what a change costs.
+    let baseline = std::env::var_os("WARDEN_BENCH_BASELINE_BIN").map(|bin| {
+        Server::start_bin(
+            Path::new(&bin),
+            "baseline-bin",
+            &on_config,
+            &data_dir,
+            None,
+            scratch.path(),
+        )
+    });
     println!(
         "servers: auth-on pid {} on {}, auth-off pid {} on {}",
         on.pid(),
@@ -165,6 +196,10 @@ fn main() {
             targets.push(Target::warden(&route, "pg-x2", &both).on_postgres());
         }
         if route.name == "GET /threads/{id}" {
+            targets.push(Target::warden(route, "log-on", &[&logged]));
+            if let Some(baseline) = &baseline {
+                targets.push(Target::warden(route, "baseline-bin", &[baseline]));
+            }
             targets.extend(externals.iter().map(|e| e.target(route)));
         }
     }
@@ -228,6 +263,9 @@ fn main() {
     for route in &routes {
         for (a, b) in [
             ("auth-on", "auth-off"),
+            ("log-on", "auth-on"),
+            ("auth-on", "baseline-bin"),
+            ("log-on", "baseline-bin"),
             ("pg-x1", "auth-on"),
             ("pg-x2", "pg-x1"),
         ] {
@@ -247,6 +285,19 @@ fn main() {
         unreachable!("both modes of {get} are always run");
     };
     let mut targets_met = Vec::new();
+    for base in ["auth-on", "baseline-bin"] {
+        if let (Some(logged), Some(base_run)) = (find(get, "log-on"), find(get, base)) {
+            let kept = logged.rps / base_run.rps;
+            targets_met.push((
+                format!(
+                    "{get} with the decision log on (full sampling) keeps ≥ 95 % of {base} \
+                     req/s: {:.1} %",
+                    kept * 100.0
+                ),
+                kept >= 0.95,
+            ));
+        }
+    }
     let kept = get_on.rps / get_off.rps;
     targets_met.push((
         format!(
@@ -892,10 +943,23 @@ impl Server {
         database: Option<&Database>,
         logs: &Path,
     ) -> Self {
+        let bin = Path::new(env!("CARGO_BIN_EXE_warden"));
+        Self::start_bin(bin, name, config, data_dir, database, logs)
+    }
+
+    /// [`Server::start`] with the `warden` binary at `bin`.
+    fn start_bin(
+        bin: &Path,
+        name: &'static str,
+        config: &Path,
+        data_dir: &Path,
+        database: Option<&Database>,
+        logs: &Path,
+    ) -> Self {
         let port = free_port();
         let log_path = logs.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).expect("creating the server log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+        let mut command = Command::new(bin);
         command
             .arg("serve")
             .arg("--config")

@@ -19,6 +19,7 @@ pub use crate::plugin::{
     DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS,
     MAX_MEMORY_MIB,
 };
+use crate::telemetry::decisions::{self, DecisionLogSettings, WhenFull};
 
 /// The longest deadline a plugin may ask for.
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
@@ -64,6 +65,9 @@ pub struct AuthConfig {
     /// LangGraph's authenticate-result cache settings.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// Warden's decision log: one JSON line per auth decision.
+    #[serde(default)]
+    pub decision_log: Option<DecisionLogConfig>,
     /// OpenAPI security schemes merged into `/openapi.json`.
     #[serde(default)]
     pub openapi: Option<serde_json::Value>,
@@ -108,6 +112,103 @@ pub struct CacheConfig {
     /// The most entries kept.
     #[serde(default = "default_max_size")]
     pub max_size: u64,
+}
+
+/// `auth.decision_log`: where the auth decisions are written, and what
+/// they show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogConfig {
+    /// A file records are appended to, relative to the configuration file.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Whether records go to standard output too.
+    #[serde(default)]
+    pub stdout: bool,
+    /// How many records may wait for the writer.
+    #[serde(default = "default_decision_buffer")]
+    pub buffer: usize,
+    /// `drop` (count and go on) or `block` (wait for room).
+    #[serde(default = "default_when_full")]
+    pub when_full: WhenFull,
+    /// The share of requests whose allowed decisions are written, 0–1;
+    /// denials and faults are always written.
+    #[serde(default = "default_sample")]
+    pub sample_allowed: f64,
+    /// Request headers whose values are written (never credentials).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// User fields written besides the identity (`permissions`,
+    /// `display_name`, or an extra field's name).
+    #[serde(default)]
+    pub user_fields: Vec<String>,
+}
+
+/// The most records `auth.decision_log.buffer` may hold.
+pub const MAX_DECISION_BUFFER: usize = 1_000_000;
+
+fn default_decision_buffer() -> usize {
+    10_000
+}
+fn default_when_full() -> WhenFull {
+    WhenFull::Drop
+}
+fn default_sample() -> f64 {
+    1.0
+}
+
+impl DecisionLogConfig {
+    /// Refuses settings that would log nothing, hold too much or log a
+    /// credential.
+    fn check(&self) -> Result<(), String> {
+        if self.path.is_none() && !self.stdout {
+            return Err("`auth.decision_log`: set `path`, `stdout: true` or both".into());
+        }
+        if self.buffer == 0 || self.buffer > MAX_DECISION_BUFFER {
+            return Err(format!(
+                "`auth.decision_log.buffer`: {} is out of range 1..={MAX_DECISION_BUFFER}",
+                self.buffer
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_allowed) {
+            return Err(format!(
+                "`auth.decision_log.sample_allowed`: {} is not between 0 and 1",
+                self.sample_allowed
+            ));
+        }
+        if let Some(header) = self
+            .headers
+            .iter()
+            .find(|h| decisions::is_credential(&h.to_ascii_lowercase()))
+        {
+            return Err(format!(
+                "`auth.decision_log.headers`: {header:?} carries credentials and is never logged"
+            ));
+        }
+        if let Some(field) = self.user_fields.iter().find(|f| *f == "private_fields") {
+            return Err(format!(
+                "`auth.decision_log.user_fields`: {field:?} is not a field that can be logged"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The log's settings, its file resolved against `config`'s directory.
+    pub fn settings(&self, config: &Config) -> DecisionLogSettings {
+        DecisionLogSettings {
+            file: self.path.as_ref().map(|p| config.dir().join(p)),
+            stdout: self.stdout,
+            buffer: self.buffer,
+            when_full: self.when_full,
+            sample_allowed: self.sample_allowed,
+            headers: self
+                .headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            user_fields: self.user_fields.clone(),
+        }
+    }
 }
 
 fn default_timeout_ms() -> u64 {
@@ -365,6 +466,9 @@ impl Config {
                         "`auth.cache`: `ttl_seconds` and `max_size` must be at least 1".into(),
                     ));
                 }
+            }
+            if let Some(log) = &auth.decision_log {
+                log.check().map_err(error)?;
             }
             if auth.path.ends_with(".py") || auth.path.contains(".py:") {
                 return Err(error(format!(

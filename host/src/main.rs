@@ -16,6 +16,8 @@ use warden::plugin::{
 };
 use warden::server::AppState;
 use warden::storage::{PostgresStorage, SqliteStorage, Storage, redacted};
+use warden::telemetry::DecisionLog;
+use warden::telemetry::query::{self, Question};
 
 /// mimalloc: every request allocates a plugin instance's store, WASI
 /// context and buffers on one of many blocking-pool threads, where glibc's
@@ -52,6 +54,38 @@ enum Command {
     /// Exit status: 0 on success, 1 when the plugin answers with an HTTP
     /// error (or denies), 2 on a fault or when the plugin cannot be loaded.
     Call(CallArgs),
+    /// Create a plugin crate (`--graph`: a graph crate) with native tests
+    /// and a langgraph.json serving it, ready for `warden dev`.
+    New(warden::scaffold::NewArgs),
+    /// Answer questions from a decision log (`auth.decision_log`): the
+    /// records that match, as JSON lines, or `--by-digest` the decisions
+    /// counted by plugin version and what changed from one to the next.
+    Decisions(DecisionsArgs),
+}
+
+#[derive(Args)]
+struct DecisionsArgs {
+    /// The decision log (JSON lines); `-` reads standard input.
+    log: PathBuf,
+    /// Only the decisions about this identity.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Only the decisions of this request (its `x-request-id`).
+    #[arg(long)]
+    request_id: Option<String>,
+    /// Only this outcome: allow, deny, filter or fault.
+    #[arg(long, value_parser = ["allow", "deny", "filter", "fault"])]
+    outcome: Option<String>,
+    /// Only this event (`threads.create`), or `authenticate`.
+    #[arg(long)]
+    event: Option<String>,
+    /// Only the decisions of the plugin versions whose digest starts so.
+    #[arg(long)]
+    digest: Option<String>,
+    /// Count the matching decisions by plugin version instead of listing
+    /// them.
+    #[arg(long)]
+    by_digest: bool,
 }
 
 #[derive(Args)]
@@ -142,18 +176,53 @@ enum Handler {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Before any runtime starts: the exporter's HTTP client runs its own.
+    let traces = match warden::telemetry::Traces::from_env() {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // Colours only on a terminal: a log file or `docker logs` shows
+        // none of their escape codes.
+        let log = tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .with_filter(
+                tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            );
+        // Warden's own spans (requests at `info`, their auth and storage
+        // work at `debug`), whatever WARDEN_LOG lets the log show.
+        let spans = traces.as_ref().map(|traces| {
+            traces.layer().with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("warden", tracing::Level::DEBUG),
+            )
+        });
+        tracing_subscriber::registry().with(log).with(spans).init();
+    }
+    if let Some(traces) = &traces {
+        tracing::info!(
+            endpoint = traces.endpoint(),
+            "exporting request spans over OTLP"
+        );
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args, false).map(|()| ExitCode::SUCCESS),
         Command::Dev(args) => serve(args, true).map(|()| ExitCode::SUCCESS),
         Command::Call(args) => call(args),
+        Command::Decisions(args) => decisions(args),
+        Command::New(args) => warden::scaffold::create(&args)
+            .map(|created| print!("{created}"))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -245,11 +314,17 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("invalid address {}:{}", args.host, args.port))?;
     let port_file = args.port_file;
+    let decisions = match config.auth.as_ref().and_then(|a| a.decision_log.as_ref()) {
+        Some(log) => Some(Arc::new(DecisionLog::open(log.settings(&config))?)),
+        None => None,
+    };
     let tokio = tokio::runtime::Runtime::new()?;
     tokio.block_on(async move {
         let storage = open_storage(args.database_url, &args.data_dir).await?;
         let queue = warden::runs::QueueSettings::from_env()?;
-        let state = AppState::serving(&config, auth, storage, graphs, args.workers, queue).await?;
+        let mut state =
+            AppState::serving(&config, auth, storage, graphs, args.workers, queue).await?;
+        state.decisions = decisions;
         let state = Arc::new(state);
         tokio::spawn(warden::server::CronScheduler::new(state.clone()).run());
         let listener = tokio::net::TcpListener::bind(addr)
@@ -388,12 +463,7 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
             let value: Value = serde_json::from_str(&value).context("--value is not JSON")?;
             match session.authorize(&user, event, &value) {
                 Ok(Ok(verdict)) => {
-                    let handler = verdict.handler.map(|h| match h {
-                        warden::types::On::Event(r, a) => format!("{r}.{a}"),
-                        warden::types::On::Resource(r) => format!("{r}.*"),
-                        warden::types::On::Action(a) => format!("*.{a}"),
-                        warden::types::On::All => "*".to_owned(),
-                    });
+                    let handler = verdict.handler.map(warden::server::handler_name);
                     let value = verdict.value.unwrap_or(value);
                     let (decision, filter, code) = match verdict.outcome {
                         Outcome::Allow => ("allow", Value::Null, ExitCode::SUCCESS),
@@ -518,4 +588,43 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+}
+
+/// `warden decisions`: the records of a decision log that answer the
+/// question, or their count by plugin version.
+fn decisions(args: DecisionsArgs) -> anyhow::Result<ExitCode> {
+    let question = Question {
+        identity: args.identity,
+        request_id: args.request_id,
+        outcome: args.outcome,
+        event: args.event,
+        digest: args.digest,
+    };
+    let read = if args.log.as_os_str() == "-" {
+        query::read(std::io::stdin().lock(), &question)?
+    } else {
+        let file = std::fs::File::open(&args.log)
+            .with_context(|| format!("cannot open {}", args.log.display()))?;
+        query::read(std::io::BufReader::new(file), &question)?
+    };
+    if read.unreadable > 0 {
+        eprintln!(
+            "warning: {} line(s) of {} are not decision records (skipped)",
+            read.unreadable,
+            args.log.display()
+        );
+    }
+    if args.by_digest {
+        print!(
+            "{}",
+            query::render_by_digest(&query::by_digest(&read.records))
+        );
+    } else {
+        let mut out = std::io::stdout().lock();
+        for record in &read.records {
+            use std::io::Write as _;
+            writeln!(out, "{record}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

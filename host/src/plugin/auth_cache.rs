@@ -11,6 +11,7 @@
 //! when it is full, expired results go first, then the least recently used.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::policy::EvictionPolicy;
@@ -23,6 +24,16 @@ use super::settings::AuthCacheSettings;
 /// The longest `ttl_seconds` honoured (moka's builder panics past 1000
 /// years; a century is forever for a cache).
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `auth.cache` entries evicted (by size or age) in this process, every
+/// plugin version's cache together: a counter that a swap does not reset.
+static EVICTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `auth.cache` entries were evicted (by size or age) in this
+/// process.
+pub fn evictions() -> u64 {
+    EVICTIONS.load(Ordering::Relaxed)
+}
 
 /// The key of one request: the digest of its cache-key header values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +63,11 @@ impl AuthCache {
             // Plain LRU: a new result is always kept (moka's default
             // TinyLFU may refuse a key seen once when the cache is full).
             .eviction_policy(EvictionPolicy::lru())
+            .eviction_listener(|_, _, cause| {
+                if cause.was_evicted() {
+                    EVICTIONS.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build();
         Self {
             header_names: settings.header_names,

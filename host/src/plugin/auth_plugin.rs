@@ -50,6 +50,17 @@ pub struct AuthPlugin {
     auth_cache: Option<AuthCache>,
 }
 
+/// Whether `auth.cache` answered an authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLookup {
+    /// No cache, or the request carries none of its key headers.
+    Off,
+    /// The cache held the user: `authenticate` was not called.
+    Hit,
+    /// `authenticate` ran (and its user, if any, is cached now).
+    Miss,
+}
+
 /// What [`AuthPlugin::authenticate`] found.
 pub struct Authenticated {
     /// The user, or the error the plugin answered with.
@@ -58,6 +69,8 @@ pub struct Authenticated {
     /// events; `None` when the user came from `auth.cache` (no instance was
     /// created: one is made only if a handler must run).
     pub session: Option<Session>,
+    /// Whether `auth.cache` answered.
+    pub cache: CacheLookup,
 }
 
 /// The result of an authorization call.
@@ -245,17 +258,29 @@ impl AuthPlugin {
             return Ok(Authenticated {
                 result: Ok(user),
                 session: None,
+                cache: CacheLookup::Hit,
             });
         }
         let mut session = self.session()?;
         let result = session.authenticate(request)?;
+        let lookup = match &key {
+            Some(_) => CacheLookup::Miss,
+            None => CacheLookup::Off,
+        };
         if let (Some((cache, key)), Ok(user)) = (key, &result) {
             cache.insert(key, user.clone());
         }
         Ok(Authenticated {
             result,
             session: Some(session),
+            cache: lookup,
         })
+    }
+
+    /// Blanks the plugin's secrets out of `value`, for what leaves the
+    /// server (the decision log).
+    pub fn redact_json(&self, value: &mut Value) {
+        self.grants.secrets.redact_json(value);
     }
 
     /// A fresh instance of the plugin for one request.

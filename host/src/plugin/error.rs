@@ -147,14 +147,23 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every [`Fault::kind`].
+    pub const KINDS: [&'static str; 5] = [
+        "timeout",
+        "memory limit",
+        "trap",
+        "invalid output",
+        "instantiation failure",
+    ];
+
     /// A short name of the kind of fault, for responses and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Fault::Timeout(_) => "timeout",
-            Fault::Memory(_) => "memory limit",
-            Fault::Trap(_) => "trap",
-            Fault::BadOutput(_) => "invalid output",
-            Fault::Instantiate(_) => "instantiation failure",
+            Fault::Timeout(_) => Self::KINDS[0],
+            Fault::Memory(_) => Self::KINDS[1],
+            Fault::Trap(_) => Self::KINDS[2],
+            Fault::BadOutput(_) => Self::KINDS[3],
+            Fault::Instantiate(_) => Self::KINDS[4],
         }
     }
 }

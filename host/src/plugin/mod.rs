@@ -54,7 +54,8 @@ mod watch;
 
 pub use allowlist::HostPattern;
 pub use artefact_key::ArtefactKeySource;
-pub use auth_plugin::{AuthPlugin, Authenticated, Session, Verdict};
+pub use auth_cache::evictions as auth_cache_evictions;
+pub use auth_plugin::{AuthPlugin, Authenticated, CacheLookup, Session, Verdict};
 pub use build::locate_component;
 pub use busy::{BUSY_BUDGET, BUSY_PAUSE};
 pub use component::PluginInfo;

@@ -130,6 +130,7 @@ struct History {
     loaded_at: String,
     previous: Option<String>,
     swaps: u64,
+    refused: u64,
     last_error: Option<ReloadError>,
 }
 
@@ -157,6 +158,8 @@ pub struct SlotStatus {
     pub previous_digest: Option<String>,
     /// How many times a new version was swapped in since start-up.
     pub swap_count: u64,
+    /// How many reloads were refused since start-up.
+    pub refused_count: u64,
     /// The last reload that was refused, unless a later one succeeded.
     pub last_reload_error: Option<ReloadError>,
     /// Whether the live version is an auth plugin with no authorization
@@ -191,6 +194,7 @@ impl<P: Swappable> PluginSlot<P> {
                 loaded_at: now(),
                 previous: None,
                 swaps: 0,
+                refused: 0,
                 last_error: None,
             }),
             reloading: Mutex::new(()),
@@ -226,6 +230,7 @@ impl<P: Swappable> PluginSlot<P> {
             loaded_at: history.loaded_at,
             previous_digest: history.previous,
             swap_count: history.swaps,
+            refused_count: history.refused,
             last_reload_error: history.last_error,
             authorizes_nothing: live.authorizes_nothing(),
         }
@@ -315,6 +320,7 @@ impl<P: Swappable> PluginSlot<P> {
                     %error,
                     "plugin reload refused: the loaded version keeps serving"
                 );
+                history.refused += 1;
                 history.last_error = Some(ReloadError {
                     at: now(),
                     error: error.to_string(),

@@ -45,6 +45,7 @@ use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Invocation, RunFailur
 use crate::storage::{
     Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
 };
+use crate::telemetry::metrics::{PluginLabel, RunMetrics, StatusLabel};
 use crate::timestamp::now;
 
 /// The stream modes a run can produce.
@@ -178,6 +179,8 @@ pub struct LiveRun {
     /// attempt this server claims again (its lease lapsed while it ran)
     /// starts only once the earlier one has stopped.
     turn: tokio::sync::Mutex<()>,
+    /// When this server took it on (submitted, or claimed).
+    began: Instant,
 }
 
 impl LiveRun {
@@ -237,6 +240,7 @@ impl LiveRun {
             attempt: AtomicU32::new(1),
             persister: Mutex::new(None),
             turn: tokio::sync::Mutex::new(()),
+            began: Instant::now(),
         }
     }
 
@@ -377,6 +381,8 @@ pub struct Runs {
     retired: Notify,
     /// The queue several servers share, when storage has one.
     shared: Option<shared::Shared>,
+    /// Runs created, ended and retried here, for `/metrics`.
+    metrics: RunMetrics,
 }
 
 /// How many submitted runs a slow thread stream may fall behind before it
@@ -428,6 +434,7 @@ impl Runs {
             retention: Arc::default(),
             retired: Notify::new(),
             shared,
+            metrics: RunMetrics::default(),
         }))
         .inspect(Runs::start_shared)
     }
@@ -435,6 +442,52 @@ impl Runs {
     /// Run workers: how many runs (and state updates) execute at once.
     pub fn workers(&self) -> &Arc<Semaphore> {
         &self.workers
+    }
+
+    /// Runs created, ended and retried here.
+    pub fn metrics(&self) -> &RunMetrics {
+        &self.metrics
+    }
+
+    /// Counts one call of `graph`'s `run` (an instantiation and a call):
+    /// `allow` when it returned values, `error` when it reported one,
+    /// `fault` (and the fault's kind), or `cancelled`.
+    fn count_graph_call(&self, graph: &str, result: &Result<Value, RunFailure>, took: Duration) {
+        let plugins = &self.metrics.plugins;
+        let outcome = match result {
+            Ok(_) => "allow",
+            Err(RunFailure::Error { .. }) => "error",
+            Err(RunFailure::Cancelled) => "cancelled",
+            Err(RunFailure::Fault(fault)) => {
+                plugins.fault(graph, fault.kind());
+                "fault"
+            }
+        };
+        plugins.call(graph, "run", outcome, took);
+        plugins
+            .instantiations
+            .get_or_create(&PluginLabel {
+                plugin: graph.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Runs waiting to start: here, those accepted and not executing; on a
+    /// shared queue, every pending run of every server.
+    pub async fn queue_depth(&self) -> Result<usize, StorageError> {
+        match self.shared() {
+            Some(shared) => Ok(shared
+                .queue
+                .all_in_flight()
+                .await?
+                .iter()
+                .filter(|run| run.status == RunStatus::Pending)
+                .count()),
+            None => {
+                let inner = self.inner();
+                Ok(inner.in_flight.saturating_sub(inner.running.len()))
+            }
+        }
     }
 
     /// What the executor holds now.
@@ -492,6 +545,13 @@ impl Runs {
     /// Records the run (its thread becomes `busy`) and queues it on its
     /// thread; it starts at once when the thread is free.
     pub fn submit(self: &Arc<Self>, spec: RunSpec) -> Result<Arc<LiveRun>, SubmitError> {
+        let live = self.accept(spec)?;
+        self.metrics.created.inc();
+        Ok(live)
+    }
+
+    /// [`Runs::submit`], uncounted.
+    fn accept(self: &Arc<Self>, spec: RunSpec) -> Result<Arc<LiveRun>, SubmitError> {
         let owner = spec.config["configurable"]["langgraph_auth_user_id"]
             .as_str()
             .unwrap_or_default()
@@ -809,7 +869,9 @@ impl Runs {
             config: spec.config.clone(),
             context: spec.context.clone(),
         };
+        let started = std::time::Instant::now();
         let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
+        self.count_graph_call(spec.graph.graph_id(), &result, started.elapsed());
         let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(values) => {
@@ -945,6 +1007,16 @@ impl Runs {
         live.outcome_bytes.store(bytes, Ordering::Relaxed);
         *live.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         live.events.finish();
+        if let Some(status) = status {
+            let status = status.as_str();
+            self.metrics
+                .finished
+                .get_or_create(&StatusLabel { status })
+                .inc();
+            self.metrics
+                .duration
+                .observe(live.began.elapsed().as_secs_f64());
+        }
     }
 
     /// Ends a run the shutdown stopped (or never let start): `error`, with

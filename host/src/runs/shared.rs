@@ -769,6 +769,9 @@ impl Runs {
         let Some(shared) = self.shared() else { return };
         let run_id = claim.run.run_id;
         let thread_id = claim.run.thread_id;
+        if claim.attempt > 1 {
+            self.metrics().retries.inc();
+        }
         let job: Option<Job> = serde_json::from_value(claim.job.clone()).ok();
         let graph = job
             .as_ref()

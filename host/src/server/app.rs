@@ -6,11 +6,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::replica::Replica;
-use super::{Limits, limits, metrics, work_pool};
+use super::{Limits, limits, work_pool};
 use crate::config::Config;
 use crate::plugin::{GraphSlot, PluginSlot};
 use crate::runs::{Graphs, Runs};
 use crate::storage::{Assistant, Storage, StorageError, SystemAssistant};
+use crate::telemetry::metrics::HttpTotals;
+use crate::telemetry::{DecisionLog, Metrics};
 
 /// What the routes share.
 pub struct AppState {
@@ -31,8 +33,12 @@ pub struct AppState {
     pub runs: Arc<Runs>,
     /// `auth.openapi`: the security schemes `/openapi.json` documents.
     pub auth_openapi: Option<serde_json::Value>,
-    /// Request counters served at `/metrics`.
-    pub metrics: Arc<metrics::Metrics>,
+    /// The Prometheus metrics served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The totals of `/metrics?format=json`.
+    pub http: Arc<HttpTotals>,
+    /// The auth decision log, when `auth.decision_log` turns it on.
+    pub decisions: Option<Arc<DecisionLog>>,
     /// The threads requests' synchronous work (plugin calls, database) runs on.
     pub work: Arc<work_pool::WorkPool>,
     /// `langgraph.json`'s `limits`.
@@ -126,13 +132,27 @@ impl AppState {
             queue,
         )
         .await?;
+        let metrics = Arc::new(Metrics::with(
+            runs.metrics().clone(),
+            storage.backend(),
+            storage.pool_waits(),
+        ));
+        if auth.is_some() {
+            // Every kind at 0 from the start: a dashboard's rate of faults
+            // is 0, not "no data", until the first one.
+            for kind in crate::plugin::Fault::KINDS {
+                metrics.plugin_faults_at_zero("auth", kind);
+            }
+        }
         Ok(Self {
             limits,
             streams: Arc::default(),
             graph_components: components,
             runs,
             auth_openapi: auth_openapi.cloned(),
-            metrics: Arc::default(),
+            metrics,
+            http: Arc::default(),
+            decisions: None,
             work: Arc::new(work_pool::WorkPool::for_this_machine()),
             disable_studio_auth: !config.auth.as_ref().is_some_and(|a| a.studio_bypass()),
             auth,

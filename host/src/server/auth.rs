@@ -15,6 +15,7 @@
 //! panicking) drive a future to completion on the calling thread.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::HttpBody;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
@@ -23,12 +24,14 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::AppState;
+use super::audit::Audit;
 use super::error::ApiError;
 use super::limits::{BodyBudget, BodyClass, is_stream};
 use super::work_pool::WorkPool;
-use crate::plugin::{AuthPlugin, Session};
+use crate::plugin::{AuthPlugin, CacheLookup, Session, Verdict};
 use crate::storage::{Filter, Storage, wait};
 use crate::types::{Action, Outcome, Resource, User};
 
@@ -46,6 +49,7 @@ pub struct Caller {
     plugin: Option<Arc<AuthPlugin>>,
     session: Option<Session>,
     events: &'static [Event],
+    audit: Audit,
 }
 
 /// What an authorization event allowed: the scope to apply in storage and
@@ -83,20 +87,45 @@ impl Caller {
         let Some(plugin) = &self.plugin else {
             return allowed(value);
         };
-        if plugin.handler_for(resource, action).is_none() {
-            return allowed(value);
-        }
-        let session = match &mut self.session {
-            Some(session) => session,
-            slot => slot.insert(plugin.session().map_err(fault)?),
-        };
         let Some(event) = crate::types::Event::new(resource, action) else {
             tracing::error!(%resource, %action, "not an authorization event");
             return Err(ApiError::internal("Internal Server Error"));
         };
-        let verdict = session
-            .authorize(&self.user, event, &value)
-            .map_err(fault)??;
+        if plugin.handler_for(resource, action).is_none() {
+            let unhandled = Ok(Verdict {
+                handler: None,
+                outcome: Outcome::Allow,
+                value: None,
+            });
+            let took = Duration::ZERO;
+            self.audit
+                .authorized(plugin, &self.user, event, &value, Ok(&unhandled), took);
+            return allowed(value);
+        }
+        let _span = tracing::debug_span!("authorize", %resource, %action).entered();
+        let started = Instant::now();
+        if self.session.is_none() {
+            match plugin.session() {
+                Ok(session) => {
+                    self.audit.instantiated();
+                    self.session = Some(session);
+                }
+                Err(failed) => {
+                    let took = started.elapsed();
+                    self.audit
+                        .authorized(plugin, &self.user, event, &value, Err(&failed), took);
+                    return Err(fault(failed));
+                }
+            }
+        }
+        let Some(session) = self.session.as_mut() else {
+            return Err(ApiError::internal("Internal Server Error"));
+        };
+        let result = session.authorize(&self.user, event, &value);
+        let took = started.elapsed();
+        self.audit
+            .authorized(plugin, &self.user, event, &value, result.as_ref(), took);
+        let verdict = result.map_err(fault)??;
         let value = verdict.value.unwrap_or(value);
         match verdict.outcome {
             Outcome::Allow => allowed(value),
@@ -118,6 +147,7 @@ impl Caller {
             plugin: state.auth.as_ref().map(|slot| slot.current()),
             session: None,
             events,
+            audit: Audit::internal(state, "cron"),
         }
     }
 
@@ -143,8 +173,10 @@ fn fault(fault: crate::plugin::Fault) -> ApiError {
 
 /// Who the request claims to be, before authentication.
 enum Claim {
-    /// Known without a plugin call (no plugin: anonymous; Studio).
+    /// Known without a plugin call (no plugin: anonymous).
     Known(User),
+    /// Studio's bypass (`disable_studio_auth: false`): the Studio user.
+    Studio(User),
     /// To be decided by the plugin's `authenticate`.
     Ask(Arc<AuthPlugin>, crate::types::Request),
     /// Decided from the head already, with the session `authenticate` ran in.
@@ -182,6 +214,7 @@ pub struct Pending {
     plugin: Option<Arc<AuthPlugin>>,
     events: &'static [Event],
     work: Arc<WorkPool>,
+    audit: Audit,
 }
 
 impl Pending {
@@ -192,15 +225,35 @@ impl Pending {
     pub fn authenticate(self) -> Result<Caller, ApiError> {
         let (user, session) = match self.claim {
             Claim::Known(user) => (user, None),
+            Claim::Studio(user) => {
+                self.audit.studio(&user);
+                (user, None)
+            }
             Claim::Settled(user, session) => (user, session),
             Claim::Ask(plugin, request) => {
-                let failed = |fault: crate::plugin::Fault| {
+                let _span = tracing::debug_span!("authenticate").entered();
+                let started = Instant::now();
+                let authenticated = plugin.authenticate(&request);
+                let took = started.elapsed();
+                match &authenticated {
+                    Ok(found) => {
+                        if found.session.is_some() {
+                            self.audit.instantiated();
+                        }
+                        self.audit
+                            .authenticated(&plugin, found.cache, Ok(&found.result), took);
+                    }
+                    Err(fault) => {
+                        let cache = CacheLookup::Off;
+                        self.audit.authenticated(&plugin, cache, Err(fault), took);
+                    }
+                }
+                let authenticated = authenticated.map_err(|fault| {
                     ApiError::internal(format!(
                         "Authentication failed: auth plugin {}",
                         fault.kind()
                     ))
-                };
-                let authenticated = plugin.authenticate(&request).map_err(failed)?;
+                })?;
                 (authenticated.result?, authenticated.session)
             }
         };
@@ -209,6 +262,7 @@ impl Pending {
             plugin: self.plugin,
             session,
             events: self.events,
+            audit: self.audit,
         })
     }
 }
@@ -249,6 +303,7 @@ impl Pending {
                 plugin: settled.plugin,
                 events,
                 work: state.work.clone(),
+                audit: Audit::from_head(parts, state),
             };
         }
         let studio = !state.disable_studio_auth
@@ -261,7 +316,7 @@ impl Pending {
         let plugin = state.auth.as_ref().map(|slot| slot.current());
         let claim = match &plugin {
             None => Claim::Known(anonymous_user()),
-            Some(_) if studio => Claim::Known(studio_user()),
+            Some(_) if studio => Claim::Studio(studio_user()),
             Some(plugin) => Claim::Ask(Arc::clone(plugin), plugin_request(parts)),
         };
         Pending {
@@ -269,6 +324,7 @@ impl Pending {
             plugin,
             events,
             work: state.work.clone(),
+            audit: Audit::from_head(parts, state),
         }
     }
 }
@@ -315,8 +371,17 @@ where
     S: FnOnce(T) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send,
 {
+    let audit = pending.audit.clone();
+    let backend = storage.backend();
     if storage.works_inline() {
-        return as_caller(pending, move |caller| wait(then(authorize(caller)?))).await;
+        return as_caller(pending, move |caller| {
+            let authorized = authorize(caller)?;
+            let started = Instant::now();
+            let answer = wait(then(authorized));
+            audit.storage(backend, started.elapsed());
+            answer
+        })
+        .await;
     }
     let pool = pending.work.clone();
     let authorized = match pool
@@ -327,7 +392,13 @@ where
         Err(_) => return ApiError::internal("Internal Server Error").into_response(),
     };
     match authorized {
-        Ok(t) => then(t).await.unwrap_or_else(IntoResponse::into_response),
+        Ok(t) => {
+            let started = Instant::now();
+            let span = tracing::debug_span!("storage", backend);
+            let answer = then(t).instrument(span).await;
+            audit.storage(backend, started.elapsed());
+            answer.unwrap_or_else(IntoResponse::into_response)
+        }
         Err(error) => error.into_response(),
     }
 }

@@ -1,76 +1,65 @@
-//! `/metrics`: request counters in Prometheus text (default) or JSON
-//! (`?format=json`), public like the reference's.
+//! `/metrics`, public like the reference's: the server's Prometheus metrics
+//! ([`crate::telemetry::metrics`]) as text (default), or LangGraph's JSON
+//! summary (`?format=json`): responses by status class, in-flight requests,
+//! open streams and the runs' gauges.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::runs::RunStats;
+use super::AppState;
+use crate::telemetry::metrics::{CONTENT_TYPE, Live, LivePlugin, method_label};
 
-/// Counters of the HTTP server.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Responses by status class: 1xx .. 5xx.
-    by_class: [AtomicU64; 5],
-    /// Time spent answering, in microseconds.
-    micros: AtomicU64,
-    /// Requests being answered now.
-    in_flight: AtomicU64,
-}
-
-impl Metrics {
-    fn snapshot(&self) -> ([u64; 5], f64, u64) {
-        let classes = std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed));
-        let seconds = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
-        (classes, seconds, self.in_flight.load(Ordering::Relaxed))
-    }
-}
-
-/// One request counted in `in_flight` until it is dropped: answered, or
+/// One request counted in flight until it is dropped: answered, or
 /// abandoned when its client leaves.
-struct InFlight<'a>(&'a AtomicU64);
+struct InFlight<'a>(&'a AppState);
 
 impl<'a> InFlight<'a> {
-    fn enter(gauge: &'a AtomicU64) -> Self {
-        gauge.fetch_add(1, Ordering::Relaxed);
-        Self(gauge)
+    fn enter(state: &'a AppState) -> Self {
+        state.http.entered();
+        state.metrics.in_flight.inc();
+        Self(state)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.http.left();
+        self.0.metrics.in_flight.dec();
     }
 }
 
-/// The middleware that counts every request.
+/// The middleware that counts every request: by method, route template
+/// (never the path: ids would make a series per thread) and status.
 pub(super) async fn count(
-    State(metrics): State<Arc<Metrics>>,
+    State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let _in_flight = InFlight::enter(&metrics.in_flight);
+    let _in_flight = InFlight::enter(&state);
     let start = Instant::now();
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
-    metrics.by_class[class].fetch_add(1, Ordering::Relaxed);
-    metrics
-        .micros
-        .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let took = start.elapsed();
+    let status = response.status().as_u16();
+    state.http.answered(status, took);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.request(method, route, status, took);
     response
 }
 
-/// The counters as `GET /metrics` answers with them: Prometheus text, or
-/// JSON when `json`; with the runs' and the open streams' gauges.
-pub(super) fn render(metrics: &Metrics, runs: RunStats, streams: usize, json: bool) -> Response {
-    let (classes, seconds, in_flight) = metrics.snapshot();
+/// `GET /metrics`: Prometheus text, or the JSON summary when `json`.
+pub(super) async fn render(state: &AppState, json: bool) -> Response {
+    let runs = state.runs.stats();
+    let streams = state.streams.count();
     if json {
+        let (classes, seconds, in_flight) = state.http.snapshot();
         let by_class: serde_json::Map<_, _> = classes
             .iter()
             .enumerate()
@@ -84,36 +73,49 @@ pub(super) fn render(metrics: &Metrics, runs: RunStats, streams: usize, json: bo
         }))
         .into_response();
     }
-    let mut text = String::from(
-        "# HELP warden_http_requests_total HTTP responses by status class.\n\
-         # TYPE warden_http_requests_total counter\n",
-    );
-    for (i, n) in classes.iter().enumerate() {
-        text.push_str(&format!(
-            "warden_http_requests_total{{code=\"{}xx\"}} {n}\n",
-            i + 1
-        ));
+    let run_queue_depth = match state.runs.queue_depth().await {
+        Ok(depth) => depth,
+        Err(e) => {
+            tracing::warn!("/metrics: cannot read the run queue's depth: {e}");
+            0
+        }
+    };
+    let mut plugins = Vec::new();
+    if let Some(slot) = &state.auth {
+        let status = slot.status();
+        plugins.push(LivePlugin {
+            plugin: "auth".into(),
+            digest: status.info.digest,
+            contract: format!("warden:auth@{}", status.info.contract),
+            swaps: status.swap_count,
+            refused: status.refused_count,
+        });
     }
-    text.push_str(&format!(
-        "# HELP warden_http_request_duration_seconds_sum Time spent answering.\n\
-         # TYPE warden_http_request_duration_seconds_sum counter\n\
-         warden_http_request_duration_seconds_sum {seconds}\n\
-         # HELP warden_http_requests_in_flight Requests being answered.\n\
-         # TYPE warden_http_requests_in_flight gauge\n\
-         warden_http_requests_in_flight {in_flight}\n\
-         # HELP warden_http_open_streams Streamed responses open (SSE, wait, join).\n\
-         # TYPE warden_http_open_streams gauge\n\
-         warden_http_open_streams {streams}\n\
-         # HELP warden_runs_in_flight Runs pending or running.\n\
-         # TYPE warden_runs_in_flight gauge\n\
-         warden_runs_in_flight {}\n\
-         # HELP warden_run_events_retained Stream events kept in memory.\n\
-         # TYPE warden_run_events_retained gauge\n\
-         warden_run_events_retained {}\n\
-         # HELP warden_run_events_retained_bytes Bytes of stream events kept in memory.\n\
-         # TYPE warden_run_events_retained_bytes gauge\n\
-         warden_run_events_retained_bytes {}\n",
-        runs.in_flight, runs.events, runs.bytes
-    ));
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+    for (graph, slot) in &state.graph_components {
+        let status = slot.status();
+        plugins.push(LivePlugin {
+            plugin: graph.clone(),
+            digest: status.info.digest,
+            contract: format!("warden:graph@{}", status.info.contract),
+            swaps: status.swap_count,
+            refused: status.refused_count,
+        });
+    }
+    let live = Live {
+        open_streams: streams,
+        work_pool_queue: state.work.queued(),
+        work_pool_threads: state.work.threads(),
+        runs_in_flight: runs.in_flight,
+        run_queue_depth,
+        events_retained: runs.events,
+        events_retained_bytes: runs.bytes,
+        plugins,
+        auth_cache_evictions: crate::plugin::auth_cache_evictions(),
+        decision_log: state.decisions.as_ref().map(|log| log.counters().clone()),
+    };
+    (
+        [("content-type", CONTENT_TYPE)],
+        state.metrics.render(&live),
+    )
+        .into_response()
 }

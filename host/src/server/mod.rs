@@ -6,7 +6,8 @@
 //!
 //! - the API: `api` (the handlers, one module per resource);
 //! - the auth pipeline: `auth` ([`Pending`], [`Caller`], authentication
-//!   from the head) and the route table ([`routes`]);
+//!   from the head), `audit` (each decision to the decision log and the
+//!   metrics) and the route table ([`routes`]);
 //! - the server around them: `app` (the shared state), `router`,
 //!   [`serving`] (the connection loop), [`limits`], `streaming` (SSE),
 //!   [`work_pool`], `metrics`, `openapi`, `error`, the `cron_scheduler`,
@@ -14,6 +15,7 @@
 
 mod api;
 mod app;
+mod audit;
 mod auth;
 mod cron_scheduler;
 mod error;
@@ -28,6 +30,7 @@ mod streaming;
 pub mod work_pool;
 
 pub use app::{AppState, DEFAULT_WORKERS, NAMESPACE_GRAPH, system_assistant_id};
+pub use audit::handler_name;
 pub use auth::{Authorized, Caller, Event, Events, Pending, as_caller, as_caller_then};
 pub use cron_scheduler::CronScheduler;
 pub use error::ApiError;

@@ -46,9 +46,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(protected)
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
+            state.clone(),
             metrics::count,
         ))
+        .layer(middleware::from_fn(crate::telemetry::request_id::assign))
         .layer(Extension(api::system::Document(Arc::new(
             openapi::document(state.auth_openapi.as_ref()),
         ))))
@@ -75,6 +76,7 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("x-pagination-total"),
             HeaderName::from_static("x-pagination-next"),
             HeaderName::from_static("content-location"),
+            HeaderName::from_static(crate::telemetry::request_id::HEADER),
         ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -184,7 +184,11 @@ impl WorkPool {
             self.shared.runtime.get_or_init(|| handle);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // The request's span goes with its work: a plugin's log lines name
+        // the request.
+        let span = tracing::Span::current();
         self.shared.submit(Box::new(move || {
+            let _entered = span.enter();
             let _ = tx.send(work());
         }));
         rx.await.map_err(|_| Panicked)
@@ -193,6 +197,11 @@ impl WorkPool {
     /// How many threads the pool has now.
     pub fn threads(&self) -> usize {
         self.shared.lock().threads
+    }
+
+    /// How many jobs wait for a thread now.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().queue.len()
     }
 }
 

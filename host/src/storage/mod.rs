@@ -46,6 +46,9 @@ pub use warden_types::Filter;
 /// have); on a runtime worker (a `Drop` in async code), the worker's other
 /// tasks move to another thread while it waits (`block_in_place`).
 pub fn wait<F: Future>(operation: F) -> F::Output {
+    // A request's storage work, in its trace (exported only with an OTLP
+    // endpoint; otherwise the span is off and costs a load).
+    let _span = tracing::debug_span!("storage").entered();
     let mut operation = std::pin::pin!(operation);
     let mut cx = Context::from_waker(Waker::noop());
     if let Poll::Ready(done) = operation.as_mut().poll(&mut cx) {
@@ -246,6 +249,12 @@ pub trait Storage: Send + Sync + 'static {
     /// runtime rather than hold a thread of the work pool.
     fn works_inline(&self) -> bool {
         true
+    }
+
+    /// The waits for a connection from the backend's pool so far, as the
+    /// metrics export them.
+    fn pool_waits(&self) -> prometheus_client::metrics::histogram::Histogram {
+        crate::telemetry::metrics::pool_wait_histogram()
     }
 
     /// The run queue several servers share, when this backend has one:

@@ -45,12 +45,7 @@ struct Format {
 
 /// `GET /metrics[?format=prometheus|json]`.
 async fn metrics(State(state): State<Arc<AppState>>, Query(query): Query<Format>) -> Response {
-    crate::server::metrics::render(
-        &state.metrics,
-        state.runs.stats(),
-        state.streams.count(),
-        query.format.as_deref() == Some("json"),
-    )
+    crate::server::metrics::render(&state, query.format.as_deref() == Some("json")).await
 }
 
 async fn ok() -> Json<Value> {

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::Value;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -34,6 +35,8 @@ mod pipelined;
 mod queue;
 mod rows;
 use rows::bounded;
+
+use crate::telemetry::metrics::pool_wait_histogram;
 mod runs;
 mod schema;
 mod store;
@@ -65,6 +68,8 @@ pub struct PostgresStorage {
     queue: std::sync::Arc<queue::PgRunQueue>,
     /// Shared connections for point reads.
     pipelined: pipelined::Pipelined,
+    /// Waits for a connection, for the metrics.
+    waits: Histogram,
 }
 
 /// Why a database URI cannot be used.
@@ -113,6 +118,7 @@ impl PostgresStorage {
             pool,
             deferred,
             queue,
+            waits: pool_wait_histogram(),
         })
     }
 
@@ -127,7 +133,10 @@ impl PostgresStorage {
     }
 
     async fn conn(&self) -> Result<deadpool_postgres::Client> {
-        Ok(bounded(self.pool.get().await?))
+        let started = std::time::Instant::now();
+        let conn = self.pool.get().await;
+        self.waits.observe(started.elapsed().as_secs_f64());
+        Ok(bounded(conn?))
     }
 }
 
@@ -178,6 +187,10 @@ fn corrupt(error: impl std::error::Error + Send + Sync + 'static, what: &str) ->
 
 #[async_trait::async_trait]
 impl Storage for PostgresStorage {
+    fn pool_waits(&self) -> Histogram {
+        self.waits.clone()
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

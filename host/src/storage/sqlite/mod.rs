@@ -10,10 +10,13 @@
 
 use std::path::Path;
 
+use prometheus_client::metrics::histogram::Histogram;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use serde_json::Value;
 use uuid::Uuid;
+
+use crate::telemetry::metrics::pool_wait_histogram;
 
 use super::{
     Assistant, AssistantPatch, AssistantQuery, AssistantVersion, Checkpoint, Cron, CronPatch,
@@ -35,6 +38,8 @@ mod threads;
 /// The SQLite backend.
 pub struct SqliteStorage {
     pool: Pool<SqliteConnectionManager>,
+    /// Waits for a connection, for the metrics.
+    waits: Histogram,
 }
 
 impl SqliteStorage {
@@ -63,7 +68,10 @@ impl SqliteStorage {
         let pool = Pool::builder().max_size(size).build(manager)?;
         let mut conn = pool.get()?;
         schema::migrate(&mut conn)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            waits: pool_wait_histogram(),
+        })
     }
 
     /// SQLite's plan for a thread search (`EXPLAIN QUERY PLAN`), one line
@@ -77,12 +85,19 @@ impl SqliteStorage {
     }
 
     fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
-        Ok(self.pool.get()?)
+        let started = std::time::Instant::now();
+        let conn = self.pool.get();
+        self.waits.observe(started.elapsed().as_secs_f64());
+        Ok(conn?)
     }
 }
 
 #[async_trait::async_trait]
 impl Storage for SqliteStorage {
+    fn pool_waits(&self) -> Histogram {
+        self.waits.clone()
+    }
+
     fn backend(&self) -> &'static str {
         "sqlite"
     }
