@@ -27,6 +27,9 @@ pub(super) struct Audit {
     request_id: Arc<str>,
     method: &'static str,
     route: Arc<str>,
+    /// The storage backend (`sqlite`, `postgres`), for the metrics; none
+    /// when no route matched (a path is no metric label).
+    backend: Option<&'static str>,
     /// Whether its allowed decisions are written.
     sampled: bool,
     /// The headers the log's configuration names, as sent.
@@ -40,11 +43,8 @@ impl Audit {
             .extensions
             .get::<RequestId>()
             .map_or_else(|| Arc::from(""), |id| id.0.clone());
-        let route = parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .map_or(parts.uri.path(), |p| p.as_str());
-        let route = Arc::from(route);
+        let matched = parts.extensions.get::<axum::extract::MatchedPath>();
+        let route = Arc::from(matched.map_or(parts.uri.path(), |p| p.as_str()));
         let log = state.decisions.clone();
         let sampled = log.as_ref().is_some_and(|log| log.samples(&request_id));
         let headers = log.as_ref().and_then(|log| {
@@ -61,6 +61,7 @@ impl Audit {
             request_id,
             method: method_label(&parts.method),
             route,
+            backend: matched.map(|_| state.storage.backend()),
             sampled,
             headers,
         }
@@ -77,13 +78,16 @@ impl Audit {
             request_id: Arc::from(""),
             method: "internal",
             route: Arc::from(what),
+            backend: Some(state.storage.backend()),
             headers: None,
         }
     }
 
-    /// The route's storage work on `backend` took `took`.
-    pub(super) fn storage(&self, backend: &'static str, took: Duration) {
-        self.metrics.storage(backend, &self.route, took);
+    /// The request's storage work took `took`.
+    pub(super) fn storage(&self, took: Duration) {
+        if let Some(backend) = self.backend {
+            self.metrics.storage(backend, &self.route, took);
+        }
     }
 
     /// A fresh instance of the auth plugin was made.

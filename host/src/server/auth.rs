@@ -347,7 +347,17 @@ where
     F: FnOnce(&mut Caller) -> Result<Response, ApiError> + Send + 'static,
 {
     let pool = pending.work.clone();
-    match pool.run(move || body(&mut pending.authenticate()?)).await {
+    let audit = pending.audit.clone();
+    let work = move || {
+        crate::storage::take_waited();
+        let answer = body(&mut pending.authenticate()?);
+        let waited = crate::storage::take_waited();
+        if !waited.is_zero() {
+            audit.storage(waited);
+        }
+        answer
+    };
+    match pool.run(work).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::internal("Internal Server Error").into_response(),
@@ -371,18 +381,11 @@ where
     S: FnOnce(T) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Response, ApiError>> + Send,
 {
+    if storage.works_inline() {
+        return as_caller(pending, move |caller| wait(then(authorize(caller)?))).await;
+    }
     let audit = pending.audit.clone();
     let backend = storage.backend();
-    if storage.works_inline() {
-        return as_caller(pending, move |caller| {
-            let authorized = authorize(caller)?;
-            let started = Instant::now();
-            let answer = wait(then(authorized));
-            audit.storage(backend, started.elapsed());
-            answer
-        })
-        .await;
-    }
     let pool = pending.work.clone();
     let authorized = match pool
         .run(move || authorize(&mut pending.authenticate()?))
@@ -396,7 +399,7 @@ where
             let started = Instant::now();
             let span = tracing::debug_span!("storage", backend);
             let answer = then(t).instrument(span).await;
-            audit.storage(backend, started.elapsed());
+            audit.storage(started.elapsed());
             answer.unwrap_or_else(IntoResponse::into_response)
         }
         Err(error) => error.into_response(),

@@ -47,8 +47,16 @@ pub use warden_types::Filter;
 /// tasks move to another thread while it waits (`block_in_place`).
 pub fn wait<F: Future>(operation: F) -> F::Output {
     // A request's storage work, in its trace (exported only with an OTLP
-    // endpoint; otherwise the span is off and costs a load).
+    // endpoint; otherwise the span is off and costs a load), and in the
+    // time its thread waited ([`take_waited`]).
     let _span = tracing::debug_span!("storage").entered();
+    let started = std::time::Instant::now();
+    let done = wait_untimed(operation);
+    WAITED.with(|waited| waited.set(waited.get() + started.elapsed()));
+    done
+}
+
+fn wait_untimed<F: Future>(operation: F) -> F::Output {
     let mut operation = std::pin::pin!(operation);
     let mut cx = Context::from_waker(Waker::noop());
     if let Poll::Ready(done) = operation.as_mut().poll(&mut cx) {
@@ -56,6 +64,19 @@ pub fn wait<F: Future>(operation: F) -> F::Output {
     }
     let runtime = tokio::runtime::Handle::current();
     tokio::task::block_in_place(|| runtime.block_on(operation))
+}
+
+thread_local! {
+    /// The time this thread spent in [`wait`] since [`take_waited`].
+    static WAITED: std::cell::Cell<std::time::Duration> = const {
+        std::cell::Cell::new(std::time::Duration::ZERO)
+    };
+}
+
+/// The time the calling thread spent in [`wait`] since the last call: a
+/// request's storage work, for the metrics.
+pub fn take_waited() -> std::time::Duration {
+    WAITED.with(|waited| waited.take())
 }
 
 /// JSON object: metadata, config, values.

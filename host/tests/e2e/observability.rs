@@ -351,6 +351,17 @@ async fn every_metric_the_readme_and_the_dashboard_name_is_exported() {
         "{metrics}"
     );
     assert!(metrics.contains("warden_plugin_info{plugin=\"auth\","));
+    // Each route's storage work, reads and writes alike.
+    for route in [
+        "/threads",
+        "/threads/{thread_id}",
+        "/threads/{thread_id}/runs/wait",
+    ] {
+        let count = format!(
+            "warden_storage_operation_duration_seconds_count{{backend=\"sqlite\",operation=\"{route}\"}}"
+        );
+        assert!(metrics.contains(&count), "{count} missing: {metrics}");
+    }
     assert!(
         metrics.contains(
             "warden_plugin_calls_total{plugin=\"agent\",event=\"run\",outcome=\"allow\"} 1"

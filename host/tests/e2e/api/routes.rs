@@ -208,9 +208,12 @@ async fn metrics_count_the_answers_by_class() {
         "{}",
         metrics.text
     );
+    // Prometheus' text: by method, route template and status.
     let text = anyone.get("/metrics").await.text;
     assert!(
-        text.contains("warden_http_requests_total{code=\"2xx\"}"),
+        text.contains(
+            "warden_http_requests_total{method=\"POST\",route=\"/threads/search\",status=\"401\"} 2"
+        ),
         "{text}"
     );
 }
