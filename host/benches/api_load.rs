@@ -22,6 +22,9 @@
 //! on at full sampling (`log-on`), and, when `WARDEN_BENCH_BASELINE_BIN`
 //! names another build of `warden` (an earlier commit's), on that build
 //! with auth on (`baseline-bin`): what the log and the metrics cost.
+//! `GET /threads/{id}` also runs on the reference policy written in Python
+//! (`python-auth`: `examples/python`, when `tests/python-plugins.sh` has
+//! built it).
 //! `LANGGRAPH_DEV_URL=http://127.0.0.1:<port>` (a running `langgraph dev`
 //! on the reference project, loopback only) adds it to the
 //! `GET /threads/{id}` runs; its CPU is read from the process listening on
@@ -141,6 +144,35 @@ fn main() {
             scratch.path(),
         )
     });
+    // The reference policy in Python (`examples/python`), served from the
+    // component `warden build examples/python/auth.py:auth` made (by
+    // `tests/python-plugins.sh`); skipped when it is not built.
+    let python_wasm = root.join("examples/python/.warden-build/auth.wasm");
+    let python = if python_wasm.is_file() {
+        let config = scratch.path().join("langgraph-python.json");
+        std::fs::write(
+            &config,
+            json!({"graphs": {"agent": reference.join("agent")}, "auth": {
+                "path": python_wasm, "disable_studio_auth": true,
+                "timeout_ms": 250, "memory_mib": 64,
+            }})
+            .to_string(),
+        )
+        .expect("writing the Python policy's langgraph.json");
+        Some(Server::start(
+            "python-auth",
+            &config,
+            &data_dir,
+            None,
+            scratch.path(),
+        ))
+    } else {
+        println!(
+            "python-auth skipped: {} is not built (tests/python-plugins.sh builds it)",
+            python_wasm.display()
+        );
+        None
+    };
     println!(
         "servers: auth-on pid {} on {}, auth-off pid {} on {}",
         on.pid(),
@@ -199,6 +231,9 @@ fn main() {
             targets.push(Target::warden(route, "log-on", &[&logged]));
             if let Some(baseline) = &baseline {
                 targets.push(Target::warden(route, "baseline-bin", &[baseline]));
+            }
+            if let Some(python) = &python {
+                targets.push(Target::warden(route, "python-auth", &[python]));
             }
             targets.extend(externals.iter().map(|e| e.target(route)));
         }
@@ -268,6 +303,7 @@ fn main() {
             ("log-on", "baseline-bin"),
             ("pg-x1", "auth-on"),
             ("pg-x2", "pg-x1"),
+            ("python-auth", "auth-on"),
         ] {
             if let (Some(x), Some(y)) = (find(route.name, a), find(route.name, b)) {
                 println!(
@@ -306,6 +342,22 @@ fn main() {
         ),
         kept >= 0.5,
     ));
+    if let (Some(py), Some(lg)) = (find(get, "python-auth"), find(get, "langgraph-dev")) {
+        println!(
+            "  warden python-auth / langgraph dev, {get}: req/s {:.2}x, CPU/req {}",
+            py.rps / lg.rps,
+            ratio(lg.cpu_us, py.cpu_us, "x less"),
+        );
+        targets_met.push((
+            format!(
+                "{get} with the Python policy ≥ langgraph dev's req/s at ≤ 1 ms CPU/req: \
+                 {:.2}x, {:.0} µs",
+                py.rps / lg.rps,
+                py.cpu_us.unwrap_or(f64::NAN)
+            ),
+            py.rps >= lg.rps && py.cpu_us.is_some_and(|us| us <= 1000.0),
+        ));
+    }
     match find(get, "langgraph-dev") {
         Some(lg) => {
             let times = get_on.rps / lg.rps;

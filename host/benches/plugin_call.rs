@@ -30,7 +30,10 @@
 //! `WARDEN_BENCH_ROUNDS` / `WARDEN_BENCH_ITERS` change the sample size;
 //! `WARDEN_BENCH_MODES=fresh,native` runs only the modes named (for profiling);
 //! `WARDEN_BENCH_COMPONENTS=old=<path.wasm>,...` adds `fresh-old` /
-//! `inst-old` for other builds of the policy (e.g. from an older commit).
+//! `inst-old` for other builds of the policy (e.g. from an older commit, or
+//! the policy in Python: `python=examples/python/.warden-build/auth.wasm`),
+//! and `WARDEN_BENCH_KEEP_MIB=16,64` each of those with that much kept
+//! resident in its pool slot (`fresh-python-keep64m`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -140,6 +143,16 @@ fn main() {
             .expect("WARDEN_BENCH_COMPONENTS: `name=path,...`");
         let path = PathBuf::from(path);
         variants.push((name.into(), load_from(RuntimeOptions::default(), &path)));
+        // `WARDEN_BENCH_KEEP_MIB=16,64`: the same component in pool slots
+        // keeping that much resident (`fresh-<name>-keep<n>m`).
+        let keeps = std::env::var("WARDEN_BENCH_KEEP_MIB").unwrap_or_default();
+        for mib in keeps.split(',').filter_map(|k| k.parse::<usize>().ok()) {
+            let options = RuntimeOptions {
+                keep_resident_bytes: mib << 20,
+                ..RuntimeOptions::default()
+            };
+            variants.push((format!("{name}-keep{mib}m"), load_from(options, &path)));
+        }
     }
     for (name, profile) in [("small", "guest"), ("small-flags", "guest-measure")] {
         let path = component_in(profile);

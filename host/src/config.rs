@@ -470,13 +470,6 @@ impl Config {
             if let Some(log) = &auth.decision_log {
                 log.check().map_err(error)?;
             }
-            if auth.path.ends_with(".py") || auth.path.contains(".py:") {
-                return Err(error(format!(
-                    "`auth.path`: {:?} names a Python object; Warden runs WebAssembly plugins: \
-                     name a component .wasm or a plugin crate directory",
-                    auth.path
-                )));
-            }
         }
         raw.limits.check().map_err(error)?;
         Ok(Self {
@@ -834,11 +827,9 @@ mod tests {
                 .unwrap_err()
                 .contains("auth.memory_mib")
         );
-        assert!(
-            parse(r#"{"auth": {"path": "./auth.py:auth"}}"#)
-                .unwrap_err()
-                .contains("Python")
-        );
+        // A Python policy is built with componentize-py (plugin::build).
+        let c = parse(r#"{"auth": {"path": "./src/auth.py:auth"}}"#).unwrap();
+        assert_eq!(c.auth.unwrap().path, "./src/auth.py:auth");
     }
 
     #[test]

@@ -54,6 +54,12 @@ enum Command {
     /// Exit status: 0 on success, 1 when the plugin answers with an HTTP
     /// error (or denies), 2 on a fault or when the plugin cannot be loaded.
     Call(CallArgs),
+    /// Build a plugin's sources into a component and print its path: a
+    /// Rust crate directory (cargo), a Python policy (`auth.py[:auth]`, or
+    /// a directory with `pyproject.toml` and `auth.py`; componentize-py)
+    /// or an npm package (its `build` script). Unchanged Python and npm
+    /// sources are not built again.
+    Build(BuildArgs),
     /// Create a plugin crate (`--graph`: a graph crate) with native tests
     /// and a langgraph.json serving it, ready for `warden dev`.
     New(warden::scaffold::NewArgs),
@@ -61,6 +67,12 @@ enum Command {
     /// records that match, as JSON lines, or `--by-digest` the decisions
     /// counted by plugin version and what changed from one to the next.
     Decisions(DecisionsArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The sources: a directory, or `path/to/auth.py[:object]`.
+    path: PathBuf,
 }
 
 #[derive(Args)]
@@ -123,7 +135,8 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct CallArgs {
-    /// The plugin: a component .wasm or a plugin crate directory.
+    /// The plugin: a component .wasm, a plugin crate directory, a Python
+    /// policy (`auth.py[:auth]`) or an npm package directory.
     plugin: PathBuf,
     #[command(subcommand)]
     handler: Handler,
@@ -219,6 +232,10 @@ fn main() -> ExitCode {
         Command::Dev(args) => serve(args, true).map(|()| ExitCode::SUCCESS),
         Command::Call(args) => call(args),
         Command::Decisions(args) => decisions(args),
+        Command::Build(args) => warden::plugin::locate_component(&args.path)
+            .map(|wasm| println!("{}", wasm.display()))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::New(args) => warden::scaffold::create(&args)
             .map(|created| print!("{created}"))
             .map(|()| ExitCode::SUCCESS)
@@ -397,7 +414,7 @@ async fn reload_on_sighup(slots: Vec<Arc<dyn Reloadable>>) {
         for slot in &slots {
             let slot = Arc::clone(slot);
             // Swaps and refusals are logged by the slot.
-            let _ = tokio::task::spawn_blocking(move || match slot.crate_dir() {
+            let _ = tokio::task::spawn_blocking(move || match slot.source_dir() {
                 Some(_) => slot.rebuild(),
                 None => slot.reload(),
             })

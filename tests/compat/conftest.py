@@ -3,6 +3,7 @@
 The suite drives a real server with the unmodified ``langgraph_sdk`` async client.
 
 * By default it starts ``$WARDEN_BIN serve --config examples/reference/langgraph.json``
+  (``$WARDEN_COMPAT_CONFIG`` names another deployment)
   (``WARDEN_BIN`` defaults to ``<repo>/target/debug/warden``) on a free loopback port with
   a fresh data directory, once per session, and stops it at the end.
 * With ``WARDEN_COMPAT_REPLICAS=N`` (N > 1; ``run.sh --replicas N`` sets it, with
@@ -40,7 +41,9 @@ from compat_helpers import TOKENS, make_client
 from round_robin import RoundRobinProxy
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = "examples/reference/langgraph.json"
+# The deployment under test: the reference policy in Rust, or (WARDEN_COMPAT_CONFIG)
+# the same policy in another language, e.g. examples/python/langgraph.json.
+CONFIG = os.environ.get("WARDEN_COMPAT_CONFIG", "examples/reference/langgraph.json")
 READY_TIMEOUT_S = 120.0  # the first start may build the wasm plugin with cargo
 STOP_TIMEOUT_S = 15.0
 RESERVED_PORTS = {2024}  # belongs to the machine's infrastructure: never use it

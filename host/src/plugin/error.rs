@@ -20,10 +20,10 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
-    /// Building a plugin crate failed.
-    #[error("{}: building the plugin crate failed: {reason}", dir.display())]
+    /// Building the plugin's sources failed.
+    #[error("{}: building the plugin failed: {reason}", dir.display())]
     Build {
-        /// The crate directory.
+        /// The sources' directory.
         dir: PathBuf,
         /// Why.
         reason: String,

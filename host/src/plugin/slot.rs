@@ -16,7 +16,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use super::auth_plugin::AuthPlugin;
-use super::build::locate_component;
+use super::build::{PluginSource, locate_component};
 use super::component::{PluginInfo, digest};
 use super::engine::Runtime;
 use super::error::LoadError;
@@ -85,8 +85,8 @@ pub trait Reloadable: Send + Sync {
     fn name(&self) -> String;
     /// The component file watched for new versions.
     fn component(&self) -> &Path;
-    /// The crate directory, when the configuration names one.
-    fn crate_dir(&self) -> Option<&Path>;
+    /// See [`PluginSlot::source_dir`].
+    fn source_dir(&self) -> Option<PathBuf>;
     /// See [`PluginSlot::reload`].
     fn reload(&self) -> Result<Reloaded, LoadError>;
     /// See [`PluginSlot::rebuild`].
@@ -100,8 +100,8 @@ impl<P: Swappable> Reloadable for PluginSlot<P> {
     fn component(&self) -> &Path {
         PluginSlot::component(self)
     }
-    fn crate_dir(&self) -> Option<&Path> {
-        PluginSlot::crate_dir(self)
+    fn source_dir(&self) -> Option<PathBuf> {
+        PluginSlot::source_dir(self)
     }
     fn reload(&self) -> Result<Reloaded, LoadError> {
         PluginSlot::reload(self)
@@ -211,9 +211,13 @@ impl<P: Swappable> PluginSlot<P> {
         &self.component
     }
 
-    /// The plugin crate directory, when the configuration names one.
-    pub fn crate_dir(&self) -> Option<&Path> {
-        self.source.is_dir().then_some(self.source.as_path())
+    /// The directory of the plugin's sources (a crate, a Python policy,
+    /// an npm package), when the configuration names sources.
+    pub fn source_dir(&self) -> Option<PathBuf> {
+        PluginSource::of(&self.source)
+            .ok()?
+            .sources()
+            .map(Path::to_owned)
     }
 
     /// The live version, when it was loaded, swaps so far and the last
@@ -243,17 +247,18 @@ impl<P: Swappable> PluginSlot<P> {
         self.record(self.swap_in(&self.component))
     }
 
-    /// Builds the plugin crate again (cargo's output on standard error),
-    /// then reloads its output. Without a crate directory, [`Self::reload`].
+    /// Builds the plugin's sources again (the build tool's output on
+    /// standard error), then reloads its output. Without sources,
+    /// [`Self::reload`].
     pub fn rebuild(&self) -> Result<Reloaded, LoadError> {
         let _one_at_a_time = lock(&self.reloading);
         let started = Instant::now();
         let built = locate_component(&self.source);
-        if built.is_ok() && self.crate_dir().is_some() {
+        if built.is_ok() && self.source_dir().is_some() {
             tracing::info!(
                 dir = %self.source.display(),
                 seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
-                "plugin crate built"
+                "plugin built"
             );
         }
         self.record(built.and_then(|wasm| self.swap_in(&wasm)))

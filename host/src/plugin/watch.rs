@@ -114,9 +114,9 @@ impl Watcher {
                     source,
                 })?;
             watch(&mut settled, &dir, RecursiveMode::NonRecursive)?;
-            let crate_sources = match slot.crate_dir() {
+            let crate_sources = match slot.source_dir() {
                 Some(dir) if rebuild_sources => {
-                    let dir = dir.canonicalize().unwrap_or_else(|_| absolute(dir));
+                    let dir = dir.canonicalize().unwrap_or_else(|_| absolute(&dir));
                     let debouncer = match &mut sources {
                         Some(debouncer) => debouncer,
                         None => sources.insert(debouncer(Source::Sources, DEBOUNCE, &tx)?),
@@ -323,7 +323,9 @@ fn is_source(dir: &Path, path: &Path) -> bool {
     relative.components().all(|c| match c {
         Component::Normal(name) => {
             let name = name.to_string_lossy();
-            name != "target" && !name.starts_with('.') && !name.ends_with('~')
+            !matches!(&*name, "target" | "node_modules" | "__pycache__")
+                && !name.starts_with('.')
+                && !name.ends_with('~')
         }
         _ => true,
     })

@@ -19,6 +19,7 @@ mod loading;
 mod observability;
 mod oidc;
 mod postgres;
+mod python;
 mod replicas;
 mod resolution;
 mod rollout;

@@ -1,0 +1,194 @@
+//! Auth plugins written in Python (`guest-sdk/python`, built with
+//! componentize-py by `warden build`): the reference policy in Python
+//! decides exactly as the Rust one, and the hostile Python fixture fails
+//! closed like the Rust one. `tests/run` builds both components first
+//! (`tests/python-plugins.sh`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use warden::plugin::{AuthPlugin, Fault, Limits};
+use warden::types::{AssistantAction, Event, Request, StoreAction, ThreadAction, User};
+
+use crate::support::{bearer, plugin, root, runtime};
+
+/// The component `warden build` made of the Python policy in `dir`.
+fn python_component(dir: &str) -> PathBuf {
+    let path = root().join(dir).join(".warden-build/auth.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build the Python plugins first (tests/run does: tests/python-plugins.sh)",
+        path.display()
+    );
+    path
+}
+
+fn python_plugin(dir: &str, limits: Limits) -> Arc<AuthPlugin> {
+    AuthPlugin::load(runtime(), dir, &python_component(dir), limits)
+        .unwrap_or_else(|e| panic!("{dir} loads: {e}"))
+}
+
+/// Limits no loaded test machine reaches, for tests about answers.
+fn unhurried() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(30),
+        memory_bytes: 64 << 20,
+    }
+}
+
+fn decide(plugin: &Arc<AuthPlugin>, token: &str, event: Event, value: &Value) -> String {
+    let mut session = plugin.session().expect("instantiates");
+    let user = match session.authenticate(&bearer(token)).expect("no fault") {
+        Ok(user) => user,
+        Err(error) => return format!("authenticate: {error:?}"),
+    };
+    format!("{user:?} {:?}", session.authorize(&user, event, value))
+}
+
+#[test]
+fn the_python_reference_policy_decides_as_the_rust_one() {
+    let python = python_plugin("examples/python", unhurried());
+    let rust = plugin("reference_auth");
+    let spoof = json!({"metadata": {"owner": "user2", "topic": "x"}});
+    let events: Vec<(Event, Value)> = vec![
+        (ThreadAction::Create.into(), spoof.clone()),
+        (ThreadAction::Create.into(), json!({})),
+        (ThreadAction::Read.into(), json!({"thread_id": "t"})),
+        (ThreadAction::Update.into(), spoof.clone()),
+        (
+            ThreadAction::Search.into(),
+            json!({"metadata": {}, "limit": 10}),
+        ),
+        (ThreadAction::CreateRun.into(), json!({"kwargs": {}})),
+        (ThreadAction::Delete.into(), json!({"thread_id": "t"})),
+        (AssistantAction::Create.into(), json!({"graph_id": "agent"})),
+        (AssistantAction::Search.into(), json!({})),
+        (AssistantAction::Delete.into(), json!({"assistant_id": "a"})),
+        (
+            StoreAction::Put.into(),
+            json!({"namespace": ["user1", "notes"], "key": "k"}),
+        ),
+        (
+            StoreAction::Get.into(),
+            json!({"namespace": ["user2"], "key": "k"}),
+        ),
+        (StoreAction::ListNamespaces.into(), json!({"namespace": []})),
+    ];
+    let tokens = [
+        "user1-token",
+        "user2-token",
+        "admin-token",
+        "reader-token",
+        "nobody",
+    ];
+    for token in tokens {
+        for (event, value) in &events {
+            assert_eq!(
+                decide(&python, token, *event, value),
+                decide(&rust, token, *event, value),
+                "{token} {event:?} {value}"
+            );
+        }
+    }
+    // Bad credentials, with the reference's details.
+    for header in ["", "Basic user1-token", "Bearer  ", "Bearer nope"] {
+        let request = Request::new("GET", "/threads").with_header("authorization", header);
+        let answer =
+            |p: &Arc<AuthPlugin>| format!("{:?}", p.session().unwrap().authenticate(&request));
+        assert_eq!(answer(&python), answer(&rust), "{header:?}");
+    }
+}
+
+#[test]
+fn every_request_starts_from_a_fresh_interpreter() {
+    let hostile = python_plugin("tests/fixtures/hostile-python", unhurried());
+    for _ in 0..3 {
+        let user = hostile
+            .session()
+            .unwrap()
+            .authenticate(&Request::new("GET", "/count"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            user.extra["count"], 1,
+            "a global survived a request: {user:?}"
+        );
+    }
+}
+
+fn hostile(path: &str, limits: Limits) -> Result<User, Fault> {
+    let hostile = python_plugin("tests/fixtures/hostile-python", limits);
+    let result = hostile
+        .session()
+        .expect("instantiates")
+        .authenticate(&Request::new("GET", path))
+        .map(|r| r.expect("no http error"));
+    // The plugin still serves a good call in a fresh session.
+    let fine = hostile
+        .session()
+        .unwrap()
+        .authenticate(&Request::new("GET", "/"))
+        .unwrap();
+    assert_eq!(fine.unwrap().identity, "guest");
+    result
+}
+
+fn deadline(ms: u64) -> Limits {
+    Limits {
+        timeout: Duration::from_millis(ms),
+        memory_bytes: 64 << 20,
+    }
+}
+
+#[test]
+fn a_python_loop_trips_the_deadline() {
+    assert_eq!(
+        hostile("/spin/1000", unhurried()).unwrap().identity,
+        "guest"
+    );
+    let fault = hostile("/spin/forever", deadline(200)).unwrap_err();
+    assert!(matches!(fault, Fault::Timeout(200)), "{fault:?}");
+}
+
+#[test]
+fn a_python_sleep_past_the_deadline_is_a_timeout() {
+    let fault = hostile("/sleep/60000", deadline(200)).unwrap_err();
+    assert!(matches!(fault, Fault::Timeout(200)), "{fault:?}");
+}
+
+#[test]
+fn python_allocation_past_the_cap_is_a_memory_fault() {
+    assert_eq!(hostile("/alloc/4", unhurried()).unwrap().identity, "guest");
+    let fault = hostile("/alloc/256", unhurried()).unwrap_err();
+    assert!(matches!(fault, Fault::Memory(64)), "{fault:?}");
+}
+
+#[test]
+fn a_python_exception_fails_closed() {
+    let fault = hostile("/raise", unhurried()).unwrap_err();
+    assert!(matches!(fault, Fault::Trap(_)), "{fault:?}");
+
+    let plugin = python_plugin("tests/fixtures/hostile-python", unhurried());
+    let guest = User::new("guest");
+    // A handler that raises, and one that returns an operator Warden does
+    // not implement (`$ne`): faults, never an allow.
+    for event in [
+        Event::from(StoreAction::Put),
+        Event::from(warden::types::CronAction::Read),
+    ] {
+        let mut session = plugin.session().unwrap();
+        let fault = session
+            .authorize(&guest, event, &json!({"namespace": ["guest"]}))
+            .unwrap_err();
+        assert!(matches!(fault, Fault::Trap(_)), "{event:?}: {fault:?}");
+    }
+    // An async handler that returns at once allows.
+    let mut session = plugin.session().unwrap();
+    let verdict = session
+        .authorize(&guest, ThreadAction::Read, &json!({}))
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{:?}", verdict.outcome), "Allow");
+}
