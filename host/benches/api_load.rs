@@ -23,8 +23,9 @@
 //! names another build of `warden` (an earlier commit's), on that build
 //! with auth on (`baseline-bin`): what the log and the metrics cost.
 //! `GET /threads/{id}` also runs on the reference policy written in Python
-//! (`python-auth`: `examples/python`, when `tests/python-plugins.sh` has
-//! built it).
+//! (`python-auth`: `examples/python`) and in TypeScript (`ts-auth`:
+//! `examples/typescript`), each when `tests/python-plugins.sh` or
+//! `tests/typescript-plugins.sh` has built it.
 //! `LANGGRAPH_DEV_URL=http://127.0.0.1:<port>` (a running `langgraph dev`
 //! on the reference project, loopback only) adds it to the
 //! `GET /threads/{id}` runs; its CPU is read from the process listening on
@@ -144,35 +145,33 @@ fn main() {
             scratch.path(),
         )
     });
-    // The reference policy in Python (`examples/python`), served from the
-    // component `warden build examples/python/auth.py:auth` made (by
-    // `tests/python-plugins.sh`); skipped when it is not built.
-    let python_wasm = root.join("examples/python/.warden-build/auth.wasm");
-    let python = if python_wasm.is_file() {
-        let config = scratch.path().join("langgraph-python.json");
+    // The reference policy in Python (`examples/python`) and in TypeScript
+    // (`examples/typescript`), served from the components `warden build`
+    // made of them (`tests/python-plugins.sh`, `tests/typescript-plugins.sh`);
+    // each skipped when it is not built.
+    let mut other_languages = Vec::new();
+    for (mode, wasm) in [
+        ("python-auth", "examples/python/.warden-build/auth.wasm"),
+        ("ts-auth", "examples/typescript/.warden-build/plugin.wasm"),
+    ] {
+        let wasm = root.join(wasm);
+        if !wasm.is_file() {
+            println!("{mode} skipped: {} is not built", wasm.display());
+            continue;
+        }
+        let config = scratch.path().join(format!("langgraph-{mode}.json"));
         std::fs::write(
             &config,
             json!({"graphs": {"agent": reference.join("agent")}, "auth": {
-                "path": python_wasm, "disable_studio_auth": true,
+                "path": wasm, "disable_studio_auth": true,
                 "timeout_ms": 250, "memory_mib": 64,
             }})
             .to_string(),
         )
-        .expect("writing the Python policy's langgraph.json");
-        Some(Server::start(
-            "python-auth",
-            &config,
-            &data_dir,
-            None,
-            scratch.path(),
-        ))
-    } else {
-        println!(
-            "python-auth skipped: {} is not built (tests/python-plugins.sh builds it)",
-            python_wasm.display()
-        );
-        None
-    };
+        .expect("writing a policy's langgraph.json");
+        let server = Server::start(mode, &config, &data_dir, None, scratch.path());
+        other_languages.push(server);
+    }
     println!(
         "servers: auth-on pid {} on {}, auth-off pid {} on {}",
         on.pid(),
@@ -232,8 +231,8 @@ fn main() {
             if let Some(baseline) = &baseline {
                 targets.push(Target::warden(route, "baseline-bin", &[baseline]));
             }
-            if let Some(python) = &python {
-                targets.push(Target::warden(route, "python-auth", &[python]));
+            for server in &other_languages {
+                targets.push(Target::warden(route, server.name, &[server]));
             }
             targets.extend(externals.iter().map(|e| e.target(route)));
         }
@@ -304,6 +303,7 @@ fn main() {
             ("pg-x1", "auth-on"),
             ("pg-x2", "pg-x1"),
             ("python-auth", "auth-on"),
+            ("ts-auth", "auth-on"),
         ] {
             if let (Some(x), Some(y)) = (find(route.name, a), find(route.name, b)) {
                 println!(
@@ -342,20 +342,23 @@ fn main() {
         ),
         kept >= 0.5,
     ));
-    if let (Some(py), Some(lg)) = (find(get, "python-auth"), find(get, "langgraph-dev")) {
+    for (mode, language) in [("python-auth", "Python"), ("ts-auth", "TypeScript")] {
+        let (Some(policy), Some(lg)) = (find(get, mode), find(get, "langgraph-dev")) else {
+            continue;
+        };
         println!(
-            "  warden python-auth / langgraph dev, {get}: req/s {:.2}x, CPU/req {}",
-            py.rps / lg.rps,
-            ratio(lg.cpu_us, py.cpu_us, "x less"),
+            "  warden {mode} / langgraph dev, {get}: req/s {:.2}x, CPU/req {}",
+            policy.rps / lg.rps,
+            ratio(lg.cpu_us, policy.cpu_us, "x less"),
         );
         targets_met.push((
             format!(
-                "{get} with the Python policy ≥ langgraph dev's req/s at ≤ 1 ms CPU/req: \
+                "{get} with the {language} policy ≥ langgraph dev's req/s at ≤ 1 ms CPU/req: \
                  {:.2}x, {:.0} µs",
-                py.rps / lg.rps,
-                py.cpu_us.unwrap_or(f64::NAN)
+                policy.rps / lg.rps,
+                policy.cpu_us.unwrap_or(f64::NAN)
             ),
-            py.rps >= lg.rps && py.cpu_us.is_some_and(|us| us <= 1000.0),
+            policy.rps >= lg.rps && policy.cpu_us.is_some_and(|us| us <= 1000.0),
         ));
     }
     match find(get, "langgraph-dev") {

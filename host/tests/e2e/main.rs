@@ -25,4 +25,5 @@ mod resolution;
 mod rollout;
 mod scaffold;
 mod support;
+mod typescript;
 mod waits;

@@ -4,7 +4,6 @@
 //! closed like the Rust one. `tests/run` builds both components first
 //! (`tests/python-plugins.sh`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,24 +13,24 @@ use warden::types::{AssistantAction, Event, Request, StoreAction, ThreadAction, 
 
 use crate::support::{bearer, plugin, root, runtime};
 
-/// The component `warden build` made of the Python policy in `dir`.
-fn python_component(dir: &str) -> PathBuf {
-    let path = root().join(dir).join(".warden-build/auth.wasm");
+/// The component `warden build` made in `dir` (`file` under
+/// `.warden-build/`), loaded; `script` is what builds it.
+pub fn built_plugin(dir: &str, file: &str, script: &str, limits: Limits) -> Arc<AuthPlugin> {
+    let path = root().join(dir).join(".warden-build").join(file);
     assert!(
         path.exists(),
-        "{} is missing: build the Python plugins first (tests/run does: tests/python-plugins.sh)",
+        "{} is missing: build it first (tests/run does: {script})",
         path.display()
     );
-    path
+    AuthPlugin::load(runtime(), dir, &path, limits).unwrap_or_else(|e| panic!("{dir} loads: {e}"))
 }
 
 fn python_plugin(dir: &str, limits: Limits) -> Arc<AuthPlugin> {
-    AuthPlugin::load(runtime(), dir, &python_component(dir), limits)
-        .unwrap_or_else(|e| panic!("{dir} loads: {e}"))
+    built_plugin(dir, "auth.wasm", "tests/python-plugins.sh", limits)
 }
 
 /// Limits no loaded test machine reaches, for tests about answers.
-fn unhurried() -> Limits {
+pub fn unhurried() -> Limits {
     Limits {
         timeout: Duration::from_secs(30),
         memory_bytes: 64 << 20,
@@ -47,9 +46,9 @@ fn decide(plugin: &Arc<AuthPlugin>, token: &str, event: Event, value: &Value) ->
     format!("{user:?} {:?}", session.authorize(&user, event, value))
 }
 
-#[test]
-fn the_python_reference_policy_decides_as_the_rust_one() {
-    let python = python_plugin("examples/python", unhurried());
+/// Asserts that `policy` decides every reference event, for every
+/// reference token, and every bad credential, as the Rust reference does.
+pub fn decides_as_the_rust_reference(policy: &Arc<AuthPlugin>) {
     let rust = plugin("reference_auth");
     let spoof = json!({"metadata": {"owner": "user2", "topic": "x"}});
     let events: Vec<(Event, Value)> = vec![
@@ -86,7 +85,7 @@ fn the_python_reference_policy_decides_as_the_rust_one() {
     for token in tokens {
         for (event, value) in &events {
             assert_eq!(
-                decide(&python, token, *event, value),
+                decide(policy, token, *event, value),
                 decide(&rust, token, *event, value),
                 "{token} {event:?} {value}"
             );
@@ -97,8 +96,13 @@ fn the_python_reference_policy_decides_as_the_rust_one() {
         let request = Request::new("GET", "/threads").with_header("authorization", header);
         let answer =
             |p: &Arc<AuthPlugin>| format!("{:?}", p.session().unwrap().authenticate(&request));
-        assert_eq!(answer(&python), answer(&rust), "{header:?}");
+        assert_eq!(answer(policy), answer(&rust), "{header:?}");
     }
+}
+
+#[test]
+fn the_python_reference_policy_decides_as_the_rust_one() {
+    decides_as_the_rust_reference(&python_plugin("examples/python", unhurried()));
 }
 
 #[test]
