@@ -81,6 +81,75 @@ pub struct RunCreate {
     pub on_disconnect: Option<String>,
     /// `delete` (default) or `keep` (stateless runs).
     pub on_completion: Option<String>,
+    /// A past checkpoint to run from: not supported yet, refused (422).
+    #[schema(value_type = Option<String>)]
+    pub checkpoint_id: Option<Value>,
+    /// A past checkpoint to run from: not supported yet, refused (422).
+    #[schema(value_type = Option<Object>)]
+    pub checkpoint: Option<Value>,
+}
+
+/// What a run may ask for that this server cannot do yet, and what would
+/// go wrong if it were ignored: such a request is refused (422), never run
+/// as if it had not asked (a run that should have paused for a human would
+/// otherwise carry on past the pause).
+const UNSUPPORTED: [(&str, &str); 5] = [
+    (
+        "interrupt_before",
+        "the run would not pause before those nodes",
+    ),
+    (
+        "interrupt_after",
+        "the run would not pause after those nodes",
+    ),
+    (
+        "command",
+        "runs do not pause, so there is nothing to resume, update or redirect",
+    ),
+    (
+        "checkpoint_id",
+        "runs start from the thread's latest state, not from a past checkpoint",
+    ),
+    (
+        "checkpoint",
+        "runs start from the thread's latest state, not from a past checkpoint",
+    ),
+];
+
+/// Refuses a run payload that asks for one of the [`UNSUPPORTED`] options:
+/// `field` looks a payload key up. Absent, `null` and empty values ask
+/// for nothing.
+pub fn refuse_unsupported<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Result<(), String> {
+    let asks = |value: &Value| match value {
+        Value::Null => false,
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+        Value::String(text) => !text.is_empty(),
+        Value::Bool(_) | Value::Number(_) => true,
+    };
+    for (name, why) in UNSUPPORTED {
+        if field(name).is_some_and(asks) {
+            return Err(format!(
+                "{name} is not supported by this server yet: {why}. \
+                 Leave it out (see the README's differences from LangGraph)."
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RunCreate {
+    /// A field of the body by its API name, for [`refuse_unsupported`].
+    fn field(&self, name: &str) -> Option<&Value> {
+        match name {
+            "interrupt_before" => self.interrupt_before.as_ref(),
+            "interrupt_after" => self.interrupt_after.as_ref(),
+            "command" => self.command.as_ref(),
+            "checkpoint_id" => self.checkpoint_id.as_ref(),
+            "checkpoint" => self.checkpoint.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Where a run goes.
@@ -375,6 +444,7 @@ impl Runs {
                 "You must provide a thread_id when resuming.".into(),
             ));
         }
+        refuse_unsupported(|name| body.field(name)).map_err(CreateError::Invalid)?;
         let assistant_id = resolve_assistant(graphs.assistants, &body.assistant_id)
             .map_err(CreateError::Invalid)?;
         let strategy = body

@@ -24,7 +24,7 @@ mod shared;
 
 pub use create::{
     Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
-    resolve_assistant,
+    refuse_unsupported, resolve_assistant,
 };
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

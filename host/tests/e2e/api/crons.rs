@@ -183,6 +183,60 @@ async fn a_bad_schedule_or_an_unknown_assistant_is_a_422() {
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// A cron whose runs would ask for a pause (`interrupt_before`, ...) is
+/// refused when it is created or patched, not when it fires.
+#[tokio::test]
+async fn a_cron_whose_runs_would_ask_for_a_pause_is_refused() {
+    let server = reference();
+    let user1 = server.user("user1-token");
+    let refused = user1
+        .post(
+            "/runs/crons",
+            json!({"assistant_id": "agent", "schedule": "*/5 * * * *",
+                "interrupt_before": ["echo"]}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused
+            .detail()
+            .starts_with("interrupt_before is not supported"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(user1.count_crons(json!({})).await, 0);
+
+    let id = every_five_minutes(&user1).await.cron_id;
+    let refused = user1
+        .patch(
+            &format!("/runs/crons/{id}"),
+            json!({"command": {"resume": "approved"}}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.detail().starts_with("command is not supported"),
+        "{}",
+        refused.text
+    );
+    let kept = user1.get(&format!("/runs/crons/{id}")).await;
+    assert!(
+        kept.json["payload"].get("command").is_none(),
+        "{}",
+        kept.text
+    );
+}
+
 #[tokio::test]
 async fn another_users_cron_is_not_found() {
     let server = reference();
