@@ -82,6 +82,53 @@ async fn only_allowed_hosts_are_reachable() {
     }
 }
 
+/// A plugin that checks opaque tokens with the issuer (RFC 7662 token
+/// introspection) needs a POST, a form body and HTTP Basic credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_introspects_an_opaque_token_with_a_post_and_basic_credentials() {
+    let idp = Idp::start(&[]);
+    idp.issue_opaque("opaque+token/1=", "alice");
+    let introspect = |token: &str, secret: &str| {
+        let plugin = plugin_from_config(
+            "fixture_capabilities",
+            json!({"allowed_hosts": ["http://127.0.0.1:*"],
+                   "config": {"client_id": crate::idp::CLIENT_ID, "client_secret": secret}}),
+        )
+        .unwrap();
+        let request = Request::new("GET", "/introspect")
+            .with_query("url", format!("{}/introspect", idp.issuer()))
+            .with_header("authorization", format!("Bearer {token}"));
+        tokio::task::spawn_blocking(move || {
+            let result = plugin.authenticate(&request).expect("no fault").result;
+            result
+                .map(|user| (user.identity, user.extra))
+                .map_err(|e| (e.status, e.detail.unwrap_or_default()))
+        })
+    };
+    let (identity, extra) = introspect("opaque+token/1=", crate::idp::CLIENT_SECRET)
+        .await
+        .unwrap()
+        .expect("an active token authenticates");
+    assert_eq!(identity, "alice");
+    assert_eq!(extra["content_type"], "application/json");
+    // An unknown token: the issuer says inactive.
+    let (status, detail) = introspect("opaque+token/2=", crate::idp::CLIENT_SECRET)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (status, detail.as_str()),
+        (401, r#"introspection answered 200: {"active":false}"#)
+    );
+    // Wrong client credentials: the issuer refuses the client.
+    let (status, detail) = introspect("opaque+token/1=", "wrong")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status, 401);
+    assert!(detail.starts_with("introspection answered 401"), "{detail}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_are_capped_and_timed_out_within_the_call_deadline() {
     let keys: Vec<SigningKey> = (0..8)

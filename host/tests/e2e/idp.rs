@@ -1,16 +1,22 @@
 //! A small OpenID Connect identity provider on 127.0.0.1 for the tests and
 //! benchmarks: serves `/.well-known/openid-configuration` and `/jwks`, with
-//! keys that can be rotated and a switch that makes it hang. It runs on its
-//! own thread and runtime, and stops when dropped.
+//! keys that can be rotated and a switch that makes it hang, and token
+//! introspection (RFC 7662, `POST /introspect`) of opaque tokens it was
+//! given, for the client [`CLIENT_ID`]. It runs on its own thread and
+//! runtime, and stops when dropped.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use warden_sdk::jwt::Algorithm;
 use warden_sdk::jwt::testing::SigningKey;
@@ -21,7 +27,14 @@ struct Shared {
     keys: Mutex<Vec<Value>>,
     hang: AtomicBool,
     jwks_fetches: AtomicUsize,
+    /// Opaque tokens and their subjects.
+    opaque: Mutex<HashMap<String, String>>,
 }
+
+/// The client that may introspect tokens, and its secret.
+pub const CLIENT_ID: &str = "warden";
+/// [`CLIENT_ID`]'s secret.
+pub const CLIENT_SECRET: &str = "s3cret:with colon";
 
 /// The running identity provider.
 pub struct Idp {
@@ -49,6 +62,7 @@ impl Idp {
                 let app = axum::Router::new()
                     .route("/.well-known/openid-configuration", get(discovery))
                     .route("/jwks", get(jwks))
+                    .route("/introspect", post(introspect))
                     .with_state(state);
                 tokio::select! {
                     _ = axum::serve(listener, app) => {}
@@ -65,6 +79,15 @@ impl Idp {
         };
         idp.publish(keys);
         idp
+    }
+
+    /// Makes `token` an active opaque token of `subject`.
+    pub fn issue_opaque(&self, token: &str, subject: &str) {
+        self.shared
+            .opaque
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), subject.to_owned());
     }
 
     /// The issuer URL (`http://127.0.0.1:<port>`).
@@ -145,4 +168,46 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> Json<Value> {
     hang_if_asked(&shared).await;
     shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
     Json(json!({"keys": shared.keys.lock().unwrap().clone()}))
+}
+
+/// RFC 7662: the client authenticates with HTTP Basic, the token comes as
+/// a form field; the answer says whether it is active and whose it is.
+async fn introspect(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    hang_if_asked(&shared).await;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        );
+    }
+    let form = headers.get("content-type").and_then(|v| v.to_str().ok())
+        == Some("application/x-www-form-urlencoded");
+    let token = form
+        .then(|| {
+            form_urlencoded::parse(body.as_bytes())
+                .find(|(name, _)| name == "token")
+                .map(|(_, value)| value.into_owned())
+        })
+        .flatten();
+    let Some(token) = token else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request"})),
+        );
+    };
+    match shared.opaque.lock().unwrap().get(&token) {
+        Some(sub) => (
+            StatusCode::OK,
+            Json(json!({"active": true, "sub": sub, "client_id": CLIENT_ID})),
+        ),
+        None => (StatusCode::OK, Json(json!({"active": false}))),
+    }
 }
