@@ -2,8 +2,9 @@
 # Python auth plugins: a venv (target/py-plugin-venv) with componentize-py and the
 # `warden_auth` SDK (guest-sdk/python) from this tree; the SDK's and the Python
 # reference policy's tests under plain pytest (no build); then `warden build` of
-# examples/python and tests/fixtures/hostile-python, whose components the host's
-# end-to-end tests (host/tests/e2e/python.rs) and the compatibility suite
+# examples/python, tests/fixtures/hostile-python and tests/fixtures/capabilities-python,
+# whose components the host's end-to-end tests (host/tests/e2e/python.rs) and the
+# compatibility suite
 # (WARDEN_COMPAT_CONFIG=examples/python/langgraph.json) load.
 #
 # Prints `export VIRTUAL_ENV=...` last: the environment `warden serve` needs to find
@@ -30,7 +31,7 @@ cp -r guest-sdk/python "$sdk/"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider guest-sdk/python/tests >&2
 (cd examples/python && "$venv/bin/python" -m pytest -q -p no:cacheprovider) >&2
 
-for plugin in examples/python/auth.py:auth tests/fixtures/hostile-python; do
+for plugin in examples/python/auth.py:auth tests/fixtures/hostile-python tests/fixtures/capabilities-python; do
     VIRTUAL_ENV="$venv" "$warden" build "$plugin" >&2
 done
 echo "export VIRTUAL_ENV=$venv"

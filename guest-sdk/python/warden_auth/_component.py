@@ -13,7 +13,11 @@ from typing import Any, Dict, List, Optional
 
 from componentize_py_types import Err
 from wit_world.imports import log as _log
-from wit_world.imports import types as t
+
+try:  # built for `auth-plugin-python` (the contract's world and wasi:http)
+    from wit_world.imports import warden_auth_types as t
+except ImportError:  # built for the contract's world alone
+    from wit_world.imports import types as t  # type: ignore[no-redef]
 
 from . import runtime
 from .auth import Auth

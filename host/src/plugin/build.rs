@@ -194,6 +194,40 @@ fn build_crate(dir: &Path) -> Result<PathBuf, LoadError> {
 const AUTH_WIT: &str = include_str!("../../../wit/auth/v0.2.0/auth.wit");
 const COMMON_WIT: &str = include_str!("../../../wit/common/v0.1.0/common.wit");
 
+/// WASI 0.2.12's WIT (as wasmtime-wasi-http 50 ships it), for a Python
+/// plugin's outbound HTTP: `(dependency folder, text)`.
+const WASI_WIT: [(&str, &str); 7] = [
+    ("cli", include_str!("../../../wit/wasi/v0.2.12/cli.wit")),
+    (
+        "clocks",
+        include_str!("../../../wit/wasi/v0.2.12/clocks.wit"),
+    ),
+    (
+        "filesystem",
+        include_str!("../../../wit/wasi/v0.2.12/filesystem.wit"),
+    ),
+    ("http", include_str!("../../../wit/wasi/v0.2.12/http.wit")),
+    ("io", include_str!("../../../wit/wasi/v0.2.12/io.wit")),
+    (
+        "random",
+        include_str!("../../../wit/wasi/v0.2.12/random.wit"),
+    ),
+    (
+        "sockets",
+        include_str!("../../../wit/wasi/v0.2.12/sockets.wit"),
+    ),
+];
+
+/// The world a Python plugin is built for: the contract's, and the
+/// `wasi:http` client every plugin may use (within `allowed_hosts`), so
+/// that componentize-py generates its Python bindings.
+const PYTHON_WORLD: &str = "/// Written by `warden build`: `auth-plugin` and outbound HTTP.
+world auth-plugin-python {
+    include auth-plugin;
+    import wasi:http/outgoing-handler@0.2.12;
+}
+";
+
 /// Where a Python or npm plugin's build keeps its output and inputs: a
 /// hidden directory beside the sources, which `warden dev` does not watch.
 const BUILD_DIR: &str = ".warden-build";
@@ -250,6 +284,12 @@ fn build_python(dir: &Path, module: &str, object: &str) -> Result<PathBuf, LoadE
         reason,
     };
     let io = |e: std::io::Error| fail(e.to_string());
+    std::fs::write(wit.join("python.wit"), PYTHON_WORLD).map_err(io)?;
+    for (package, text) in WASI_WIT {
+        let deps = wit.join("deps").join(package);
+        std::fs::create_dir_all(&deps).map_err(io)?;
+        std::fs::write(deps.join(format!("{package}.wit")), text).map_err(io)?;
+    }
     let shims = build.join("python");
     std::fs::create_dir_all(&shims).map_err(io)?;
     let app = format!(
@@ -288,6 +328,10 @@ fn build_python(dir: &Path, module: &str, object: &str) -> Result<PathBuf, LoadE
     inputs.text(&app);
     inputs.text(AUTH_WIT);
     inputs.text(COMMON_WIT);
+    inputs.text(PYTHON_WORLD);
+    for (_, text) in WASI_WIT {
+        inputs.text(text);
+    }
     inputs.tree(dir, &["py", "toml"]);
     if let Some(sdk) = venv.as_deref().and_then(installed_sdk) {
         inputs.tree(&sdk, &["py"]);
@@ -302,7 +346,7 @@ fn build_python(dir: &Path, module: &str, object: &str) -> Result<PathBuf, LoadE
     command
         .arg("-d")
         .arg(&wit)
-        .args(["-w", "auth-plugin"])
+        .args(["-w", "auth-plugin-python"])
         .args([
             "--export-interface-name",
             &format!("warden:auth/handlers@0.2.0={PYTHON_EXPORTS}"),

@@ -1,8 +1,9 @@
 //! Auth plugins written in Python (`guest-sdk/python`, built with
 //! componentize-py by `warden build`): the reference policy in Python
 //! decides exactly as the Rust one, and the hostile Python fixture fails
-//! closed like the Rust one. `tests/run` builds both components first
-//! (`tests/python-plugins.sh`).
+//! closed like the Rust one, and a Python policy reaches its identity
+//! provider over HTTP within `allowed_hosts`. `tests/run` builds the
+//! components first (`tests/python-plugins.sh`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 use warden::plugin::{AuthPlugin, Fault, Limits};
 use warden::types::{AssistantAction, Event, Request, StoreAction, ThreadAction, User};
 
-use crate::support::{bearer, plugin, root, runtime};
+use crate::idp::Idp;
+use crate::support::{bearer, component_from_config, plugin, root, runtime};
 
 /// The component `warden build` made in `dir` (`file` under
 /// `.warden-build/`), loaded; `script` is what builds it.
@@ -195,4 +197,99 @@ fn a_python_exception_fails_closed() {
         .unwrap()
         .unwrap();
     assert_eq!(format!("{:?}", verdict.outcome), "Allow");
+}
+
+/// `tests/fixtures/capabilities-python` with these `auth` settings.
+fn python_capabilities(auth: Value) -> Arc<AuthPlugin> {
+    let dir = "tests/fixtures/capabilities-python";
+    let path = root().join(dir).join(".warden-build/auth.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (tests/run does: tests/python-plugins.sh)",
+        path.display()
+    );
+    component_from_config(dir, &path, auth).unwrap_or_else(|e| panic!("{dir} loads: {e}"))
+}
+
+/// `authenticate` on `request`: the identity and fields, or the status and
+/// detail.
+fn outcome(plugin: &Arc<AuthPlugin>, request: &Request) -> Result<(String, Value), (u16, String)> {
+    let result = plugin.authenticate(request).expect("no fault").result;
+    result
+        .map(|user| (user.identity, Value::Object(user.extra)))
+        .map_err(|e| (e.status, e.detail.unwrap_or_default()))
+}
+
+/// A Python policy checks an opaque token with its issuer (RFC 7662): a
+/// POST with a form body and HTTP Basic credentials, through `wasi:http`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_introspects_a_token_at_its_issuer() {
+    let idp = Idp::start(&[]);
+    idp.issue_opaque("opaque+token/1=", "alice");
+    let introspect = |token: &str, secret: &str| {
+        let plugin = python_capabilities(json!({
+            "allowed_hosts": ["http://127.0.0.1:*"],
+            "timeout_ms": 30_000,
+            "config": {"client_id": crate::idp::CLIENT_ID, "client_secret": secret},
+        }));
+        let request = Request::new("GET", "/introspect")
+            .with_query("url", format!("{}/introspect", idp.issuer()))
+            .with_header("authorization", format!("Bearer {token}"));
+        tokio::task::spawn_blocking(move || outcome(&plugin, &request))
+    };
+    let (identity, fields) = introspect("opaque+token/1=", crate::idp::CLIENT_SECRET)
+        .await
+        .unwrap()
+        .expect("an active token authenticates");
+    assert_eq!(identity, "alice");
+    assert_eq!(fields["content_type"], "application/json");
+    assert_eq!(
+        introspect("opaque+token/2=", crate::idp::CLIENT_SECRET)
+            .await
+            .unwrap(),
+        Err((
+            401,
+            r#"introspection answered 200: {"active":false}"#.to_owned()
+        ))
+    );
+    let (status, detail) = introspect("opaque+token/1=", "wrong")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status, 401);
+    assert!(detail.starts_with("introspection answered 401"), "{detail}");
+}
+
+/// A host off the list is an error the Python policy sees; no list at all
+/// means no network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_reaches_only_its_allowed_hosts() {
+    let idp = Idp::start(&[]);
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
+    for (hosts, reachable) in [
+        (json!(["http://127.0.0.1:*"]), true),
+        (json!(["http://localhost:*"]), false),
+        (json!([]), false),
+    ] {
+        let plugin =
+            python_capabilities(json!({"allowed_hosts": hosts.clone(), "timeout_ms": 30_000}));
+        let request = Request::new("GET", "/fetch").with_query("url", discovery.clone());
+        let outcome = tokio::task::spawn_blocking(move || outcome(&plugin, &request))
+            .await
+            .unwrap();
+        if reachable {
+            let (identity, fields) = outcome.unwrap_or_else(|e| panic!("{hosts}: {e:?}"));
+            assert_eq!(
+                (identity.as_str(), &fields["status"]),
+                ("fetcher", &json!(200))
+            );
+            assert!(fields["body"].as_str().unwrap().contains("jwks_uri"));
+        } else {
+            assert_eq!(
+                outcome,
+                Err((502, "the host is not in auth.allowed_hosts".to_owned())),
+                "{hosts}"
+            );
+        }
+    }
 }

@@ -126,11 +126,21 @@ pub fn plugin_from_config(
     crate_name: &str,
     auth: serde_json::Value,
 ) -> Result<Arc<AuthPlugin>, warden::plugin::LoadError> {
+    component_from_config(crate_name, &component(crate_name), auth)
+}
+
+/// Loads the component at `path` with the settings of an `auth` section
+/// (given as JSON, without `path`), parsed as `langgraph.json` would be.
+pub fn component_from_config(
+    name: &str,
+    path: &std::path::Path,
+    auth: serde_json::Value,
+) -> Result<Arc<AuthPlugin>, warden::plugin::LoadError> {
     let mut auth = auth;
     auth["path"] = "./auth".into();
     let text = serde_json::json!({ "auth": auth }).to_string();
     let config = warden::config::Config::parse(&root().join("langgraph.json"), &text)
         .unwrap_or_else(|e| panic!("the auth section parses: {e}"));
     let settings = config.auth.as_ref().unwrap().settings();
-    AuthPlugin::load(runtime(), crate_name, &component(crate_name), settings)
+    AuthPlugin::load(runtime(), name, path, settings)
 }
