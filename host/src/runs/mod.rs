@@ -1267,11 +1267,12 @@ impl StepWriter {
                     previous.next = vec![node.clone()];
                     self.write(previous);
                 }
-                if self.wants("values") {
-                    self.live.events.push("values", &values);
-                }
+                // As LangGraph's loop: a step's update, then the state it made.
                 if self.wants("updates") && node != "__start__" {
                     self.live.events.push("updates", &json!({ &node: update }));
+                }
+                if self.wants("values") {
+                    self.live.events.push("values", &values);
                 }
                 let source = if node == "__start__" { "input" } else { "loop" };
                 self.step += 1;

@@ -109,7 +109,6 @@ async fn a_run_is_reached_only_through_its_own_thread() {
     for (method, path, body) in [
         ("GET", base.clone(), Value::Null),
         ("GET", format!("{base}/join"), Value::Null),
-        ("GET", format!("{base}/stream"), Value::Null),
         ("POST", format!("{base}/cancel"), Value::Null),
         (
             "POST",
@@ -136,6 +135,31 @@ async fn a_run_is_reached_only_through_its_own_thread() {
         .send("DELETE", &base, "user1-token", Value::Null)
         .await;
     assert_eq!(reply.json["detail"], "Run not found");
+    // Its stream is refused by the stream's one event, as `langgraph dev`
+    // sends it; so is the run through its own thread, to another user.
+    for (path, token, message) in [
+        (
+            format!("{base}/stream"),
+            "user1-token",
+            "404: Run not found",
+        ),
+        (
+            format!("/threads/{theirs}/runs/{run}/stream"),
+            "user1-token",
+            "404: Thread not found",
+        ),
+    ] {
+        let reply = server.send("GET", &path, token, Value::Null).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            reply.text,
+            format!(
+                "event: error\r\ndata: {}\r\n\r\n",
+                json!({"error": "HTTPException", "message": message})
+            ),
+            "{path}"
+        );
+    }
     assert_eq!(
         server.run_status(&theirs, &run, "user2-token").await,
         "pending"

@@ -225,7 +225,7 @@ pub(in crate::server) async fn join(
     path = "/threads/{thread_id}/runs/{run_id}/stream",
     tag = "runs",
     params(("thread_id" = Uuid, Path, description = "The thread (UUID)"), ("run_id" = Uuid, Path, description = "The run (UUID)")),
-    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`)", content_type = "text/event-stream"), (status = 404, description = "Not found, or outside the caller's scope", body = crate::server::error::ErrorBody), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
+    responses((status = 200, description = "SSE of the run from now on (or from `Last-Event-ID`); a thread missing or outside the caller's scope, or a run missing, is one `error` event (`404: Thread not found`, `404: Run not found`)", content_type = "text/event-stream"), (status = 422, description = "Invalid input", body = crate::server::error::ErrorBody))
 )]
 pub(in crate::server) async fn join_stream(
     State(state): State<Arc<AppState>>,
@@ -241,8 +241,20 @@ pub(in crate::server) async fn join_stream(
     as_caller(pending, move |caller| {
         let (tid, rid) = ids(&thread, &run)?;
         let query = join_query(uri.query())?;
-        scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid)?;
-        wait(state.storage.run(tid, rid))?.ok_or_else(|| ApiError::not_found("Not Found"))?;
+        // As the reference, a refusal (a thread missing or outside the
+        // caller's scope, a run missing) is the stream's one `error` event.
+        let mut check = || {
+            scoped(&state, caller, Action::Read, json!({"thread_id": tid}), tid).map_err(|e| {
+                match e.status {
+                    StatusCode::NOT_FOUND => ApiError::not_found("Thread not found"),
+                    _ => e,
+                }
+            })?;
+            wait(state.storage.run(tid, rid))?.ok_or_else(|| ApiError::not_found("Run not found"))
+        };
+        if let Err(refused) = check() {
+            return Ok(streaming::error_sse(&refused));
+        }
         let Some(live) = state.runs.get(tid, rid) else {
             return Ok(streaming::empty_sse());
         };

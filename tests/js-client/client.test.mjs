@@ -1,0 +1,182 @@
+// The unmodified JS client (@langchain/langgraph-sdk) against `warden serve` of
+// examples/reference: the reference policy (tokens user1/user2/admin/reader) and the
+// echo graph `agent`, which appends an AI message echoing the last user message and
+// sets `seen_user` to the caller's identity. WARDEN_JS_URL names the server (run.sh
+// starts one).
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
+
+import { Client } from "@langchain/langgraph-sdk";
+
+const apiUrl = process.env.WARDEN_JS_URL;
+if (!apiUrl) throw new Error("WARDEN_JS_URL is not set: run tests/js-client/run.sh");
+
+const as = (token) =>
+  new Client({
+    apiUrl,
+    defaultHeaders: token ? { Authorization: `Bearer ${token}` } : {},
+    // 4xx are never retried; a 5xx would be, which would hide it.
+    callerOptions: { maxRetries: 0 },
+  });
+const user1 = as("user1-token");
+const user2 = as("user2-token");
+const reader = as("reader-token");
+const GRAPH = "agent";
+const say = (text) => ({ messages: [{ role: "user", content: text }] });
+
+/** The HTTP status the client's call failed with. */
+async function status(call) {
+  try {
+    await call();
+  } catch (error) {
+    return error.status;
+  }
+  assert.fail("the call succeeded");
+}
+
+async function collect(stream) {
+  const parts = [];
+  for await (const part of stream) parts.push(part);
+  return parts;
+}
+
+test("a thread is its creator's: another user gets 404 and cannot find it", async () => {
+  const tag = randomUUID();
+  const thread = await user1.threads.create({ metadata: { tag, owner: "user2" } });
+  // The policy stamps the owner over the spoofed one.
+  assert.equal(thread.metadata.owner, "user1");
+  assert.equal((await user1.threads.get(thread.thread_id)).thread_id, thread.thread_id);
+  assert.equal(await status(() => user2.threads.get(thread.thread_id)), 404);
+  assert.equal(await status(() => user2.threads.update(thread.thread_id, { metadata: { x: 1 } })), 404);
+  assert.equal(await status(() => user2.threads.delete(thread.thread_id)), 404);
+  assert.deepEqual(await user2.threads.search({ metadata: { tag } }), []);
+  const mine = await user1.threads.search({ metadata: { tag } });
+  assert.deepEqual(mine.map((t) => t.thread_id), [thread.thread_id]);
+  await user1.threads.update(thread.thread_id, { metadata: { step: 2 } });
+  assert.equal((await user1.threads.get(thread.thread_id)).metadata.step, 2);
+  await user1.threads.delete(thread.thread_id);
+  assert.equal(await status(() => user1.threads.get(thread.thread_id)), 404);
+});
+
+test("no token is a 401, a reader may not create a thread", async () => {
+  assert.equal(await status(() => as(null).threads.search({})), 401);
+  assert.equal(await status(() => as("forged-token").threads.search({})), 401);
+  assert.equal(await status(() => reader.threads.create({})), 403);
+});
+
+test("runs.wait returns the echo, seen by the caller", async () => {
+  const thread = await user1.threads.create({});
+  const values = await user1.runs.wait(thread.thread_id, GRAPH, { input: say("hi") });
+  assert.deepEqual(
+    values.messages.map((m) => [m.type, m.content]),
+    [
+      ["human", "hi"],
+      ["ai", "hi"],
+    ],
+  );
+  assert.equal(values.seen_user, "user1");
+  const state = await user1.threads.getState(thread.thread_id);
+  assert.deepEqual(state.values, values);
+  assert.equal(await status(() => user2.runs.wait(thread.thread_id, GRAPH, { input: say("x") })), 404);
+});
+
+test("runs.stream yields metadata, then each step's update before its values", async () => {
+  const thread = await user1.threads.create({});
+  const parts = await collect(
+    user1.runs.stream(thread.thread_id, GRAPH, {
+      input: say("streamed"),
+      streamMode: ["values", "updates"],
+    }),
+  );
+  assert.ok(parts[0].data.run_id);
+  // As LangGraph's loop: the input's values, the node's update, the state it made.
+  assert.deepEqual(
+    parts.map((p) => p.event),
+    ["metadata", "values", "updates", "values"],
+  );
+  const last = parts.filter((p) => p.event === "values").at(-1).data;
+  assert.equal(last.messages.at(-1).content, "streamed");
+  assert.equal(last.seen_user, "user1");
+});
+
+test("a resumable run is replayed from its start (-1) or from an event id on", async () => {
+  const thread = await user1.threads.create({});
+  const run = await user1.runs.create(thread.thread_id, GRAPH, {
+    input: say("joined"),
+    streamMode: ["values", "updates"],
+    streamResumable: true,
+  });
+  await user1.runs.join(thread.thread_id, run.run_id);
+  // Joined once it is over: nothing follows (as LangGraph).
+  assert.deepEqual(await collect(user1.runs.joinStream(thread.thread_id, run.run_id)), []);
+  // `Last-Event-ID: -1`, as useStream sends to reconnect from the start: everything.
+  const all = await collect(
+    user1.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: "-1" }),
+  );
+  const ids = all.map((p) => p.id);
+  assert.ok(all.length >= 2 && ids.every(Boolean), JSON.stringify(all));
+  const values = all.filter((p) => p.event === "values").at(-1).data;
+  assert.equal(values.messages.at(-1).content, "joined");
+  // From the first event on: everything after it, and nothing before.
+  const rest = await collect(
+    user1.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: ids[0] }),
+  );
+  assert.deepEqual(
+    rest.map((p) => p.id),
+    ids.slice(1),
+  );
+  assert.deepEqual(
+    all.map((p) => p.event),
+    ["metadata", "values", "updates", "values"],
+  );
+  // One mode asked for (`stream_mode=updates`): its events only (Warden also
+  // keeps the run's `metadata`, which LangGraph drops here).
+  const updates = await collect(
+    user1.runs.joinStream(thread.thread_id, run.run_id, {
+      lastEventId: "-1",
+      streamMode: ["updates"],
+    }),
+  );
+  assert.deepEqual(
+    updates.filter((p) => p.event !== "metadata").map((p) => p.id),
+    all.filter((p) => p.event === "updates").map((p) => p.id),
+  );
+  // Another user cannot follow it: the stream's one event says so (as LangGraph).
+  const refused = await collect(
+    user2.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: "-1" }),
+  );
+  assert.deepEqual(
+    refused.map((p) => [p.event, p.data]),
+    [["error", { error: "HTTPException", message: "404: Thread not found" }]],
+  );
+});
+
+test("runs are listed with a status filter, and another user's are hidden", async () => {
+  const thread = await user1.threads.create({});
+  await user1.runs.wait(thread.thread_id, GRAPH, { input: say("one") });
+  const runs = await user1.runs.list(thread.thread_id, { status: "success" });
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0].status, "success");
+  assert.deepEqual(await user1.runs.list(thread.thread_id, { status: "pending" }), []);
+  assert.equal(await status(() => user2.runs.list(thread.thread_id)), 404);
+});
+
+test("a stateless run streams its answer", async () => {
+  const parts = await collect(user1.runs.stream(null, GRAPH, { input: say("once"), streamMode: "values" }));
+  const values = parts.filter((p) => p.event === "values").at(-1).data;
+  assert.equal(values.messages.at(-1).content, "once");
+});
+
+test("assistants are found by graph, and the store keeps each user's items", async () => {
+  const assistants = await user1.assistants.search({ graphId: GRAPH });
+  assert.ok(assistants.some((a) => a.graph_id === GRAPH));
+  const ns = ["user1", randomUUID()];
+  await user1.store.putItem(ns, "k", { text: "mine" });
+  const item = await user1.store.getItem(ns, "k");
+  assert.deepEqual(item.value, { text: "mine" });
+  const found = await user1.store.searchItems(ns);
+  assert.deepEqual(found.items.map((i) => i.key), ["k"]);
+  const spaces = await user1.store.listNamespaces({ prefix: [ns[0]] });
+  assert.ok(spaces.namespaces.length >= 1, JSON.stringify(spaces));
+});
