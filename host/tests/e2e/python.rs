@@ -199,16 +199,26 @@ fn a_python_exception_fails_closed() {
     assert_eq!(format!("{:?}", verdict.outcome), "Allow");
 }
 
-/// `tests/fixtures/capabilities-python` with these `auth` settings.
-fn python_capabilities(auth: Value) -> Arc<AuthPlugin> {
-    let dir = "tests/fixtures/capabilities-python";
-    let path = root().join(dir).join(".warden-build/auth.wasm");
+/// The component `warden build` made in `dir` (`file` under
+/// `.warden-build/`), loaded with the settings of an `auth` section (JSON,
+/// without `path`); `script` is what builds it.
+pub fn built_from_config(dir: &str, file: &str, script: &str, auth: Value) -> Arc<AuthPlugin> {
+    let path = root().join(dir).join(".warden-build").join(file);
     assert!(
         path.exists(),
-        "{} is missing: build it first (tests/run does: tests/python-plugins.sh)",
+        "{} is missing: build it first (tests/run does: {script})",
         path.display()
     );
     component_from_config(dir, &path, auth).unwrap_or_else(|e| panic!("{dir} loads: {e}"))
+}
+
+fn python_capabilities(auth: Value) -> Arc<AuthPlugin> {
+    built_from_config(
+        "tests/fixtures/capabilities-python",
+        "auth.wasm",
+        "tests/python-plugins.sh",
+        auth,
+    )
 }
 
 /// `authenticate` on `request`: the identity and fields, or the status and
@@ -220,14 +230,14 @@ fn outcome(plugin: &Arc<AuthPlugin>, request: &Request) -> Result<(String, Value
         .map_err(|e| (e.status, e.detail.unwrap_or_default()))
 }
 
-/// A Python policy checks an opaque token with its issuer (RFC 7662): a
-/// POST with a form body and HTTP Basic credentials, through `wasi:http`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_policy_introspects_a_token_at_its_issuer() {
+/// Asserts that the capabilities fixture `load` gives (with these `auth`
+/// settings) checks an opaque token with its issuer (RFC 7662): a POST with
+/// a form body and HTTP Basic credentials, through `wasi:http`.
+pub async fn introspects_a_token_at_its_issuer(load: fn(Value) -> Arc<AuthPlugin>) {
     let idp = Idp::start(&[]);
     idp.issue_opaque("opaque+token/1=", "alice");
     let introspect = |token: &str, secret: &str| {
-        let plugin = python_capabilities(json!({
+        let plugin = load(json!({
             "allowed_hosts": ["http://127.0.0.1:*"],
             "timeout_ms": 30_000,
             "config": {"client_id": crate::idp::CLIENT_ID, "client_secret": secret},
@@ -260,10 +270,10 @@ async fn a_python_policy_introspects_a_token_at_its_issuer() {
     assert!(detail.starts_with("introspection answered 401"), "{detail}");
 }
 
-/// A host off the list is an error the Python policy sees; no list at all
-/// means no network.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_policy_reaches_only_its_allowed_hosts() {
+/// Asserts that the capabilities fixture `load` gives reaches only its
+/// allowed hosts: a host off the list is an error the plugin sees (a 502
+/// whose detail contains `denied`), and no list at all means no network.
+pub async fn reaches_only_its_allowed_hosts(load: fn(Value) -> Arc<AuthPlugin>, denied: &str) {
     let idp = Idp::start(&[]);
     let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
     for (hosts, reachable) in [
@@ -271,8 +281,7 @@ async fn a_python_policy_reaches_only_its_allowed_hosts() {
         (json!(["http://localhost:*"]), false),
         (json!([]), false),
     ] {
-        let plugin =
-            python_capabilities(json!({"allowed_hosts": hosts.clone(), "timeout_ms": 30_000}));
+        let plugin = load(json!({"allowed_hosts": hosts.clone(), "timeout_ms": 30_000}));
         let request = Request::new("GET", "/fetch").with_query("url", discovery.clone());
         let outcome = tokio::task::spawn_blocking(move || outcome(&plugin, &request))
             .await
@@ -285,11 +294,20 @@ async fn a_python_policy_reaches_only_its_allowed_hosts() {
             );
             assert!(fields["body"].as_str().unwrap().contains("jwks_uri"));
         } else {
-            assert_eq!(
-                outcome,
-                Err((502, "the host is not in auth.allowed_hosts".to_owned())),
-                "{hosts}"
-            );
+            let (status, detail) = outcome.expect_err("denied");
+            assert_eq!(status, 502, "{hosts}: {detail}");
+            assert!(detail.contains(denied), "{hosts}: {detail}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_introspects_a_token_at_its_issuer() {
+    introspects_a_token_at_its_issuer(python_capabilities).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_reaches_only_its_allowed_hosts() {
+    reaches_only_its_allowed_hosts(python_capabilities, "the host is not in auth.allowed_hosts")
+        .await;
 }
