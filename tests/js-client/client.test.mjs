@@ -180,3 +180,24 @@ test("assistants are found by graph, and the store keeps each user's items", asy
   const spaces = await user1.store.listNamespaces({ prefix: [ns[0]] });
   assert.ok(spaces.namespaces.length >= 1, JSON.stringify(spaces));
 });
+
+test("a cron is its creator's: found, counted and deleted by them only", async () => {
+  const tag = randomUUID();
+  const cron = await user1.crons.create(GRAPH, {
+    schedule: "*/5 * * * *",
+    input: say("scheduled"),
+    metadata: { tag },
+  });
+  try {
+    assert.equal(cron.schedule, "*/5 * * * *");
+    const found = await user1.crons.search({ metadata: { tag } });
+    assert.deepEqual(found.map((c) => c.cron_id), [cron.cron_id]);
+    assert.equal(await user1.crons.count({ metadata: { tag } }), 1);
+    assert.deepEqual(await user2.crons.search({ metadata: { tag } }), []);
+    assert.equal(await user2.crons.count({ metadata: { tag } }), 0);
+    assert.equal(await status(() => user2.crons.delete(cron.cron_id)), 404);
+  } finally {
+    await user1.crons.delete(cron.cron_id);
+  }
+  assert.deepEqual(await user1.crons.search({ metadata: { tag } }), []);
+});
