@@ -201,3 +201,68 @@ test("a cron is its creator's: found, counted and deleted by them only", async (
   }
   assert.deepEqual(await user1.crons.search({ metadata: { tag } }), []);
 });
+
+test("a thread's state: history, an update through the graph's reducers, a copy", async () => {
+  const thread = await user1.threads.create({ metadata: { k: "v" } });
+  await user1.runs.wait(thread.thread_id, GRAPH, { input: say("first") });
+  const history = await user1.threads.getHistory(thread.thread_id, { limit: 10 });
+  assert.ok(history.length >= 2, JSON.stringify(history));
+  assert.equal(history[0].values.messages.at(-1).content, "first");
+  assert.equal(await status(() => user2.threads.getHistory(thread.thread_id)), 404);
+
+  const before = await user1.threads.getState(thread.thread_id);
+  await user1.threads.updateState(thread.thread_id, {
+    values: { messages: [{ role: "user", content: "added" }] },
+  });
+  const after = await user1.threads.getState(thread.thread_id);
+  assert.equal(after.values.messages.length, before.values.messages.length + 1);
+  assert.equal(after.values.messages.at(-1).content, "added");
+  assert.notEqual(after.checkpoint.checkpoint_id, before.checkpoint.checkpoint_id);
+  assert.equal(
+    await status(() => user2.threads.updateState(thread.thread_id, { values: { messages: [] } })),
+    404,
+  );
+
+  const copy = await user1.threads.copy(thread.thread_id);
+  assert.notEqual(copy.thread_id, thread.thread_id);
+  assert.equal(copy.metadata.owner, "user1");
+  assert.deepEqual((await user1.threads.getState(copy.thread_id)).values, after.values);
+  assert.equal(await user1.threads.count({ metadata: { k: "v", owner: "user1" } }) >= 2, true);
+});
+
+test("assistants: admins write them, everyone reads them, with their graph and schemas", async () => {
+  const admin = as("admin-token");
+  assert.equal(await status(() => user1.assistants.create({ graphId: GRAPH })), 403);
+  const created = await admin.assistants.create({
+    graphId: GRAPH,
+    name: `js-${randomUUID()}`,
+    config: { configurable: { tone: "dry" } },
+  });
+  try {
+    const read = await user1.assistants.get(created.assistant_id);
+    assert.equal(read.name, created.name);
+    const graph = await user1.assistants.getGraph(created.assistant_id);
+    assert.ok(graph.nodes.some((n) => n.id === "__start__"), JSON.stringify(graph));
+    const schemas = await user1.assistants.getSchemas(created.assistant_id);
+    assert.equal(schemas.graph_id, GRAPH);
+    const updated = await admin.assistants.update(created.assistant_id, { metadata: { v: 2 } });
+    assert.equal(updated.version, 2);
+    const versions = await admin.assistants.getVersions(created.assistant_id);
+    assert.deepEqual(versions.map((v) => v.version).sort(), [1, 2]);
+    await admin.assistants.setLatest(created.assistant_id, 1);
+    assert.equal((await user1.assistants.get(created.assistant_id)).version, 1);
+    assert.equal(await status(() => user1.assistants.delete(created.assistant_id)), 403);
+  } finally {
+    await admin.assistants.delete(created.assistant_id);
+  }
+  assert.equal(await status(() => user1.assistants.get(created.assistant_id)), 404);
+});
+
+test("store items: another user's namespace is refused, a deleted item is gone", async () => {
+  const ns = ["user1", "js", randomUUID()];
+  await user1.store.putItem(ns, "a", { n: 1 });
+  assert.equal(await status(() => user2.store.getItem(ns, "a")), 403);
+  assert.equal(await status(() => user2.store.putItem(ns, "b", { n: 2 })), 403);
+  await user1.store.deleteItem(ns, "a");
+  assert.equal(await user1.store.getItem(ns, "a"), null);
+});

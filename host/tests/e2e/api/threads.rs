@@ -115,19 +115,39 @@ async fn creating_an_existing_id_conflicts_unless_the_caller_may_see_it() {
     );
 }
 
+/// Another user's thread cannot be copied, and the refusal tells nothing:
+/// it reads exactly as a thread that does not exist (LangGraph answers 409
+/// there, 404 for a missing one: whether an id exists leaks across users).
 #[tokio::test]
-async fn a_copy_of_someone_elses_thread_conflicts_and_the_owners_keeps_the_metadata() {
+async fn a_copy_of_someone_elses_thread_reads_as_missing_and_the_owners_keeps_the_metadata() {
     let server = reference();
     let user1 = server.user("user1-token");
+    let user2 = server.user("user2-token");
     let id = user1_thread(&server).await.thread_id;
     let patched = user1
         .patch(&format!("/threads/{id}"), json!({"metadata": {"more": 1}}))
         .await;
-    let copy = server
-        .user("user2-token")
+    let copy = user2
         .post(&format!("/threads/{id}/copy"), Value::Null)
         .await;
-    assert_eq!(copy.status, StatusCode::CONFLICT);
+    assert_eq!(
+        (copy.status, copy.json),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": format!("Thread with ID {id} not found")})
+        )
+    );
+    let nobody = Uuid::new_v4();
+    let missing = user2
+        .post(&format!("/threads/{nobody}/copy"), Value::Null)
+        .await;
+    assert_eq!(
+        (missing.status, missing.json),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": format!("Thread with ID {nobody} not found")})
+        )
+    );
     let copy = user1.copy_thread(&id).await;
     assert_eq!(copy.metadata, patched.json["metadata"]);
     assert_ne!(copy.thread_id, id);
