@@ -266,3 +266,41 @@ test("store items: another user's namespace is refused, a deleted item is gone",
   await user1.store.deleteItem(ns, "a");
   assert.equal(await user1.store.getItem(ns, "a"), null);
 });
+
+test("a run on a thread id that does not exist yet creates it for the caller", async () => {
+  const threadId = randomUUID();
+  const values = await user1.runs.wait(threadId, GRAPH, {
+    input: say("new"),
+    ifNotExists: "create",
+  });
+  assert.equal(values.messages.at(-1).content, "new");
+  const thread = await user1.threads.get(threadId);
+  assert.equal(thread.metadata.owner, "user1");
+  assert.equal(await status(() => user2.threads.get(threadId)), 404);
+});
+
+test("a stateless wait answers with the run's values", async () => {
+  const values = await user1.runs.wait(null, GRAPH, { input: say("no thread") });
+  assert.equal(values.messages.at(-1).content, "no thread");
+  assert.equal(values.seen_user, "user1");
+});
+
+test("threads are searched in order, a page at a time", async () => {
+  const tag = randomUUID();
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    ids.push((await user1.threads.create({ metadata: { tag, i } })).thread_id);
+  }
+  const page = (offset) =>
+    user1.threads.search({
+      metadata: { tag },
+      sortBy: "created_at",
+      sortOrder: "asc",
+      limit: 2,
+      offset,
+    });
+  assert.deepEqual((await page(0)).map((t) => t.thread_id), ids.slice(0, 2));
+  assert.deepEqual((await page(2)).map((t) => t.thread_id), ids.slice(2));
+  const idle = await user1.threads.search({ metadata: { tag }, status: "idle" });
+  assert.equal(idle.length, 3);
+});
