@@ -270,6 +270,26 @@ pub async fn introspects_a_token_at_its_issuer(load: fn(Value) -> Arc<AuthPlugin
     assert!(detail.starts_with("introspection answered 401"), "{detail}");
 }
 
+/// Asserts that a hanging issuer is an error the capabilities fixture
+/// `load` gives sees once its `http_timeout_ms` passes (a 502 whose detail
+/// contains `timed_out`), well within the call's deadline.
+pub async fn sees_a_hanging_issuer_time_out(load: fn(Value) -> Arc<AuthPlugin>, timed_out: &str) {
+    let idp = Idp::start(&[]);
+    idp.hang();
+    let plugin = load(json!({
+        "allowed_hosts": ["http://127.0.0.1:*"],
+        "timeout_ms": 30_000,
+        "http_timeout_ms": 200,
+    }));
+    let request = Request::new("GET", "/fetch").with_query("url", format!("{}/jwks", idp.issuer()));
+    let (status, detail) = tokio::task::spawn_blocking(move || outcome(&plugin, &request))
+        .await
+        .unwrap()
+        .expect_err("a hanging issuer answers nothing");
+    assert_eq!(status, 502, "{detail}");
+    assert!(detail.contains(timed_out), "{detail}");
+}
+
 /// Asserts that the capabilities fixture `load` gives reaches only its
 /// allowed hosts: a host off the list is an error the plugin sees (a 502
 /// whose detail contains `denied`), and no list at all means no network.
@@ -310,4 +330,9 @@ async fn a_python_policy_introspects_a_token_at_its_issuer() {
 async fn a_python_policy_reaches_only_its_allowed_hosts() {
     reaches_only_its_allowed_hosts(python_capabilities, "the host is not in auth.allowed_hosts")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_policy_sees_a_hanging_issuer_time_out() {
+    sees_a_hanging_issuer_time_out(python_capabilities, "timed out").await;
 }

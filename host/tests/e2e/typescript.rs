@@ -12,7 +12,8 @@ use warden::plugin::AuthPlugin;
 
 use crate::python::{
     built_from_config, built_plugin, decides_as_the_rust_reference,
-    introspects_a_token_at_its_issuer, reaches_only_its_allowed_hosts, unhurried,
+    introspects_a_token_at_its_issuer, reaches_only_its_allowed_hosts,
+    sees_a_hanging_issuer_time_out, unhurried,
 };
 
 #[test]
@@ -49,4 +50,9 @@ async fn a_typescript_policy_reaches_only_its_allowed_hosts() {
         "TypeError: NetworkError when attempting to fetch resource",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_policy_sees_a_hanging_issuer_time_out() {
+    sees_a_hanging_issuer_time_out(typescript_capabilities, "NetworkError").await;
 }
