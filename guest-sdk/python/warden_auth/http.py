@@ -28,13 +28,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:  # inside the component
     from componentize_py_types import Err as _Err
-    from wit_world.imports import outgoing_handler as _handler
-    from wit_world.imports import streams as _streams
-    from wit_world.imports import wasi_http_types as _wasi
 
     IN_COMPONENT = True
 except ImportError:  # plain Python
     IN_COMPONENT = False
+
+_BINDINGS = False
+if IN_COMPONENT:
+    try:  # `warden build` asks componentize-py for them (world `auth-plugin-python`)
+        from wit_world.imports import outgoing_handler as _handler
+        from wit_world.imports import streams as _streams
+        from wit_world.imports import wasi_http_types as _wasi
+
+        _BINDINGS = True
+    except ImportError:  # built by an older `warden build`
+        pass
 
 __all__ = [
     "Denied",
@@ -170,6 +178,8 @@ def request(
     if parts.query:
         path += "?" + parts.query
     if IN_COMPONENT:
+        if not _BINDINGS:
+            raise HTTPError("this plugin was built without wasi:http bindings: rebuild it with `warden build`")
         return _send_wasi(method, parts.scheme, parts.netloc, path, fields, content, timeout)
     return _send_native(method, url, fields, content, timeout)
 
