@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use warden::plugin::{AuthPlugin, Fault, Limits};
 use warden::types::{AssistantAction, Event, Request, StoreAction, ThreadAction, User};
 
-use crate::idp::Idp;
+use crate::capabilities::{
+    introspects_a_token_at_its_issuer, reaches_only_its_allowed_hosts,
+    sees_a_hanging_issuer_time_out,
+};
 use crate::support::{bearer, component_from_config, plugin, root, runtime};
 
 /// The component `warden build` made in `dir` (`file` under
@@ -219,106 +222,6 @@ fn python_capabilities(auth: Value) -> Arc<AuthPlugin> {
         "tests/python-plugins.sh",
         auth,
     )
-}
-
-/// `authenticate` on `request`: the identity and fields, or the status and
-/// detail.
-fn outcome(plugin: &Arc<AuthPlugin>, request: &Request) -> Result<(String, Value), (u16, String)> {
-    let result = plugin.authenticate(request).expect("no fault").result;
-    result
-        .map(|user| (user.identity, Value::Object(user.extra)))
-        .map_err(|e| (e.status, e.detail.unwrap_or_default()))
-}
-
-/// Asserts that the capabilities fixture `load` gives (with these `auth`
-/// settings) checks an opaque token with its issuer (RFC 7662): a POST with
-/// a form body and HTTP Basic credentials, through `wasi:http`.
-pub async fn introspects_a_token_at_its_issuer(load: fn(Value) -> Arc<AuthPlugin>) {
-    let idp = Idp::start(&[]);
-    idp.issue_opaque("opaque+token/1=", "alice");
-    let introspect = |token: &str, secret: &str| {
-        let plugin = load(json!({
-            "allowed_hosts": ["http://127.0.0.1:*"],
-            "timeout_ms": 30_000,
-            "config": {"client_id": crate::idp::CLIENT_ID, "client_secret": secret},
-        }));
-        let request = Request::new("GET", "/introspect")
-            .with_query("url", format!("{}/introspect", idp.issuer()))
-            .with_header("authorization", format!("Bearer {token}"));
-        tokio::task::spawn_blocking(move || outcome(&plugin, &request))
-    };
-    let (identity, fields) = introspect("opaque+token/1=", crate::idp::CLIENT_SECRET)
-        .await
-        .unwrap()
-        .expect("an active token authenticates");
-    assert_eq!(identity, "alice");
-    assert_eq!(fields["content_type"], "application/json");
-    assert_eq!(
-        introspect("opaque+token/2=", crate::idp::CLIENT_SECRET)
-            .await
-            .unwrap(),
-        Err((
-            401,
-            r#"introspection answered 200: {"active":false}"#.to_owned()
-        ))
-    );
-    let (status, detail) = introspect("opaque+token/1=", "wrong")
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(status, 401);
-    assert!(detail.starts_with("introspection answered 401"), "{detail}");
-}
-
-/// Asserts that a hanging issuer is an error the capabilities fixture
-/// `load` gives sees once its `http_timeout_ms` passes (a 502 whose detail
-/// contains `timed_out`), well within the call's deadline.
-pub async fn sees_a_hanging_issuer_time_out(load: fn(Value) -> Arc<AuthPlugin>, timed_out: &str) {
-    let idp = Idp::start(&[]);
-    idp.hang();
-    let plugin = load(json!({
-        "allowed_hosts": ["http://127.0.0.1:*"],
-        "timeout_ms": 30_000,
-        "http_timeout_ms": 200,
-    }));
-    let request = Request::new("GET", "/fetch").with_query("url", format!("{}/jwks", idp.issuer()));
-    let (status, detail) = tokio::task::spawn_blocking(move || outcome(&plugin, &request))
-        .await
-        .unwrap()
-        .expect_err("a hanging issuer answers nothing");
-    assert_eq!(status, 502, "{detail}");
-    assert!(detail.contains(timed_out), "{detail}");
-}
-
-/// Asserts that the capabilities fixture `load` gives reaches only its
-/// allowed hosts: a host off the list is an error the plugin sees (a 502
-/// whose detail contains `denied`), and no list at all means no network.
-pub async fn reaches_only_its_allowed_hosts(load: fn(Value) -> Arc<AuthPlugin>, denied: &str) {
-    let idp = Idp::start(&[]);
-    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer());
-    for (hosts, reachable) in [
-        (json!(["http://127.0.0.1:*"]), true),
-        (json!(["http://localhost:*"]), false),
-        (json!([]), false),
-    ] {
-        let plugin = load(json!({"allowed_hosts": hosts.clone(), "timeout_ms": 30_000}));
-        let request = Request::new("GET", "/fetch").with_query("url", discovery.clone());
-        let outcome = tokio::task::spawn_blocking(move || outcome(&plugin, &request))
-            .await
-            .unwrap();
-        if reachable {
-            let (identity, fields) = outcome.unwrap_or_else(|e| panic!("{hosts}: {e:?}"));
-            assert_eq!(
-                (identity.as_str(), &fields["status"]),
-                ("fetcher", &json!(200))
-            );
-            assert!(fields["body"].as_str().unwrap().contains("jwks_uri"));
-        } else {
-            let (status, detail) = outcome.expect_err("denied");
-            assert_eq!(status, 502, "{hosts}: {detail}");
-            assert!(detail.contains(denied), "{hosts}: {detail}");
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

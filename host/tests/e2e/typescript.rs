@@ -10,11 +10,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use warden::plugin::AuthPlugin;
 
-use crate::python::{
-    built_from_config, built_plugin, decides_as_the_rust_reference,
+use crate::capabilities::{
     introspects_a_token_at_its_issuer, reaches_only_its_allowed_hosts,
-    sees_a_hanging_issuer_time_out, unhurried,
+    sees_a_hanging_issuer_time_out,
 };
+use crate::python::{built_from_config, built_plugin, decides_as_the_rust_reference, unhurried};
 
 #[test]
 fn the_typescript_reference_policy_decides_as_the_rust_one() {
