@@ -208,7 +208,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn thread(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Thread>> {
-        threads::get(&*self.pipelined.client().await?, id, scope).await
+        self.pipelined
+            .read(|client| async move { threads::get(&*client, id, scope).await })
+            .await
     }
 
     async fn update_thread(
@@ -251,7 +253,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn assistant(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Assistant>> {
-        assistants::get(&*self.pipelined.client().await?, id, scope).await
+        self.pipelined
+            .read(|client| async move { assistants::get(&*client, id, scope).await })
+            .await
     }
 
     async fn update_assistant(
@@ -310,7 +314,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn cron(&self, id: Uuid, scope: Option<&Filter>) -> Result<Option<Cron>> {
-        crons::get(&*self.pipelined.client().await?, id, scope).await
+        self.pipelined
+            .read(|client| async move { crons::get(&*client, id, scope).await })
+            .await
     }
 
     async fn update_cron(
@@ -354,7 +360,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn run(&self, thread_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
-        runs::run(&*self.pipelined.client().await?, thread_id, run_id).await
+        self.pipelined
+            .read(|client| async move { runs::run(&*client, thread_id, run_id).await })
+            .await
     }
 
     async fn list_runs(
