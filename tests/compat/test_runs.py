@@ -463,3 +463,36 @@ async def test_deleting_a_run_keeps_a_copys_history(user1, tag):
     await user1.runs.delete(tid, run["run_id"])
     assert await user1.threads.get_history(copy, limit=10) == before
     assert (await user1.threads.get_state(copy))["values"] == result
+
+
+# ---------------------------------------------------------------------------------------
+# Breakpoints: a run pauses before or after a node, and a run with no input goes on
+
+
+async def test_interrupt_before_pauses_the_run_before_the_node(user1, tag):
+    tid = await new_thread(user1, tag)
+    paused = await user1.runs.wait(tid, GRAPH, input=user_input("hi"), interrupt_before=["echo"])
+    assert [m["type"] for m in paused["messages"]] == ["human"], paused
+    assert "__interrupt__" not in paused
+    state = await user1.threads.get_state(tid)
+    assert state["next"] == ["echo"]
+    assert [t["name"] for t in state["tasks"]] == ["echo"]
+    thread = await user1.threads.get(tid)
+    assert thread["status"] == "interrupted"
+    (run,) = await user1.runs.list(tid)
+    assert run["status"] == "success"
+
+    done = await user1.runs.wait(tid, GRAPH, input=None)
+    assert_echo(done, "hi", "user1")
+    assert (await user1.threads.get_state(tid))["next"] == []
+    assert (await user1.threads.get(tid))["status"] == "idle"
+
+
+async def test_interrupt_before_streams_an_empty_interrupt_update(user1, tag):
+    tid = await new_thread(user1, tag)
+    parts = await collect(
+        user1.runs.stream(
+            tid, GRAPH, input=user_input("hi"), interrupt_before="*", stream_mode=["updates"]
+        )
+    )
+    assert [(p.event, p.data) for p in parts][-1] == ("updates", {"__interrupt__": []})

@@ -304,3 +304,20 @@ test("threads are searched in order, a page at a time", async () => {
   const idle = await user1.threads.search({ metadata: { tag }, status: "idle" });
   assert.equal(idle.length, 3);
 });
+
+test("interruptBefore pauses the run before the node; a run without input runs it", async () => {
+  const thread = await user1.threads.create();
+  const paused = await user1.runs.wait(thread.thread_id, GRAPH, {
+    input: say("hold on"),
+    interruptBefore: ["echo"],
+  });
+  assert.deepEqual(paused.messages.map((m) => m.type), ["human"]);
+  const state = await user1.threads.getState(thread.thread_id);
+  assert.deepEqual(state.next, ["echo"]);
+  assert.equal((await user1.threads.get(thread.thread_id)).status, "interrupted");
+
+  const done = await user1.runs.wait(thread.thread_id, GRAPH, { input: null });
+  assert.equal(done.messages.at(-1).content, "hold on");
+  assert.deepEqual((await user1.threads.getState(thread.thread_id)).next, []);
+  assert.equal((await user1.threads.get(thread.thread_id)).status, "idle");
+});

@@ -4,12 +4,12 @@
 use serde_json::Value;
 
 use crate::log::Level;
-use crate::{BuildError, Graph, GraphError, GraphInfo, Step};
+use crate::{BuildError, Graph, GraphError, GraphInfo, Invocation, Outcome, Start, Step, Task};
 
 #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/graph/v0.1.0",
+        path: "../../wit/graph/v0.2.0",
         world: "graph-component",
         pub_export_macro: true,
         export_macro_name: "__export_graph_component",
@@ -87,30 +87,23 @@ impl<T: Component> Guest for T {
         info_to_wit(T::graph().describe())
     }
 
-    fn run(invocation: wit::Invocation) -> Result<String, wit::GraphError> {
-        let parse = |what: &str, json: &str| {
-            serde_json::from_str::<Value>(json).map_err(|e| {
-                error_to_wit(GraphError::value_error(format!(
-                    "the run's {what} is not JSON: {e}"
-                )))
-            })
-        };
-        let input = parse("input", &invocation.input)?;
-        let values = match parse("values", &invocation.values)? {
-            Value::Object(values) => values,
-            Value::Null => Default::default(),
-            other => {
-                return Err(error_to_wit(GraphError::value_error(format!(
-                    "the thread's values are not an object: {other}"
-                ))));
-            }
-        };
-        let config = parse("config", &invocation.config)?;
-        let context = parse("context", &invocation.context)?;
-        T::graph()
-            .invoke(input, values, config, context)
-            .map(|values| Value::Object(values).to_string())
-            .map_err(error_to_wit)
+    fn run(invocation: wit::Invocation) -> Result<wit::Outcome, wit::GraphError> {
+        let invocation = invocation_from_wit(invocation).map_err(error_to_wit)?;
+        match T::graph().start(invocation).map_err(error_to_wit)? {
+            Outcome::Done(values) => Ok(wit::Outcome::Done(Value::Object(values).to_string())),
+            Outcome::Paused(values, pause) => Ok(wit::Outcome::Paused(wit::Pause {
+                values: Value::Object(values).to_string(),
+                next: pause.next,
+                interrupts: pause
+                    .interrupts
+                    .into_iter()
+                    .map(|i| wit::Interrupt {
+                        node: i.node,
+                        value: i.value.to_string(),
+                    })
+                    .collect(),
+            })),
+        }
     }
 
     fn apply(values: String, update: String) -> Result<String, wit::GraphError> {
@@ -128,6 +121,51 @@ impl<T: Component> Guest for T {
             .map_err(error_to_wit)?;
         Ok(Value::Object(values).to_string())
     }
+}
+
+fn invocation_from_wit(invocation: wit::Invocation) -> Result<Invocation, GraphError> {
+    let parse = |what: &str, json: &str| {
+        serde_json::from_str::<Value>(json)
+            .map_err(|e| GraphError::value_error(format!("the run's {what} is not JSON: {e}")))
+    };
+    let start = match invocation.start {
+        wit::Start::Input(input) => Start::Input(parse("input", &input)?),
+        wit::Start::Resume(resume) => Start::Resume {
+            update: parse("update", &resume.update)?,
+            tasks: resume
+                .tasks
+                .into_iter()
+                .map(|task| {
+                    let answers = task
+                        .answers
+                        .iter()
+                        .map(|a| parse("resume value", a))
+                        .collect::<Result<_, _>>()?;
+                    Ok(Task {
+                        node: task.node,
+                        answers,
+                    })
+                })
+                .collect::<Result<_, GraphError>>()?,
+        },
+    };
+    let values = match parse("values", &invocation.values)? {
+        Value::Object(values) => values,
+        Value::Null => Default::default(),
+        other => {
+            return Err(GraphError::value_error(format!(
+                "the thread's values are not an object: {other}"
+            )));
+        }
+    };
+    Ok(Invocation {
+        start,
+        values,
+        config: parse("config", &invocation.config)?,
+        context: parse("context", &invocation.context)?,
+        interrupt_before: invocation.interrupt_before,
+        interrupt_after: invocation.interrupt_after,
+    })
 }
 
 fn info_to_wit(info: &GraphInfo) -> wit::GraphInfo {
@@ -166,6 +204,7 @@ pub(crate) fn step_done(step: &Step) {
         node: step.node.clone(),
         update: step.update.to_string(),
         values: Value::Object(step.values.clone()).to_string(),
+        next: step.next.clone(),
     });
     #[cfg(not(target_arch = "wasm32"))]
     let _ = step;

@@ -89,6 +89,9 @@ pub enum BuildError {
     FanOut(String),
     /// Conditional edges were declared with no possible target.
     NoTargets(String),
+    /// `interrupt_before` or `interrupt_after` names a node that does not
+    /// exist.
+    UnknownInterruptNode(String),
 }
 
 impl fmt::Display for BuildError {
@@ -118,6 +121,7 @@ impl fmt::Display for BuildError {
             Self::NoTargets(name) => {
                 write!(f, "Conditional edges from '{name}' have no possible target")
             }
+            Self::UnknownInterruptNode(name) => write!(f, "Interrupt node {name} not found"),
         }
     }
 }

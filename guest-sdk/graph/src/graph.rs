@@ -43,6 +43,8 @@ pub struct StateGraph {
     channels: Vec<(String, ReducerFn)>,
     nodes: Vec<(String, NodeFn)>,
     ways: Vec<(String, Way)>,
+    interrupt_before: Vec<String>,
+    interrupt_after: Vec<String>,
 }
 
 impl StateGraph {
@@ -105,6 +107,30 @@ impl StateGraph {
         let targets = targets.into_iter().map(Into::into).collect();
         self.ways
             .push((from.into(), Way::Branch { router, targets }));
+        self
+    }
+
+    /// Pauses every run before these nodes (`"*"` for all), as LangGraph's
+    /// `compile(interrupt_before=[...])`; a run that names its own
+    /// `interrupt_before` uses those instead.
+    pub fn interrupt_before<I>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.interrupt_before = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Pauses every run after these nodes (`"*"` for all), as LangGraph's
+    /// `compile(interrupt_after=[...])`; a run that names its own
+    /// `interrupt_after` uses those instead.
+    pub fn interrupt_after<I>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.interrupt_after = nodes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -193,6 +219,11 @@ impl StateGraph {
         if !ways.contains_key(START) {
             return Err(BuildError::NoEntryPoint);
         }
+        for node in self.interrupt_before.iter().chain(&self.interrupt_after) {
+            if node != "*" && !nodes.contains_key(node) {
+                return Err(BuildError::UnknownInterruptNode(node.clone()));
+            }
+        }
 
         let channels = self.channels.into_iter().collect();
         Ok(Graph {
@@ -200,6 +231,8 @@ impl StateGraph {
             nodes,
             ways,
             channels,
+            interrupt_before: self.interrupt_before,
+            interrupt_after: self.interrupt_after,
         })
     }
 }
@@ -224,6 +257,8 @@ pub struct Graph {
     pub(crate) nodes: HashMap<String, NodeFn>,
     pub(crate) ways: HashMap<String, Way>,
     pub(crate) channels: HashMap<String, ReducerFn>,
+    pub(crate) interrupt_before: Vec<String>,
+    pub(crate) interrupt_after: Vec<String>,
 }
 
 impl Graph {

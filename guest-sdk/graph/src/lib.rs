@@ -63,7 +63,7 @@
 //! tells who the caller is and which thread and run this is.
 //!
 //! Everything the host and the graph exchange is defined by the versioned
-//! WIT contract `warden:graph@0.1.0` ([`CONTRACT_VERSION`]). A graph may
+//! WIT contract `warden:graph@0.2.0` ([`CONTRACT_VERSION`]). A graph may
 //! use `wasi:random` (message ids come from it) and nothing else from the
 //! outside world; each run has a deadline and a memory cap.
 #![deny(missing_docs)]
@@ -84,13 +84,53 @@ pub mod __private;
 pub use config::{AuthUser, DEFAULT_RECURSION_LIMIT, RunConfig};
 pub use error::{BuildError, GraphError};
 pub use graph::{Edge, Graph, GraphInfo, State, StateGraph, Update};
-pub use run::{Run, Step};
+pub use run::{Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task};
 pub use serde_json::{Map, Value, json};
 /// The `wit-bindgen` this SDK was built with, so graph crates never pin it.
 pub use wit_bindgen;
 
 /// The version of the `warden:graph` WIT contract this SDK implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// Pauses the run to ask a human, as LangGraph's `interrupt(value)`: the
+/// run ends `interrupted` with `value` shown to the client (the thread's
+/// `interrupts`, `__interrupt__` in the stream and the `wait` body), and
+/// the node's update is dropped. A later run with `command: {"resume":
+/// answer}` runs the node again from its start, and this call then returns
+/// `Ok(answer)`; a node's second call needs a second resume, and so on.
+///
+/// Return the error with `?`: a node that called `interrupt` without an
+/// answer pauses the run whatever it returns.
+///
+/// ```
+/// use warden_graph::prelude::*;
+/// use warden_graph::{Invocation, Task};
+///
+/// fn approve(_: &State, _: &RunConfig) -> Result<Update, GraphError> {
+///     let answer = interrupt(json!({"question": "Send the e-mail?"}))?;
+///     Ok(json!({"approved": answer == "yes"}))
+/// }
+///
+/// let graph = StateGraph::new()
+///     .node("approve", approve)
+///     .edge(START, "approve")
+///     .edge("approve", END)
+///     .compile()?;
+///
+/// // The first run pauses in `approve`...
+/// let run = graph.run(json!({}), State::new(), json!({}), Value::Null);
+/// let pause = run.pause.expect("paused");
+/// assert_eq!(pause.next, ["approve"]);
+/// assert_eq!(pause.interrupts[0].value, json!({"question": "Send the e-mail?"}));
+///
+/// // ... and the resumed one runs it again with the answer.
+/// let resumed = graph.run_with(Invocation::resume([Task::new("approve").answer(json!("yes"))]));
+/// assert_eq!(resumed.outcome?["approved"], true);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn interrupt(value: Value) -> Result<Value, GraphError> {
+    run::interrupt(value)
+}
 
 /// The entry of a graph: edges from `START` lead to its first node.
 pub const START: &str = "__start__";
@@ -102,6 +142,6 @@ pub const END: &str = "__end__";
 pub mod prelude {
     pub use crate::{
         BuildError, END, Graph, GraphError, RunConfig, START, State, StateGraph, Update, Value,
-        json, messages, stream,
+        interrupt, json, messages, stream,
     };
 }

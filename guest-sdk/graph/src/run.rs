@@ -24,13 +24,177 @@ pub struct Step {
     pub update: Value,
     /// The whole state after the update.
     pub values: State,
+    /// The nodes the edges lead to from here: empty when the run ends.
+    pub next: Vec<String>,
+}
+
+/// A node a resumed run executes, and the answers to its
+/// [`interrupt`](crate::interrupt) calls, in call order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The node.
+    pub node: String,
+    /// What its `interrupt` calls return: the first call the first value,
+    /// and so on; a call past the last one pauses the run again.
+    pub answers: Vec<Value>,
+}
+
+impl Task {
+    /// Node `node`, with no answers yet.
+    pub fn new(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            answers: Vec::new(),
+        }
+    }
+
+    /// Adds an answer to the node's next unanswered `interrupt` call.
+    #[must_use]
+    pub fn answer(mut self, value: Value) -> Self {
+        self.answers.push(value);
+        self
+    }
+}
+
+/// Where a run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// From [`START`]: the input (a JSON object, or `null` for none) goes
+    /// through the reducers, then the edges from [`START`] are followed.
+    Input(Value),
+    /// From a paused checkpoint: `update` (a JSON object of channel
+    /// writes, or `null`) goes through the reducers, then `tasks` run
+    /// first, without stopping at a breakpoint before them (LangGraph's
+    /// `Command(resume=..., update=..., goto=...)`, or `input: None`).
+    Resume {
+        /// Writes applied before the tasks run.
+        update: Value,
+        /// The nodes to run first (one, as Warden runs one node at a time).
+        tasks: Vec<Task>,
+    },
+}
+
+/// Everything a run is given: where it starts, the thread's values, the
+/// config and context, and where it pauses.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct Invocation {
+    /// Where the run starts.
+    pub start: Start,
+    /// The thread's values before the run.
+    pub values: State,
+    /// The run's config (LangGraph's `RunnableConfig`).
+    pub config: Value,
+    /// The run's context.
+    pub context: Value,
+    /// Nodes to pause before (`*` for all); when empty, the graph's own
+    /// ([`StateGraph::interrupt_before`](crate::StateGraph::interrupt_before)).
+    pub interrupt_before: Vec<String>,
+    /// Nodes to pause after (`*` for all); when empty, the graph's own.
+    pub interrupt_after: Vec<String>,
+}
+
+impl Invocation {
+    /// A run of `input` from [`START`], on empty values, config and context.
+    pub fn input(input: Value) -> Self {
+        Self::from(Start::Input(input))
+    }
+
+    /// A run that resumes a paused checkpoint with `tasks`.
+    pub fn resume(tasks: impl IntoIterator<Item = Task>) -> Self {
+        Self::from(Start::Resume {
+            update: Value::Null,
+            tasks: tasks.into_iter().collect(),
+        })
+    }
+
+    /// The thread's values before the run.
+    pub fn values(mut self, values: State) -> Self {
+        self.values = values;
+        self
+    }
+
+    /// The run's config.
+    pub fn config(mut self, config: Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The run's context.
+    pub fn context(mut self, context: Value) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Pauses before these nodes (`*` for all).
+    pub fn interrupt_before<I: IntoIterator<Item: Into<String>>>(mut self, nodes: I) -> Self {
+        self.interrupt_before = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Pauses after these nodes (`*` for all).
+    pub fn interrupt_after<I: IntoIterator<Item: Into<String>>>(mut self, nodes: I) -> Self {
+        self.interrupt_after = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl From<Start> for Invocation {
+    fn from(start: Start) -> Self {
+        Self {
+            start,
+            values: State::new(),
+            config: json!({}),
+            context: Value::Null,
+            interrupt_before: Vec::new(),
+            interrupt_after: Vec::new(),
+        }
+    }
+}
+
+/// An [`interrupt`](crate::interrupt) call that paused a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interrupt {
+    /// The node that called it.
+    pub node: String,
+    /// The value it passed.
+    pub value: Value,
+}
+
+/// Where a paused run stopped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pause {
+    /// The nodes to run when it resumes.
+    pub next: Vec<String>,
+    /// The `interrupt` calls it paused on; empty at a breakpoint.
+    pub interrupts: Vec<Interrupt>,
+}
+
+/// How a run ended without an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It reached the end, with these values.
+    Done(State),
+    /// It paused with these values, to be resumed.
+    Paused(State, Pause),
+}
+
+impl Outcome {
+    /// The values it ended or paused with.
+    pub fn values(&self) -> &State {
+        match self {
+            Outcome::Done(values) | Outcome::Paused(values, _) => values,
+        }
+    }
 }
 
 /// A run and everything it reported, from [`Graph::run`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
-    /// The final values, or why the run failed.
+    /// The values it ended (or paused) with, or why the run failed.
     pub outcome: Result<State, GraphError>,
+    /// Where it paused, when it did.
+    pub pause: Option<Pause>,
     /// The steps, `__start__` first.
     pub steps: Vec<Step>,
     /// The `custom` chunks ([`stream::custom`](crate::stream::custom)).
@@ -51,7 +215,8 @@ impl Run {
 impl Graph {
     /// Runs the graph on `input` (a JSON object of channel writes, or
     /// `null` for none) from the thread's `values`, with the run's
-    /// `config` and `context`, and returns the new values.
+    /// `config` and `context`, and returns the new values (the values it
+    /// paused with, if a node paused it).
     ///
     /// The input is applied through the channels' reducers as the
     /// `__start__` step; then the nodes run one at a time, following the
@@ -70,9 +235,22 @@ impl Graph {
         config: Value,
         context: Value,
     ) -> Result<State, GraphError> {
-        let config = RunConfig::new(config, context);
+        let invocation = Invocation::input(input)
+            .values(values)
+            .config(config)
+            .context(context);
+        self.start(invocation).map(|outcome| match outcome {
+            Outcome::Done(values) | Outcome::Paused(values, _) => values,
+        })
+    }
+
+    /// Runs `invocation` (from the input or resuming a paused checkpoint,
+    /// with breakpoints): the values it ended with, or where it paused.
+    /// What the run reports goes to the host.
+    pub fn start(&self, invocation: Invocation) -> Result<Outcome, GraphError> {
+        let config = RunConfig::new(invocation.config.clone(), invocation.context.clone());
         let scope = Scope::enter(&config, false);
-        let outcome = self.execute(input, values, &config);
+        let outcome = self.execute(invocation, &config);
         drop(scope);
         outcome
     }
@@ -80,49 +258,127 @@ impl Graph {
     /// Like [`invoke`](Graph::invoke), but records what the run reports
     /// instead of sending it to the host: for tests.
     pub fn run(&self, input: Value, values: State, config: Value, context: Value) -> Run {
-        let config = RunConfig::new(config, context);
+        self.run_with(
+            Invocation::input(input)
+                .values(values)
+                .config(config)
+                .context(context),
+        )
+    }
+
+    /// Like [`start`](Graph::start), but records what the run reports
+    /// instead of sending it to the host: for tests.
+    pub fn run_with(&self, invocation: Invocation) -> Run {
+        let config = RunConfig::new(invocation.config.clone(), invocation.context.clone());
         let scope = Scope::enter(&config, true);
-        let outcome = self.execute(input, values, &config);
+        let outcome = self.execute(invocation, &config);
         let recorder = scope.finish();
+        let (outcome, pause) = match outcome {
+            Ok(Outcome::Done(values)) => (Ok(values), None),
+            Ok(Outcome::Paused(values, pause)) => (Ok(values), Some(pause)),
+            Err(e) => (Err(e), None),
+        };
         Run {
             outcome,
+            pause,
             steps: recorder.steps,
             custom: recorder.custom,
             messages: recorder.messages,
         }
     }
 
-    fn execute(
-        &self,
-        input: Value,
-        mut values: State,
-        config: &RunConfig,
-    ) -> Result<State, GraphError> {
+    fn execute(&self, invocation: Invocation, config: &RunConfig) -> Result<Outcome, GraphError> {
         let limit = config.recursion_limit();
         if limit == 0 {
             return Err(GraphError::value_error(
                 "recursion_limit must be at least 1",
             ));
         }
-        let update = match input {
-            Value::Object(ref map) => {
-                self.apply(&mut values, map)?;
-                input
+        let breakpoints = |asked: Vec<String>, own: &[String]| {
+            if asked.is_empty() {
+                own.to_vec()
+            } else {
+                asked
             }
-            Value::Null => Value::Null,
-            other => return Err(expected_object(&other)),
         };
-        step_done(START, update, &values);
+        let before = breakpoints(invocation.interrupt_before, &self.interrupt_before);
+        let after = breakpoints(invocation.interrupt_after, &self.interrupt_after);
+        let stops = |list: &[String], node: &str| list.iter().any(|n| n == "*" || n == node);
+        let mut values = invocation.values;
 
-        let mut current = START.to_owned();
+        // The first node, its answers, and whether it pauses before.
+        let (mut next, mut answers, mut resumed) = match invocation.start {
+            Start::Input(input) => {
+                let update = match input {
+                    Value::Object(ref map) => {
+                        self.apply(&mut values, map)?;
+                        input
+                    }
+                    Value::Null => Value::Null,
+                    other => return Err(expected_object(&other)),
+                };
+                let next = self.next(START, &values, config)?;
+                step_done(START, update, &values, next.iter().cloned().collect());
+                (next, Vec::new(), false)
+            }
+            Start::Resume { update, tasks } => {
+                match update {
+                    Value::Object(ref map) => self.apply(&mut values, map)?,
+                    Value::Null => {}
+                    other => return Err(expected_object(&other)),
+                }
+                let mut tasks = tasks.into_iter();
+                let task = tasks.next();
+                if tasks.next().is_some() {
+                    return Err(GraphError::value_error(
+                        "Warden runs one node at a time: a run resumes one node",
+                    ));
+                }
+                let (next, answers) = match task {
+                    Some(task) if self.nodes.contains_key(&task.node) => {
+                        (Some(task.node), task.answers)
+                    }
+                    Some(task) if task.node == crate::END => (None, Vec::new()),
+                    Some(task) => {
+                        return Err(GraphError::value_error(format!(
+                            "Cannot resume at '{}': the graph has no such node",
+                            task.node
+                        )));
+                    }
+                    None => (None, Vec::new()),
+                };
+                (next, answers, true)
+            }
+        };
+
         let mut steps = 0;
-        while let Some(node) = self.next(&current, &values, config)? {
+        while let Some(node) = next {
+            if !resumed && stops(&before, &node) {
+                return Ok(Outcome::Paused(
+                    values,
+                    Pause {
+                        next: vec![node],
+                        interrupts: Vec::new(),
+                    },
+                ));
+            }
+            resumed = false;
             if steps == limit {
                 return Err(GraphError::recursion(limit));
             }
             steps += 1;
-            set_node(&node, steps);
-            let mut update = self.nodes[&node](&values, config)?;
+            set_node(&node, steps, std::mem::take(&mut answers));
+            let returned = self.nodes[&node](&values, config);
+            if let Some(value) = take_interrupt() {
+                return Ok(Outcome::Paused(
+                    values,
+                    Pause {
+                        next: vec![node.clone()],
+                        interrupts: vec![Interrupt { node, value }],
+                    },
+                ));
+            }
+            let mut update = returned?;
             match &mut update {
                 Value::Object(map) => {
                     messages_returned(map);
@@ -131,10 +387,21 @@ impl Graph {
                 Value::Null => {}
                 other => return Err(expected_object(other)),
             }
-            step_done(&node, update, &values);
-            current = node;
+            let after_node = self.next(&node, &values, config)?;
+            step_done(&node, update, &values, after_node.iter().cloned().collect());
+            // As LangGraph: a breakpoint after the last node does nothing.
+            if after_node.is_some() && stops(&after, &node) {
+                return Ok(Outcome::Paused(
+                    values,
+                    Pause {
+                        next: after_node.into_iter().collect(),
+                        interrupts: Vec::new(),
+                    },
+                ));
+            }
+            next = after_node;
         }
-        Ok(values)
+        Ok(Outcome::Done(values))
     }
 }
 
@@ -146,6 +413,10 @@ fn expected_object(value: &Value) -> GraphError {
 struct Context {
     /// The metadata of the messages the run reports.
     metadata: Map<String, Value>,
+    /// The answers to the running node's `interrupt` calls.
+    answers: std::vec::IntoIter<Value>,
+    /// The value of the `interrupt` call that pauses the run.
+    interrupt: Option<Value>,
     /// The ids of the messages already reported.
     seen: HashSet<String>,
     /// Where reports go in [`Graph::run`]; `None` sends them to the host.
@@ -173,6 +444,8 @@ impl Scope {
     fn enter(config: &RunConfig, record: bool) -> Self {
         let context = Context {
             metadata: config.metadata().clone(),
+            answers: Vec::new().into_iter(),
+            interrupt: None,
             seen: HashSet::new(),
             recorder: record.then(Recorder::default),
         };
@@ -195,9 +468,11 @@ impl Drop for Scope {
     }
 }
 
-fn set_node(node: &str, step: u64) {
+fn set_node(node: &str, step: u64, answers: Vec<Value>) {
     CONTEXT.with_borrow_mut(|context| {
         if let Some(context) = context {
+            context.answers = answers.into_iter();
+            context.interrupt = None;
             let metadata = &mut context.metadata;
             metadata.insert("langgraph_step".into(), step.into());
             metadata.insert("langgraph_node".into(), node.into());
@@ -237,12 +512,40 @@ fn report(report: Report) {
     }
 }
 
-fn step_done(node: &str, update: Value, values: &State) {
+fn step_done(node: &str, update: Value, values: &State, next: Vec<String>) {
     report(Report::Step(Step {
         node: node.to_owned(),
         update,
         values: values.clone(),
+        next,
     }));
+}
+
+/// The value of the `interrupt` call that paused the node that just ran.
+fn take_interrupt() -> Option<Value> {
+    CONTEXT.with_borrow_mut(|context| context.as_mut()?.interrupt.take())
+}
+
+/// Asks a human: see [`interrupt`](crate::interrupt).
+pub(crate) fn interrupt(value: Value) -> Result<Value, GraphError> {
+    CONTEXT.with_borrow_mut(|context| {
+        let Some(context) = context else {
+            return Err(GraphError::new(
+                "RuntimeError",
+                "interrupt() was called outside of a run's node",
+            ));
+        };
+        if context.interrupt.is_none()
+            && let Some(answer) = context.answers.next()
+        {
+            return Ok(answer);
+        }
+        context.interrupt.get_or_insert(value);
+        Err(GraphError::new(
+            "GraphInterrupt",
+            "The run paused for a human: the node runs again when it resumes",
+        ))
+    })
 }
 
 pub(crate) fn custom(data: &Value) {

@@ -1,7 +1,7 @@
 //! The runner, the builder's checks and `describe`, through the public API.
 
 use warden_graph::prelude::*;
-use warden_graph::{Edge, GraphInfo, Map, Run};
+use warden_graph::{Edge, GraphInfo, Invocation, Map, Run, Start, Task};
 
 fn obj(value: Value) -> Map<String, Value> {
     value.as_object().expect("an object").clone()
@@ -397,4 +397,167 @@ fn apply_goes_through_the_reducers_and_replaces_the_rest() {
         .apply(&mut values, &obj(json!({"count": 3, "label": "b"})))
         .unwrap();
     assert_eq!(Value::Object(values), json!({"count": 5, "label": "b"}));
+}
+
+/// `a -> b -> END`, each appending its name to `trail`.
+fn trail() -> StateGraph {
+    let append = |name: &'static str| {
+        move |state: &State, _: &RunConfig| {
+            let trail = state.get("trail").and_then(Value::as_str).unwrap_or("");
+            Ok(json!({"trail": format!("{trail}{name}")}))
+        }
+    };
+    StateGraph::new()
+        .node("a", append("a"))
+        .node("b", append("b"))
+        .edge(START, "a")
+        .edge("a", "b")
+        .edge("b", END)
+}
+
+#[test]
+fn every_step_tells_which_nodes_come_next() {
+    let run = run(&trail().compile().unwrap(), json!({}), json!({}));
+    let next: Vec<_> = run.steps.iter().map(|s| s.next.clone()).collect();
+    assert_eq!(next, [vec!["a"], vec!["b"], vec![]]);
+}
+
+#[test]
+fn a_breakpoint_before_a_node_pauses_the_run_and_a_resume_runs_it() {
+    let graph = trail().compile().unwrap();
+    let paused = graph.run_with(Invocation::input(json!({})).interrupt_before(["b"]));
+    assert_eq!(paused.nodes(), ["__start__", "a"]);
+    assert_eq!(paused.outcome, Ok(obj(json!({"trail": "a"}))));
+    let pause = paused.pause.expect("the run paused");
+    assert_eq!(pause.next, ["b"]);
+    assert!(pause.interrupts.is_empty());
+
+    // Resuming does not stop at the breakpoint it paused on.
+    let resumed = graph.run_with(
+        Invocation::resume([Task::new("b")])
+            .values(obj(json!({"trail": "a"})))
+            .interrupt_before(["b"]),
+    );
+    assert_eq!(resumed.pause, None);
+    assert_eq!(resumed.nodes(), ["b"]);
+    assert_eq!(resumed.outcome, Ok(obj(json!({"trail": "ab"}))));
+}
+
+#[test]
+fn a_breakpoint_after_a_node_pauses_with_the_following_node_next() {
+    let graph = trail().compile().unwrap();
+    let paused = graph.run_with(Invocation::input(json!({})).interrupt_after(["a"]));
+    assert_eq!(paused.nodes(), ["__start__", "a"]);
+    assert_eq!(paused.pause.unwrap().next, ["b"]);
+
+    let last = graph.run_with(Invocation::input(json!({})).interrupt_after(["*"]));
+    assert_eq!(last.nodes(), ["__start__", "a"]);
+    // As LangGraph: a breakpoint after the last node does nothing.
+    let at_end = graph.run_with(
+        Invocation::resume([Task::new("b")])
+            .values(obj(json!({"trail": "a"})))
+            .interrupt_after(["b"]),
+    );
+    assert_eq!(at_end.pause, None);
+    assert_eq!(at_end.outcome, Ok(obj(json!({"trail": "ab"}))));
+}
+
+#[test]
+fn the_graphs_own_breakpoints_apply_unless_the_run_names_its_own() {
+    let graph = trail().interrupt_before(["a"]).compile().unwrap();
+    let own = graph.run_with(Invocation::input(json!({})));
+    assert_eq!(own.pause.unwrap().next, ["a"]);
+    let overridden = graph.run_with(Invocation::input(json!({})).interrupt_before(["b"]));
+    assert_eq!(overridden.pause.unwrap().next, ["b"]);
+
+    let unknown = trail().interrupt_after(["nope"]).compile().unwrap_err();
+    assert_eq!(unknown, BuildError::UnknownInterruptNode("nope".into()));
+    assert!(trail().interrupt_before(["*"]).compile().is_ok());
+}
+
+/// `START -> ask -> END`: asks twice, then records both answers.
+fn two_questions() -> Graph {
+    StateGraph::new()
+        .node("ask", |_: &State, _: &RunConfig| {
+            let first = interrupt(json!("first?"))?;
+            let second = interrupt(json!("second?"))?;
+            Ok(json!({"answers": [first, second]}))
+        })
+        .edge(START, "ask")
+        .edge("ask", END)
+        .compile()
+        .unwrap()
+}
+
+#[test]
+fn interrupt_pauses_the_node_and_each_resume_answers_one_more_call() {
+    let graph = two_questions();
+    let first = run(&graph, json!({"topic": "x"}), json!({}));
+    assert_eq!(
+        first.nodes(),
+        ["__start__"],
+        "the paused node reports no step"
+    );
+    assert_eq!(first.outcome, Ok(obj(json!({"topic": "x"}))));
+    let pause = first.pause.unwrap();
+    assert_eq!(pause.next, ["ask"]);
+    assert_eq!(pause.interrupts.len(), 1);
+    assert_eq!(pause.interrupts[0].node, "ask");
+    assert_eq!(pause.interrupts[0].value, json!("first?"));
+
+    let values = obj(json!({"topic": "x"}));
+    let second = graph
+        .run_with(Invocation::resume([Task::new("ask").answer(json!("A"))]).values(values.clone()));
+    assert_eq!(second.pause.unwrap().interrupts[0].value, json!("second?"));
+
+    let done = graph.run_with(
+        Invocation::resume([Task::new("ask").answer(json!("A")).answer(json!("B"))]).values(values),
+    );
+    assert_eq!(done.pause, None);
+    assert_eq!(done.nodes(), ["ask"]);
+    assert_eq!(
+        done.outcome,
+        Ok(obj(json!({"topic": "x", "answers": ["A", "B"]})))
+    );
+}
+
+#[test]
+fn a_node_that_swallows_its_interrupt_still_pauses_and_its_update_is_dropped() {
+    let graph = StateGraph::new()
+        .node("sly", |_: &State, _: &RunConfig| {
+            let _ignored = interrupt(json!("approve?"));
+            Ok(json!({"done": true}))
+        })
+        .edge(START, "sly")
+        .edge("sly", END)
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({}), json!({}));
+    assert_eq!(run.pause.unwrap().interrupts[0].value, json!("approve?"));
+    assert_eq!(run.outcome, Ok(State::new()));
+}
+
+#[test]
+fn a_resume_applies_its_update_and_may_go_elsewhere() {
+    let graph = trail().compile().unwrap();
+    let mut invocation = Invocation::resume([Task::new("b")]).values(obj(json!({"trail": "a"})));
+    invocation.start = Start::Resume {
+        update: json!({"trail": "z"}),
+        tasks: vec![Task::new("b")],
+    };
+    let run = graph.run_with(invocation);
+    assert_eq!(run.outcome, Ok(obj(json!({"trail": "zb"}))));
+
+    let to_end =
+        graph.run_with(Invocation::resume([Task::new(END)]).values(obj(json!({"trail": "a"}))));
+    assert_eq!(to_end.nodes(), Vec::<&str>::new());
+    assert_eq!(to_end.outcome, Ok(obj(json!({"trail": "a"}))));
+
+    let unknown = graph.run_with(Invocation::resume([Task::new("nope")]));
+    assert_eq!(unknown.outcome.unwrap_err().error, "ValueError");
+}
+
+#[test]
+fn interrupt_outside_a_run_is_an_error() {
+    assert_eq!(interrupt(json!(1)).unwrap_err().error, "RuntimeError");
 }

@@ -1,6 +1,7 @@
-//! Graph components (`warden:graph@0.1.0`): one loaded graph, and its runs,
-//! each in a fresh sandboxed instance under the graph's deadline and memory
-//! cap, cancellable from another thread.
+//! Graph components (`warden:graph@0.2.0`, and `0.1.0`, which keeps
+//! loading): one loaded graph, and its runs, each in a fresh sandboxed
+//! instance under the graph's deadline and memory cap, cancellable from
+//! another thread.
 //!
 //! A graph's sandbox grants less than an auth plugin's: no wall clock, no
 //! network, no config or secrets; only randomness (message ids), captured
@@ -28,7 +29,8 @@ use super::error::{Fault, LoadError};
 use super::sandbox::MemoryCap;
 use super::waits::{self, BoundedIo, BoundedWaits, WaitLimit};
 
-mod bindings {
+/// `warden:graph@0.1.0`: runs that start from their input and never pause.
+mod v0_1 {
     wasmtime::component::bindgen!({
         path: "../wit/graph/v0.1.0",
         world: "graph-component",
@@ -36,10 +38,27 @@ mod bindings {
     });
 }
 
-use bindings::warden::graph::{log, stream, types as wit};
+/// `warden:graph@0.2.0`: runs that pause and resume.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/graph/v0.2.0",
+        world: "graph-component",
+        imports: { default: trappable },
+    });
+}
 
-/// The `warden:graph` contract versions this host speaks.
-pub const GRAPH_CONTRACT_VERSION: &str = "0.1.0";
+use v0_2::warden::graph::{log, stream, types as wit};
+
+/// The newest `warden:graph` contract version this host speaks.
+pub const GRAPH_CONTRACT_VERSION: &str = "0.2.0";
+
+/// Every `warden:graph` contract version this host loads, oldest first.
+pub const GRAPH_CONTRACT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
+
+/// The contract version still in development: its WIT may change until it
+/// is released (listed in `wit/released.txt`), so components built against
+/// it may need a rebuild; every other version is frozen.
+pub const GRAPH_CONTRACT_IN_DEVELOPMENT: Option<&str> = Some("0.2.0");
 
 /// The export interface whose presence marks a graph.
 const GRAPH_INTERFACE: &str = "warden:graph/graph";
@@ -85,17 +104,92 @@ pub struct GraphInfo {
     pub context_schema: Option<Value>,
 }
 
+/// A node a resumed run executes, and the answers to its `interrupt`
+/// calls, in call order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The node.
+    pub node: String,
+    /// What its `interrupt` calls return.
+    pub answers: Vec<Value>,
+}
+
+/// Where a run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    /// From `__start__`, with the run's input (an object or `null`).
+    Input(Value),
+    /// From a checkpoint with nodes still to run.
+    Resume {
+        /// Writes applied first (`command.update`), or `null`.
+        update: Value,
+        /// The nodes of the first step.
+        tasks: Vec<Task>,
+    },
+}
+
 /// What a run asks of a graph.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// The run's input.
-    pub input: Value,
+    /// Where it starts.
+    pub start: Start,
     /// The thread's values before the run (an object).
     pub values: Value,
     /// The run's config.
     pub config: Value,
     /// The run's context.
     pub context: Value,
+    /// Nodes to pause before (`*` for all).
+    pub interrupt_before: Vec<String>,
+    /// Nodes to pause after (`*` for all).
+    pub interrupt_after: Vec<String>,
+}
+
+impl Invocation {
+    /// A run of `input` from `__start__`, without breakpoints.
+    pub fn input(input: Value, values: Value, config: Value, context: Value) -> Self {
+        Self {
+            start: Start::Input(input),
+            values,
+            config,
+            context,
+            interrupt_before: Vec::new(),
+            interrupt_after: Vec::new(),
+        }
+    }
+
+    /// Whether it asks what only `warden:graph@0.2.0` graphs do: to resume
+    /// or to pause.
+    fn pauses_or_resumes(&self) -> bool {
+        matches!(self.start, Start::Resume { .. })
+            || !self.interrupt_before.is_empty()
+            || !self.interrupt_after.is_empty()
+    }
+}
+
+/// An `interrupt(value)` call that paused a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupt {
+    /// The node that called it.
+    pub node: String,
+    /// The value it passed.
+    pub value: Value,
+}
+
+/// How a run ended without an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It reached the end: the thread's new values.
+    Done(Value),
+    /// It paused, to be resumed by a later run.
+    Paused {
+        /// The values when it paused.
+        values: Value,
+        /// The nodes to run when it resumes.
+        next: Vec<String>,
+        /// The `interrupt` calls it paused on; empty at a breakpoint.
+        interrupts: Vec<Interrupt>,
+    },
 }
 
 /// What a graph reports while it runs.
@@ -109,6 +203,9 @@ pub enum GraphEvent {
         update: Value,
         /// The whole state after it.
         values: Value,
+        /// The nodes it leads to (always empty from a `0.1.0` graph, which
+        /// does not tell).
+        next: Vec<String>,
     },
     /// A chunk of the `custom` stream mode.
     Custom(Value),
@@ -151,13 +248,19 @@ impl RunFailure {
 /// Receives a run's [`GraphEvent`]s as they happen.
 pub type EventSink = Box<dyn FnMut(GraphEvent) + Send>;
 
+/// A component ready to instantiate, by contract version.
+enum Pre {
+    V0_1(v0_1::GraphComponentPre<GraphSandbox>),
+    V0_2(v0_2::GraphComponentPre<GraphSandbox>),
+}
+
 /// A loaded, validated graph component. Cheap to share; every run gets a
 /// fresh instance.
 pub struct GraphComponent {
     graph_id: String,
     info_for_slot: PluginInfo,
     engine: Engine,
-    pre: bindings::GraphComponentPre<GraphSandbox>,
+    pre: Pre,
     info: GraphInfo,
     limits: GraphLimits,
 }
@@ -201,7 +304,7 @@ impl GraphComponent {
         let engine = runtime.engine();
         let digest = digest(bytes);
         let component = runtime.compile(&digest, path, bytes)?;
-        check_contract(engine, &component, path)?;
+        let contract = check_contract(engine, &component, path)?;
         let link_error = |e: wasmtime::Error| LoadError::Link {
             path: path.to_owned(),
             reason: format!("{e:#}"),
@@ -209,17 +312,24 @@ impl GraphComponent {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         waits::add_to_linker(&mut linker).map_err(link_error)?;
-        bindings::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link_error)?;
-        let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = bindings::GraphComponentPre::new(pre).map_err(link_error)?;
+        let pre = if contract == "0.1.0" {
+            v0_1::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(link_error)?;
+            let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+            Pre::V0_1(v0_1::GraphComponentPre::new(pre).map_err(link_error)?)
+        } else {
+            v0_2::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(link_error)?;
+            let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+            Pre::V0_2(v0_2::GraphComponentPre::new(pre).map_err(link_error)?)
+        };
         let mut graph = Self {
             graph_id: graph_id.to_owned(),
             info_for_slot: PluginInfo {
                 name: graph_id.to_owned(),
                 path: path.to_owned(),
                 digest,
-                contract: GRAPH_CONTRACT_VERSION.to_owned(),
+                contract,
             },
             engine: engine.clone(),
             pre,
@@ -264,13 +374,50 @@ impl GraphComponent {
         self.limits
     }
 
+    /// Whether its runs may pause and resume (interrupts, breakpoints,
+    /// `command`): graphs built against `warden:graph@0.1.0` cannot.
+    pub fn pauses(&self) -> bool {
+        matches!(self.pre, Pre::V0_2(_))
+    }
+
     fn describe(&self) -> Result<GraphInfo, Fault> {
         let never = Arc::new(AtomicBool::new(false));
-        let (mut store, instance) = self.instantiate(never, Box::new(|_| {}))?;
-        let info = instance
-            .warden_graph_graph()
-            .call_describe(&mut store)
-            .map_err(|e| self.fault(&store, e))?;
+        let mut store = self.store(never, Box::new(|_| {}));
+        let info = match &self.pre {
+            Pre::V0_1(pre) => {
+                let instance = self.instantiate(&mut store, |s| pre.instantiate(s))?;
+                let info = instance
+                    .warden_graph_graph()
+                    .call_describe(&mut store)
+                    .map_err(|e| self.fault(&store, e))?;
+                // The records of both versions are the same.
+                wit::GraphInfo {
+                    name: info.name,
+                    nodes: info.nodes,
+                    edges: info
+                        .edges
+                        .into_iter()
+                        .map(|e| wit::Edge {
+                            source: e.source,
+                            target: e.target,
+                            conditional: e.conditional,
+                        })
+                        .collect(),
+                    input_schema: info.input_schema,
+                    output_schema: info.output_schema,
+                    state_schema: info.state_schema,
+                    config_schema: info.config_schema,
+                    context_schema: info.context_schema,
+                }
+            }
+            Pre::V0_2(pre) => {
+                let instance = self.instantiate(&mut store, |s| pre.instantiate(s))?;
+                instance
+                    .warden_graph_graph()
+                    .call_describe(&mut store)
+                    .map_err(|e| self.fault(&store, e))?
+            }
+        };
         let schema = |s: Option<String>, what: &str| -> Result<Option<Value>, Fault> {
             s.map(|s| serde_json::from_str(&s))
                 .transpose()
@@ -297,14 +444,15 @@ impl GraphComponent {
     }
 
     /// Runs the graph in a fresh instance on the calling thread: the new
-    /// values, or why there are none. `sink` receives the graph's events as
-    /// they happen; setting `cancel` stops the graph within a millisecond.
+    /// values or where the run paused, or why there are none. `sink`
+    /// receives the graph's events as they happen; setting `cancel` stops
+    /// the graph within a millisecond.
     pub fn run(
         &self,
         invocation: &Invocation,
         cancel: Arc<AtomicBool>,
         sink: EventSink,
-    ) -> Result<Value, RunFailure> {
+    ) -> Result<Outcome, RunFailure> {
         let cancelled = cancel.clone();
         let failure = |fault: Fault| {
             if cancelled.load(Ordering::Relaxed) {
@@ -314,31 +462,74 @@ impl GraphComponent {
                 RunFailure::Fault(fault)
             }
         };
-        let (mut store, instance) = self.instantiate(cancel, sink).map_err(failure)?;
-        let invocation = wit::Invocation {
-            input: invocation.input.to_string(),
-            values: invocation.values.to_string(),
-            config: invocation.config.to_string(),
-            context: invocation.context.to_string(),
+        let mut store = self.store(cancel, sink);
+        let result = match &self.pre {
+            Pre::V0_1(pre) => {
+                let Start::Input(input) = &invocation.start else {
+                    return Err(not_pausing());
+                };
+                if invocation.pauses_or_resumes() {
+                    return Err(not_pausing());
+                }
+                let instance = self
+                    .instantiate(&mut store, |s| pre.instantiate(s))
+                    .map_err(failure)?;
+                let invocation = v0_1::warden::graph::types::Invocation {
+                    input: input.to_string(),
+                    values: invocation.values.to_string(),
+                    config: invocation.config.to_string(),
+                    context: invocation.context.to_string(),
+                };
+                instance
+                    .warden_graph_graph()
+                    .call_run(&mut store, &invocation)
+                    .map_err(|e| failure(self.fault(&store, e)))?
+                    .map(wit::Outcome::Done)
+                    .map_err(|e| (e.error, e.message))
+            }
+            Pre::V0_2(pre) => {
+                let instance = self
+                    .instantiate(&mut store, |s| pre.instantiate(s))
+                    .map_err(failure)?;
+                instance
+                    .warden_graph_graph()
+                    .call_run(&mut store, &invocation_to_wit(invocation))
+                    .map_err(|e| failure(self.fault(&store, e)))?
+                    .map_err(|e| (e.error, e.message))
+            }
         };
-        let result = instance
-            .warden_graph_graph()
-            .call_run(&mut store, &invocation)
-            .map_err(|e| failure(self.fault(&store, e)))?;
+        let object = |text: &str, what: &str| match serde_json::from_str::<Value>(text) {
+            Ok(values @ Value::Object(_)) => Ok(values),
+            Ok(_) => Err(failure(Fault::BadOutput(format!(
+                "the {what} are not a JSON object"
+            )))),
+            Err(e) => Err(failure(Fault::BadOutput(format!(
+                "the {what} are not JSON: {e}"
+            )))),
+        };
         match result {
-            Ok(values) => match serde_json::from_str::<Value>(&values) {
-                Ok(values @ Value::Object(_)) => Ok(values),
-                Ok(_) => Err(failure(Fault::BadOutput(
-                    "the run's values are not a JSON object".into(),
-                ))),
-                Err(e) => Err(failure(Fault::BadOutput(format!(
-                    "the run's values are not JSON: {e}"
-                )))),
-            },
-            Err(e) => Err(RunFailure::Error {
-                error: e.error,
-                message: e.message,
-            }),
+            Ok(wit::Outcome::Done(values)) => Ok(Outcome::Done(object(&values, "run's values")?)),
+            Ok(wit::Outcome::Paused(pause)) => {
+                let interrupts = pause
+                    .interrupts
+                    .into_iter()
+                    .map(|i| match serde_json::from_str(&i.value) {
+                        Ok(value) => Ok(Interrupt {
+                            node: i.node,
+                            value,
+                        }),
+                        Err(e) => Err(failure(Fault::BadOutput(format!(
+                            "an interrupt's value is not JSON: {e}"
+                        )))),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Outcome::Paused {
+                    values: object(&pause.values, "paused run's values")?,
+                    next: pause.next,
+                    interrupts,
+                })
+            }
+            Err((error, message)) => Err(RunFailure::Error { error, message }),
         }
     }
 
@@ -366,7 +557,7 @@ impl GraphComponent {
             tracing::warn!(graph = %self.graph_id, digest = %&self.digest()[..12], %fault, "graph fault: the state update failed");
             RunFailure::Fault(fault)
         };
-        let (mut store, instance) = self.instantiate(never, Box::new(|_| {})).map_err(failure)?;
+        let mut store = self.store(never, Box::new(|_| {}));
         let deadline = Instant::now() + timeout;
         store.data_mut().waits.set_deadline(deadline);
         store.epoch_deadline_callback(move |_| {
@@ -376,10 +567,23 @@ impl GraphComponent {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        let result = instance
-            .warden_graph_graph()
-            .call_apply(&mut store, &values.to_string(), &update.to_string())
-            .map_err(|e| failure(self.fault(&store, e)))?;
+        let (values, update) = (values.to_string(), update.to_string());
+        let result = match &self.pre {
+            Pre::V0_1(pre) => self
+                .instantiate(&mut store, |s| pre.instantiate(s))
+                .map_err(failure)?
+                .warden_graph_graph()
+                .call_apply(&mut store, &values, &update)
+                .map_err(|e| failure(self.fault(&store, e)))?
+                .map_err(|e| (e.error, e.message)),
+            Pre::V0_2(pre) => self
+                .instantiate(&mut store, |s| pre.instantiate(s))
+                .map_err(failure)?
+                .warden_graph_graph()
+                .call_apply(&mut store, &values, &update)
+                .map_err(|e| failure(self.fault(&store, e)))?
+                .map_err(|e| (e.error, e.message)),
+        };
         match result {
             Ok(values) => match serde_json::from_str::<Value>(&values) {
                 Ok(values @ Value::Object(_)) => Ok(values),
@@ -387,18 +591,12 @@ impl GraphComponent {
                     "the updated values are not a JSON object".into(),
                 ))),
             },
-            Err(e) => Err(RunFailure::Error {
-                error: e.error,
-                message: e.message,
-            }),
+            Err((error, message)) => Err(RunFailure::Error { error, message }),
         }
     }
 
-    fn instantiate(
-        &self,
-        cancel: Arc<AtomicBool>,
-        sink: EventSink,
-    ) -> Result<(Store<GraphSandbox>, bindings::GraphComponent), Fault> {
+    /// A store for one call, under the graph's deadline and memory cap.
+    fn store(&self, cancel: Arc<AtomicBool>, sink: EventSink) -> Store<GraphSandbox> {
         let mut sandbox = GraphSandbox::new(&self.graph_id, self.limits.memory_bytes, sink);
         // Checked every epoch tick, and by every wait: the deadline, and
         // cancellation.
@@ -415,9 +613,18 @@ impl GraphComponent {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        match self.pre.instantiate(&mut store) {
-            Ok(instance) => Ok((store, instance)),
-            Err(e) => match self.fault(&store, e) {
+        store
+    }
+
+    /// Instantiates the component in `store` with `instantiate`.
+    fn instantiate<T>(
+        &self,
+        store: &mut Store<GraphSandbox>,
+        instantiate: impl FnOnce(&mut Store<GraphSandbox>) -> wasmtime::Result<T>,
+    ) -> Result<T, Fault> {
+        match instantiate(store) {
+            Ok(instance) => Ok(instance),
+            Err(e) => match self.fault(store, e) {
                 Fault::Trap(reason) => Err(Fault::Instantiate(reason)),
                 fault => Err(fault),
             },
@@ -437,23 +644,54 @@ impl GraphComponent {
     }
 }
 
-/// Refuses components that are not graphs of a contract this host speaks.
+/// The failure of a run that a `0.1.0` graph cannot do (the API refuses
+/// such runs before they are created).
+fn not_pausing() -> RunFailure {
+    RunFailure::Error {
+        error: "NotImplementedError".into(),
+        message: "This graph is built against warden:graph@0.1.0, whose runs cannot pause or \
+                  resume: rebuild it with a newer warden-graph"
+            .into(),
+    }
+}
+
+fn invocation_to_wit(invocation: &Invocation) -> wit::Invocation {
+    let start = match &invocation.start {
+        Start::Input(input) => wit::Start::Input(input.to_string()),
+        Start::Resume { update, tasks } => wit::Start::Resume(wit::Resume {
+            update: update.to_string(),
+            tasks: tasks
+                .iter()
+                .map(|t| wit::Task {
+                    node: t.node.clone(),
+                    answers: t.answers.iter().map(Value::to_string).collect(),
+                })
+                .collect(),
+        }),
+    };
+    wit::Invocation {
+        start,
+        values: invocation.values.to_string(),
+        config: invocation.config.to_string(),
+        context: invocation.context.to_string(),
+        interrupt_before: invocation.interrupt_before.clone(),
+        interrupt_after: invocation.interrupt_after.clone(),
+    }
+}
+
+/// Refuses components that are not graphs of a contract this host speaks;
+/// the version of the one it does.
 fn check_contract(
     engine: &Engine,
     component: &wasmtime::component::Component,
     path: &Path,
-) -> Result<(), LoadError> {
-    match exported_version(
-        engine,
-        component,
-        GRAPH_INTERFACE,
-        &[GRAPH_CONTRACT_VERSION],
-    ) {
-        Ok(_) => Ok(()),
+) -> Result<String, LoadError> {
+    match exported_version(engine, component, GRAPH_INTERFACE, &GRAPH_CONTRACT_VERSIONS) {
+        Ok(version) => Ok(version),
         Err(Some(found)) => Err(LoadError::GraphContract {
             path: path.to_owned(),
             found,
-            supported: GRAPH_CONTRACT_VERSION.to_owned(),
+            supported: GRAPH_CONTRACT_VERSIONS.join(", "),
         }),
         Err(None) => Err(LoadError::NotAGraph {
             path: path.to_owned(),
@@ -526,6 +764,7 @@ impl WasiView for GraphSandbox {
 }
 
 impl wit::Host for GraphSandbox {}
+impl v0_1::warden::graph::types::Host for GraphSandbox {}
 
 impl log::Host for GraphSandbox {
     fn log(
@@ -559,6 +798,7 @@ impl stream::Host for GraphSandbox {
             node: step.node,
             update,
             values,
+            next: step.next,
         });
         Ok(())
     }
@@ -574,5 +814,46 @@ impl stream::Host for GraphSandbox {
         let metadata = self.json(&metadata, "message metadata")?;
         (self.sink)(GraphEvent::Message { message, metadata });
         Ok(())
+    }
+}
+
+impl v0_1::warden::graph::log::Host for GraphSandbox {
+    fn log(
+        &mut self,
+        level: v0_1::warden::graph::log::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        use v0_1::warden::graph::log::Level as Old;
+        let level = match level {
+            Old::Trace => log::Level::Trace,
+            Old::Debug => log::Level::Debug,
+            Old::Info => log::Level::Info,
+            Old::Warn => log::Level::Warn,
+            Old::Error => log::Level::Error,
+        };
+        log::Host::log(self, level, message, fields)
+    }
+}
+
+impl v0_1::warden::graph::stream::Host for GraphSandbox {
+    fn step_done(&mut self, step: v0_1::warden::graph::types::Step) -> wasmtime::Result<()> {
+        stream::Host::step_done(
+            self,
+            wit::Step {
+                node: step.node,
+                update: step.update,
+                values: step.values,
+                next: Vec::new(),
+            },
+        )
+    }
+
+    fn custom(&mut self, data: String) -> wasmtime::Result<()> {
+        stream::Host::custom(self, data)
+    }
+
+    fn message(&mut self, message: String, metadata: String) -> wasmtime::Result<()> {
+        stream::Host::message(self, message, metadata)
     }
 }

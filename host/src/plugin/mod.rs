@@ -62,8 +62,9 @@ pub use component::PluginInfo;
 pub use engine::{DEFAULT_KEEP_RESIDENT, MAX_MEMORY_MIB, Runtime, RuntimeOptions};
 pub use error::{Fault, LoadError};
 pub use graph::{
-    Edge, EventSink, GRAPH_CONTRACT_VERSION, GraphComponent, GraphEvent, GraphInfo, GraphLimits,
-    Invocation, RunFailure,
+    Edge, EventSink, GRAPH_CONTRACT_IN_DEVELOPMENT, GRAPH_CONTRACT_VERSION,
+    GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, GraphLimits, Interrupt,
+    Invocation, Outcome, RunFailure, Start, Task,
 };
 pub use poll::POLL;
 pub use settings::{

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{AUTH_CONTRACT_VERSIONS, GRAPH_CONTRACT_VERSION};
+use super::{AUTH_CONTRACT_VERSIONS, GRAPH_CONTRACT_IN_DEVELOPMENT, GRAPH_CONTRACT_VERSIONS};
 
 /// The repository root.
 fn root() -> PathBuf {
@@ -85,15 +85,25 @@ fn the_contracts_this_host_speaks_are_released() {
     let auth = AUTH_CONTRACT_VERSIONS
         .iter()
         .map(|version| format!("wit/auth/v{version}"));
+    let graph = GRAPH_CONTRACT_VERSIONS
+        .iter()
+        .filter(|v| Some(**v) != GRAPH_CONTRACT_IN_DEVELOPMENT)
+        .map(|version| format!("wit/graph/v{version}"));
     // `warden:auth@0.2.0` uses `warden:common@0.1.0`.
     let shared = ["wit/common/v0.1.0".to_owned()];
-    for folder in auth
-        .chain([format!("wit/graph/v{GRAPH_CONTRACT_VERSION}")])
-        .chain(shared)
-    {
+    for folder in auth.chain(graph).chain(shared) {
         assert!(
             released.contains(&folder),
             "{folder} is not in wit/released.txt"
+        );
+    }
+    // A version in development is not frozen yet; once released, it is no
+    // longer in development.
+    if let Some(version) = GRAPH_CONTRACT_IN_DEVELOPMENT {
+        let folder = format!("wit/graph/v{version}");
+        assert!(
+            !released.contains(&folder),
+            "{folder} is released: it is no longer in development"
         );
     }
 }

@@ -91,21 +91,8 @@ pub struct RunCreate {
 
 /// What a run may ask for that this server cannot do yet, and what would
 /// go wrong if it were ignored: such a request is refused (422), never run
-/// as if it had not asked (a run that should have paused for a human would
-/// otherwise carry on past the pause).
-const UNSUPPORTED: [(&str, &str); 5] = [
-    (
-        "interrupt_before",
-        "the run would not pause before those nodes",
-    ),
-    (
-        "interrupt_after",
-        "the run would not pause after those nodes",
-    ),
-    (
-        "command",
-        "runs do not pause, so there is nothing to resume, update or redirect",
-    ),
+/// as if it had not asked.
+const UNSUPPORTED: [(&str, &str); 2] = [
     (
         "checkpoint_id",
         "runs start from the thread's latest state, not from a past checkpoint",
@@ -116,23 +103,131 @@ const UNSUPPORTED: [(&str, &str); 5] = [
     ),
 ];
 
-/// Refuses a run payload that asks for one of the [`UNSUPPORTED`] options:
-/// `field` looks a payload key up. Absent, `null` and empty values ask
-/// for nothing.
-pub fn refuse_unsupported<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Result<(), String> {
-    let asks = |value: &Value| match value {
+/// What a run may ask for that a graph built against `warden:graph@0.1.0`
+/// cannot do: refused (422) for such a graph, since a run that should have
+/// paused for a human would otherwise carry on past the pause.
+const PAUSING: [(&str, &str); 3] = [
+    (
+        "interrupt_before",
+        "the run would not pause before those nodes",
+    ),
+    (
+        "interrupt_after",
+        "the run would not pause after those nodes",
+    ),
+    (
+        "command",
+        "its runs do not pause, so there is nothing to resume, update or redirect",
+    ),
+];
+
+/// Whether a payload value asks for something: absent, `null` and empty
+/// values do not.
+fn asks(value: &Value) -> bool {
+    match value {
         Value::Null => false,
         Value::Array(items) => !items.is_empty(),
         Value::Object(map) => !map.is_empty(),
         Value::String(text) => !text.is_empty(),
         Value::Bool(_) | Value::Number(_) => true,
-    };
+    }
+}
+
+/// Refuses a run payload that asks for one of the [`UNSUPPORTED`] options:
+/// `field` looks a payload key up. Absent, `null` and empty values ask
+/// for nothing.
+pub fn refuse_unsupported<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Result<(), String> {
     for (name, why) in UNSUPPORTED {
         if field(name).is_some_and(asks) {
             return Err(format!(
                 "{name} is not supported by this server yet: {why}. \
                  Leave it out (see the README's differences from LangGraph)."
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a cron payload that asks for one of the [`UNSUPPORTED`] options,
+/// or for its runs to pause or resume, which crons do not do yet.
+pub fn refuse_in_crons<'a>(field: impl Fn(&str) -> Option<&'a Value> + Copy) -> Result<(), String> {
+    refuse_unsupported(field)?;
+    for (name, _) in PAUSING {
+        if field(name).is_some_and(asks) {
+            return Err(format!(
+                "{name} is not supported on crons yet: their runs do not pause. Leave it out \
+                 (see the README's differences from LangGraph)."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a run payload that asks a graph whose runs cannot pause
+/// (`warden:graph@0.1.0`) to pause or resume.
+pub fn refuse_pausing<'a>(
+    field: impl Fn(&str) -> Option<&'a Value>,
+    graph_id: &str,
+) -> Result<(), String> {
+    for (name, why) in PAUSING {
+        if field(name).is_some_and(asks) {
+            return Err(format!(
+                "{name} is not supported by graph '{graph_id}', built against \
+                 warden:graph@0.1.0: {why}. Rebuild it with a newer warden-graph, or leave \
+                 {name} out."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The nodes a run's `interrupt_before` / `interrupt_after` names: `"*"`
+/// or a list of node names.
+fn breakpoints(value: &Option<Value>, name: &str) -> Result<Vec<String>, String> {
+    let wrong = || format!("{name} must be \"*\" or a list of node names");
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(all)) if all == "*" => Ok(vec![all.clone()]),
+        Some(Value::Array(nodes)) => nodes
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned).ok_or_else(wrong))
+            .collect(),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// Checks a run's `command`: an object with `resume` (any value),
+/// `update` (an object of channel writes) and `goto` (a node name or a
+/// list of them).
+fn check_command(command: &Option<Value>) -> Result<(), String> {
+    let Some(command) = command.as_ref().filter(|c| !c.is_null()) else {
+        return Ok(());
+    };
+    let Some(fields) = command.as_object() else {
+        return Err("command must be an object with resume, update or goto".into());
+    };
+    for (key, value) in fields {
+        let fits = match key.as_str() {
+            "resume" => true,
+            "update" => value.is_null() || value.is_object(),
+            "goto" => match value {
+                Value::Null | Value::String(_) => true,
+                Value::Array(nodes) => nodes.iter().all(Value::is_string),
+                _ => false,
+            },
+            _ => {
+                return Err(format!(
+                    "command has an unknown field '{key}': it takes resume, update and goto"
+                ));
+            }
+        };
+        if !fits {
+            return Err(match key.as_str() {
+                "update" => "command.update must be an object of channel writes".into(),
+                _ => "command.goto must be a node name or a list of node names (Send is not \
+                      supported yet)"
+                    .into(),
+            });
         }
     }
     Ok(())
@@ -445,6 +540,9 @@ impl Runs {
             ));
         }
         refuse_unsupported(|name| body.field(name)).map_err(CreateError::Invalid)?;
+        breakpoints(&body.interrupt_before, "interrupt_before").map_err(CreateError::Invalid)?;
+        breakpoints(&body.interrupt_after, "interrupt_after").map_err(CreateError::Invalid)?;
+        check_command(&body.command).map_err(CreateError::Invalid)?;
         let assistant_id = resolve_assistant(graphs.assistants, &body.assistant_id)
             .map_err(CreateError::Invalid)?;
         let strategy = body
@@ -509,6 +607,10 @@ impl Runs {
             .get(&assistant.graph_id)
             .map(|slot| slot.current())
             .ok_or_else(|| CreateError::GraphNotLoaded(assistant.graph_id.clone()))?;
+        if !graph.pauses() {
+            refuse_pausing(|name| body.field(name), &assistant.graph_id)
+                .map_err(CreateError::Invalid)?;
+        }
 
         // Resolve the thread: existing (within the create_run scope), or
         // made now.

@@ -20,11 +20,12 @@
 
 mod create;
 mod events;
+mod resume;
 mod shared;
 
 pub use create::{
     Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
-    refuse_unsupported, resolve_assistant,
+    refuse_in_crons, refuse_unsupported, resolve_assistant,
 };
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -41,7 +42,7 @@ pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 pub use shared::{BadSetting, QueueSettings};
 
 use crate::config::LimitsConfig;
-use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Invocation, RunFailure};
+use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Outcome, RunFailure};
 use crate::storage::{
     Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
 };
@@ -452,7 +453,7 @@ impl Runs {
     /// Counts one call of `graph`'s `run` (an instantiation and a call):
     /// `allow` when it returned values, `error` when it reported one,
     /// `fault` (and the fault's kind), or `cancelled`.
-    fn count_graph_call(&self, graph: &str, result: &Result<Value, RunFailure>, took: Duration) {
+    fn count_graph_call(&self, graph: &str, result: &Result<Outcome, RunFailure>, took: Duration) {
         let plugins = &self.metrics.plugins;
         let outcome = match result {
             Ok(_) => "allow",
@@ -849,7 +850,14 @@ impl Runs {
             Ok(Some(thread)) if thread.values.is_object() => thread.values,
             _ => json!({}),
         };
-        let mut writer = StepWriter::new(self.storage.clone(), live, &spec);
+        let latest = wait(
+            self.storage
+                .checkpoints(live.thread_id, 1, None, &Object::new()),
+        )
+        .ok()
+        .and_then(|c| c.into_iter().next());
+        let invocation = resume::invocation(&spec, before, latest.as_ref());
+        let mut writer = StepWriter::new(self.storage.clone(), live, &spec, latest);
         writer.fence = self
             .shared()
             .map(|shared| (shared.queue.clone(), shared.replica.clone()));
@@ -863,20 +871,36 @@ impl Runs {
                     .handle(event)
             })
         };
-        let invocation = Invocation {
-            input: spec.input.clone(),
-            values: before,
-            config: spec.config.clone(),
-            context: spec.context.clone(),
-        };
         let started = std::time::Instant::now();
         let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
         self.count_graph_call(spec.graph.graph_id(), &result, started.elapsed());
         let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(values) => {
+            Ok(Outcome::Done(values)) => {
                 writer.close(&values, true);
                 drop(writer);
+                wait(self.finish(
+                    live,
+                    Some(RunStatus::Success),
+                    Some(Value::Null),
+                    RunOutcome::Success(values),
+                    spec.delete_thread,
+                ));
+            }
+            Ok(Outcome::Paused {
+                mut values,
+                next,
+                interrupts,
+            }) => {
+                // As LangGraph: the run succeeded; its thread is
+                // `interrupted` until a run resumes it.
+                let interrupts = writer.pause(&values, next, interrupts, &invocation);
+                drop(writer);
+                if !interrupts.is_empty()
+                    && let Value::Object(map) = &mut values
+                {
+                    map.insert("__interrupt__".into(), resume::shown(&interrupts));
+                }
                 wait(self.finish(
                     live,
                     Some(RunStatus::Success),
@@ -1141,8 +1165,8 @@ impl Runs {
         }
     }
 
-    /// A thread with nothing in flight is `idle`, or `error` when its last
-    /// run failed.
+    /// A thread with nothing in flight is `idle`, `error` when its last
+    /// run failed, or `interrupted` when it paused.
     async fn settle_thread(&self, thread_id: Uuid) {
         self.settle_thread_past(thread_id, None).await;
     }
@@ -1170,6 +1194,19 @@ impl Runs {
         let status = match self.storage.list_runs(thread_id, None, 1, 0).await {
             Ok(runs) if runs.first().is_some_and(|r| r.status == RunStatus::Error) => {
                 ThreadStatus::Error
+            }
+            // A run that paused succeeded, and left nodes to run.
+            Ok(runs) if runs.first().is_some_and(|r| r.status == RunStatus::Success) => {
+                let paused = self
+                    .storage
+                    .checkpoints(thread_id, 1, None, &Object::new())
+                    .await
+                    .is_ok_and(|c| c.first().is_some_and(|c| !c.next.is_empty()));
+                if paused {
+                    ThreadStatus::Interrupted
+                } else {
+                    ThreadStatus::Idle
+                }
             }
             _ => ThreadStatus::Idle,
         };
@@ -1216,13 +1253,18 @@ struct StepWriter {
     pending: Option<Checkpoint>,
     last_values: Option<Value>,
     seen_messages: HashSet<String>,
+    /// The thread's latest checkpoint when the run started: the one a
+    /// resumed run that pauses again without a step pauses on.
+    latest: Option<Checkpoint>,
 }
 
 impl StepWriter {
-    fn new(storage: Arc<dyn Storage>, live: &Arc<LiveRun>, spec: &RunSpec) -> Self {
-        let latest = wait(storage.checkpoints(live.thread_id, 1, None, &Object::new()))
-            .ok()
-            .and_then(|c| c.into_iter().next());
+    fn new(
+        storage: Arc<dyn Storage>,
+        live: &Arc<LiveRun>,
+        spec: &RunSpec,
+        latest: Option<Checkpoint>,
+    ) -> Self {
         // Steps count on across the thread's runs, as in LangGraph: a new
         // thread's input is step -1.
         let step = latest
@@ -1230,7 +1272,7 @@ impl StepWriter {
             .and_then(|c| c.metadata.get("step"))
             .and_then(Value::as_i64)
             .unwrap_or(-2);
-        let parent = latest.map(|c| c.checkpoint_id);
+        let parent = latest.as_ref().map(|c| c.checkpoint_id.clone());
         let mut run_metadata = spec.run.metadata.clone();
         let configurable = &spec.run.kwargs["config"]["configurable"];
         for key in ["run_id", "thread_id", "graph_id", "assistant_id", "user_id"] {
@@ -1247,8 +1289,11 @@ impl StepWriter {
             parent,
             step,
             pending: None,
-            last_values: None,
+            // A resumed run that takes no step and changes nothing writes
+            // no checkpoint (as LangGraph).
+            last_values: latest.as_ref().map(|c| c.values.clone()),
             seen_messages: HashSet::new(),
+            latest,
         }
     }
 
@@ -1262,9 +1307,13 @@ impl StepWriter {
                 node,
                 update,
                 values,
+                next,
             } => {
                 if let Some(mut previous) = self.pending.take() {
-                    previous.next = vec![node.clone()];
+                    // A `0.1.0` graph does not tell what comes next.
+                    if previous.next.is_empty() {
+                        previous.next = vec![node.clone()];
+                    }
                     self.write(previous);
                 }
                 // As LangGraph's loop: a step's update, then the state it made.
@@ -1276,7 +1325,9 @@ impl StepWriter {
                 }
                 let source = if node == "__start__" { "input" } else { "loop" };
                 self.step += 1;
-                self.pending = Some(self.checkpoint(source, json!({ node: update }), &values));
+                let mut checkpoint = self.checkpoint(source, json!({ node: update }), &values);
+                checkpoint.next = next;
+                self.pending = Some(checkpoint);
                 self.last_values = Some(values);
             }
             GraphEvent::Custom(data) => {
@@ -1320,6 +1371,7 @@ impl StepWriter {
             next: Vec::new(),
             metadata,
             created_at: now(),
+            interrupts: Vec::new(),
         }
     }
 
@@ -1369,6 +1421,51 @@ impl StepWriter {
                 self.live.events.push("values", values);
             }
         }
+    }
+
+    /// The run paused with `values`, `next` to run: its last checkpoint
+    /// records that, and the `interrupt` calls it paused on; a run that
+    /// paused again before any step (a resume whose node asks once more)
+    /// pauses on the checkpoint it resumed, as in LangGraph. Streams the
+    /// pause (`__interrupt__`) and returns the interrupts as recorded.
+    fn pause(
+        &mut self,
+        values: &Value,
+        next: Vec<String>,
+        interrupts: Vec<crate::plugin::Interrupt>,
+        invocation: &crate::plugin::Invocation,
+    ) -> Vec<crate::storage::PendingInterrupt> {
+        let (mut checkpoint, again) = match (self.pending.take(), self.latest.take()) {
+            (Some(checkpoint), _) => (checkpoint, false),
+            (None, Some(latest)) => (latest, true),
+            (None, None) => {
+                self.step += 1;
+                (self.checkpoint("loop", Value::Null, values), false)
+            }
+        };
+        checkpoint.values = values.clone();
+        checkpoint.next = next;
+        checkpoint.interrupts = resume::pending(&checkpoint.checkpoint_id, interrupts, invocation);
+        let recorded = checkpoint.interrupts.clone();
+        if again {
+            // Rewritten in place: the same id, parent and step.
+            self.parent = checkpoint.parent_checkpoint_id.clone();
+        }
+        self.write(checkpoint);
+        let shown = resume::shown(&recorded);
+        if self.wants("updates") {
+            self.live
+                .events
+                .push("updates", &json!({ "__interrupt__": shown }));
+        }
+        if !recorded.is_empty() && self.wants("values") {
+            let mut values = values.clone();
+            if let Value::Object(map) = &mut values {
+                map.insert("__interrupt__".into(), shown);
+            }
+            self.live.events.push("values", &values);
+        }
+        recorded
     }
 
     /// The run stopped early: the last checkpoint keeps the node that was

@@ -121,6 +121,7 @@ on_every_backend!(
     system_assistants_are_created_kept_and_replaced,
     crons_are_scoped_by_their_thread_and_fall_due,
     runs_and_checkpoints_make_a_threads_state,
+    checkpoints_keep_the_interrupts_a_run_paused_on,
     store_items_are_written_only_within_scope,
 );
 
@@ -738,6 +739,7 @@ fn checkpoint(thread_id: Uuid, run_id: Option<Uuid>, values: Value, step: i64) -
         next: vec!["node".into()],
         metadata: object(json!({"step": step, "source": "loop"})),
         created_at: crate::timestamp::now(),
+        interrupts: Vec::new(),
     }
 }
 
@@ -857,6 +859,110 @@ async fn runs_and_checkpoints_make_a_threads_state(s: &dyn Storage) {
     );
     assert_eq!(s.prune_checkpoints(copy.thread_id).await.unwrap(), 1);
     assert_eq!(s.runs_in_flight().await.unwrap().len(), 0);
+}
+
+async fn checkpoints_keep_the_interrupts_a_run_paused_on(s: &dyn Storage) {
+    let t = thread(json!({"owner": "u1"}));
+    s.insert_thread(&t).await.unwrap();
+    let before = checkpoint(t.thread_id, None, json!({"v": 1}), 1);
+    s.put_checkpoint(&before, Durability::Durable)
+        .await
+        .unwrap();
+    // Two nodes paused: one at its first `interrupt` call, the other at
+    // its third, the first two answered by earlier resumes.
+    let mut paused = checkpoint(t.thread_id, None, json!({"v": 2}), 2);
+    paused.next = vec!["ask".into(), "review".into()];
+    paused.interrupts = vec![
+        PendingInterrupt {
+            node: "ask".into(),
+            id: "0f6c1d2e-0000-4000-8000-000000000001".into(),
+            value: json!({"question": "Name? «é» \"quoted\"", "choices": [1, null, true]}),
+            answers: Vec::new(),
+        },
+        PendingInterrupt {
+            node: "review".into(),
+            id: "0f6c1d2e-0000-4000-8000-000000000002".into(),
+            value: json!("third"),
+            answers: vec![json!("yes"), json!({"edited": {"x": [1, 2]}})],
+        },
+    ];
+    s.put_checkpoint(&paused, Durability::Deferred)
+        .await
+        .unwrap();
+    let interrupts = |cs: &[Checkpoint]| {
+        cs.iter()
+            .map(|c| (c.checkpoint_id.clone(), c.interrupts.clone()))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (paused.checkpoint_id.clone(), paused.interrupts.clone()),
+        (before.checkpoint_id.clone(), Vec::new()),
+    ];
+    let all = s
+        .checkpoints(t.thread_id, 10, None, &Object::new())
+        .await
+        .unwrap();
+    assert_eq!(interrupts(&all), expected);
+    assert_eq!(all[0].next, paused.next);
+    // The thread shows them by task, as LangGraph's `Thread.interrupts`.
+    let shown = s
+        .thread(t.thread_id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .interrupts;
+    assert_eq!(shown, paused.thread_interrupts());
+    assert_eq!(
+        shown[paused.task_id("review").to_string()],
+        json!([{"id": "0f6c1d2e-0000-4000-8000-000000000002", "value": "third"}])
+    );
+    let one = s
+        .checkpoint(t.thread_id, &paused.checkpoint_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.interrupts, paused.interrupts);
+    let none = s
+        .checkpoint(t.thread_id, &before.checkpoint_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.interrupts.is_empty());
+    // A copy of the thread holds them too.
+    let copy = thread(json!({"owner": "u1"}));
+    s.insert_thread(&copy).await.unwrap();
+    s.copy_state(t.thread_id, copy.thread_id).await.unwrap();
+    let copied = s
+        .checkpoints(copy.thread_id, 10, None, &Object::new())
+        .await
+        .unwrap();
+    assert_eq!(interrupts(&copied), expected);
+    let one = s
+        .checkpoint(copy.thread_id, &paused.checkpoint_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.interrupts, paused.interrupts);
+    // Rewriting the checkpoint rewrites them (here: answered, none left).
+    paused.interrupts.clear();
+    s.put_checkpoint(&paused, Durability::Durable)
+        .await
+        .unwrap();
+    let one = s
+        .checkpoint(t.thread_id, &paused.checkpoint_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(one.interrupts.is_empty());
+    assert_eq!(
+        s.checkpoint(copy.thread_id, &paused.checkpoint_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .interrupts
+            .len(),
+        2
+    );
 }
 
 async fn store_items_are_written_only_within_scope(s: &dyn Storage) {

@@ -30,7 +30,9 @@ pub use error::{BackendError, StorageError};
 pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use postgres::{ConnectError, PostgresStorage, redacted};
 pub use queue::RunQueue;
-pub use records::{Assistant, AssistantVersion, Checkpoint, Cron, Item, Run, Thread};
+pub use records::{
+    Assistant, AssistantVersion, Checkpoint, Cron, Item, PendingInterrupt, Run, Thread,
+};
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};
 pub use warden_types::Filter;
@@ -422,8 +424,8 @@ pub trait Storage: Send + Sync + 'static {
         status: ThreadStatus,
         error: Option<&Value>,
     ) -> Result<()>;
-    /// Records a checkpoint and makes its values the thread's, on disk
-    /// as `durability` asks.
+    /// Records a checkpoint and makes its values and interrupts the
+    /// thread's, on disk as `durability` asks.
     async fn put_checkpoint(&self, checkpoint: &Checkpoint, durability: Durability) -> Result<()>;
     /// The thread's checkpoints, newest first: at most `limit`, older than
     /// `before` when given, whose metadata contains `metadata`.

@@ -1,6 +1,7 @@
 //! The records a backend stores and returns: plain data, with the fields
 //! the API serves (the HTTP layer owns their wire shape and schema).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -194,4 +195,47 @@ pub struct Checkpoint {
     pub metadata: Object,
     /// RFC 3339 creation time.
     pub created_at: String,
+    /// The interrupt calls the run paused on (empty unless it paused inside a node).
+    pub interrupts: Vec<PendingInterrupt>,
+}
+
+/// An `interrupt(value)` call that paused a run inside a node; a run with `command.resume` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingInterrupt {
+    /// The node that called it (one of the checkpoint's `next`).
+    pub node: String,
+    /// Its id, which clients resume it by.
+    pub id: String,
+    /// The value the node passed to `interrupt`.
+    pub value: Value,
+    /// The answers earlier resumes gave the node's earlier `interrupt` calls, in call order.
+    #[serde(default)]
+    pub answers: Vec<Value>,
+}
+
+impl Checkpoint {
+    /// The id of the task that runs `node` from this checkpoint: the same
+    /// for the state's `tasks` and the thread's `interrupts`.
+    pub fn task_id(&self, node: &str) -> Uuid {
+        Uuid::new_v5(
+            &Uuid::NAMESPACE_OID,
+            format!("{}:{node}", self.checkpoint_id).as_bytes(),
+        )
+    }
+
+    /// The thread's `interrupts` while this is its latest checkpoint:
+    /// `{task id: [{"id", "value"}]}`, as LangGraph shows them.
+    pub fn thread_interrupts(&self) -> Value {
+        let mut by_task = serde_json::Map::new();
+        for interrupt in &self.interrupts {
+            let shown = serde_json::json!({"id": interrupt.id, "value": interrupt.value});
+            let task = by_task
+                .entry(self.task_id(&interrupt.node).to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = task {
+                list.push(shown);
+            }
+        }
+        Value::Object(by_task)
+    }
 }

@@ -1,13 +1,15 @@
 //! Both `warden:auth` contract versions load side by side: a plugin built
 //! against 0.1.0 (`fixture_contract_v0_1`, raw `wit-bindgen`, no SDK) keeps
 //! working beside 0.2.0 ones (every SDK-built plugin), with the same
-//! observable policy.
+//! observable policy. Likewise a graph built against `warden:graph@0.1.0`
+//! (`fixture_graph_v0_1`, raw `wit-bindgen`, no SDK) keeps being served
+//! whatever contract `warden-graph` moves to.
 
 use axum::http::StatusCode;
 use serde_json::json;
 use warden::types::{Filter, HttpError, Outcome, ThreadAction, User};
 
-use crate::support::{TestServer, bearer, plugin};
+use crate::support::{TestServer, bearer, plugin, unhurried_plugin};
 
 /// `(contract, 401 detail for a bad token, user1, the threads.create verdict
 /// on a value whose owner is spoofed)` for one plugin.
@@ -117,4 +119,49 @@ async fn a_server_on_a_0_1_plugin_keeps_tenants_apart() {
     assert_eq!(found.json, json!([]));
     let anonymous = server.client().get(&format!("/threads/{id}")).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_built_against_graph_0_1_0_keeps_running() {
+    let server = TestServer::builder()
+        .auth(unhurried_plugin("reference_auth"))
+        .graph("old", "fixture_graph_v0_1")
+        .build();
+    let user1 = server.user("user1-token");
+
+    let thread = user1.create_thread(json!({})).await.thread_id;
+    let values = user1
+        .wait_run(
+            &thread,
+            json!({"assistant_id": "old", "input": {"text": "hi"}}),
+        )
+        .await;
+    assert_eq!(values, json!({"text": "hi", "echoed": "hi"}));
+    let state = user1.get(&format!("/threads/{thread}/state")).await;
+    assert_eq!(state.status, StatusCode::OK, "{}", state.text);
+    assert_eq!(state.json["next"], json!([]), "{}", state.text);
+    assert_eq!(state.json["values"], values, "{}", state.text);
+
+    // Served as a 0.1.0 graph, described as it describes itself.
+    let info = server.client().get("/info").await;
+    let graphs: Vec<_> = info.json["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "graph")
+        .collect();
+    assert_eq!(graphs.len(), 1, "{}", info.text);
+    assert_eq!(graphs[0]["contract"], "warden:graph@0.1.0", "{}", info.text);
+    assert!(graphs[0]["last_reload_error"].is_null(), "{}", info.text);
+    let system = warden::server::system_assistant_id("old");
+    assert_eq!(user1.assistant(&system.to_string()).await.name, "echo-v0-1");
+    let drawing = user1.get(&format!("/assistants/{system}/graph")).await;
+    assert_eq!(drawing.status, StatusCode::OK, "{}", drawing.text);
+    assert_eq!(
+        drawing.json["edges"],
+        json!([
+            {"source": "__start__", "target": "echo"},
+            {"source": "echo", "target": "__end__"},
+        ])
+    );
 }

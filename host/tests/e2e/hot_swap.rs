@@ -403,7 +403,7 @@ async fn a_graph_is_swapped_while_serving_and_a_run_in_flight_stays_on_the_old_o
     })
     .await;
     assert_eq!(status["swap_count"], 1, "{status}");
-    assert_eq!(status["contract"], "warden:graph@0.1.0", "{status}");
+    assert_eq!(status["contract"], "warden:graph@0.2.0", "{status}");
     assert_eq!(echo(&client, "still").await, "still");
 }
 

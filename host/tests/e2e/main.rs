@@ -12,6 +12,7 @@ mod faults;
 mod fuzzed;
 mod hot_swap;
 mod idp;
+mod interrupts;
 mod isolation;
 mod isolation_property;
 mod limits;

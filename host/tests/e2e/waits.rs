@@ -88,12 +88,12 @@ fn hostile_graph(timeout: Duration) -> Arc<GraphComponent> {
 }
 
 fn invocation(mode: &str, n: u64) -> Invocation {
-    Invocation {
-        input: json!({"mode": mode, "n": n}),
-        values: json!({}),
-        config: json!({}),
-        context: Value::Null,
-    }
+    Invocation::input(
+        json!({"mode": mode, "n": n}),
+        json!({}),
+        json!({}),
+        Value::Null,
+    )
 }
 
 #[test]

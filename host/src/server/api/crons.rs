@@ -17,7 +17,7 @@ use super::extract::{
     select, sort_by, stamped_metadata, strip_reserved_config, strip_user_id,
 };
 use super::records;
-use crate::runs::refuse_unsupported;
+use crate::runs::refuse_in_crons;
 use crate::schedule::{self, next_run};
 use crate::server::error::ApiError;
 use crate::server::{AppState, Caller, Pending, as_caller, as_caller_then};
@@ -84,7 +84,7 @@ async fn create(
             schedule::timezone(timezone)?;
         }
         let next_run_date = next_run(&body.schedule, body.timezone.as_deref())?;
-        refuse_unsupported(|name| body.payload.get(name)).map_err(ApiError::unprocessable)?;
+        refuse_in_crons(|name| body.payload.get(name)).map_err(ApiError::unprocessable)?;
         if let Some(end) = &body.end_time {
             chrono::DateTime::parse_from_rfc3339(end)
                 .map_err(|_| ApiError::unprocessable(format!("Invalid end_time: '{end}'")))?;
@@ -307,7 +307,7 @@ pub(in crate::server) async fn patch(
         if let Some(schedule) = &body.schedule {
             schedule::Schedule::parse(schedule, None)?;
         }
-        refuse_unsupported(|name| body.payload.get(name)).map_err(ApiError::unprocessable)?;
+        refuse_in_crons(|name| body.payload.get(name)).map_err(ApiError::unprocessable)?;
         let metadata = body.metadata.map(|m| client_metadata(Some(m)));
         let mut value = json!({"cron_id": id, "schedule": body.schedule,
             "end_time": body.end_time.clone().flatten(), "enabled": body.enabled,

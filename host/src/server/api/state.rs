@@ -16,7 +16,7 @@ use super::threads::scoped;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Checkpoint, Durability, Object, Thread, wait};
+use crate::storage::{Checkpoint, Durability, Object, PendingInterrupt, Thread, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -28,20 +28,27 @@ fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Value {
     json!({"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id})
 }
 
-/// A checkpoint as the API shows it (`ThreadState`).
+/// A checkpoint as the API shows it (`ThreadState`): its `interrupts` are
+/// the `interrupt` calls the run paused on, each also under its node's
+/// task.
 fn thread_state(c: &Checkpoint) -> Value {
+    let stored = |i: &PendingInterrupt| json!({"id": i.id, "value": i.value});
     let tasks: Vec<Value> = c
         .next
         .iter()
         .map(|node| {
-            let id = Uuid::new_v5(
-                &Uuid::NAMESPACE_OID,
-                format!("{}:{node}", c.checkpoint_id).as_bytes(),
-            );
-            json!({"id": id, "name": node, "path": ["__pregel_pull", node], "error": null,
-                   "interrupts": [], "checkpoint": null, "state": null, "result": null})
+            let interrupts: Vec<Value> = c
+                .interrupts
+                .iter()
+                .filter(|i| &i.node == node)
+                .map(stored)
+                .collect();
+            json!({"id": c.task_id(node), "name": node, "path": ["__pregel_pull", node],
+                   "error": null, "interrupts": interrupts, "checkpoint": null, "state": null,
+                   "result": null})
         })
         .collect();
+    let interrupts: Vec<Value> = c.interrupts.iter().map(stored).collect();
     json!({
         "values": c.values,
         "next": c.next,
@@ -50,7 +57,7 @@ fn thread_state(c: &Checkpoint) -> Value {
         "created_at": c.created_at,
         "checkpoint": checkpoint_ref(c.thread_id, &c.checkpoint_id),
         "parent_checkpoint": c.parent_checkpoint_id.as_deref().map(|p| checkpoint_ref(c.thread_id, p)),
-        "interrupts": [],
+        "interrupts": interrupts,
         "checkpoint_id": c.checkpoint_id,
         "parent_checkpoint_id": c.parent_checkpoint_id,
     })
@@ -220,6 +227,33 @@ pub(in crate::server) async fn update(
             .and_then(Value::as_str)
             .and_then(|id| state.graph_components.get(id))
             .map(|slot| slot.current());
+        // What runs next, as LangGraph decides it: after `as_node`, where
+        // its edges lead (a router's choice is not known here: none); else
+        // what was to run before (its `interrupt` calls unanswered: they
+        // are asked again).
+        let next: Vec<String> = match (&body.as_node, &graph) {
+            (Some(node), Some(graph)) => {
+                let ways: Vec<_> = graph
+                    .info()
+                    .edges
+                    .iter()
+                    .filter(|e| &e.source == node)
+                    .collect();
+                if ways.iter().any(|e| e.conditional) {
+                    Vec::new()
+                } else {
+                    ways.iter()
+                        .filter(|e| e.target != "__end__")
+                        .map(|e| e.target.clone())
+                        .collect()
+                }
+            }
+            (Some(_), None) => Vec::new(),
+            (None, _) => previous
+                .as_ref()
+                .map(|c| c.next.clone())
+                .unwrap_or_default(),
+        };
         match (graph, &mut values, &update) {
             (_, _, Value::Null) => {}
             (Some(graph), _, _) => {
@@ -267,9 +301,10 @@ pub(in crate::server) async fn update(
             parent_checkpoint_id: previous.map(|c| c.checkpoint_id),
             run_id: None,
             values,
-            next: Vec::new(),
+            next,
             metadata,
             created_at: now(),
+            interrupts: Vec::new(),
         };
         wait(
             state

@@ -158,7 +158,9 @@ fn millis(d: Duration) -> f64 {
 
 /// Settles the thread of run `run` (a placeholder): `busy` while a run is
 /// pending or running on it, else `error` when its last run failed, else
-/// `idle` (what the executor's settling does, in the same transaction as
+/// `interrupted` when it paused (it succeeded, and its thread's latest
+/// checkpoint has nodes to run), else `idle` (what the executor's settling
+/// does, in the same transaction as
 /// the run's end, so that whoever hears the run ended reads it settled).
 fn settle_sql(run: &str, now: &str) -> String {
     format!(
@@ -167,6 +169,11 @@ fn settle_sql(run: &str, now: &str) -> String {
              AND o.status IN ('pending', 'running')) THEN 'busy' \
            WHEN (SELECT o.status FROM runs o WHERE o.thread_id = t.thread_id \
              ORDER BY o.created_at DESC, o.run_id DESC LIMIT 1) = 'error' THEN 'error' \
+           WHEN (SELECT o.status FROM runs o WHERE o.thread_id = t.thread_id \
+             ORDER BY o.created_at DESC, o.run_id DESC LIMIT 1) = 'success' \
+             AND (SELECT jsonb_array_length(c.next) FROM checkpoints c \
+               WHERE c.thread_id = t.thread_id ORDER BY c.checkpoint_id DESC LIMIT 1) > 0 \
+             THEN 'interrupted' \
            ELSE 'idle' END \
          WHERE t.thread_id = (SELECT thread_id FROM runs WHERE run_id = {run})"
     )
@@ -897,6 +904,7 @@ mod tests {
             next: Vec::new(),
             metadata: Default::default(),
             created_at: now(),
+            interrupts: Vec::new(),
         };
         assert!(
             !queue

@@ -221,7 +221,7 @@ pub(super) async fn prune_checkpoints(c: &impl GenericClient, thread_id: Uuid) -
     execute(c, &sql, &p).await
 }
 
-/// Writes `cp` and makes its values the thread's; with `holder` (replica,
+/// Writes `cp` and makes its values and interrupts the thread's; with `holder` (replica,
 /// attempt), only while that attempt holds the checkpoint's run. Whether
 /// it was written.
 pub(super) async fn put_checkpoint(
@@ -239,6 +239,7 @@ pub(super) async fn put_checkpoint(
         p.json(Value::from(cp.next.clone())),
         p.json(cp.metadata.clone().into()),
         p.text(cp.created_at.clone()),
+        p.json(serde_json::to_value(&cp.interrupts)?),
     ];
     // An attempt whose lease lapsed (its server stalled, another took the
     // run over) writes nothing more.
@@ -252,16 +253,19 @@ pub(super) async fn put_checkpoint(
         ),
         None => String::new(),
     };
+    let thread_interrupts = p.json(cp.thread_interrupts());
     // One statement, one round trip: the checkpoint and the thread's
-    // values commit together.
+    // values and interrupts commit together.
     let sql = format!(
         "WITH written AS (INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) SELECT {}{fence} \
          ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET \
          parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, \
          state_values = excluded.state_values, next = excluded.next, \
-         metadata = excluded.metadata, created_at = excluded.created_at RETURNING 1) \
-         UPDATE threads SET state_values = {}, state_updated_at = {created}, \
-         updated_at = {created} WHERE thread_id = {} AND EXISTS (SELECT 1 FROM written)",
+         metadata = excluded.metadata, created_at = excluded.created_at, \
+         interrupts = excluded.interrupts RETURNING 1) \
+         UPDATE threads SET state_values = {}, interrupts = {thread_interrupts}, \
+         state_updated_at = {created}, updated_at = {created} \
+         WHERE thread_id = {} AND EXISTS (SELECT 1 FROM written)",
         values.join(", "),
         values[4],
         values[0],
@@ -271,7 +275,7 @@ pub(super) async fn put_checkpoint(
 }
 
 const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
-     state_values, next, metadata, created_at";
+     state_values, next, metadata, created_at, interrupts";
 
 fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
     Ok(Checkpoint {
@@ -283,6 +287,7 @@ fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
         next: serde_json::from_value(row.try_get(5)?)?,
         metadata: object(row.try_get(6)?)?,
         created_at: row.try_get(7)?,
+        interrupts: serde_json::from_value(row.try_get(8)?)?,
     })
 }
 
@@ -342,7 +347,7 @@ pub(super) async fn copy_state(
     let sql = format!(
         "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) \
          SELECT {to}, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
-         created_at FROM checkpoints WHERE thread_id = {from}"
+         created_at, interrupts FROM checkpoints WHERE thread_id = {from}"
     );
     execute(&tx, &sql, &p).await?;
     let sql = format!(

@@ -177,6 +177,11 @@ ALTER TABLE runs SET (autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_analyze_scale_factor = 0.02);
 ALTER TABLE run_events SET (autovacuum_vacuum_scale_factor = 0.02);
 "#,
+    // The `interrupt` calls a run paused on, with the checkpoint it paused
+    // at (a checkpoint written before reads as none).
+    r#"
+ALTER TABLE checkpoints ADD COLUMN interrupts jsonb NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// Applies the migrations the database has not, in one transaction under
@@ -250,5 +255,56 @@ mod tests {
             })
             .collect();
         assert_eq!(&hashes[..RELEASED.len()], RELEASED);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_written_before_the_interrupts_column_has_none() {
+        use crate::storage::Storage;
+        use crate::storage::conformance::TestDatabase;
+
+        let database = TestDatabase::create().await;
+        let (client, connection) = tokio_postgres::connect(&database.uri(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE warden_schema (version integer PRIMARY KEY)")
+            .await
+            .unwrap();
+        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+            client.batch_execute(sql).await.unwrap();
+            let version = i32::try_from(i + 1).unwrap();
+            client
+                .execute(
+                    "INSERT INTO warden_schema (version) VALUES ($1)",
+                    &[&version],
+                )
+                .await
+                .unwrap();
+        }
+        let thread = uuid::Uuid::now_v7();
+        client
+            .execute(
+                "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, \
+                 metadata, status, config, interrupts) VALUES ($1, '', '', '', '{}', 'idle', \
+                 '{}', '{}')",
+                &[&thread],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO checkpoints (thread_id, checkpoint_id, state_values, next, \
+                 metadata, created_at) VALUES ($1, 'c1', '{}', '[\"node\"]', '{}', '')",
+                &[&thread],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = connection.await;
+        let storage = database.storage().await;
+        let read = storage.checkpoint(thread, "c1").await.unwrap().unwrap();
+        assert_eq!(read.next, ["node"]);
+        assert!(read.interrupts.is_empty());
     }
 }

@@ -175,13 +175,14 @@ pub(super) fn put_checkpoint(conn: &mut Connection, c: &Checkpoint) -> Result<()
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     insert_checkpoint(&tx, c)?;
     tx.prepare_cached(
-        "UPDATE threads SET state_values = ?2, state_updated_at = ?3, updated_at = ?3 \
-         WHERE thread_id = ?1",
+        "UPDATE threads SET state_values = ?2, interrupts = ?4, state_updated_at = ?3, \
+         updated_at = ?3 WHERE thread_id = ?1",
     )?
     .execute(params![
         c.thread_id.to_string(),
         json_text(&c.values),
-        c.created_at
+        c.created_at,
+        json_text(&c.thread_interrupts())
     ])?;
     tx.commit()?;
     Ok(())
@@ -190,8 +191,8 @@ pub(super) fn put_checkpoint(conn: &mut Connection, c: &Checkpoint) -> Result<()
 fn insert_checkpoint(conn: &Connection, c: &Checkpoint) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, \
-         run_id, state_values, next, metadata, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         run_id, state_values, next, metadata, created_at, interrupts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         c.thread_id.to_string(),
@@ -202,11 +203,12 @@ fn insert_checkpoint(conn: &Connection, c: &Checkpoint) -> Result<()> {
         json_text(&c.next),
         json_text(&c.metadata),
         c.created_at,
+        json_text(&c.interrupts),
     ])?;
     Ok(())
 }
 
-const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at";
+const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at, interrupts";
 
 fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
     let run_id: Option<String> = row.get(3)?;
@@ -219,6 +221,7 @@ fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
         next: serde_json::from_str(&row.get::<_, String>(5)?)?,
         metadata: object(row.get(6)?)?,
         created_at: row.get(7)?,
+        interrupts: serde_json::from_str(&row.get::<_, String>(8)?)?,
     })
 }
 
@@ -270,9 +273,9 @@ pub(super) fn copy_state(conn: &mut Connection, from: Uuid, to: Uuid) -> Result<
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
-         state_values, next, metadata, created_at) \
+         state_values, next, metadata, created_at, interrupts) \
          SELECT ?2, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
-         created_at FROM checkpoints WHERE thread_id = ?1",
+         created_at, interrupts FROM checkpoints WHERE thread_id = ?1",
         params![from.to_string(), to.to_string()],
     )?;
     tx.execute(

@@ -112,6 +112,11 @@ CREATE INDEX checkpoints_run ON checkpoints (run_id);
     r#"
 ALTER TABLE assistants ADD COLUMN server_owned INTEGER NOT NULL DEFAULT 0;
 "#,
+    // The `interrupt` calls a run paused on, with the checkpoint it paused
+    // at (a JSON array; a checkpoint written before reads as none).
+    r#"
+ALTER TABLE checkpoints ADD COLUMN interrupts TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// Applies the migrations `conn`'s database has not, each in its own
@@ -177,5 +182,34 @@ mod tests {
             )
             .unwrap();
         assert_eq!(marker, 1);
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_the_interrupts_column_has_none() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let thread = uuid::Uuid::now_v7();
+        conn.execute(
+            "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata, \
+             status, config, interrupts) VALUES (?1, '', '', '', '{}', 'idle', '{}', '{}')",
+            [thread.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
+             state_values, next, metadata, created_at) \
+             VALUES (?1, 'c1', NULL, NULL, '{}', '[\"node\"]', '{}', '')",
+            [thread.to_string()],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let read = super::super::runs::checkpoint(&conn, thread, "c1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.next, ["node"]);
+        assert!(read.interrupts.is_empty());
     }
 }

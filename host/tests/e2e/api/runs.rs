@@ -114,21 +114,15 @@ async fn a_streamed_failure_is_an_error_event_that_ends_the_stream() {
 
 // --- what runs cannot do yet ------------------------------------------------
 
-/// A run that asks to pause for a human (`interrupt_before`/`_after`), to
-/// resume one (`command`) or to start from a past checkpoint cannot be
-/// honoured yet: it is refused, naming the field, and nothing runs (where
-/// an ignored `interrupt_before` would have run the node it guards).
+/// A run that asks to start from a past checkpoint cannot be honoured yet:
+/// it is refused, naming the field, and nothing runs. (Pausing and
+/// resuming are in `interrupts`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_asking_for_a_pause_or_a_past_checkpoint_is_refused_and_nothing_runs() {
+async fn a_run_asking_for_a_past_checkpoint_is_refused_and_nothing_runs() {
     let server = server();
     let user1 = server.user("user1-token");
     let thread = user1.create_thread(json!({})).await.thread_id;
     let asks = [
-        ("interrupt_before", json!(["echo"])),
-        ("interrupt_before", json!("*")),
-        ("interrupt_after", json!(["echo"])),
-        ("command", json!({"resume": "approved"})),
-        ("command", json!({"goto": "echo"})),
         (
             "checkpoint_id",
             json!("1f0c0000-0000-6000-8000-000000000000"),
@@ -148,18 +142,10 @@ async fn a_run_asking_for_a_pause_or_a_past_checkpoint_is_refused_and_nothing_ru
             "/runs/wait".to_owned(),
         ] {
             let reply = user1.post(&path, body.clone()).await;
-            // As the reference: resuming without a thread is a 400 first.
-            let (status, detail) = if path == "/runs/wait" && value.get("resume").is_some() {
-                (
-                    StatusCode::BAD_REQUEST,
-                    "You must provide a thread_id".to_owned(),
-                )
-            } else {
-                (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!("{field} is not supported"),
-                )
-            };
+            let (status, detail) = (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{field} is not supported"),
+            );
             assert_eq!(
                 reply.status, status,
                 "POST {path} with {field}: {value}: {}",
