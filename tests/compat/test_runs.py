@@ -496,3 +496,48 @@ async def test_interrupt_before_streams_an_empty_interrupt_update(user1, tag):
         )
     )
     assert [(p.event, p.data) for p in parts][-1] == ("updates", {"__interrupt__": []})
+
+
+# ---------------------------------------------------------------------------------------
+# Time travel: a run, or a state update, from a past checkpoint starts a new branch
+
+
+async def paused_before_echo(who, tid: str) -> dict:
+    """The checkpoint of `tid` that has `echo` still to run."""
+    history = await who.threads.get_history(tid, limit=20)
+    (checkpoint,) = [c for c in history if c["next"] == ["echo"]]
+    return checkpoint
+
+
+async def test_a_run_from_a_past_checkpoint_replays_from_there(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    before = await user1.threads.get_history(tid, limit=20)
+    past = await paused_before_echo(user1, tid)
+
+    replayed = await user1.runs.wait(tid, GRAPH, input=None, checkpoint_id=past["checkpoint_id"])
+    assert [m["type"] for m in replayed["messages"]] == ["human", "ai"], replayed
+    assert_echo(replayed, "hi", "user1")
+    after = await user1.threads.get_history(tid, limit=20)
+    assert len(after) > len(before)
+    # The old branch is kept; the new one hangs off the past checkpoint.
+    assert {c["checkpoint_id"] for c in before} <= {c["checkpoint_id"] for c in after}
+    by_id = {c["checkpoint_id"]: c for c in after}
+    node = after[0]
+    while node["checkpoint_id"] != past["checkpoint_id"]:
+        assert node["parent_checkpoint_id"], node
+        node = by_id[node["parent_checkpoint_id"]]
+
+
+async def test_a_state_update_on_a_past_checkpoint_branches_from_it(user1, tag):
+    tid = await new_thread(user1, tag)
+    await user1.runs.wait(tid, GRAPH, input=user_input("hi"))
+    past = await paused_before_echo(user1, tid)
+    await user1.threads.update_state(
+        tid, {"messages": [{"role": "user", "content": "edited"}]},
+        checkpoint_id=past["checkpoint_id"],
+    )
+    state = await user1.threads.get_state(tid)
+    assert state["parent_checkpoint"]["checkpoint_id"] == past["checkpoint_id"]
+    assert state["metadata"]["source"] == "update"
+    assert [m["content"] for m in state["values"]["messages"]] == ["hi", "edited"]

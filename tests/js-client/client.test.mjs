@@ -321,3 +321,21 @@ test("interruptBefore pauses the run before the node; a run without input runs i
   assert.deepEqual((await user1.threads.getState(thread.thread_id)).next, []);
   assert.equal((await user1.threads.get(thread.thread_id)).status, "idle");
 });
+
+test("a run from a past checkpoint replays from there, keeping the old branch", async () => {
+  const thread = await user1.threads.create();
+  await user1.runs.wait(thread.thread_id, GRAPH, { input: say("again") });
+  const before = await user1.threads.getHistory(thread.thread_id, { limit: 20 });
+  const past = before.find((c) => c.next.length === 1 && c.next[0] === "echo");
+  assert.ok(past, JSON.stringify(before));
+
+  const replayed = await user1.runs.wait(thread.thread_id, GRAPH, {
+    input: null,
+    checkpointId: past.checkpoint.checkpoint_id,
+  });
+  assert.deepEqual(replayed.messages.map((m) => m.content), ["again", "again"]);
+  const after = await user1.threads.getHistory(thread.thread_id, { limit: 20 });
+  const ids = new Set(after.map((c) => c.checkpoint.checkpoint_id));
+  for (const old of before) assert.ok(ids.has(old.checkpoint.checkpoint_id));
+  assert.ok(after.length > before.length);
+});

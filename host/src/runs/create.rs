@@ -81,32 +81,20 @@ pub struct RunCreate {
     pub on_disconnect: Option<String>,
     /// `delete` (default) or `keep` (stateless runs).
     pub on_completion: Option<String>,
-    /// A past checkpoint to run from: not supported yet, refused (422).
+    /// A past checkpoint of the thread to run from (time travel): with no
+    /// input, what was left to run there runs again; with an input, the
+    /// graph starts over from its values.
     #[schema(value_type = Option<String>)]
     pub checkpoint_id: Option<Value>,
-    /// A past checkpoint to run from: not supported yet, refused (422).
+    /// `{"checkpoint_id": ...}`: the same, as LangGraph's clients send it.
     #[schema(value_type = Option<Object>)]
     pub checkpoint: Option<Value>,
 }
 
-/// What a run may ask for that this server cannot do yet, and what would
-/// go wrong if it were ignored: such a request is refused (422), never run
-/// as if it had not asked.
-const UNSUPPORTED: [(&str, &str); 2] = [
-    (
-        "checkpoint_id",
-        "runs start from the thread's latest state, not from a past checkpoint",
-    ),
-    (
-        "checkpoint",
-        "runs start from the thread's latest state, not from a past checkpoint",
-    ),
-];
-
 /// What a run may ask for that a graph built against `warden:graph@0.1.0`
 /// cannot do: refused (422) for such a graph, since a run that should have
 /// paused for a human would otherwise carry on past the pause.
-const PAUSING: [(&str, &str); 3] = [
+const PAUSING: [(&str, &str); 5] = [
     (
         "interrupt_before",
         "the run would not pause before those nodes",
@@ -118,6 +106,14 @@ const PAUSING: [(&str, &str); 3] = [
     (
         "command",
         "its runs do not pause, so there is nothing to resume, update or redirect",
+    ),
+    (
+        "checkpoint_id",
+        "its runs cannot resume from a past checkpoint",
+    ),
+    (
+        "checkpoint",
+        "its runs cannot resume from a past checkpoint",
     ),
 ];
 
@@ -133,34 +129,43 @@ fn asks(value: &Value) -> bool {
     }
 }
 
-/// Refuses a run payload that asks for one of the [`UNSUPPORTED`] options:
-/// `field` looks a payload key up. Absent, `null` and empty values ask
-/// for nothing.
-pub fn refuse_unsupported<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Result<(), String> {
-    for (name, why) in UNSUPPORTED {
+/// Refuses a cron payload that asks for its runs to pause, to resume or to
+/// start from a past checkpoint, which crons do not do yet: a 422 naming
+/// the field, never a run that ignores it.
+pub fn refuse_in_crons<'a>(field: impl Fn(&str) -> Option<&'a Value>) -> Result<(), String> {
+    for (name, _) in PAUSING {
         if field(name).is_some_and(asks) {
             return Err(format!(
-                "{name} is not supported by this server yet: {why}. \
-                 Leave it out (see the README's differences from LangGraph)."
+                "{name} is not supported on crons yet: their runs start from the thread's \
+                 latest state and do not pause. Leave it out (see the README's differences \
+                 from LangGraph)."
             ));
         }
     }
     Ok(())
 }
 
-/// Refuses a cron payload that asks for one of the [`UNSUPPORTED`] options,
-/// or for its runs to pause or resume, which crons do not do yet.
-pub fn refuse_in_crons<'a>(field: impl Fn(&str) -> Option<&'a Value> + Copy) -> Result<(), String> {
-    refuse_unsupported(field)?;
-    for (name, _) in PAUSING {
-        if field(name).is_some_and(asks) {
-            return Err(format!(
-                "{name} is not supported on crons yet: their runs do not pause. Leave it out \
-                 (see the README's differences from LangGraph)."
-            ));
+/// The past checkpoint a run starts from: `checkpoint.checkpoint_id`,
+/// else `checkpoint_id`, else `config.configurable.checkpoint_id` (as
+/// LangGraph reads them); a checkpoint id is a UUID.
+fn checkpoint_to_run_from(body: &RunCreate) -> Result<Option<String>, String> {
+    let named = match (&body.checkpoint, &body.checkpoint_id) {
+        (Some(Value::Object(checkpoint)), _) if checkpoint.contains_key("checkpoint_id") => {
+            checkpoint.get("checkpoint_id")
         }
+        (Some(Value::Object(_) | Value::Null) | None, Some(id)) => Some(id),
+        (Some(Value::Object(_) | Value::Null) | None, None) => body
+            .config
+            .as_ref()
+            .and_then(|c| c.get("configurable"))
+            .and_then(|c| c.get("checkpoint_id")),
+        (Some(_), _) => return Err("checkpoint must be an object with a checkpoint_id".into()),
+    };
+    match named {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if Uuid::parse_str(id).is_ok() => Ok(Some(id.clone())),
+        Some(_) => Err("Invalid checkpoint ID".into()),
     }
-    Ok(())
 }
 
 /// Refuses a run payload that asks a graph whose runs cannot pause
@@ -419,6 +424,9 @@ pub enum CreateError<D> {
     /// scope (404).
     #[error("Thread or assistant not found.")]
     NotFound,
+    /// The checkpoint to start from is not one of the thread's (404).
+    #[error("Checkpoint {0} not found on the thread")]
+    CheckpointNotFound(String),
     /// `multitask_strategy: reject` on a thread with a run in flight (409).
     #[error(
         "Thread is already running a task. Wait for it to finish or choose a different multitask strategy."
@@ -539,7 +547,7 @@ impl Runs {
                 "You must provide a thread_id when resuming.".into(),
             ));
         }
-        refuse_unsupported(|name| body.field(name)).map_err(CreateError::Invalid)?;
+        let from = checkpoint_to_run_from(&body).map_err(CreateError::Invalid)?;
         breakpoints(&body.interrupt_before, "interrupt_before").map_err(CreateError::Invalid)?;
         breakpoints(&body.interrupt_after, "interrupt_after").map_err(CreateError::Invalid)?;
         check_command(&body.command).map_err(CreateError::Invalid)?;
@@ -608,8 +616,13 @@ impl Runs {
             .map(|slot| slot.current())
             .ok_or_else(|| CreateError::GraphNotLoaded(assistant.graph_id.clone()))?;
         if !graph.pauses() {
-            refuse_pausing(|name| body.field(name), &assistant.graph_id)
-                .map_err(CreateError::Invalid)?;
+            let from = from.clone().map(Value::String);
+            let field = |name: &str| match name {
+                "checkpoint_id" => from.as_ref(),
+                "checkpoint" => None,
+                name => body.field(name),
+            };
+            refuse_pausing(field, &assistant.graph_id).map_err(CreateError::Invalid)?;
         }
 
         // Resolve the thread: existing (within the create_run scope), or
@@ -639,6 +652,13 @@ impl Runs {
             }
         };
 
+        // A past checkpoint to start from is one of this thread's.
+        if let Some(id) = &from
+            && wait(storage.checkpoint(thread.thread_id, id))?.is_none()
+        {
+            return Err(CreateError::CheckpointNotFound(id.clone()));
+        }
+
         // Multitask: the runs already in flight on the thread.
         self.apply_strategy(authz, &thread, strategy)?;
         // The thread's metadata names its graph and assistant, as in
@@ -664,6 +684,10 @@ impl Runs {
             "langgraph_auth_permissions": user.permissions,
         });
         configurable.extend(object(&server_keys));
+        match &from {
+            Some(id) => configurable.insert("checkpoint_id".into(), json!(id)),
+            None => configurable.remove("checkpoint_id"),
+        };
         let mut full_config = config.clone();
         let mut stored_config = config.clone();
         let mut stored_configurable = configurable.clone();
@@ -689,6 +713,9 @@ impl Runs {
         kwargs["config"] = stored_config;
         kwargs["context"] = Value::Object(full_context.clone());
         kwargs["checkpoint_during"] = json!(body.checkpoint_during.unwrap_or(true));
+        if let Some(id) = &from {
+            kwargs["checkpoint_id"] = json!(id);
+        }
         kwargs["durability"] = json!(body.durability.clone().unwrap_or_else(|| "async".into()));
         let now = now();
         let run = Run {
@@ -736,7 +763,7 @@ impl Runs {
         thread: &Thread,
         strategy: MultitaskStrategy,
     ) -> Result<(), CreateError<A::Error>> {
-        let in_flight = self.in_flight(thread.thread_id);
+        let in_flight = self.unfinished(thread.thread_id);
         if in_flight.is_empty() {
             return Ok(());
         }

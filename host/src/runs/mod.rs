@@ -25,7 +25,7 @@ mod shared;
 
 pub use create::{
     Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
-    refuse_in_crons, refuse_unsupported, resolve_assistant,
+    refuse_in_crons, resolve_assistant,
 };
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -633,6 +633,16 @@ impl Runs {
             .unwrap_or_default()
     }
 
+    /// The runs in flight on a thread whose end has not been heard yet: a
+    /// run that a client waited for does not keep its thread busy in the
+    /// moment before it leaves the queue, so the client may update the
+    /// thread or start another run at once.
+    pub fn unfinished(self: &Arc<Self>, thread_id: Uuid) -> Vec<Arc<LiveRun>> {
+        let mut runs = self.in_flight(thread_id);
+        runs.retain(|r| r.finished().is_none());
+        runs
+    }
+
     /// Runs as they are submitted, on every thread. Subscribe before
     /// listing a thread's runs, so that none falls between the two.
     pub fn submissions(&self) -> broadcast::Receiver<Weak<LiveRun>> {
@@ -846,21 +856,45 @@ impl Runs {
         {
             tracing::error!(run_id = %live.run_id, "cannot start the run: {e}");
         }
-        let before = match wait(self.storage.thread(live.thread_id, None)) {
-            Ok(Some(thread)) if thread.values.is_object() => thread.values,
-            _ => json!({}),
-        };
-        let latest = wait(
+        let head = wait(
             self.storage
                 .checkpoints(live.thread_id, 1, None, &Object::new()),
         )
         .ok()
         .and_then(|c| c.into_iter().next());
+        // Time travel: the run starts from a past checkpoint, its steps a
+        // new branch of the history from there.
+        let from = spec.run.kwargs.get("checkpoint_id").and_then(Value::as_str);
+        let past = from.map(|id| {
+            wait(self.storage.checkpoint(live.thread_id, id))
+                .ok()
+                .flatten()
+                .ok_or_else(|| RunFailure::Error {
+                    error: "ValueError".into(),
+                    message: format!("Checkpoint {id} is no longer on the thread"),
+                })
+        });
+        let (latest, before) = match &past {
+            Some(Ok(checkpoint)) => (Some(checkpoint.clone()), checkpoint.values.clone()),
+            _ => {
+                let before = match wait(self.storage.thread(live.thread_id, None)) {
+                    Ok(Some(thread)) if thread.values.is_object() => thread.values,
+                    _ => json!({}),
+                };
+                (head.clone(), before)
+            }
+        };
         let invocation = resume::invocation(&spec, before, latest.as_ref());
+        let forks = latest.as_ref().is_some_and(|from| {
+            past.is_some() && head.is_none_or(|head| head.checkpoint_id != from.checkpoint_id)
+        });
         let mut writer = StepWriter::new(self.storage.clone(), live, &spec, latest);
         writer.fence = self
             .shared()
             .map(|shared| (shared.queue.clone(), shared.replica.clone()));
+        if forks && matches!(invocation.start, crate::plugin::Start::Resume { .. }) {
+            writer.fork();
+        }
         let writer = Arc::new(Mutex::new(writer));
         let sink = {
             let writer = writer.clone();
@@ -872,8 +906,14 @@ impl Runs {
             })
         };
         let started = std::time::Instant::now();
-        let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
-        self.count_graph_call(spec.graph.graph_id(), &result, started.elapsed());
+        let result = match past {
+            Some(Err(missing)) => Err(missing),
+            _ => {
+                let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
+                self.count_graph_call(spec.graph.graph_id(), &result, started.elapsed());
+                result
+            }
+        };
         let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(Outcome::Done(values)) => {
@@ -1275,7 +1315,16 @@ impl StepWriter {
         let parent = latest.as_ref().map(|c| c.checkpoint_id.clone());
         let mut run_metadata = spec.run.metadata.clone();
         let configurable = &spec.run.kwargs["config"]["configurable"];
-        for key in ["run_id", "thread_id", "graph_id", "assistant_id", "user_id"] {
+        // `checkpoint_id`: the past checkpoint a time-travelling run
+        // started from, as LangGraph records it.
+        for key in [
+            "run_id",
+            "thread_id",
+            "graph_id",
+            "assistant_id",
+            "user_id",
+            "checkpoint_id",
+        ] {
             if let Some(v) = configurable.get(key) {
                 run_metadata.insert(key.into(), v.clone());
             }
@@ -1421,6 +1470,21 @@ impl StepWriter {
                 self.live.events.push("values", values);
             }
         }
+    }
+
+    /// The run resumes a past checkpoint: a copy of it (`source: fork`)
+    /// starts the new branch of the history, as in LangGraph, and is the
+    /// checkpoint a pause before any step pauses on.
+    fn fork(&mut self) {
+        let Some(from) = &self.latest else { return };
+        self.step += 1;
+        let mut copy = self.checkpoint("fork", Value::Null, &from.values);
+        copy.metadata.remove("writes");
+        copy.next = from.next.clone();
+        copy.interrupts = from.interrupts.clone();
+        copy.parent_checkpoint_id = Some(from.checkpoint_id.clone());
+        self.write(copy.clone());
+        self.latest = Some(copy);
     }
 
     /// The run paused with `values`, `next` to run: its last checkpoint

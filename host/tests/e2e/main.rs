@@ -26,5 +26,6 @@ mod resolution;
 mod rollout;
 mod scaffold;
 mod support;
+mod time_travel;
 mod typescript;
 mod waits;

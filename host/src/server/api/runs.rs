@@ -43,7 +43,9 @@ impl From<CreateError<ApiError>> for ApiError {
         match error {
             CreateError::Invalid(detail) => ApiError::unprocessable(detail),
             CreateError::BadRequest(detail) => ApiError::bad_request(detail),
-            CreateError::NotFound => ApiError::not_found(error.to_string()),
+            CreateError::NotFound | CreateError::CheckpointNotFound(_) => {
+                ApiError::not_found(error.to_string())
+            }
             CreateError::ThreadBusy => ApiError::conflict(error.to_string()),
             CreateError::Forbidden => ApiError::new(StatusCode::FORBIDDEN, error.to_string()),
             CreateError::GraphNotLoaded(_) => {

@@ -172,11 +172,38 @@ pub(in crate::server) async fn post_checkpoint(
 pub(in crate::server) struct UpdateBody {
     values: Option<Value>,
     as_node: Option<String>,
+    /// A past checkpoint to update instead of the latest (time travel).
+    checkpoint_id: Option<Value>,
+    /// `{"checkpoint_id": ...}`: the same; it wins over `checkpoint_id`.
+    checkpoint: Option<Value>,
+}
+
+impl UpdateBody {
+    /// The past checkpoint to update, if any: a UUID.
+    fn past_checkpoint(&self) -> Result<Option<String>, ApiError> {
+        let named = match (&self.checkpoint, &self.checkpoint_id) {
+            (Some(Value::Object(c)), _) if c.contains_key("checkpoint_id") => {
+                c.get("checkpoint_id")
+            }
+            (Some(Value::Object(_) | Value::Null) | None, id) => id.as_ref(),
+            (Some(_), _) => {
+                return Err(ApiError::unprocessable(
+                    "checkpoint must be an object with a checkpoint_id",
+                ));
+            }
+        };
+        match named {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(id)) if Uuid::parse_str(id).is_ok() => Ok(Some(id.clone())),
+            Some(_) => Err(ApiError::unprocessable("Invalid checkpoint ID")),
+        }
+    }
 }
 
 /// `POST /threads/{thread_id}/state`: writes a checkpoint whose values are
-/// the thread's with `values` merged in (key by key), as if `as_node` had
-/// returned them.
+/// the latest checkpoint's (or the past one `checkpoint_id` names: a new
+/// branch of the history) with `values` applied through the graph's
+/// reducers, as if `as_node` had returned them.
 #[utoipa::path(
     post,
     operation_id = "state_update",
@@ -202,12 +229,22 @@ pub(in crate::server) async fn update(
                 "Forbidden",
             ));
         }
-        if !state.runs.in_flight(id).is_empty() {
+        if !state.runs.unfinished(id).is_empty() {
             return Err(ApiError::conflict(
                 "Thread is busy: a run is in flight. Update its state once the run ends.",
             ));
         }
-        let previous = latest(&state, id)?;
+        let past = body.past_checkpoint()?;
+        let previous = match &past {
+            Some(checkpoint_id) => Some(
+                wait(state.storage.checkpoint(id, checkpoint_id))?.ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "Checkpoint {checkpoint_id} not found on the thread"
+                    ))
+                })?,
+            ),
+            None => latest(&state, id)?,
+        };
         let mut values = previous
             .as_ref()
             .map(|c| c.values.clone())
@@ -285,6 +322,9 @@ pub(in crate::server) async fn update(
         metadata.insert("step".into(), json!(step));
         metadata.insert("writes".into(), json!({ node: update }));
         metadata.insert("parents".into(), json!({}));
+        if let Some(past) = &past {
+            metadata.insert("checkpoint_id".into(), json!(past));
+        }
         metadata.insert(
             "user_id".into(),
             json!(

@@ -114,61 +114,6 @@ async fn a_streamed_failure_is_an_error_event_that_ends_the_stream() {
 
 // --- what runs cannot do yet ------------------------------------------------
 
-/// A run that asks to start from a past checkpoint cannot be honoured yet:
-/// it is refused, naming the field, and nothing runs. (Pausing and
-/// resuming are in `interrupts`.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_asking_for_a_past_checkpoint_is_refused_and_nothing_runs() {
-    let server = server();
-    let user1 = server.user("user1-token");
-    let thread = user1.create_thread(json!({})).await.thread_id;
-    let asks = [
-        (
-            "checkpoint_id",
-            json!("1f0c0000-0000-6000-8000-000000000000"),
-        ),
-        (
-            "checkpoint",
-            json!({"checkpoint_id": "1f0c0000-0000-6000-8000-000000000000"}),
-        ),
-    ];
-    for (field, value) in asks {
-        let mut body = json!({"assistant_id": "agent", "input": hello()});
-        body[field] = value.clone();
-        for path in [
-            format!("/threads/{thread}/runs"),
-            format!("/threads/{thread}/runs/wait"),
-            format!("/threads/{thread}/runs/stream"),
-            "/runs/wait".to_owned(),
-        ] {
-            let reply = user1.post(&path, body.clone()).await;
-            let (status, detail) = (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{field} is not supported"),
-            );
-            assert_eq!(
-                reply.status, status,
-                "POST {path} with {field}: {value}: {}",
-                reply.text
-            );
-            assert!(reply.detail().starts_with(&detail), "{}", reply.text);
-        }
-    }
-    assert!(user1.runs(&thread).await.is_empty());
-    let untouched = user1.thread(&thread).await;
-    assert_eq!(untouched.status, "idle");
-    assert!(
-        untouched.values.as_object().is_none_or(|v| v.is_empty()),
-        "{untouched:?}"
-    );
-
-    // Asking for nothing (null, empty) is a plain run, as the clients send it.
-    let plain = json!({"assistant_id": "agent", "input": hello(), "interrupt_before": [],
-        "interrupt_after": null, "command": null, "checkpoint_id": null});
-    let values = user1.wait_run(&thread, plain).await;
-    assert_eq!(values["seen_user"], "user1", "{values}");
-}
-
 // --- multitask strategies and cancellation --------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
