@@ -201,8 +201,14 @@ fn error_to_wit(error: GraphError) -> wit::GraphError {
 pub(crate) fn step_done(step: &Step) {
     #[cfg(target_arch = "wasm32")]
     bindings::warden::graph::stream::step_done(&wit::Step {
-        node: step.node.clone(),
-        update: step.update.to_string(),
+        writes: step
+            .writes
+            .iter()
+            .map(|w| wit::Write {
+                node: w.node.clone(),
+                update: w.update.to_string(),
+            })
+            .collect(),
         values: Value::Object(step.values.clone()).to_string(),
         next: step.next.clone(),
     });

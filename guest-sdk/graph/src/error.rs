@@ -83,10 +83,6 @@ pub enum BuildError {
     EdgeToStart,
     /// No edge leaves `__start__`.
     NoEntryPoint,
-    /// A node has more than one way out (edges, conditional edges or both):
-    /// Warden runs one node at a time, so a node has one edge or one set of
-    /// conditional edges.
-    FanOut(String),
     /// Conditional edges were declared with no possible target.
     NoTargets(String),
     /// `interrupt_before` or `interrupt_after` names a node that does not
@@ -112,11 +108,6 @@ impl fmt::Display for BuildError {
             Self::NoEntryPoint => write!(
                 f,
                 "Graph must have an entrypoint: add at least one edge from START to another node"
-            ),
-            Self::FanOut(name) => write!(
-                f,
-                "Node '{name}' has more than one way out; Warden runs one node at a time, \
-                 so give it one edge or one set of conditional edges"
             ),
             Self::NoTargets(name) => {
                 write!(f, "Conditional edges from '{name}' have no possible target")

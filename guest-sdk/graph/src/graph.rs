@@ -17,15 +17,44 @@ pub type Update = Value;
 
 pub(crate) type NodeFn =
     Box<dyn Fn(&State, &RunConfig) -> Result<Update, GraphError> + Send + Sync>;
-pub(crate) type RouterFn = Box<dyn Fn(&State, &RunConfig) -> String + Send + Sync>;
+pub(crate) type RouterFn = Box<dyn Fn(&State, &RunConfig) -> Vec<String> + Send + Sync>;
 pub(crate) type ReducerFn =
     Box<dyn Fn(Option<&Value>, &Value) -> Result<Value, GraphError> + Send + Sync>;
+
+/// Where a router sends the run: one node (a `&str` or `String`) or
+/// several (a `Vec` or an array of them), which run in the same step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route(pub Vec<String>);
+
+impl From<&str> for Route {
+    fn from(node: &str) -> Self {
+        Self(vec![node.to_owned()])
+    }
+}
+
+impl From<String> for Route {
+    fn from(node: String) -> Self {
+        Self(vec![node])
+    }
+}
+
+impl<T: Into<String>> From<Vec<T>> for Route {
+    fn from(nodes: Vec<T>) -> Self {
+        Self(nodes.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<T: Into<String>, const N: usize> From<[T; N]> for Route {
+    fn from(nodes: [T; N]) -> Self {
+        Self(nodes.into_iter().map(Into::into).collect())
+    }
+}
 
 /// The way out of a node (or of `__start__`).
 pub(crate) enum Way {
     /// Always to this node.
     Edge(String),
-    /// To the node the router names, one of `targets`.
+    /// To the nodes the router names, each one of `targets`.
     Branch {
         router: RouterFn,
         targets: Vec<String>,
@@ -83,14 +112,17 @@ impl StateGraph {
     }
 
     /// Adds an edge: after `from` ([`START`] for the entry), run `to`
-    /// ([`END`] to finish).
+    /// ([`END`] to finish). A node with several ways out runs all the
+    /// nodes they lead to in the next step, as LangGraph's Pregel does;
+    /// their updates are merged by the channels' reducers.
     pub fn edge(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
         self.ways.push((from.into(), Way::Edge(to.into())));
         self
     }
 
-    /// Adds conditional edges: after `from`, run the node `router` names,
-    /// which must be one of `targets` (node names or [`END`]).
+    /// Adds conditional edges: after `from`, run the node `router` names
+    /// (or the nodes: a router may return a list), each one of `targets`
+    /// (node names or [`END`]).
     pub fn conditional_edges<F, T, I>(
         mut self,
         from: impl Into<String>,
@@ -99,11 +131,11 @@ impl StateGraph {
     ) -> Self
     where
         F: Fn(&State, &RunConfig) -> T + Send + Sync + 'static,
-        T: Into<String>,
+        T: Into<Route>,
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        let router: RouterFn = Box::new(move |state, config| router(state, config).into());
+        let router: RouterFn = Box::new(move |state, config| router(state, config).into().0);
         let targets = targets.into_iter().map(Into::into).collect();
         self.ways
             .push((from.into(), Way::Branch { router, targets }));
@@ -165,8 +197,7 @@ impl StateGraph {
     }
 
     /// Checks the graph and compiles it: node names unique and not
-    /// reserved, edges between known nodes, an edge from [`START`], and at
-    /// most one way out of each node.
+    /// reserved, edges between known nodes, and an edge from [`START`].
     pub fn compile(self) -> Result<Graph, BuildError> {
         let mut info = self.info;
         let mut nodes = HashMap::new();
@@ -212,9 +243,7 @@ impl StateGraph {
                     conditional,
                 });
             }
-            if ways.insert(source.clone(), way).is_some() {
-                return Err(BuildError::FanOut(source));
-            }
+            ways.entry(source).or_insert_with(Vec::new).push(way);
         }
         if !ways.contains_key(START) {
             return Err(BuildError::NoEntryPoint);
@@ -255,7 +284,7 @@ impl fmt::Debug for StateGraph {
 pub struct Graph {
     pub(crate) info: GraphInfo,
     pub(crate) nodes: HashMap<String, NodeFn>,
-    pub(crate) ways: HashMap<String, Way>,
+    pub(crate) ways: HashMap<String, Vec<Way>>,
     pub(crate) channels: HashMap<String, ReducerFn>,
     pub(crate) interrupt_before: Vec<String>,
     pub(crate) interrupt_after: Vec<String>,
@@ -281,28 +310,36 @@ impl Graph {
         Ok(())
     }
 
-    /// The node to run after `from`: `None` to finish.
+    /// The nodes to run after `from`, each once, in the order of its ways
+    /// out: none to finish.
     pub(crate) fn next(
         &self,
         from: &str,
         state: &State,
         config: &RunConfig,
-    ) -> Result<Option<String>, GraphError> {
-        let target = match self.ways.get(from) {
-            None => return Ok(None),
-            Some(Way::Edge(target)) => target.clone(),
-            Some(Way::Branch { router, targets }) => {
-                let target = router(state, config);
-                if !targets.contains(&target) {
-                    return Err(GraphError::value_error(format!(
-                        "The router after '{from}' returned '{target}', which is not one of its \
-                         targets {targets:?}"
-                    )));
+    ) -> Result<Vec<String>, GraphError> {
+        let mut next: Vec<String> = Vec::new();
+        for way in self.ways.get(from).map(Vec::as_slice).unwrap_or_default() {
+            let chosen = match way {
+                Way::Edge(target) => vec![target.clone()],
+                Way::Branch { router, targets } => {
+                    let chosen = router(state, config);
+                    if let Some(wrong) = chosen.iter().find(|t| !targets.contains(t)) {
+                        return Err(GraphError::value_error(format!(
+                            "The router after '{from}' returned '{wrong}', which is not one of \
+                             its targets {targets:?}"
+                        )));
+                    }
+                    chosen
                 }
-                target
+            };
+            for target in chosen {
+                if target != END && !next.contains(&target) {
+                    next.push(target);
+                }
             }
-        };
-        Ok((target != END).then_some(target))
+        }
+        Ok(next)
     }
 }
 

@@ -83,8 +83,8 @@ pub mod __private;
 
 pub use config::{AuthUser, DEFAULT_RECURSION_LIMIT, RunConfig};
 pub use error::{BuildError, GraphError};
-pub use graph::{Edge, Graph, GraphInfo, State, StateGraph, Update};
-pub use run::{Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task};
+pub use graph::{Edge, Graph, GraphInfo, Route, State, StateGraph, Update};
+pub use run::{Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task, Write};
 pub use serde_json::{Map, Value, json};
 /// The `wit-bindgen` this SDK was built with, so graph crates never pin it.
 pub use wit_bindgen;

@@ -13,16 +13,24 @@ use serde_json::{Map, Value, json};
 use crate::graph::{Graph, State};
 use crate::{GraphError, RunConfig, START, messages};
 
-/// One step of a run: a node ran (or `__start__` took the input) and its
-/// update was applied.
+/// What one node of a step returned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Write {
+    /// The node (`__start__` for the input).
+    pub node: String,
+    /// What it returned (the input for `__start__`): a JSON object, or
+    /// `null` for nothing.
+    pub update: Value,
+}
+
+/// One step of a run (LangGraph's superstep): its nodes ran on the same
+/// state (or `__start__` took the input), then their updates were applied
+/// through the reducers, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    /// The node that ran (`__start__` for the input).
-    pub node: String,
-    /// What the node returned (the input for `__start__`): a JSON object,
-    /// or `null` for nothing.
-    pub update: Value,
-    /// The whole state after the update.
+    /// The nodes that ran and what each returned, in order.
+    pub writes: Vec<Write>,
+    /// The whole state after the updates.
     pub values: State,
     /// The nodes the edges lead to from here: empty when the run ends.
     pub next: Vec<String>,
@@ -69,7 +77,7 @@ pub enum Start {
     Resume {
         /// Writes applied before the tasks run.
         update: Value,
-        /// The nodes to run first (one, as Warden runs one node at a time).
+        /// The nodes of the first step.
         tasks: Vec<Task>,
     },
 }
@@ -208,7 +216,10 @@ pub struct Run {
 impl Run {
     /// The nodes of the steps, in order (`__start__` first).
     pub fn nodes(&self) -> Vec<&str> {
-        self.steps.iter().map(|s| s.node.as_str()).collect()
+        self.steps
+            .iter()
+            .flat_map(|s| s.writes.iter().map(|w| w.node.as_str()))
+            .collect()
     }
 }
 
@@ -219,11 +230,19 @@ impl Graph {
     /// paused with, if a node paused it).
     ///
     /// The input is applied through the channels' reducers as the
-    /// `__start__` step; then the nodes run one at a time, following the
-    /// edges from [`START`], each update applied through the reducers,
-    /// until [`END`](crate::END) or a node without a way out. More node
-    /// steps than `config.recursion_limit` (default 25) fail the run with
-    /// a `GraphRecursionError`.
+    /// `__start__` step; then the nodes run in steps, following the edges
+    /// from [`START`]: a step's nodes all see the state as the step began,
+    /// then their updates are applied through the reducers in order (a
+    /// channel without one takes one value per step), and every node their
+    /// ways out lead to runs, once, in the next step, until
+    /// [`END`](crate::END) or nodes without a way out. More steps than
+    /// `config.recursion_limit` (default 25) fail the run with a
+    /// `GraphRecursionError`.
+    ///
+    /// A node that calls [`interrupt`](crate::interrupt) pauses its step:
+    /// none of the step's updates is applied, and the whole step runs
+    /// again when the run resumes (LangGraph keeps the other nodes'
+    /// updates and runs only the one that asked).
     ///
     /// Messages a node returns in LangGraph's serialised form (top-level
     /// values of its update, or in lists there) get an id when they lack
@@ -303,11 +322,14 @@ impl Graph {
         };
         let before = breakpoints(invocation.interrupt_before, &self.interrupt_before);
         let after = breakpoints(invocation.interrupt_after, &self.interrupt_after);
-        let stops = |list: &[String], node: &str| list.iter().any(|n| n == "*" || n == node);
+        let stops = |list: &[String], tasks: &[Task]| {
+            list.iter()
+                .any(|n| n == "*" || tasks.iter().any(|t| &t.node == n))
+        };
         let mut values = invocation.values;
 
-        // The first node, its answers, and whether it pauses before.
-        let (mut next, mut answers, mut resumed) = match invocation.start {
+        // The first step's tasks, and whether they pause before.
+        let (mut tasks, mut resumed) = match invocation.start {
             Start::Input(input) => {
                 let update = match input {
                     Value::Object(ref map) => {
@@ -318,8 +340,12 @@ impl Graph {
                     other => return Err(expected_object(&other)),
                 };
                 let next = self.next(START, &values, config)?;
-                step_done(START, update, &values, next.iter().cloned().collect());
-                (next, Vec::new(), false)
+                let writes = vec![Write {
+                    node: START.to_owned(),
+                    update,
+                }];
+                step_done(writes, &values, next.clone());
+                (next.into_iter().map(Task::new).collect::<Vec<_>>(), false)
             }
             Start::Resume { update, tasks } => {
                 match update {
@@ -327,37 +353,30 @@ impl Graph {
                     Value::Null => {}
                     other => return Err(expected_object(&other)),
                 }
-                let mut tasks = tasks.into_iter();
-                let task = tasks.next();
-                if tasks.next().is_some() {
-                    return Err(GraphError::value_error(
-                        "Warden runs one node at a time: a run resumes one node",
-                    ));
-                }
-                let (next, answers) = match task {
-                    Some(task) if self.nodes.contains_key(&task.node) => {
-                        (Some(task.node), task.answers)
+                let mut runnable = Vec::new();
+                for task in tasks {
+                    if task.node == crate::END {
+                        continue;
                     }
-                    Some(task) if task.node == crate::END => (None, Vec::new()),
-                    Some(task) => {
+                    if !self.nodes.contains_key(&task.node) {
                         return Err(GraphError::value_error(format!(
                             "Cannot resume at '{}': the graph has no such node",
                             task.node
                         )));
                     }
-                    None => (None, Vec::new()),
-                };
-                (next, answers, true)
+                    runnable.push(task);
+                }
+                (runnable, true)
             }
         };
 
         let mut steps = 0;
-        while let Some(node) = next {
-            if !resumed && stops(&before, &node) {
+        while !tasks.is_empty() {
+            if !resumed && stops(&before, &tasks) {
                 return Ok(Outcome::Paused(
                     values,
                     Pause {
-                        next: vec![node],
+                        next: tasks.into_iter().map(|t| t.node).collect(),
                         interrupts: Vec::new(),
                     },
                 ));
@@ -367,41 +386,86 @@ impl Graph {
                 return Err(GraphError::recursion(limit));
             }
             steps += 1;
-            set_node(&node, steps, std::mem::take(&mut answers));
-            let returned = self.nodes[&node](&values, config);
-            if let Some(value) = take_interrupt() {
+
+            // Every node of the step sees the state as the step began.
+            let mut writes = Vec::with_capacity(tasks.len());
+            let mut interrupts = Vec::new();
+            for task in &tasks {
+                set_node(&task.node, steps, task.answers.clone());
+                let returned = self.nodes[&task.node](&values, config);
+                if let Some(value) = take_interrupt() {
+                    interrupts.push(Interrupt {
+                        node: task.node.clone(),
+                        value,
+                    });
+                    continue;
+                }
+                let mut update = returned?;
+                match &mut update {
+                    Value::Object(map) => messages_returned(map),
+                    Value::Null => {}
+                    other => return Err(expected_object(other)),
+                }
+                writes.push(Write {
+                    node: task.node.clone(),
+                    update,
+                });
+            }
+            if !interrupts.is_empty() {
+                // The whole step runs again when the run resumes.
                 return Ok(Outcome::Paused(
                     values,
                     Pause {
-                        next: vec![node.clone()],
-                        interrupts: vec![Interrupt { node, value }],
+                        next: tasks.into_iter().map(|t| t.node).collect(),
+                        interrupts,
                     },
                 ));
             }
-            let mut update = returned?;
-            match &mut update {
-                Value::Object(map) => {
-                    messages_returned(map);
-                    self.apply(&mut values, map)?;
+            self.apply_step(&mut values, &writes)?;
+            let mut next: Vec<String> = Vec::new();
+            for write in &writes {
+                for node in self.next(&write.node, &values, config)? {
+                    if !next.contains(&node) {
+                        next.push(node);
+                    }
                 }
-                Value::Null => {}
-                other => return Err(expected_object(other)),
             }
-            let after_node = self.next(&node, &values, config)?;
-            step_done(&node, update, &values, after_node.iter().cloned().collect());
+            let ran: Vec<Task> = std::mem::take(&mut tasks);
+            step_done(writes, &values, next.clone());
             // As LangGraph: a breakpoint after the last node does nothing.
-            if after_node.is_some() && stops(&after, &node) {
+            if !next.is_empty() && stops(&after, &ran) {
                 return Ok(Outcome::Paused(
                     values,
                     Pause {
-                        next: after_node.into_iter().collect(),
+                        next,
                         interrupts: Vec::new(),
                     },
                 ));
             }
-            next = after_node;
+            tasks = next.into_iter().map(Task::new).collect();
         }
         Ok(Outcome::Done(values))
+    }
+
+    /// Applies a step's writes through the reducers, in order: a channel
+    /// without a reducer takes one value per step, as in LangGraph.
+    fn apply_step(&self, values: &mut State, writes: &[Write]) -> Result<(), GraphError> {
+        let mut written = std::collections::HashSet::new();
+        for write in writes {
+            let Value::Object(update) = &write.update else {
+                continue;
+            };
+            for key in update.keys() {
+                if !self.channels.contains_key(key) && !written.insert(key.clone()) {
+                    return Err(GraphError::invalid_update(format!(
+                        "At key '{key}': Can receive only one value per step. Use an Annotated \
+                         key to handle multiple values."
+                    )));
+                }
+            }
+            self.apply(values, update)?;
+        }
+        Ok(())
     }
 }
 
@@ -512,10 +576,9 @@ fn report(report: Report) {
     }
 }
 
-fn step_done(node: &str, update: Value, values: &State, next: Vec<String>) {
+fn step_done(writes: Vec<Write>, values: &State, next: Vec<String>) {
     report(Report::Step(Step {
-        node: node.to_owned(),
-        update,
+        writes,
         values: values.clone(),
         next,
     }));

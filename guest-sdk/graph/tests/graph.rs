@@ -54,7 +54,11 @@ fn linear_graph_reports_every_step() {
     let run = run(&graph, json!({"trail": ">"}), json!({}));
     assert_eq!(run.outcome, Ok(obj(json!({"trail": ">ab", "done": true}))));
     assert_eq!(run.nodes(), ["__start__", "a", "b"]);
-    let updates: Vec<_> = run.steps.iter().map(|s| s.update.clone()).collect();
+    let updates: Vec<_> = run
+        .steps
+        .iter()
+        .map(|s| s.writes[0].update.clone())
+        .collect();
     assert_eq!(
         updates,
         [
@@ -148,8 +152,8 @@ fn null_input_runs_from_the_thread_values() {
         json!({}),
         Value::Null,
     );
-    assert_eq!(run.steps[0].node, "__start__");
-    assert_eq!(run.steps[0].update, Value::Null);
+    assert_eq!(run.steps[0].writes[0].node, "__start__");
+    assert_eq!(run.steps[0].writes[0].update, Value::Null);
     assert_eq!(run.steps[0].values, obj(json!({"count": 5})));
     assert_eq!(run.outcome, Ok(obj(json!({"count": 6}))));
 }
@@ -171,7 +175,7 @@ fn updates_must_be_objects() {
         .unwrap();
     let run = run(&graph, json!({"a": 1}), json!({}));
     assert_eq!(run.outcome.unwrap_err().error, "InvalidUpdateError");
-    assert_eq!(run.steps[1].update, Value::Null);
+    assert_eq!(run.steps[1].writes[0].update, Value::Null);
     assert_eq!(run.steps[1].values, obj(json!({"a": 1})));
 }
 
@@ -258,7 +262,10 @@ fn streams_custom_chunks_and_messages() {
     assert_eq!(state_messages.len(), 4);
     assert_eq!(state_messages[2]["id"], second["id"]);
     // The step's update carries the same id.
-    assert_eq!(run.steps[1].update["messages"][1]["id"], second["id"]);
+    assert_eq!(
+        run.steps[1].writes[0].update["messages"][1]["id"],
+        second["id"]
+    );
 }
 
 #[test]
@@ -321,10 +328,6 @@ fn compile_checks_the_graph() {
     assert_eq!(
         error(StateGraph::new().node("a", noop)),
         BuildError::NoEntryPoint
-    );
-    assert_eq!(
-        error(base().node("b", noop).edge("a", "b").edge("a", END)),
-        BuildError::FanOut("a".into())
     );
     assert_eq!(
         error(base().conditional_edges("a", |_: &State, _: &RunConfig| END, Vec::<String>::new())),
@@ -560,4 +563,121 @@ fn a_resume_applies_its_update_and_may_go_elsewhere() {
 #[test]
 fn interrupt_outside_a_run_is_an_error() {
     assert_eq!(interrupt(json!(1)).unwrap_err().error, "RuntimeError");
+}
+
+/// A reducer appending lists, like `Annotated[list, operator.add]`.
+fn append(current: Option<&Value>, update: &Value) -> Result<Value, GraphError> {
+    let mut list = current
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    list.extend(update.as_array().cloned().unwrap_or_default());
+    Ok(list.into())
+}
+
+fn mark(name: &'static str) -> impl Fn(&State, &RunConfig) -> Result<Update, GraphError> {
+    move |_: &State, _: &RunConfig| Ok(json!({"trail": [name]}))
+}
+
+#[test]
+fn several_ways_out_run_their_nodes_in_one_step_merged_by_the_reducers() {
+    // START -> fan -> (left, right) -> join -> END
+    let graph = StateGraph::new()
+        .channel("trail", append)
+        .node("fan", mark("fan"))
+        .node("left", mark("left"))
+        .node("right", |state: &State, _: &RunConfig| {
+            // Both branches see the state as the step began.
+            assert_eq!(state["trail"], json!(["fan"]));
+            Ok(json!({"trail": ["right"]}))
+        })
+        .node("join", mark("join"))
+        .edge(START, "fan")
+        .edge("fan", "left")
+        .edge("fan", "right")
+        .edge("left", "join")
+        .edge("right", "join")
+        .edge("join", END)
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({}), json!({}));
+    assert_eq!(
+        run.outcome,
+        Ok(obj(json!({"trail": ["fan", "left", "right", "join"]})))
+    );
+    let steps: Vec<Vec<&str>> = run
+        .steps
+        .iter()
+        .map(|s| s.writes.iter().map(|w| w.node.as_str()).collect())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            vec!["__start__"],
+            vec!["fan"],
+            vec!["left", "right"],
+            vec!["join"]
+        ]
+    );
+    assert_eq!(run.steps[1].next, ["left", "right"]);
+    assert_eq!(run.steps[2].next, ["join"], "join runs once");
+}
+
+#[test]
+fn a_router_may_send_the_run_to_several_nodes() {
+    let graph = StateGraph::new()
+        .channel("trail", append)
+        .node("a", mark("a"))
+        .node("b", mark("b"))
+        .conditional_edges(START, |_: &State, _: &RunConfig| vec!["a", "b"], ["a", "b"])
+        .edge("a", END)
+        .edge("b", END)
+        .compile()
+        .unwrap();
+    let run = run(&graph, json!({}), json!({}));
+    assert_eq!(run.outcome, Ok(obj(json!({"trail": ["a", "b"]}))));
+    assert_eq!(run.nodes(), ["__start__", "a", "b"]);
+}
+
+#[test]
+fn two_nodes_of_a_step_writing_a_plain_channel_fail_the_run() {
+    let graph = StateGraph::new()
+        .node("a", |_: &State, _: &RunConfig| Ok(json!({"x": 1})))
+        .node("b", |_: &State, _: &RunConfig| Ok(json!({"x": 2})))
+        .edge(START, "a")
+        .edge(START, "b")
+        .compile()
+        .unwrap();
+    let error = run(&graph, json!({}), json!({})).outcome.unwrap_err();
+    assert_eq!(error.error, "InvalidUpdateError");
+    assert!(
+        error
+            .message
+            .starts_with("At key 'x': Can receive only one value per step")
+    );
+}
+
+#[test]
+fn a_node_that_asks_in_a_parallel_step_pauses_the_step_which_runs_again_on_resume() {
+    let graph = StateGraph::new()
+        .channel("trail", append)
+        .node("ask", |_: &State, _: &RunConfig| {
+            let answer = interrupt(json!("ok?"))?;
+            Ok(json!({"trail": [answer]}))
+        })
+        .node("other", mark("other"))
+        .edge(START, "ask")
+        .edge(START, "other")
+        .compile()
+        .unwrap();
+    let paused = run(&graph, json!({}), json!({}));
+    let pause = paused.pause.unwrap();
+    assert_eq!(pause.next, ["ask", "other"]);
+    assert_eq!(pause.interrupts.len(), 1);
+    assert_eq!(paused.outcome, Ok(State::new()), "the step wrote nothing");
+    let resumed = graph.run_with(Invocation::resume([
+        Task::new("ask").answer(json!("yes")),
+        Task::new("other"),
+    ]));
+    assert_eq!(resumed.outcome, Ok(obj(json!({"trail": ["yes", "other"]}))));
 }

@@ -195,13 +195,12 @@ pub enum Outcome {
 /// What a graph reports while it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GraphEvent {
-    /// A node ran (or, for `__start__`, the input was applied).
+    /// A step ran: its nodes (or, for `__start__`, the input), then their
+    /// updates were applied.
     Step {
-        /// The node.
-        node: String,
-        /// What it returned.
-        update: Value,
-        /// The whole state after it.
+        /// Each node and what it returned, in order.
+        writes: Vec<(String, Value)>,
+        /// The whole state after them.
         values: Value,
         /// The nodes it leads to (always empty from a `0.1.0` graph, which
         /// does not tell).
@@ -792,11 +791,14 @@ impl log::Host for GraphSandbox {
 
 impl stream::Host for GraphSandbox {
     fn step_done(&mut self, step: wit::Step) -> wasmtime::Result<()> {
-        let update = self.json(&step.update, "step's update")?;
+        let writes = step
+            .writes
+            .into_iter()
+            .map(|w| Ok((w.node, self.json(&w.update, "step's update")?)))
+            .collect::<wasmtime::Result<_>>()?;
         let values = self.json(&step.values, "step's values")?;
         (self.sink)(GraphEvent::Step {
-            node: step.node,
-            update,
+            writes,
             values,
             next: step.next,
         });
@@ -841,8 +843,10 @@ impl v0_1::warden::graph::stream::Host for GraphSandbox {
         stream::Host::step_done(
             self,
             wit::Step {
-                node: step.node,
-                update: step.update,
+                writes: vec![wit::Write {
+                    node: step.node,
+                    update: step.update,
+                }],
                 values: step.values,
                 next: Vec::new(),
             },

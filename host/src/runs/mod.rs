@@ -1353,28 +1353,32 @@ impl StepWriter {
     fn handle(&mut self, event: GraphEvent) {
         match event {
             GraphEvent::Step {
-                node,
-                update,
+                writes,
                 values,
                 next,
             } => {
                 if let Some(mut previous) = self.pending.take() {
                     // A `0.1.0` graph does not tell what comes next.
                     if previous.next.is_empty() {
-                        previous.next = vec![node.clone()];
+                        previous.next = writes.iter().map(|(node, _)| node.clone()).collect();
                     }
                     self.write(previous);
                 }
-                // As LangGraph's loop: a step's update, then the state it made.
-                if self.wants("updates") && node != "__start__" {
-                    self.live.events.push("updates", &json!({ &node: update }));
+                let input = writes.iter().any(|(node, _)| node == "__start__");
+                // As LangGraph's loop: each node's update, then the state
+                // they made.
+                if self.wants("updates") && !input {
+                    for (node, update) in &writes {
+                        self.live.events.push("updates", &json!({ node: update }));
+                    }
                 }
                 if self.wants("values") {
                     self.live.events.push("values", &values);
                 }
-                let source = if node == "__start__" { "input" } else { "loop" };
+                let source = if input { "input" } else { "loop" };
                 self.step += 1;
-                let mut checkpoint = self.checkpoint(source, json!({ node: update }), &values);
+                let writes: Object = writes.into_iter().collect();
+                let mut checkpoint = self.checkpoint(source, Value::Object(writes), &values);
                 checkpoint.next = next;
                 self.pending = Some(checkpoint);
                 self.last_values = Some(values);
@@ -1536,6 +1540,11 @@ impl StepWriter {
     /// to run next, as far as the graph's edges tell.
     fn close_partial(&mut self, spec: &RunSpec) {
         if let Some(mut checkpoint) = self.pending.take() {
+            // A `0.2.0` graph told what comes next; a `0.1.0` one did not.
+            if !checkpoint.next.is_empty() {
+                self.write(checkpoint);
+                return;
+            }
             let node = checkpoint
                 .metadata
                 .get("writes")

@@ -375,3 +375,84 @@ async fn a_graph_built_against_0_1_0_is_refused_a_pause_and_runs_the_rest() {
     }
     assert!(user1.runs(&thread).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_branches_run_in_one_step_and_pause_together() {
+    let server = TestServer::builder()
+        .auth(unhurried_plugin("reference_auth"))
+        .graph("branches", "branches_graph")
+        .build();
+    let user1 = server.user("user1-token");
+    let thread = user1.create_thread(json!({})).await.thread_id;
+
+    // Stopped after `plan`: both branches are next, one task each.
+    let paused = user1
+        .wait_run(
+            &thread,
+            json!({"assistant_id": "branches", "input": {}, "interrupt_after": ["plan"]}),
+        )
+        .await;
+    assert_eq!(paused["trail"], json!(["plan"]), "{paused}");
+    let at_pause = state(&user1, &thread).await;
+    assert_eq!(at_pause["next"], json!(["research", "draft"]), "{at_pause}");
+    let names: Vec<_> = at_pause["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("research"), json!("draft")]);
+
+    // Going on: each branch streams its update, then the step's values;
+    // the merge runs once, having seen both.
+    let reply = user1
+        .post(
+            &format!("/threads/{thread}/runs/stream"),
+            json!({"assistant_id": "branches", "input": null, "stream_mode": ["updates", "values"]}),
+        )
+        .await;
+    let streamed: Vec<_> = events(&reply.text)
+        .into_iter()
+        .filter(|e| e.event != "metadata")
+        .map(|e| (e.event, e.data))
+        .collect();
+    assert_eq!(
+        streamed,
+        [
+            (
+                "updates".into(),
+                json!({"research": {"trail": ["research"]}})
+            ),
+            ("updates".into(), json!({"draft": {"trail": ["draft"]}})),
+            (
+                "values".into(),
+                json!({"trail": ["plan", "research", "draft"]})
+            ),
+            (
+                "updates".into(),
+                json!({"merge": {"trail": ["merge"], "seen": 3}})
+            ),
+            (
+                "values".into(),
+                json!({"trail": ["plan", "research", "draft", "merge"], "seen": 3})
+            ),
+        ],
+        "{}",
+        reply.text
+    );
+    // One checkpoint for the parallel step, writing both.
+    let history = user1
+        .get(&format!("/threads/{thread}/history?limit=10"))
+        .await
+        .json;
+    let step = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["next"] == json!(["merge"]))
+        .expect("the parallel step's checkpoint");
+    assert_eq!(
+        step["metadata"]["writes"],
+        json!({"research": {"trail": ["research"]}, "draft": {"trail": ["draft"]}})
+    );
+}
