@@ -7,6 +7,10 @@
 //! - the latency of `POST /threads/{id}/runs/wait` (the SDK's
 //!   `runs.wait`), 50 sequential calls, each on a thread of its own made
 //!   beforehand (untimed): median, p90, max;
+//! - a run that pauses for a human and its resume: `runs.wait` with
+//!   `interrupt_before: ["echo"]`, then `runs.wait` with no input, which
+//!   runs the node; 20 such pairs in sequence, each on a thread of its
+//!   own: the pair's median and p90;
 //! - the throughput of the same at concurrency 16 (16 clients, each
 //!   calling in a loop for `WARDEN_BENCH_SECS`, default 10), and the
 //!   servers' CPU (user + system, from `/proc/<pid>/stat`, summed over the
@@ -50,6 +54,7 @@ mod common;
 use common::{Database, Postgres, postgres_cpu_seconds, tree_cpu_seconds};
 
 const SEQUENTIAL: usize = 50;
+const PAUSES: usize = 20;
 const CONCURRENCY: usize = 16;
 
 fn main() {
@@ -145,8 +150,10 @@ fn langgraph_dev(root: &Path, secs: u64, ours: &Figures) {
     drop(dev);
     print("langgraph dev", &theirs);
     println!(
-        "\nwarden (sqlite) vs langgraph dev: median latency {:.0}x lower, throughput at concurrency {CONCURRENCY} {:.0}x higher",
+        "\nwarden (sqlite) vs langgraph dev: median latency {:.0}x lower, pause and resume \
+         {:.0}x lower, throughput at concurrency {CONCURRENCY} {:.0}x higher",
         theirs.median.as_secs_f64() / ours.median.as_secs_f64(),
+        theirs.paused_median.as_secs_f64() / ours.paused_median.as_secs_f64(),
         ours.throughput / theirs.throughput
     );
 }
@@ -171,6 +178,9 @@ struct Figures {
     median: Duration,
     p90: Duration,
     max: Duration,
+    /// A paused run and its resume, in sequence.
+    paused_median: Duration,
+    paused_p90: Duration,
     throughput: f64,
     runs: u64,
     /// The servers' CPU per run at concurrency 16, when `/proc` tells.
@@ -188,11 +198,14 @@ fn print(name: &str, f: &Figures) {
         .map_or("n/a".to_owned(), |d| format!("{:.2} ms", ms(d)));
     println!(
         "{name:>14}: runs.wait sequential median {:.2} ms, p90 {:.2} ms, max {:.2} ms; \
+         pause + resume median {:.2} ms, p90 {:.2} ms; \
          concurrency {CONCURRENCY}: {:.1} runs/s ({} runs), server CPU {cpu} per run, \
          postgres CPU {:.2} ms per run",
         ms(f.median),
         ms(f.p90),
         ms(f.max),
+        ms(f.paused_median),
+        ms(f.paused_p90),
         f.throughput,
         f.runs,
         ms(f.postgres_per_run),
@@ -229,18 +242,25 @@ fn measure(servers: &[&Server], secs: u64) -> Figures {
         let thread = client.thread();
         client.wait(&thread).unwrap();
     }
-    let threads: Vec<String> = (0..SEQUENTIAL).map(|_| client.thread()).collect();
-    let mut latencies: Vec<Duration> = threads
-        .iter()
-        .map(|thread| {
-            let started = Instant::now();
-            if let Err(e) = client.wait(thread) {
-                failures.lock().unwrap().push(format!("sequential: {e}"));
-            }
-            started.elapsed()
-        })
-        .collect();
-    latencies.sort();
+    // One call (or pair) at a time, each on a thread made beforehand:
+    // the sorted latencies.
+    let sequential = |n: usize, what: &str, call: &dyn Fn(&str) -> Result<(), String>| {
+        let threads: Vec<String> = (0..n).map(|_| client.thread()).collect();
+        let mut latencies: Vec<Duration> = threads
+            .iter()
+            .map(|thread| {
+                let started = Instant::now();
+                if let Err(e) = call(thread) {
+                    failures.lock().unwrap().push(format!("{what}: {e}"));
+                }
+                started.elapsed()
+            })
+            .collect();
+        latencies.sort();
+        latencies
+    };
+    let latencies = sequential(SEQUENTIAL, "sequential", &|t| client.wait(t));
+    let paused = sequential(PAUSES, "pause and resume", &|t| client.pause_and_resume(t));
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -279,6 +299,8 @@ fn measure(servers: &[&Server], secs: u64) -> Figures {
         median: latencies[latencies.len() / 2],
         p90: latencies[latencies.len() * 9 / 10],
         max: *latencies.last().unwrap(),
+        paused_median: paused[paused.len() / 2],
+        paused_p90: paused[paused.len() * 9 / 10],
         // Over the window only: a call that hangs must not stretch it.
         throughput: runs_in_window as f64 / elapsed.as_secs_f64(),
         runs: runs_in_window,
@@ -353,6 +375,24 @@ impl Client {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// A run that pauses before `echo`, then the run that resumes it.
+    fn pause_and_resume(&self, thread: &str) -> Result<(), String> {
+        let path = format!("/threads/{thread}/runs/wait");
+        let body = json!({"assistant_id": "agent", "interrupt_before": ["echo"],
+                          "input": {"messages": [{"role": "user", "content": "hello"}]}});
+        let values = self.post(&path, &body)?;
+        if values.get("seen_user").is_some() {
+            return Err(format!("thread {thread}: the run did not pause: {values}"));
+        }
+        let values = self.post(&path, &json!({"assistant_id": "agent", "input": null}))?;
+        if values["seen_user"] != "user1" {
+            return Err(format!(
+                "thread {thread}: the resume did not run echo: {values}"
+            ));
+        }
+        Ok(())
     }
 
     fn wait(&self, thread: &str) -> Result<(), String> {

@@ -541,3 +541,35 @@ async def test_a_state_update_on_a_past_checkpoint_branches_from_it(user1, tag):
     assert state["parent_checkpoint"]["checkpoint_id"] == past["checkpoint_id"]
     assert state["metadata"]["source"] == "update"
     assert [m["content"] for m in state["values"]["messages"]] == ["hi", "edited"]
+
+
+async def test_tasks_and_checkpoints_stream_the_steps(user1, tag):
+    """`tasks` and `checkpoints`: what both servers send for the echo step (LangGraph also
+    sends a checkpoint of the bare input first, which Warden does not have)."""
+    tid = await new_thread(user1, tag)
+    parts = await collect(
+        user1.runs.stream(tid, GRAPH, input=user_input("hi"), stream_mode=["tasks", "checkpoints"])
+    )
+    parts = [p for p in parts if p.event != "metadata"]
+    tail = parts[-4:]
+    assert [p.event for p in tail] == ["checkpoints", "tasks", "tasks", "checkpoints"], parts
+    before, start, result, after = (p.data for p in tail)
+    assert before["next"] == ["echo"] and after["next"] == []
+    for checkpoint in (before, after):
+        assert {"config", "parent_config", "values", "metadata", "next", "tasks"} <= set(checkpoint)
+    assert [t["name"] for t in before["tasks"]] == ["echo"]
+    assert after["parent_config"]["configurable"]["checkpoint_id"] == (
+        before["config"]["configurable"]["checkpoint_id"]
+    )
+    assert {"id", "name", "input", "triggers"} <= set(start)
+    assert {"id", "name", "error", "result", "interrupts"} <= set(result)
+    assert start["name"] == result["name"] == "echo"
+    assert start["id"] == result["id"] == before["tasks"][0]["id"]
+    assert start["input"] == before["values"]
+    assert result["error"] is None and result["interrupts"] == []
+    assert result["result"]["seen_user"] == "user1"
+    history = await user1.threads.get_history(tid, limit=20)
+    ids = {s["checkpoint"]["checkpoint_id"] for s in history}
+    streamed = [p.data["config"]["configurable"]["checkpoint_id"] for p in parts if p.event == "checkpoints"]
+    assert set(streamed) <= ids
+    assert streamed[-1] == history[0]["checkpoint"]["checkpoint_id"]

@@ -339,3 +339,35 @@ test("a run from a past checkpoint replays from there, keeping the old branch", 
   for (const old of before) assert.ok(ids.has(old.checkpoint.checkpoint_id));
   assert.ok(after.length > before.length);
 });
+
+test("tasks and checkpoints stream modes report the echo step", async () => {
+  const thread = await user1.threads.create();
+  const parts = (
+    await collect(
+      user1.runs.stream(thread.thread_id, GRAPH, {
+        input: say("hi"),
+        streamMode: ["tasks", "checkpoints"],
+      }),
+    )
+  ).filter((p) => p.event !== "metadata");
+  // LangGraph also sends a checkpoint of the bare input first; Warden has none.
+  const tail = parts.slice(-4);
+  assert.deepEqual(tail.map((p) => p.event), ["checkpoints", "tasks", "tasks", "checkpoints"]);
+  const [before, start, result, after] = tail.map((p) => p.data);
+  assert.deepEqual(before.next, ["echo"]);
+  assert.deepEqual(after.next, []);
+  assert.deepEqual(before.tasks.map((t) => t.name), ["echo"]);
+  assert.equal(start.name, "echo");
+  assert.equal(start.id, before.tasks[0].id);
+  assert.equal(result.id, start.id);
+  assert.deepEqual(start.triggers, ["branch:to:echo"]);
+  assert.equal(result.error, null);
+  assert.deepEqual(result.interrupts, []);
+  assert.equal(result.result.seen_user, "user1");
+  const history = await user1.threads.getHistory(thread.thread_id, { limit: 20 });
+  const ids = new Set(history.map((s) => s.checkpoint.checkpoint_id));
+  for (const p of parts.filter((p) => p.event === "checkpoints")) {
+    assert.ok(ids.has(p.data.config.configurable.checkpoint_id), JSON.stringify(p.data.config));
+  }
+  assert.equal(after.config.configurable.checkpoint_id, history[0].checkpoint.checkpoint_id);
+});

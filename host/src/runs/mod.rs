@@ -19,6 +19,7 @@
 //! other server follows them from there (see `shared.rs`).
 
 mod create;
+mod debug;
 mod events;
 mod resume;
 mod shared;
@@ -892,8 +893,8 @@ impl Runs {
         writer.fence = self
             .shared()
             .map(|shared| (shared.queue.clone(), shared.replica.clone()));
-        if forks && matches!(invocation.start, crate::plugin::Start::Resume { .. }) {
-            writer.fork();
+        if matches!(invocation.start, crate::plugin::Start::Resume { .. }) {
+            writer.resume(forks);
         }
         let writer = Arc::new(Mutex::new(writer));
         let sink = {
@@ -1288,6 +1289,8 @@ struct StepWriter {
     live: Arc<LiveRun>,
     modes: Vec<String>,
     run_metadata: Object,
+    /// The run's `configurable`, which the `checkpoints` chunks show.
+    configurable: Value,
     parent: Option<String>,
     step: i64,
     pending: Option<Checkpoint>,
@@ -1335,6 +1338,7 @@ impl StepWriter {
             live: live.clone(),
             modes: spec.stream_modes.clone(),
             run_metadata,
+            configurable: configurable.clone(),
             parent,
             step,
             pending: None,
@@ -1357,19 +1361,35 @@ impl StepWriter {
                 values,
                 next,
             } => {
-                if let Some(mut previous) = self.pending.take() {
-                    // A `0.1.0` graph does not tell what comes next.
-                    if previous.next.is_empty() {
-                        previous.next = writes.iter().map(|(node, _)| node.clone()).collect();
-                    }
-                    self.write(previous);
-                }
                 let input = writes.iter().any(|(node, _)| node == "__start__");
-                // As LangGraph's loop: each node's update, then the state
-                // they made.
-                if self.wants("updates") && !input {
-                    for (node, update) in &writes {
+                // The checkpoint the step's nodes started from: the last
+                // one, or the one a resumed run resumes.
+                let from = match self.pending.take() {
+                    Some(mut previous) => {
+                        // A `0.1.0` graph does not tell what comes next.
+                        if previous.next.is_empty() {
+                            previous.next = writes.iter().map(|(node, _)| node.clone()).collect();
+                        }
+                        Some(self.write(previous))
+                    }
+                    None if !input => self.latest.clone(),
+                    None => None,
+                };
+                // As LangGraph's loop: the tasks start, then each node's
+                // update and result, then the state they made.
+                let from = from.filter(|_| !input && self.shows_tasks());
+                if let Some(from) = &from {
+                    for (node, _) in &writes {
+                        self.task(from, "task", debug::task_start(from, node, &self.meta()));
+                    }
+                }
+                for (node, update) in writes.iter().filter(|_| !input) {
+                    if self.wants("updates") {
                         self.live.events.push("updates", &json!({ node: update }));
+                    }
+                    if let Some(from) = &from {
+                        let result = debug::task_result(from, node, update, &[]);
+                        self.task(from, "task_result", result);
                     }
                 }
                 if self.wants("values") {
@@ -1428,7 +1448,47 @@ impl StepWriter {
         }
     }
 
-    fn write(&mut self, mut checkpoint: Checkpoint) {
+    /// Writes `checkpoint` and streams it.
+    fn write(&mut self, checkpoint: Checkpoint) -> Checkpoint {
+        let checkpoint = self.store(checkpoint);
+        self.show(&checkpoint);
+        checkpoint
+    }
+
+    /// The `checkpoints` and `debug` chunks of `checkpoint`.
+    fn show(&self, checkpoint: &Checkpoint) {
+        if self.wants("checkpoints") {
+            let chunk = debug::checkpoint(&self.configurable, checkpoint);
+            self.live.events.push("checkpoints", &chunk);
+        }
+        if self.wants("debug") {
+            let chunk = debug::debug_checkpoint(&self.configurable, checkpoint);
+            self.live.events.push("debug", &chunk);
+        }
+    }
+
+    /// A `tasks` chunk (and its `debug` one, of `kind`) of a task that
+    /// started from checkpoint `from`: it belongs to the step after it.
+    fn task(&self, from: &Checkpoint, kind: &str, chunk: Value) {
+        if self.wants("tasks") {
+            self.live.events.push("tasks", &chunk);
+        }
+        if self.wants("debug") {
+            let chunk = debug::debug(debug::step(from) + 1, kind, chunk);
+            self.live.events.push("debug", &chunk);
+        }
+    }
+
+    fn shows_tasks(&self) -> bool {
+        self.wants("tasks") || self.wants("debug")
+    }
+
+    fn meta(&self) -> Value {
+        Value::Object(self.run_metadata.clone())
+    }
+
+    /// Writes `checkpoint` after the last one.
+    fn store(&mut self, mut checkpoint: Checkpoint) -> Checkpoint {
         checkpoint.parent_checkpoint_id = self.parent.take();
         self.parent = Some(checkpoint.checkpoint_id.clone());
         // The run's end is durable, and a run cut short starts over: its
@@ -1456,6 +1516,7 @@ impl StepWriter {
                 tracing::error!(run_id = %self.live.run_id, "cannot write a checkpoint: {e}");
             }
         }
+        checkpoint
     }
 
     /// The run succeeded with `values`: the last checkpoint has nothing
@@ -1473,6 +1534,15 @@ impl StepWriter {
             if self.wants("values") {
                 self.live.events.push("values", values);
             }
+        }
+    }
+
+    /// The run resumes the thread's latest checkpoint, which it streams
+    /// again (as LangGraph), or (`forks`) a past one.
+    fn resume(&mut self, forks: bool) {
+        match &self.latest {
+            Some(latest) if !forks => self.show(latest),
+            _ => self.fork(),
         }
     }
 
@@ -1515,16 +1585,32 @@ impl StepWriter {
         checkpoint.next = next;
         checkpoint.interrupts = resume::pending(&checkpoint.checkpoint_id, interrupts, invocation);
         let recorded = checkpoint.interrupts.clone();
-        if again {
-            // Rewritten in place: the same id, parent and step.
+        let checkpoint = if again {
+            // Rewritten in place: the same id, parent and step (streamed
+            // when the run resumed it).
             self.parent = checkpoint.parent_checkpoint_id.clone();
+            self.store(checkpoint)
+        } else {
+            self.write(checkpoint)
+        };
+        // The nodes that paused on `interrupt` ran, and returned nothing.
+        let mut paused: Vec<&str> = recorded.iter().map(|i| i.node.as_str()).collect();
+        paused.dedup();
+        paused.retain(|_| self.shows_tasks());
+        for node in &paused {
+            let chunk = debug::task_start(&checkpoint, node, &self.meta());
+            self.task(&checkpoint, "task", chunk);
         }
-        self.write(checkpoint);
         let shown = resume::shown(&recorded);
         if self.wants("updates") {
             self.live
                 .events
                 .push("updates", &json!({ "__interrupt__": shown }));
+        }
+        for node in &paused {
+            let asked: Vec<_> = recorded.iter().filter(|i| i.node == *node).collect();
+            let chunk = debug::task_result(&checkpoint, node, &json!({}), &asked);
+            self.task(&checkpoint, "task_result", chunk);
         }
         if !recorded.is_empty() && self.wants("values") {
             let mut values = values.clone();

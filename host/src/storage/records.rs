@@ -223,6 +223,16 @@ impl Checkpoint {
         )
     }
 
+    /// The `interrupt` calls `node` paused on here, as the API shows them
+    /// under the node's task: `[{"id", "value"}]`.
+    pub fn interrupts_of(&self, node: &str) -> Vec<Value> {
+        self.interrupts
+            .iter()
+            .filter(|i| i.node == node)
+            .map(|i| serde_json::json!({"id": i.id, "value": i.value}))
+            .collect()
+    }
+
     /// The thread's `interrupts` while this is its latest checkpoint:
     /// `{task id: [{"id", "value"}]}`, as LangGraph shows them.
     pub fn thread_interrupts(&self) -> Value {

@@ -25,6 +25,7 @@ mod replicas;
 mod resolution;
 mod rollout;
 mod scaffold;
+mod streams;
 mod support;
 mod time_travel;
 mod typescript;

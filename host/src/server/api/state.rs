@@ -16,7 +16,7 @@ use super::threads::scoped;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
 use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Checkpoint, Durability, Object, PendingInterrupt, Thread, wait};
+use crate::storage::{Checkpoint, Durability, Object, Thread, wait};
 use crate::timestamp::now;
 use crate::types::{Action, Resource};
 
@@ -32,23 +32,20 @@ fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Value {
 /// the `interrupt` calls the run paused on, each also under its node's
 /// task.
 fn thread_state(c: &Checkpoint) -> Value {
-    let stored = |i: &PendingInterrupt| json!({"id": i.id, "value": i.value});
     let tasks: Vec<Value> = c
         .next
         .iter()
         .map(|node| {
-            let interrupts: Vec<Value> = c
-                .interrupts
-                .iter()
-                .filter(|i| &i.node == node)
-                .map(stored)
-                .collect();
             json!({"id": c.task_id(node), "name": node, "path": ["__pregel_pull", node],
-                   "error": null, "interrupts": interrupts, "checkpoint": null, "state": null,
-                   "result": null})
+                   "error": null, "interrupts": c.interrupts_of(node), "checkpoint": null,
+                   "state": null, "result": null})
         })
         .collect();
-    let interrupts: Vec<Value> = c.interrupts.iter().map(stored).collect();
+    let interrupts: Vec<Value> = c
+        .interrupts
+        .iter()
+        .map(|i| json!({"id": i.id, "value": i.value}))
+        .collect();
     json!({
         "values": c.values,
         "next": c.next,
