@@ -85,8 +85,10 @@ extern crate self as warden_sdk;
 
 mod auth;
 pub mod cache;
-pub mod config;
-pub mod http;
+/// The plugin's `auth.config` values and `auth.secrets`.
+pub use warden_common as config;
+/// Outbound HTTP (`wasi:http`) to `auth.allowed_hosts`.
+pub use warden_http as http;
 pub mod jwt;
 pub mod log;
 mod value;

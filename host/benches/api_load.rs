@@ -52,7 +52,7 @@ use uuid::Uuid;
 use warden::storage::{PostgresStorage, SqliteStorage, Storage, Thread};
 
 mod common;
-use common::{Database, Postgres, postgres_cpu_seconds, tree_cpu_seconds};
+use common::{Database, Postgres, env_or, postgres_cpu_seconds, tree_cpu_seconds};
 
 /// Owners of the seeded threads (`u0` … `u999`).
 const OWNERS: usize = 1_000;
@@ -64,13 +64,6 @@ const SEARCH_BODY: &str = r#"{"limit": 10}"#;
 /// so both servers run the same SQL and answer the same page (unfiltered,
 /// auth off would count all 100 000 rows per request instead).
 const SEARCH_BODY_OFF: &str = r#"{"limit": 10, "metadata": {"owner": "user1"}}"#;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and

@@ -49,6 +49,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+mod common;
+use common::env_or;
+
 /// The plugin's deadline (`auth.timeout_ms`).
 const DEADLINE_MS: u64 = 100;
 /// The plugin's memory cap (`auth.memory_mib`).
@@ -132,13 +135,6 @@ fn scenarios() -> Vec<Scenario> {
             hostile: hostile("/alloc/64", 2.0, Kind::Alloc, "memory limit"),
         },
     ]
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -41,9 +41,8 @@
 //! --workspace --exclude warden`).
 
 use std::cell::Cell;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,7 +50,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{Database, Postgres, postgres_cpu_seconds, tree_cpu_seconds};
+use common::{Database, Postgres, Server, postgres_cpu_seconds, tree_cpu_seconds};
 
 const SEQUENTIAL: usize = 50;
 const PAUSES: usize = 20;
@@ -233,7 +232,7 @@ fn ms(d: Duration) -> f64 {
 /// client sends its requests to them in turn).
 fn measure(servers: &[&Server], secs: u64) -> Figures {
     let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
-    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid()).collect();
     let failures = Arc::new(Mutex::new(Vec::new()));
     let client = Client::new(&urls);
     // Warm-up: the first run compiles and caches nothing on Warden, but
@@ -403,54 +402,6 @@ impl Client {
             return Err(format!("thread {thread}: unexpected values {values}"));
         }
         Ok(())
-    }
-}
-
-/// A server process on a free port (never 2024, `langgraph dev`'s
-/// default), killed on drop; its stderr goes to a log file.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(command: &mut Command, name: &str) -> Self {
-        let port = loop {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if port != 2024 {
-                break port;
-            }
-        };
-        let log = std::env::temp_dir().join(format!("warden-bench-{port}.log"));
-        let mut child = command
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while ureq::get(format!("{url}/ok")).call().is_err() {
-            let exited = child.try_wait().unwrap();
-            if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                panic!("{name} did not start ({exited:?}):\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, url, log }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

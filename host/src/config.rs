@@ -277,12 +277,16 @@ fn scalar_map<'de, D: Deserializer<'de>>(
 pub const DEFAULT_GRAPH_TIMEOUT_MS: u64 = 600_000;
 /// The longest deadline a graph may set: a day.
 pub const MAX_GRAPH_TIMEOUT_MS: u64 = 86_400_000;
+/// The largest response body a graph's outbound request may read: 1 GiB.
+pub const MAX_GRAPH_HTTP_RESPONSE_KIB: u64 = 1 << 20;
 /// The default memory cap of a graph instance.
 pub const DEFAULT_GRAPH_MEMORY_MIB: u64 = 256;
 
 /// A `graphs` entry: `"./path"` or `{"path": "./path", "description":
-/// "...", "timeout_ms": ..., "memory_mib": ...}`. The path names a graph
-/// component (`.wasm`) or a graph crate directory.
+/// "...", "timeout_ms": ..., "memory_mib": ..., "config": {...}, "secrets":
+/// {...}, "allowed_hosts": [...], "http_timeout_ms": ...,
+/// "http_max_response_kib": ...}`. The path names a graph component
+/// (`.wasm`) or a graph crate directory.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "RawGraph")]
 pub struct GraphConfig {
@@ -294,6 +298,19 @@ pub struct GraphConfig {
     pub timeout_ms: u64,
     /// The memory cap of one run, in MiB.
     pub memory_mib: u64,
+    /// Values the graph reads with `warden:common/config.get`.
+    pub config: BTreeMap<String, String>,
+    /// Secrets the graph reads with `warden:common/config.secret`: name →
+    /// `env:VARIABLE`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// The hosts the graph may reach over `wasi:http` (the patterns of
+    /// `auth.allowed_hosts`). Empty: no network.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Deadline of one outbound HTTP request, response body included, in
+    /// milliseconds; it never outlives the run's deadline.
+    pub http_timeout_ms: u64,
+    /// The most response-body bytes one outbound request may read, in KiB.
+    pub http_max_response_kib: u64,
 }
 
 impl From<&str> for GraphConfig {
@@ -315,21 +332,56 @@ impl GraphConfig {
             memory_bytes: usize::try_from(self.memory_mib << 20).unwrap_or(usize::MAX),
         }
     }
+
+    /// Everything the graph is loaded with.
+    pub fn settings(&self) -> crate::plugin::GraphSettings {
+        crate::plugin::GraphSettings {
+            limits: self.limits(),
+            config: self.config.clone(),
+            secrets: self.secrets.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            http: crate::plugin::HttpLimits {
+                timeout: Duration::from_millis(self.http_timeout_ms),
+                max_response_bytes: usize::try_from(self.http_max_response_kib << 10)
+                    .unwrap_or(usize::MAX),
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum RawGraph {
     Path(String),
-    Detailed {
-        path: String,
-        #[serde(default)]
-        description: Option<String>,
-        #[serde(default = "default_graph_timeout_ms")]
-        timeout_ms: u64,
-        #[serde(default = "default_graph_memory_mib")]
-        memory_mib: u64,
-    },
+    Detailed(Box<DetailedGraph>),
+}
+
+#[derive(Deserialize)]
+struct DetailedGraph {
+    path: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default = "default_graph_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_graph_memory_mib")]
+    memory_mib: u64,
+    #[serde(default, deserialize_with = "scalar_map")]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    allowed_hosts: Vec<HostPattern>,
+    #[serde(default = "default_graph_http_timeout_ms")]
+    http_timeout_ms: u64,
+    #[serde(default = "default_graph_http_max_response_kib")]
+    http_max_response_kib: u64,
+}
+
+fn default_graph_http_timeout_ms() -> u64 {
+    crate::plugin::DEFAULT_GRAPH_HTTP_TIMEOUT_MS
+}
+fn default_graph_http_max_response_kib() -> u64 {
+    crate::plugin::DEFAULT_GRAPH_HTTP_MAX_RESPONSE_KIB
 }
 
 fn default_graph_timeout_ms() -> u64 {
@@ -347,18 +399,36 @@ impl From<RawGraph> for GraphConfig {
                 description: None,
                 timeout_ms: DEFAULT_GRAPH_TIMEOUT_MS,
                 memory_mib: DEFAULT_GRAPH_MEMORY_MIB,
+                config: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                allowed_hosts: Vec::new(),
+                http_timeout_ms: default_graph_http_timeout_ms(),
+                http_max_response_kib: default_graph_http_max_response_kib(),
             },
-            RawGraph::Detailed {
-                path,
-                description,
-                timeout_ms,
-                memory_mib,
-            } => Self {
-                path,
-                description,
-                timeout_ms,
-                memory_mib,
-            },
+            RawGraph::Detailed(graph) => {
+                let DetailedGraph {
+                    path,
+                    description,
+                    timeout_ms,
+                    memory_mib,
+                    config,
+                    secrets,
+                    allowed_hosts,
+                    http_timeout_ms,
+                    http_max_response_kib,
+                } = *graph;
+                Self {
+                    path,
+                    description,
+                    timeout_ms,
+                    memory_mib,
+                    config,
+                    secrets,
+                    allowed_hosts,
+                    http_timeout_ms,
+                    http_max_response_kib,
+                }
+            }
         }
     }
 }
@@ -419,6 +489,21 @@ impl Config {
                 return Err(error(format!(
                     "`graphs.{id}.memory_mib`: {} is out of range 1..={MAX_MEMORY_MIB}",
                     graph.memory_mib
+                )));
+            }
+            if graph.http_timeout_ms == 0 || graph.http_timeout_ms > MAX_GRAPH_TIMEOUT_MS {
+                return Err(error(format!(
+                    "`graphs.{id}.http_timeout_ms`: {} is out of range 1..={MAX_GRAPH_TIMEOUT_MS}",
+                    graph.http_timeout_ms
+                )));
+            }
+            if graph.http_max_response_kib == 0
+                || graph.http_max_response_kib > MAX_GRAPH_HTTP_RESPONSE_KIB
+            {
+                return Err(error(format!(
+                    "`graphs.{id}.http_max_response_kib`: {} is out of range \
+                     1..={MAX_GRAPH_HTTP_RESPONSE_KIB}",
+                    graph.http_max_response_kib
                 )));
             }
             if graph.path.ends_with(".py") || graph.path.contains(".py:") {
@@ -775,6 +860,45 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(Path::new("/p/langgraph.json"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_graph_entry_names_its_settings_and_its_network() {
+        let c = parse(
+            r#"{"graphs": {"chat": {"path": "./chat", "config": {"model": "m", "n": 2},
+                "secrets": {"KEY": "env:OPENAI_API_KEY"},
+                "allowed_hosts": ["https://api.openai.com"], "http_timeout_ms": 9000}}}"#,
+        )
+        .unwrap();
+        let settings = c.graphs["chat"].settings();
+        assert_eq!(settings.config["model"], "m");
+        assert_eq!(settings.config["n"], "2");
+        assert_eq!(
+            settings.secrets["KEY"],
+            SecretSource::Env("OPENAI_API_KEY".into())
+        );
+        assert_eq!(settings.allowed_hosts.len(), 1);
+        assert_eq!(settings.http.timeout, Duration::from_millis(9000));
+        // A plain path: no network, the defaults.
+        let plain = GraphConfig::from("./chat").settings();
+        assert!(plain.allowed_hosts.is_empty() && plain.secrets.is_empty());
+        assert_eq!(
+            plain.http.max_response_bytes,
+            (crate::plugin::DEFAULT_GRAPH_HTTP_MAX_RESPONSE_KIB << 10) as usize
+        );
+        for (entry, named) in [
+            (r#""http_timeout_ms": 0"#, "graphs.chat.http_timeout_ms"),
+            (
+                r#""http_max_response_kib": 0"#,
+                "graphs.chat.http_max_response_kib",
+            ),
+        ] {
+            let e = parse(&format!(
+                r#"{{"graphs": {{"chat": {{"path": "./c", {entry}}}}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.contains(named), "{e}");
+        }
     }
 
     #[test]

@@ -300,7 +300,7 @@ fn serve(args: ServeArgs, dev: bool) -> anyhow::Result<()> {
     let mut graphs = std::collections::BTreeMap::new();
     for (graph_id, graph) in &config.graphs {
         let path = graph.resolved_path(&config);
-        let component = GraphComponent::load(&runtime, graph_id, &path, graph.limits())
+        let component = GraphComponent::load(&runtime, graph_id, &path, graph.settings())
             .with_context(|| format!("loading graph `{graph_id}` of {}", config.file.display()))?;
         tracing::info!(
             graph = %graph_id,

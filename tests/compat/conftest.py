@@ -24,6 +24,7 @@ mirrored by ``examples/reference/auth``): tokens ``user1-token``, ``user2-token`
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -99,6 +100,7 @@ class WardenServer:
     data_dir: Path
     log_path: Path
     label: str = "warden"
+    config: str = CONFIG
     proc: Optional[subprocess.Popen] = None
     port: int = 0
     _log: Optional[object] = field(default=None, repr=False)
@@ -125,7 +127,7 @@ class WardenServer:
             self.proc = subprocess.Popen(
                 [
                     str(binary), "serve",
-                    "--config", CONFIG,
+                    "--config", self.config,
                     "--host", "127.0.0.1",
                     "--port", str(self.port),
                     "--data-dir", str(self.data_dir),
@@ -277,6 +279,37 @@ def start_server(tmp_path: Path) -> Callable[[Path], WardenServer]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory: pytest.TempPathFactory):
+    """``examples/assistant`` (the reference policy, and a chat agent that asks before it
+    sends an e-mail) served by its own ``warden serve``, its model a ``FakeModel`` on
+    127.0.0.1 (in ``allowed_hosts``): yields ``(url, model)``. On the session's
+    database with --postgres."""
+    if external_url() is not None:
+        pytest.skip("serves examples/assistant itself; not possible with WARDEN_COMPAT_URL")
+    from fake_model import FakeModel
+
+    model = FakeModel().start()
+    base = tmp_path_factory.mktemp("assistant")
+    config = base / "langgraph.json"
+    config.write_text(json.dumps({
+        "graphs": {"assistant": {
+            "path": str(REPO / "examples" / "assistant" / "agent"),
+            "config": {"base_url": model.base_url, "model": "test-model"},
+            "allowed_hosts": [model.origin],
+        }},
+        "auth": {"path": str(REPO / "examples" / "reference" / "auth"),
+                 "disable_studio_auth": True},
+    }))
+    server = WardenServer(data_dir=base / "data", log_path=base / "server.log",
+                          label="assistant", config=str(config)).start()
+    try:
+        yield server.url, model
+    finally:
+        server.stop()
+        model.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@
 #
 # Environment:
 #   WARDEN_BIN          server binary (default <repo>/target/debug/warden)
-#   WARDEN_JS_URL       test an already-running server instead (nothing is started)
+#   WARDEN_JS_URL       test an already-running server instead (nothing is started;
+#                       assistant.test.mjs still starts its own, from WARDEN_BIN)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -41,6 +42,8 @@ if [[ -z "${WARDEN_JS_URL:-}" ]]; then
     [[ -s "$data/port" ]] || { echo "warden serve wrote no port; its log:" >&2; cat "$log" >&2; exit 1; }
     export WARDEN_JS_URL="http://127.0.0.1:$(cat "$data/port")"
 fi
+# assistant.test.mjs serves examples/assistant itself, with this binary.
+export WARDEN_BIN="${WARDEN_BIN:-$repo/target/debug/warden}" WARDEN_REPO="$repo"
 status=0
 node --test --test-concurrency=1 "${@:-.}" || status=$?
 if [[ $status -ne 0 && -n "${log:-}" ]]; then

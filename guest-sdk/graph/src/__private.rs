@@ -9,8 +9,9 @@ use crate::{BuildError, Graph, GraphError, GraphInfo, Invocation, Outcome, Start
 #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/graph/v0.2.0",
-        world: "graph-component",
+        path: ["../../wit/common/v0.1.0", "../../wit/graph/v0.2.0"],
+        world: "warden:graph/graph-component@0.2.0",
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_graph_component",
         default_bindings_module: "warden_graph::__private::bindings",

@@ -59,8 +59,10 @@
 //! ```
 //!
 //! Inside a node, [`stream`] sends `custom` chunks and messages to the
-//! run's stream, [`log`] writes to the server's log, and [`RunConfig`]
-//! tells who the caller is and which thread and run this is.
+//! run's stream, [`log`] writes to the server's log, [`RunConfig`]
+//! tells who the caller is and which thread and run this is, and
+//! [`chat::ChatModel`] calls an OpenAI-compatible model, streaming its
+//! tokens to the run's `messages` stream.
 //!
 //! Everything the host and the graph exchange is defined by the versioned
 //! WIT contract `warden:graph@0.2.0` ([`CONTRACT_VERSION`]). A graph may
@@ -70,6 +72,7 @@
 
 extern crate self as warden_graph;
 
+pub mod chat;
 mod config;
 mod error;
 mod graph;
@@ -86,6 +89,12 @@ pub use error::{BuildError, GraphError};
 pub use graph::{Edge, Graph, GraphInfo, Route, State, StateGraph, Update};
 pub use run::{Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task, Write};
 pub use serde_json::{Map, Value, json};
+/// The graph's `config` values and `secrets`, from its entry in
+/// `langgraph.json`'s `graphs`.
+pub use warden_common as settings;
+/// Outbound HTTP (`wasi:http`) to the graph's `allowed_hosts`: whole or
+/// streamed responses, server-sent events.
+pub use warden_http as http;
 /// The `wit-bindgen` this SDK was built with, so graph crates never pin it.
 pub use wit_bindgen;
 
@@ -142,6 +151,6 @@ pub const END: &str = "__end__";
 pub mod prelude {
     pub use crate::{
         BuildError, END, Graph, GraphError, RunConfig, START, State, StateGraph, Update, Value,
-        interrupt, json, messages, stream,
+        chat, interrupt, json, messages, stream,
     };
 }

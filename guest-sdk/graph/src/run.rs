@@ -506,8 +506,17 @@ struct Scope {
 
 impl Scope {
     fn enter(config: &RunConfig, record: bool) -> Self {
+        // As LangChain's `ensure_config`: the configurable's scalar keys
+        // (thread_id, run_id, assistant_id, ...) join the metadata.
+        let mut metadata = config.metadata().clone();
+        for (key, value) in config.configurable() {
+            let scalar = matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_));
+            if scalar && !key.starts_with("__") && !metadata.contains_key(key) {
+                metadata.insert(key.clone(), value.clone());
+            }
+        }
         let context = Context {
-            metadata: config.metadata().clone(),
+            metadata,
             answers: Vec::new().into_iter(),
             interrupt: None,
             seen: HashSet::new(),

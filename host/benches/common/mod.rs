@@ -1,7 +1,77 @@
-//! What the HTTP benches share: the PostgreSQL server they make their
-//! databases on, and the CPU time of the processes they measure.
+//! What the HTTP benches share: their settings from the environment, the
+//! servers they start, the PostgreSQL server they make their databases on,
+//! and the CPU time of the processes they measure.
+#![allow(dead_code, reason = "each bench uses a part of it")]
 
-use std::process::Command;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The number in the environment variable `name`, else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A server process on a free port (never 2024, `langgraph dev`'s
+/// default), killed on drop; its stderr goes to a log file.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its stderr.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `command` with the port appended (the command ends with its
+    /// `--port` flag) and waits until `GET /ok` answers.
+    pub fn start(command: &mut Command, name: &str) -> Self {
+        let port = loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if port != 2024 {
+                break port;
+            }
+        };
+        let log = std::env::temp_dir().join(format!("warden-bench-{port}.log"));
+        let mut child = command
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while ureq::get(format!("{url}/ok")).call().is_err() {
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("{name} did not start ({exited:?}):\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url, log }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// The PostgreSQL server a bench makes its databases on: the admin URI in
 /// `WARDEN_BENCH_POSTGRES` (ending in `/<database>`; default

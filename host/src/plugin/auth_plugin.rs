@@ -17,7 +17,7 @@ use super::busy::BUSY_BUDGET;
 use super::component::{PluginInfo, check_header, classify_fault, digest};
 use super::engine::{EPOCH_TICK, Runtime};
 use super::error::{Fault, LoadError};
-use super::outbound::EgressPolicy;
+use super::outbound::{Bodies, EgressPolicy};
 use super::plugin_cache::PluginCache;
 use super::sandbox::{Capabilities, Sandbox};
 use super::settings::{Limits, PluginSettings};
@@ -147,8 +147,10 @@ impl AuthPlugin {
             cache: PluginCache::default(),
             egress: Arc::new(EgressPolicy {
                 plugin: label,
+                setting: "auth.allowed_hosts".into(),
                 allowed_hosts: settings.allowed_hosts,
                 limits: settings.http,
+                bodies: Bodies::Whole,
             }),
         });
         let mut plugin = Self {

@@ -3,10 +3,11 @@
 //! instance under the graph's deadline and memory cap, cancellable from
 //! another thread.
 //!
-//! A graph's sandbox grants less than an auth plugin's: no wall clock, no
-//! network, no config or secrets; only randomness (message ids), captured
-//! output, the `log` import and the `stream` import through which it
-//! reports its steps and chunks.
+//! A graph's sandbox grants randomness (message ids), captured output, the
+//! `log` import, the `stream` import through which it reports its steps
+//! and chunks, and (from `0.2.0`) its own `config` values and `secrets`
+//! and outbound HTTP to its `allowed_hosts` only, bodies streamed
+//! ([`super::outbound`]). No wall clock, files, sockets or environment.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::build::locate_component;
 use super::component::{
@@ -26,7 +28,9 @@ use super::component::{
 };
 use super::engine::Runtime;
 use super::error::{Fault, LoadError};
+use super::outbound::{Bodies, Egress, EgressPolicy};
 use super::sandbox::MemoryCap;
+use super::settings::{GraphLimits, GraphSettings, Secrets, resolve_secrets};
 use super::waits::{self, BoundedIo, BoundedWaits, WaitLimit};
 
 /// `warden:graph@0.1.0`: runs that start from their input and never pause.
@@ -41,12 +45,13 @@ mod v0_1 {
 /// `warden:graph@0.2.0`: runs that pause and resume.
 mod v0_2 {
     wasmtime::component::bindgen!({
-        path: "../wit/graph/v0.2.0",
-        world: "graph-component",
+        path: ["../wit/common/v0.1.0", "../wit/graph/v0.2.0"],
+        world: "warden:graph/graph-component@0.2.0",
         imports: { default: trappable },
     });
 }
 
+use v0_2::warden::common::config;
 use v0_2::warden::graph::{log, stream, types as wit};
 
 /// The newest `warden:graph` contract version this host speaks.
@@ -62,15 +67,6 @@ pub const GRAPH_CONTRACT_IN_DEVELOPMENT: Option<&str> = Some("0.2.0");
 
 /// The export interface whose presence marks a graph.
 const GRAPH_INTERFACE: &str = "warden:graph/graph";
-
-/// The deadline and memory cap of a graph's runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GraphLimits {
-    /// Deadline of one run (instantiation included).
-    pub timeout: Duration,
-    /// Memory cap of one instance, in bytes.
-    pub memory_bytes: usize,
-}
 
 /// An edge of a graph's drawing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -262,6 +258,16 @@ pub struct GraphComponent {
     pre: Pre,
     info: GraphInfo,
     limits: GraphLimits,
+    /// Everything it was loaded with, to load it again.
+    settings: GraphSettings,
+    grants: Arc<Grants>,
+}
+
+/// What a graph grants its instances, shared by them all.
+struct Grants {
+    config: std::collections::BTreeMap<String, String>,
+    secrets: Secrets,
+    egress: Arc<EgressPolicy>,
 }
 
 impl std::fmt::Debug for GraphComponent {
@@ -281,14 +287,14 @@ impl GraphComponent {
         runtime: &Runtime,
         graph_id: &str,
         path: &Path,
-        limits: GraphLimits,
+        settings: impl Into<GraphSettings>,
     ) -> Result<Arc<Self>, LoadError> {
         let wasm = locate_component(path)?;
         let bytes = std::fs::read(&wasm).map_err(|source| LoadError::Read {
             path: wasm.clone(),
             source,
         })?;
-        Self::from_bytes(runtime, graph_id, &wasm, &bytes, limits)
+        Self::from_bytes(runtime, graph_id, &wasm, &bytes, settings)
     }
 
     /// Loads a graph from the bytes of a component read from `path`.
@@ -297,8 +303,11 @@ impl GraphComponent {
         graph_id: &str,
         path: &Path,
         bytes: &[u8],
-        limits: GraphLimits,
+        settings: impl Into<GraphSettings>,
     ) -> Result<Arc<Self>, LoadError> {
+        let settings = settings.into();
+        let limits = settings.limits;
+        let secrets = resolve_secrets(&settings.secrets)?;
         check_header(path, bytes)?;
         let engine = runtime.engine();
         let digest = digest(bytes);
@@ -317,6 +326,9 @@ impl GraphComponent {
             let pre = linker.instantiate_pre(&component).map_err(link_error)?;
             Pre::V0_1(v0_1::GraphComponentPre::new(pre).map_err(link_error)?)
         } else {
+            // Linked for every graph; only `allowed_hosts` are reachable.
+            wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+                .map_err(link_error)?;
             v0_2::GraphComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
                 .map_err(link_error)?;
             let pre = linker.instantiate_pre(&component).map_err(link_error)?;
@@ -334,6 +346,18 @@ impl GraphComponent {
             pre,
             info: GraphInfo::default(),
             limits,
+            grants: Arc::new(Grants {
+                config: settings.config.clone(),
+                secrets,
+                egress: Arc::new(EgressPolicy {
+                    plugin: Arc::from(graph_id),
+                    setting: format!("graphs.{graph_id}.allowed_hosts"),
+                    allowed_hosts: settings.allowed_hosts.clone(),
+                    limits: settings.http,
+                    bodies: Bodies::Streamed,
+                }),
+            }),
+            settings,
         };
         graph.info = graph.describe().map_err(|fault| LoadError::Registration {
             path: path.to_owned(),
@@ -371,6 +395,11 @@ impl GraphComponent {
     /// The deadline and memory cap of its runs.
     pub fn limits(&self) -> GraphLimits {
         self.limits
+    }
+
+    /// Everything it was loaded with (a reload loads it with the same).
+    pub fn settings(&self) -> &GraphSettings {
+        &self.settings
     }
 
     /// Whether its runs may pause and resume (interrupts, breakpoints,
@@ -528,7 +557,10 @@ impl GraphComponent {
                     interrupts,
                 })
             }
-            Err((error, message)) => Err(RunFailure::Error { error, message }),
+            Err((error, message)) => Err(RunFailure::Error {
+                error,
+                message: self.grants.secrets.redact(&message).into_owned(),
+            }),
         }
     }
 
@@ -590,16 +622,27 @@ impl GraphComponent {
                     "the updated values are not a JSON object".into(),
                 ))),
             },
-            Err((error, message)) => Err(RunFailure::Error { error, message }),
+            Err((error, message)) => Err(RunFailure::Error {
+                error,
+                message: self.grants.secrets.redact(&message).into_owned(),
+            }),
         }
     }
 
     /// A store for one call, under the graph's deadline and memory cap.
     fn store(&self, cancel: Arc<AtomicBool>, sink: EventSink) -> Store<GraphSandbox> {
-        let mut sandbox = GraphSandbox::new(&self.graph_id, self.limits.memory_bytes, sink);
+        let mut sandbox = GraphSandbox::new(
+            &self.graph_id,
+            self.limits.memory_bytes,
+            sink,
+            self.grants.clone(),
+        );
         // Checked every epoch tick, and by every wait: the deadline, and
-        // cancellation.
+        // cancellation. Outbound requests end a little earlier, so that
+        // the graph hears of their timeout.
         let deadline = Instant::now() + self.limits.timeout;
+        let reserve = (self.limits.timeout / EGRESS_RESERVE).min(Duration::from_millis(50));
+        sandbox.egress.set_deadline(deadline - reserve);
         sandbox.waits.set_deadline(deadline);
         sandbox.waits.set_cancel(cancel.clone());
         let mut store = Store::new(&self.engine, sandbox);
@@ -698,10 +741,17 @@ fn check_contract(
     }
 }
 
+/// Outbound requests end this share (1/n) of a run's timeout (at most
+/// 50 ms) before its deadline.
+const EGRESS_RESERVE: u32 = 10;
+
 /// The store data of one graph instance.
 struct GraphSandbox {
     graph: Arc<str>,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: Egress,
+    grants: Arc<Grants>,
     table: ResourceTable,
     memory: MemoryCap,
     sink: EventSink,
@@ -713,12 +763,15 @@ struct GraphSandbox {
 }
 
 impl GraphSandbox {
-    fn new(graph: &str, memory_bytes: usize, sink: EventSink) -> Self {
+    fn new(graph: &str, memory_bytes: usize, sink: EventSink, grants: Arc<Grants>) -> Self {
         let output = Output::new();
         let wasi = output.wasi().wall_clock(FrozenClock).build();
         Self {
             graph: Arc::from(graph),
             wasi,
+            http: WasiHttpCtx::new(),
+            egress: Egress::new(grants.egress.clone()),
+            grants,
             table: ResourceTable::new(),
             memory: MemoryCap::new(memory_bytes),
             sink,
@@ -740,7 +793,34 @@ impl GraphSandbox {
 
 impl Drop for GraphSandbox {
     fn drop(&mut self) {
-        self.output.log(Source::Graph(&self.graph), str::to_owned);
+        let secrets = &self.grants.secrets;
+        self.output.log(Source::Graph(&self.graph), |text| {
+            secrets.redact(text).into_owned()
+        });
+    }
+}
+
+impl WasiHttpView for GraphSandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl config::Host for GraphSandbox {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.grants.config.get(&key).cloned())
+    }
+
+    fn secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self
+            .grants
+            .secrets
+            .get(&name)
+            .map(|s| s.expose().to_owned()))
     }
 }
 
@@ -772,9 +852,11 @@ impl log::Host for GraphSandbox {
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
+        let secrets = &self.grants.secrets;
+        let message = secrets.redact(&message);
         let fields = fields
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| secrets.redact(&format!("{k}={v}")).into_owned())
             .collect::<Vec<_>>()
             .join(" ");
         let level = match level {

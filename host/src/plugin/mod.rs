@@ -63,13 +63,14 @@ pub use engine::{DEFAULT_KEEP_RESIDENT, MAX_MEMORY_MIB, Runtime, RuntimeOptions}
 pub use error::{Fault, LoadError};
 pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_IN_DEVELOPMENT, GRAPH_CONTRACT_VERSION,
-    GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, GraphLimits, Interrupt,
-    Invocation, Outcome, RunFailure, Start, Task,
+    GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, Interrupt, Invocation, Outcome,
+    RunFailure, Start, Task,
 };
 pub use poll::POLL;
 pub use settings::{
-    AuthCacheSettings, DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB,
-    DEFAULT_TIMEOUT_MS, HttpLimits, Limits, PluginSettings, SecretSource,
+    AuthCacheSettings, DEFAULT_GRAPH_HTTP_MAX_RESPONSE_KIB, DEFAULT_GRAPH_HTTP_TIMEOUT_MS,
+    DEFAULT_HTTP_MAX_RESPONSE_KIB, DEFAULT_HTTP_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_MS,
+    GraphLimits, GraphSettings, HttpLimits, Limits, PluginSettings, SecretSource,
 };
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
 #[cfg(test)]

@@ -1,18 +1,23 @@
-//! Outbound HTTP for plugins (`wasi:http/outgoing-handler`). A request
-//! leaves only for a host in the plugin's `allowed_hosts`; any other is an
-//! `http-request-denied` error the guest sees (an empty list: no network).
-//! A URL carrying credentials (`user:password@host`) is denied, and logged
-//! without them. Each request runs under its own timeout, cut to what is
-//! left of the call's deadline, and its response body is read whole, up to
-//! a cap, before the guest sees it: a slow or endless response cannot hold
-//! the call past its deadline.
+//! Outbound HTTP for plugins and graphs (`wasi:http/outgoing-handler`). A
+//! request leaves only for a host in the component's `allowed_hosts`; any
+//! other is an `http-request-denied` error the guest sees (an empty list:
+//! no network). A URL carrying credentials (`user:password@host`) is
+//! denied, and logged without them. Each request runs under its own
+//! timeout, cut to what is left of the call's deadline, and its response
+//! body is capped. An auth plugin's response body is read whole before the
+//! guest sees it; a graph's streams as it arrives (a model's tokens), its
+//! bytes counted against the cap and its end bound to the same timeout. A
+//! slow or endless response cannot hold a call past its deadline.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::allowlist::{HostPattern, Scheme, allowed, split_host_port};
@@ -21,9 +26,24 @@ use super::settings::HttpLimits;
 /// What a plugin may reach, shared by its instances.
 #[derive(Debug)]
 pub(crate) struct EgressPolicy {
+    /// The plugin or graph, for logs.
     pub(crate) plugin: Arc<str>,
+    /// The setting that lists the allowed hosts, for logs
+    /// (`auth.allowed_hosts`, `graphs.<id>.allowed_hosts`).
+    pub(crate) setting: String,
     pub(crate) allowed_hosts: Vec<HostPattern>,
     pub(crate) limits: HttpLimits,
+    /// How response bodies reach the guest.
+    pub(crate) bodies: Bodies,
+}
+
+/// How a response body reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bodies {
+    /// Read whole first (auth plugins: short calls, small answers).
+    Whole,
+    /// Passed on as it arrives (graphs: streamed model answers).
+    Streamed,
 }
 
 /// The `wasi:http` hooks of one instance: the policy, and the deadline of
@@ -77,7 +97,8 @@ impl Egress {
             tracing::warn!(
                 plugin = %self.policy.plugin,
                 destination = %format_args!("{}://{}", uri.scheme_str().unwrap_or(""), authority),
-                "outbound request denied: the host is not in auth.allowed_hosts"
+                setting = %self.policy.setting,
+                "outbound request denied: the host is not in the allowed hosts"
             );
             Err(Error::HttpRequestDenied)
         }
@@ -98,6 +119,7 @@ impl WasiHttpHooks for Egress {
             .timeout
             .min(self.deadline.saturating_duration_since(Instant::now()));
         let cap = self.policy.limits.max_response_bytes;
+        let bodies = self.policy.bodies;
         Box::new(async move {
             verdict?;
             if budget.is_zero() {
@@ -109,7 +131,20 @@ impl WasiHttpHooks for Egress {
                 first_byte_timeout: within(options.and_then(|o| o.first_byte_timeout)),
                 between_bytes_timeout: within(options.and_then(|o| o.between_bytes_timeout)),
             };
-            match tokio::time::timeout(budget, exchange(request, options, cap)).await {
+            let end = tokio::time::Instant::now() + budget;
+            if bodies == Bodies::Streamed {
+                let sent = wasmtime_wasi_http::default_send_request(request, Some(options));
+                return match tokio::time::timeout_at(end, sent).await {
+                    Ok(Ok((response, io))) => {
+                        let response = response
+                            .map(|body| Bounded::new(body.boxed_unsync(), cap, end).boxed_unsync());
+                        Ok((response, Box::new(io) as IoFuture))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(Error::HttpResponseTimeout),
+                };
+            }
+            match tokio::time::timeout_at(end, exchange(request, options, cap)).await {
                 Ok(response) => Ok((response?, Box::new(async { Ok(()) }) as IoFuture)),
                 Err(_) => Err(Error::HttpResponseTimeout),
             }
@@ -150,4 +185,55 @@ async fn exchange(
         .map_err(|never| match never {})
         .boxed_unsync();
     Ok(http::Response::from_parts(parts, body))
+}
+
+/// A response body passed on as it arrives: at most `cap` bytes in all,
+/// and ended with a timeout at `end`.
+struct Bounded {
+    inner: WasiBody,
+    left: usize,
+    cap: usize,
+    end: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Bounded {
+    fn new(inner: WasiBody, cap: usize, end: tokio::time::Instant) -> Self {
+        Self {
+            inner,
+            left: cap,
+            cap,
+            end: Box::pin(tokio::time::sleep_until(end)),
+        }
+    }
+}
+
+impl Body for Bounded {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        if self.end.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Error::HttpResponseTimeout)));
+        }
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        let size = frame.data_ref().map_or(0, Bytes::len);
+        if size > self.left {
+            self.left = 0;
+            return Poll::Ready(Some(Err(Error::HttpResponseBodySize(
+                u64::try_from(self.cap).ok(),
+            ))));
+        }
+        self.left -= size;
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
 }

@@ -70,29 +70,85 @@ impl PluginSettings {
     /// than [`MIN_SECRET_BYTES`] (too short to redact), is an error naming
     /// the secret and its source, never a value.
     pub(crate) fn resolve_secrets(&self) -> Result<Secrets, LoadError> {
-        let mut values = BTreeMap::new();
-        for (name, source) in &self.secrets {
-            let SecretSource::Env(var) = source;
-            match std::env::var(var) {
-                Ok(value) if value.len() >= MIN_SECRET_BYTES => {
-                    values.insert(name.clone(), Secret(value));
-                }
-                Ok(value) if !value.is_empty() => {
-                    return Err(LoadError::ShortSecret {
-                        name: name.clone(),
-                        from: source.to_string(),
-                        min: MIN_SECRET_BYTES,
-                    });
-                }
-                _ => {
-                    return Err(LoadError::MissingSecret {
-                        name: name.clone(),
-                        from: source.to_string(),
-                    });
-                }
+        resolve_secrets(&self.secrets)
+    }
+}
+
+/// Reads every secret from its source (see
+/// [`PluginSettings::resolve_secrets`]).
+pub(crate) fn resolve_secrets(
+    sources: &BTreeMap<String, SecretSource>,
+) -> Result<Secrets, LoadError> {
+    let mut values = BTreeMap::new();
+    for (name, source) in sources {
+        let SecretSource::Env(var) = source;
+        match std::env::var(var) {
+            Ok(value) if value.len() >= MIN_SECRET_BYTES => {
+                values.insert(name.clone(), Secret(value));
+            }
+            Ok(value) if !value.is_empty() => {
+                return Err(LoadError::ShortSecret {
+                    name: name.clone(),
+                    from: source.to_string(),
+                    min: MIN_SECRET_BYTES,
+                });
+            }
+            _ => {
+                return Err(LoadError::MissingSecret {
+                    name: name.clone(),
+                    from: source.to_string(),
+                });
             }
         }
-        Ok(Secrets::new(values))
+    }
+    Ok(Secrets::new(values))
+}
+
+/// Default deadline of one outbound HTTP request of a graph: a model may
+/// stream its answer for a while (the run's deadline still cuts it).
+pub const DEFAULT_GRAPH_HTTP_TIMEOUT_MS: u64 = 300_000;
+/// Default cap on the response body of a graph's outbound HTTP request, in
+/// KiB.
+pub const DEFAULT_GRAPH_HTTP_MAX_RESPONSE_KIB: u64 = 8 * 1024;
+
+/// The deadline and memory cap of a graph's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphLimits {
+    /// Deadline of one run (instantiation included).
+    pub timeout: Duration,
+    /// Memory cap of one instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+/// Everything a graph is loaded with besides its component: the limits of
+/// its runs, its `config` values and `secrets`, and where its outbound HTTP
+/// may go.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Deadline and memory cap of each run.
+    pub limits: GraphLimits,
+    /// Values the graph reads with `config.get`.
+    pub config: BTreeMap<String, String>,
+    /// Where each of its secrets comes from.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// The hosts it may reach (none: no network).
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Limits of one outbound HTTP request.
+    pub http: HttpLimits,
+}
+
+impl From<GraphLimits> for GraphSettings {
+    fn from(limits: GraphLimits) -> Self {
+        Self {
+            limits,
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            allowed_hosts: Vec::new(),
+            http: HttpLimits {
+                timeout: Duration::from_millis(DEFAULT_GRAPH_HTTP_TIMEOUT_MS),
+                max_response_bytes: (DEFAULT_GRAPH_HTTP_MAX_RESPONSE_KIB << 10) as usize,
+            },
+        }
     }
 }
 

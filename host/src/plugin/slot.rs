@@ -72,7 +72,13 @@ impl Swappable for GraphComponent {
         path: &Path,
         bytes: &[u8],
     ) -> Result<Arc<Self>, LoadError> {
-        GraphComponent::from_bytes(runtime, self.graph_id(), path, bytes, self.limits())
+        GraphComponent::from_bytes(
+            runtime,
+            self.graph_id(),
+            path,
+            bytes,
+            self.settings().clone(),
+        )
     }
 }
 

@@ -18,6 +18,7 @@
 //! database instead and execute on whichever server claims them; every
 //! other server follows them from there (see `shared.rs`).
 
+mod chunks;
 mod create;
 mod debug;
 mod events;
@@ -1296,6 +1297,8 @@ struct StepWriter {
     pending: Option<Checkpoint>,
     last_values: Option<Value>,
     seen_messages: HashSet<String>,
+    /// The streamed messages so far, for `messages/partial`.
+    partials: chunks::Partials,
     /// The thread's latest checkpoint when the run started: the one a
     /// resumed run that pauses again without a step pauses on.
     latest: Option<Checkpoint>,
@@ -1346,6 +1349,7 @@ impl StepWriter {
             // no checkpoint (as LangGraph).
             last_values: latest.as_ref().map(|c| c.values.clone()),
             seen_messages: HashSet::new(),
+            partials: chunks::Partials::default(),
             latest,
         }
     }
@@ -1417,13 +1421,21 @@ impl StepWriter {
                 if self.wants("messages") {
                     let id = message["id"].as_str().unwrap_or_default().to_owned();
                     if self.seen_messages.insert(id.clone()) {
+                        self.live.events.push(
+                            "messages/metadata",
+                            &json!({ id.clone(): {"metadata": metadata} }),
+                        );
+                    }
+                    // A chunk of a message (a model's tokens): the message
+                    // so far; a whole message: itself.
+                    if chunks::is_chunk(&message) {
+                        let so_far = self.partials.add(&id, &message);
+                        self.live.events.push("messages/partial", &json!([so_far]));
+                    } else {
                         self.live
                             .events
-                            .push("messages/metadata", &json!({ id: {"metadata": metadata} }));
+                            .push("messages/complete", &json!([message]));
                     }
-                    self.live
-                        .events
-                        .push("messages/complete", &json!([message]));
                 }
             }
         }

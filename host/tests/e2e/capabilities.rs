@@ -80,7 +80,7 @@ async fn only_allowed_hosts_are_reachable() {
         } else {
             assert_eq!(
                 outcome,
-                Err("the host is not in auth.allowed_hosts".into()),
+                Err("the host is not in allowed_hosts".into()),
                 "{hosts}"
             );
         }

@@ -182,5 +182,5 @@ fn the_sandbox_grants_nothing_ambient() {
         "{guest_now} vs {host_now}"
     );
     // No allowed hosts: outbound HTTP is an error the guest sees, not a trap.
-    assert_eq!(user.extra["http"], "the host is not in auth.allowed_hosts");
+    assert_eq!(user.extra["http"], "the host is not in allowed_hosts");
 }

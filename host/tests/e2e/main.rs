@@ -4,6 +4,7 @@
 
 mod api;
 mod artefacts;
+mod assistant;
 mod capabilities;
 mod cli;
 mod config_safety;
@@ -17,6 +18,7 @@ mod isolation;
 mod isolation_property;
 mod limits;
 mod loading;
+mod model_server;
 mod observability;
 mod oidc;
 mod postgres;

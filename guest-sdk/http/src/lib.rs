@@ -1,20 +1,26 @@
-//! Outbound HTTP from a plugin, through `wasi:http`.
+//! Outbound HTTP from a Warden component (an auth plugin or a graph),
+//! through `wasi:http`.
 //!
-//! The host sends a request only to a host in the plugin's
-//! `auth.allowed_hosts` (none by default); any other fails with
-//! [`Error::Denied`]. Each request has its own timeout, cut to what is left
-//! of the call's deadline, and a response-size cap; the whole body is read
-//! before [`Request::send`] returns. Native builds (unit tests) have no
-//! network: sending answers [`Error::Unsupported`] there.
+//! The host sends a request only to a host in the component's
+//! `allowed_hosts` (`auth.allowed_hosts`, or the graph's in `graphs`; none by
+//! default); any other fails with [`Error::Denied`]. Each request has its
+//! own timeout, cut to what is left of the call's deadline, and a
+//! response-size cap. [`Request::send`] reads the whole body before it
+//! returns; [`Request::stream`] returns at the headers and reads the body as
+//! it arrives ([`StreamingResponse::next_chunk`], or server-sent events
+//! with [`StreamingResponse::events`]): a model's tokens, for instance.
+//! Native builds (unit tests) have no network: sending answers
+//! [`Error::Unsupported`] there, and [`StreamingResponse::scripted`] stands
+//! in for a server.
 //!
 //! [`get`] fetches a URL; [`Request`] builds anything else: a method,
 //! headers, Basic or Bearer credentials, a JSON or form body. Token
 //! introspection (RFC 7662), for instance:
 //!
 //! ```no_run
-//! use warden_sdk::http::Request;
+//! use warden_http::Request;
 //!
-//! # fn check(token: &str, client_secret: &str) -> Result<bool, warden_sdk::http::Error> {
+//! # fn check(token: &str, client_secret: &str) -> Result<bool, warden_http::Error> {
 //! let response = Request::post("https://idp.example.com/oauth2/introspect")
 //!     .basic_auth("warden", client_secret)
 //!     .form(&[("token", token), ("token_type_hint", "access_token")])
@@ -25,8 +31,11 @@
 //! # }
 //! ```
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
+
+pub mod sse;
 
 use base64::Engine as _;
 
@@ -196,6 +205,13 @@ impl Request {
 
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, Error> {
+        self.stream()?.into_response()
+    }
+
+    /// Sends the request and returns as soon as the response's status and
+    /// headers arrive; its body is read as it comes
+    /// ([`StreamingResponse::next_chunk`], [`StreamingResponse::events`]).
+    pub fn stream(self) -> Result<StreamingResponse, Error> {
         if let Some(e) = self.invalid {
             return Err(e);
         }
@@ -213,7 +229,9 @@ impl Request {
 fn check_header(name: &str, value: &str) -> Result<(), Error> {
     // RFC 9110 `token` characters.
     let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
-    let name_ok = !name.is_empty() && name.bytes().all(token);
+    // The length is the body's, set when the request is sent.
+    let name_ok =
+        !name.is_empty() && name.bytes().all(token) && !name.eq_ignore_ascii_case("content-length");
     let value_ok = value
         .bytes()
         .all(|c| c == b'\t' || (c >= 0x20 && c != 0x7f));
@@ -239,15 +257,12 @@ pub struct Response {
 impl Response {
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
+        is_success(self.status)
     }
 
     /// The first value of the header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body as JSON.
@@ -258,6 +273,105 @@ impl Response {
     /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A response whose body is read as it arrives: [`Request::stream`].
+#[must_use = "the body is read by next_chunk, events or into_response"]
+pub struct StreamingResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers, names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    body: Body,
+}
+
+/// Where a streamed body's bytes come from.
+enum Body {
+    /// A `wasi:http` incoming body.
+    #[cfg(target_arch = "wasm32")]
+    Wasi(backend::BodyStream),
+    /// Bytes given in advance ([`StreamingResponse::scripted`]).
+    Scripted(VecDeque<Vec<u8>>),
+}
+
+impl fmt::Debug for StreamingResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamingResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingResponse {
+    /// A response that yields `chunks` as its body, one per
+    /// [`next_chunk`](Self::next_chunk): what a server would send, for
+    /// tests that run natively, without a network.
+    pub fn scripted(
+        status: u16,
+        headers: Vec<(String, String)>,
+        chunks: impl IntoIterator<Item = impl Into<Vec<u8>>>,
+    ) -> Self {
+        let headers = headers
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect();
+        Self {
+            status,
+            headers,
+            body: Body::Scripted(chunks.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        is_success(self.status)
+    }
+
+    /// The first value of the header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// The next bytes of the body, as soon as some arrive; `None` at its
+    /// end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match &mut self.body {
+            #[cfg(target_arch = "wasm32")]
+            Body::Wasi(stream) => stream.next_chunk(),
+            Body::Scripted(chunks) => Ok(chunks.pop_front()),
+        }
+    }
+
+    /// Reads the rest of the body: the whole response.
+    pub fn into_response(mut self) -> Result<Response, Error> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.next_chunk()? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status: self.status,
+            headers: std::mem::take(&mut self.headers),
+            body,
+        })
+    }
+
+    /// The body as server-sent events (`text/event-stream`), each as soon
+    /// as its blank line arrives.
+    pub fn events(self) -> sse::Events {
+        sse::Events::new(self)
     }
 }
 
@@ -272,7 +386,7 @@ pub enum Error {
     InvalidHeader(String),
     /// The body could not be serialised.
     InvalidBody(String),
-    /// The host is not in `auth.allowed_hosts`.
+    /// The host is not in the component's `allowed_hosts`.
     Denied,
     /// No response within the request's timeout (or the call's deadline).
     Timeout,
@@ -290,7 +404,7 @@ impl fmt::Display for Error {
             Self::InvalidUrl(url) => write!(f, "invalid URL {url:?}"),
             Self::InvalidHeader(name) => write!(f, "the header {name:?} cannot be sent"),
             Self::InvalidBody(why) => write!(f, "the body cannot be serialised: {why}"),
-            Self::Denied => f.write_str("the host is not in auth.allowed_hosts"),
+            Self::Denied => f.write_str("the host is not in allowed_hosts"),
             Self::Timeout => f.write_str("timed out"),
             Self::TooLarge => f.write_str("the response is too large"),
             Self::Failed(why) => f.write_str(why),
@@ -339,12 +453,12 @@ pub fn get(url: &str) -> Result<Response, Error> {
 mod backend {
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{
-        ErrorCode, Fields, HeaderError, Method as WasiMethod, OutgoingBody, OutgoingRequest,
-        RequestOptions, Scheme,
+        ErrorCode, Fields, HeaderError, IncomingBody, IncomingResponse, Method as WasiMethod,
+        OutgoingBody, OutgoingRequest, RequestOptions, Scheme, http_error_code,
     };
-    use wasip2::io::streams::StreamError;
+    use wasip2::io::streams::{InputStream, StreamError};
 
-    use super::{Error, Method, Request, Response, Url};
+    use super::{Error, Method, Request, StreamingResponse, Url};
 
     fn error(code: ErrorCode) -> Error {
         match code {
@@ -354,6 +468,19 @@ mod backend {
             | ErrorCode::HttpResponseTimeout => Error::Timeout,
             ErrorCode::HttpResponseBodySize(_) => Error::TooLarge,
             other => Error::Failed(format!("{other:?}")),
+        }
+    }
+
+    /// A body's read error that carries no error code (wasmtime's hosts
+    /// give only its text): the timeouts and the size cap by their words.
+    fn body_error(text: String) -> Error {
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("timeout") {
+            Error::Timeout
+        } else if lower.contains("body size exceeds") {
+            Error::TooLarge
+        } else {
+            Error::Failed(text)
         }
     }
 
@@ -371,6 +498,15 @@ mod backend {
 
     fn headers(request: &Request) -> Result<Fields, Error> {
         let fields = Fields::new();
+        // The body is known whole: its length goes first, so that servers
+        // that do not read chunked bodies get it too.
+        let sends_body = !request.body.is_empty()
+            || matches!(request.method, Method::Post | Method::Put | Method::Patch);
+        if sends_body {
+            fields
+                .append("content-length", request.body.len().to_string().as_bytes())
+                .map_err(|_| Error::InvalidHeader("content-length".into()))?;
+        }
         for (name, value) in &request.headers {
             fields
                 .append(name, value.as_bytes())
@@ -395,7 +531,7 @@ mod backend {
         Some(options)
     }
 
-    pub(super) fn send(request: &Request, url: &Url<'_>) -> Result<Response, Error> {
+    pub(super) fn send(request: &Request, url: &Url<'_>) -> Result<StreamingResponse, Error> {
         let failed = |what: &str| Error::Failed(what.to_owned());
         let outgoing = OutgoingRequest::new(headers(request)?);
         outgoing
@@ -418,7 +554,9 @@ mod backend {
         let body = outgoing.body().map_err(|()| failed("no request body"))?;
         // Sent first, so that the host reads the body while it is written.
         let pending = outgoing_handler::handle(outgoing, options(request)).map_err(error)?;
-        {
+        // A request the host refuses (a denied host) closes the body: the
+        // response then tells why.
+        let written = (|| {
             let stream = body
                 .write()
                 .map_err(|()| failed("no request body stream"))?;
@@ -430,8 +568,9 @@ mod backend {
                         StreamError::Closed => failed("the request body was closed"),
                     })?;
             }
-        }
-        OutgoingBody::finish(body, None).map_err(error)?;
+            Ok(())
+        })();
+        let finished = written.and_then(|()| OutgoingBody::finish(body, None).map_err(error));
         let response = loop {
             match pending.get() {
                 Some(Ok(Ok(response))) => break response,
@@ -440,6 +579,7 @@ mod backend {
                 None => pending.subscribe().block(),
             }
         };
+        finished?;
         let status = response.status();
         let headers = response
             .headers()
@@ -448,33 +588,70 @@ mod backend {
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
         let body = response.consume().map_err(|()| failed("no body"))?;
-        let mut bytes = Vec::new();
-        {
-            let stream = body.stream().map_err(|()| failed("no body stream"))?;
+        let stream = body.stream().map_err(|()| failed("no body stream"))?;
+        Ok(StreamingResponse {
+            status,
+            headers,
+            body: super::Body::Wasi(BodyStream {
+                stream: Some(stream),
+                body: Some(body),
+                _response: response,
+            }),
+        })
+    }
+
+    /// An incoming body being read. The stream is a child of the body,
+    /// which is a child of the response: they are dropped in that order.
+    pub(super) struct BodyStream {
+        stream: Option<InputStream>,
+        body: Option<IncomingBody>,
+        _response: IncomingResponse,
+    }
+
+    impl BodyStream {
+        pub(super) fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, Error> {
+            let Some(stream) = &self.stream else {
+                return Ok(None);
+            };
             loop {
                 match stream.blocking_read(64 * 1024) {
-                    Ok(chunk) => bytes.extend_from_slice(&chunk),
-                    Err(StreamError::Closed) => break,
+                    // An empty read is a wake-up without data.
+                    Ok(chunk) if chunk.is_empty() => continue,
+                    Ok(chunk) => return Ok(Some(chunk)),
+                    Err(StreamError::Closed) => {
+                        self.stream = None;
+                        // The trailers say whether the body ended well.
+                        if let Some(body) = self.body.take() {
+                            let trailers = IncomingBody::finish(body);
+                            loop {
+                                match trailers.get() {
+                                    Some(Ok(Ok(_))) => break,
+                                    Some(Ok(Err(code))) => return Err(error(code)),
+                                    Some(Err(())) => break,
+                                    None => trailers.subscribe().block(),
+                                }
+                            }
+                        }
+                        return Ok(None);
+                    }
                     Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(Error::Failed(e.to_debug_string()));
+                        self.stream = None;
+                        return Err(match http_error_code(&e) {
+                            Some(code) => error(code),
+                            None => body_error(e.to_debug_string()),
+                        });
                     }
                 }
             }
         }
-        drop(body);
-        Ok(Response {
-            status,
-            headers,
-            body: bytes,
-        })
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 mod backend {
-    use super::{Error, Request, Response, Url};
+    use super::{Error, Request, StreamingResponse, Url};
 
-    pub(super) fn send(_: &Request, _: &Url<'_>) -> Result<Response, Error> {
+    pub(super) fn send(_: &Request, _: &Url<'_>) -> Result<StreamingResponse, Error> {
         Err(Error::Unsupported)
     }
 }
@@ -561,6 +738,7 @@ mod tests {
             ("bad name", "v"),
             ("", "v"),
             ("x-nul", "a\0b"),
+            ("Content-Length", "0"),
         ] {
             let request = Request::get("https://x/").header(name, value);
             assert_eq!(

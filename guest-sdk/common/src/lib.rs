@@ -1,11 +1,24 @@
-//! The plugin's settings from `langgraph.json`: `auth.config` values and
-//! `auth.secrets` (read by the host from its environment at start-up).
+//! # warden-common: a Warden component's settings
+//!
+//! What every Warden component (an auth plugin, a graph) reads from its
+//! section of `langgraph.json` through `warden:common/config@0.1.0`:
+//! `config` values and `secrets` (read by the host from its environment at
+//! start-up; a secret's value is blanked out of the component's logs and
+//! errors). `warden-sdk` re-exports this crate as `config`,
+//! `warden-graph` as `settings`.
 //!
 //! ```json
 //! "auth": {
 //!   "path": "./auth",
 //!   "config": {"issuer": "https://idp.example.com", "audience": "warden"},
 //!   "secrets": {"JWT_SECRET": "env:JWT_SECRET"}
+//! },
+//! "graphs": {
+//!   "assistant": {
+//!     "path": "./assistant",
+//!     "config": {"model": "gpt-4o-mini"},
+//!     "secrets": {"OPENAI_API_KEY": "env:OPENAI_API_KEY"}
+//!   }
 //! }
 //! ```
 //!
@@ -13,6 +26,18 @@
 //! [`set`] and [`set_secret`], shared by the whole test process.
 
 use std::fmt;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/common/v0.1.0",
+        inline: "package warden:components;
+                 world settings { import warden:common/config@0.1.0; }",
+        world: "warden:components/settings",
+        generate_all,
+    });
+}
 
 /// A secret's value. `Debug` shows `***`; read it with [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
@@ -31,19 +56,19 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The value of `auth.config.<key>`, if set.
+/// The value of `config.<key>` in the component's section, if set.
 pub fn get(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__private::bindings::warden::common::config::get(key);
+    return bindings::warden::common::config::get(key);
     #[cfg(not(target_arch = "wasm32"))]
     return native::read(&native::VALUES, key);
 }
 
-/// The secret `auth.secrets.<name>`, if declared. Start-up fails when a
+/// The secret `secrets.<name>` of the component's section, if declared. Start-up fails when a
 /// declared secret is missing, so a declared secret is always here.
 pub fn secret(name: &str) -> Option<Secret> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__private::bindings::warden::common::config::secret(name).map(Secret);
+    return bindings::warden::common::config::secret(name).map(Secret);
     #[cfg(not(target_arch = "wasm32"))]
     return native::read(&native::SECRETS, name).map(Secret);
 }
