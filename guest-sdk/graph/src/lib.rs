@@ -79,6 +79,7 @@ mod graph;
 pub mod log;
 pub mod messages;
 mod run;
+pub mod store;
 pub mod stream;
 
 #[doc(hidden)]

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -32,6 +32,8 @@ use super::outbound::{Bodies, Egress, EgressPolicy};
 use super::sandbox::MemoryCap;
 use super::settings::{GraphLimits, GraphSettings, Secrets, resolve_secrets};
 use super::waits::{self, BoundedIo, BoundedWaits, WaitLimit};
+use crate::storage::Item;
+use crate::types::User;
 
 /// `warden:graph@0.1.0`: runs that start from their input and never pause.
 mod v0_1 {
@@ -52,7 +54,7 @@ mod v0_2 {
 }
 
 use v0_2::warden::common::config;
-use v0_2::warden::graph::{log, stream, types as wit};
+use v0_2::warden::graph::{log, store, stream, types as wit};
 
 /// The newest `warden:graph` contract version this host speaks.
 pub const GRAPH_CONTRACT_VERSION: &str = "0.2.0";
@@ -238,6 +240,63 @@ impl RunFailure {
             RunFailure::Cancelled => ("CancelledError".into(), "The run was cancelled".into()),
         }
     }
+}
+
+/// Why a node's store call failed: what the HTTP API would have answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    /// The status (403: the auth plugin refused).
+    pub status: u16,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// The server's store as a run's nodes reach it: each call authorized as
+/// `user` by the auth plugin's `store` handlers, as over the HTTP API.
+pub trait GraphStore: Send + Sync {
+    /// The item at `key` in `namespace`, within the user's scope.
+    fn get(
+        &self,
+        user: &User,
+        namespace: Vec<String>,
+        key: &str,
+    ) -> Result<Option<Item>, StoreError>;
+    /// Writes `value` (an object) at `key` in `namespace`.
+    fn put(
+        &self,
+        user: &User,
+        namespace: Vec<String>,
+        key: &str,
+        value: Value,
+    ) -> Result<(), StoreError>;
+    /// Deletes the item at `key` in `namespace`, if any.
+    fn delete(&self, user: &User, namespace: Vec<String>, key: &str) -> Result<(), StoreError>;
+    /// The items under `prefix` whose values match `filter`.
+    fn search(
+        &self,
+        user: &User,
+        prefix: Vec<String>,
+        filter: Option<Map<String, Value>>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Item>, StoreError>;
+    /// The namespaces under `prefix` holding items.
+    fn list_namespaces(
+        &self,
+        user: &User,
+        prefix: Vec<String>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Vec<String>>, StoreError>;
+}
+
+/// The store a run's nodes reach, and the user they reach it as.
+#[derive(Clone)]
+pub struct RunStore {
+    /// The store.
+    pub store: Arc<dyn GraphStore>,
+    /// The run's user.
+    pub user: User,
 }
 
 /// Receives a run's [`GraphEvent`]s as they happen.
@@ -481,6 +540,18 @@ impl GraphComponent {
         cancel: Arc<AtomicBool>,
         sink: EventSink,
     ) -> Result<Outcome, RunFailure> {
+        self.run_as(invocation, cancel, sink, None)
+    }
+
+    /// [`GraphComponent::run`], its nodes reaching `store` (none: their
+    /// store calls fail with a 503).
+    pub fn run_as(
+        &self,
+        invocation: &Invocation,
+        cancel: Arc<AtomicBool>,
+        sink: EventSink,
+        run_store: Option<RunStore>,
+    ) -> Result<Outcome, RunFailure> {
         let cancelled = cancel.clone();
         let failure = |fault: Fault| {
             if cancelled.load(Ordering::Relaxed) {
@@ -491,6 +562,7 @@ impl GraphComponent {
             }
         };
         let mut store = self.store(cancel, sink);
+        store.data_mut().store = run_store;
         let result = match &self.pre {
             Pre::V0_1(pre) => {
                 let Start::Input(input) = &invocation.start else {
@@ -760,6 +832,8 @@ struct GraphSandbox {
     output: Output,
     /// The run's deadline and cancellation, for the guest's waits.
     waits: WaitLimit,
+    /// The store its nodes reach, as the run's user.
+    store: Option<RunStore>,
 }
 
 impl GraphSandbox {
@@ -778,6 +852,7 @@ impl GraphSandbox {
             bad_output: None,
             output,
             waits: WaitLimit::default(),
+            store: None,
         }
     }
 
@@ -807,6 +882,124 @@ impl WasiHttpView for GraphSandbox {
             table: &mut self.table,
             hooks: &mut self.egress,
         }
+    }
+}
+
+fn item_to_wit(item: Item) -> store::Item {
+    store::Item {
+        namespace: item.namespace,
+        key: item.key,
+        value: Value::Object(item.value).to_string(),
+        created_at: item.created_at,
+        updated_at: item.updated_at,
+    }
+}
+
+impl GraphSandbox {
+    /// The run's store and user, or the error a store-less run answers.
+    fn run_store(&self) -> Result<RunStore, store::StoreError> {
+        self.store.clone().ok_or_else(|| store::StoreError {
+            status: 503,
+            detail: "This run has no store".into(),
+        })
+    }
+
+    /// `text` as a JSON value, or a 422 the guest sees.
+    fn store_json(&self, text: &str, what: &str) -> Result<Value, store::StoreError> {
+        serde_json::from_str(text).map_err(|e| store::StoreError {
+            status: 422,
+            detail: format!("{what}: not JSON: {e}"),
+        })
+    }
+}
+
+fn store_error(e: StoreError) -> store::StoreError {
+    store::StoreError {
+        status: e.status,
+        detail: e.detail,
+    }
+}
+
+impl store::Host for GraphSandbox {
+    fn get(
+        &mut self,
+        namespace: Vec<String>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<store::Item>, store::StoreError>> {
+        Ok(self.run_store().and_then(|run| {
+            let item = run.store.get(&run.user, namespace, &key);
+            item.map(|i| i.map(item_to_wit)).map_err(store_error)
+        }))
+    }
+
+    fn put(
+        &mut self,
+        namespace: Vec<String>,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), store::StoreError>> {
+        Ok(self.run_store().and_then(|run| {
+            let value = self.store_json(&value, "value")?;
+            run.store
+                .put(&run.user, namespace, &key, value)
+                .map_err(store_error)
+        }))
+    }
+
+    fn delete(
+        &mut self,
+        namespace: Vec<String>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), store::StoreError>> {
+        Ok(self.run_store().and_then(|run| {
+            run.store
+                .delete(&run.user, namespace, &key)
+                .map_err(store_error)
+        }))
+    }
+
+    fn search(
+        &mut self,
+        namespace_prefix: Vec<String>,
+        filter: String,
+        limit: u32,
+        offset: u32,
+    ) -> wasmtime::Result<Result<Vec<store::Item>, store::StoreError>> {
+        Ok(self.run_store().and_then(|run| {
+            let filter = match self.store_json(&filter, "filter")? {
+                Value::Object(filter) => Some(filter),
+                Value::Null => None,
+                _ => {
+                    return Err(store::StoreError {
+                        status: 422,
+                        detail: "filter: must be an object or null".into(),
+                    });
+                }
+            };
+            let items = run.store.search(
+                &run.user,
+                namespace_prefix,
+                filter,
+                limit.into(),
+                offset.into(),
+            );
+            items
+                .map(|items| items.into_iter().map(item_to_wit).collect())
+                .map_err(store_error)
+        }))
+    }
+
+    fn list_namespaces(
+        &mut self,
+        prefix: Vec<String>,
+        limit: u32,
+        offset: u32,
+    ) -> wasmtime::Result<Result<Vec<Vec<String>>, store::StoreError>> {
+        Ok(self.run_store().and_then(|run| {
+            run.store
+                .list_namespaces(&run.user, prefix, limit.into(), offset.into())
+                .map_err(store_error)
+        }))
     }
 }
 

@@ -63,8 +63,8 @@ pub use engine::{DEFAULT_KEEP_RESIDENT, MAX_MEMORY_MIB, Runtime, RuntimeOptions}
 pub use error::{Fault, LoadError};
 pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_IN_DEVELOPMENT, GRAPH_CONTRACT_VERSION,
-    GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, Interrupt, Invocation, Outcome,
-    RunFailure, Start, Task,
+    GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, GraphStore, Interrupt,
+    Invocation, Outcome, RunFailure, RunStore, Start, StoreError, Task,
 };
 pub use poll::POLL;
 pub use settings::{

@@ -32,7 +32,7 @@ pub use create::{
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -44,7 +44,9 @@ pub use events::{EventLog, Progress, Retention, StreamEvent, id_key};
 pub use shared::{BadSetting, QueueSettings};
 
 use crate::config::LimitsConfig;
-use crate::plugin::{GraphComponent, GraphEvent, GraphSlot, Outcome, RunFailure};
+use crate::plugin::{
+    GraphComponent, GraphEvent, GraphSlot, GraphStore, Outcome, RunFailure, RunStore,
+};
 use crate::storage::{
     Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
 };
@@ -386,6 +388,9 @@ pub struct Runs {
     shared: Option<shared::Shared>,
     /// Runs created, ended and retried here, for `/metrics`.
     metrics: RunMetrics,
+    /// The store the runs' nodes reach (the server's, authorized by its
+    /// auth plugin), once the server serves it.
+    graph_store: OnceLock<Arc<dyn GraphStore>>,
 }
 
 /// How many submitted runs a slow thread stream may fall behind before it
@@ -438,8 +443,25 @@ impl Runs {
             retired: Notify::new(),
             shared,
             metrics: RunMetrics::default(),
+            graph_store: OnceLock::new(),
         }))
         .inspect(Runs::start_shared)
+    }
+
+    /// Gives the runs' nodes `store`, each call authorized as the run's
+    /// user; the first store given stays.
+    pub fn serve_store(&self, store: Arc<dyn GraphStore>) {
+        let _ = self.graph_store.set(store);
+    }
+
+    /// The store of a run, as its user (`langgraph_auth_user` of its
+    /// config: no plugin call, no token).
+    fn store_of(&self, spec: &RunSpec) -> Option<RunStore> {
+        let store = self.graph_store.get()?.clone();
+        Some(RunStore {
+            store,
+            user: run_user(&spec.config["configurable"]["langgraph_auth_user"]),
+        })
     }
 
     /// Run workers: how many runs (and state updates) execute at once.
@@ -911,7 +933,10 @@ impl Runs {
         let result = match past {
             Some(Err(missing)) => Err(missing),
             _ => {
-                let result = spec.graph.run(&invocation, live.cancel.clone(), sink);
+                let store = self.store_of(&spec);
+                let result = spec
+                    .graph
+                    .run_as(&invocation, live.cancel.clone(), sink, store);
                 self.count_graph_call(spec.graph.graph_id(), &result, started.elapsed());
                 result
             }
@@ -1660,4 +1685,41 @@ impl StepWriter {
             self.write(checkpoint);
         }
     }
+}
+
+/// The user a run acts for, from the `langgraph_auth_user` its config
+/// records (the anonymous user when there is none).
+fn run_user(recorded: &Value) -> crate::types::User {
+    let Some(fields) = recorded.as_object() else {
+        return crate::types::User::default();
+    };
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    let mut user = crate::types::User::new(text("identity").unwrap_or_default());
+    user.display_name = text("display_name");
+    user.is_authenticated = fields
+        .get("is_authenticated")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    user.permissions = fields
+        .get("permissions")
+        .and_then(Value::as_array)
+        .map(|p| {
+            p.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    for (key, value) in fields {
+        let known = [
+            "identity",
+            "display_name",
+            "is_authenticated",
+            "permissions",
+        ];
+        if !known.contains(&key.as_str()) {
+            user.extra.insert(key.clone(), value.clone());
+        }
+    }
+    user
 }

@@ -139,15 +139,21 @@ impl Caller {
     }
 
     /// A caller the server itself acts as, e.g. a cron's creator when the
-    /// cron fires: not authenticated again; its events go through the live
-    /// auth plugin as `user`.
-    pub fn acting_as(state: &super::AppState, user: User, events: &'static [Event]) -> Self {
+    /// cron fires, or a run's user when its nodes reach the store: not
+    /// authenticated again; its events go through the live auth plugin as
+    /// `user`, and the decision log names `what` as the route.
+    pub fn acting_as(
+        state: &super::AppState,
+        user: User,
+        events: &'static [Event],
+        what: &'static str,
+    ) -> Self {
         Self {
             user,
             plugin: state.auth.as_ref().map(|slot| slot.current()),
             session: None,
             events,
-            audit: Audit::internal(state, "cron"),
+            audit: Audit::internal(state, what),
         }
     }
 

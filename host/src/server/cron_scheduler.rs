@@ -105,7 +105,7 @@ fn fire(state: &Arc<AppState>, cron: &Cron) -> Result<uuid::Uuid, super::ApiErro
     let body: RunCreate = serde_json::from_value(Value::Object(payload))
         .map_err(|e| super::ApiError::unprocessable(format!("the cron's payload: {e}")))?;
     let user = User::new(cron.user_id.clone().unwrap_or_default());
-    let mut caller = Caller::acting_as(state, user, CREATE_RUN);
+    let mut caller = Caller::acting_as(state, user, CREATE_RUN, "cron");
     let target = match cron.thread_id {
         Some(id) => Target::Thread(id),
         None => Target::Stateless,

@@ -19,6 +19,7 @@ mod audit;
 mod auth;
 mod cron_scheduler;
 mod error;
+mod graph_store;
 pub mod limits;
 mod metrics;
 mod openapi;

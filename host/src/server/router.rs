@@ -14,8 +14,12 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 use super::{AppState, Pending, api, auth, metrics, openapi, routes};
 
-/// The application's router.
+/// The application's router. Its runs' nodes reach the store through it
+/// ([`super::graph_store`]).
 pub fn router(state: Arc<AppState>) -> Router {
+    state
+        .runs
+        .serve_store(Arc::new(super::graph_store::ServerStore::new(&state)));
     // One method router per path, whose unknown methods are a 405 answered
     // after authentication (credentials come before routing).
     let mut paths: BTreeMap<String, (MethodRouter<Arc<AppState>>, Vec<String>)> = BTreeMap::new();

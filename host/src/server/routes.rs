@@ -69,6 +69,15 @@ fn endpoint(handler: UtoipaMethodRouter<Arc<AppState>>, events: &'static [Event]
 /// strategy cancels the runs in flight.
 pub const CREATE_RUN: &[Event] = &[(Threads, CreateRun), (Assistants, Read), (Threads, Update)];
 
+/// The events of a run's nodes reaching the store.
+pub const STORE: &[Event] = &[
+    (Store, Put),
+    (Store, Get),
+    (Store, Delete),
+    (Store, Search),
+    (Store, ListNamespaces),
+];
+
 /// The events of joining a run: `threads.read`, and `threads.update` when
 /// the join cancels the run on disconnect (`cancel_on_disconnect`).
 pub const JOIN: &[Event] = &[(Threads, Read), (Threads, Update)];

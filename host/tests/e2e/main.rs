@@ -11,6 +11,7 @@ mod config_safety;
 mod contracts;
 mod faults;
 mod fuzzed;
+mod graph_store;
 mod hot_swap;
 mod idp;
 mod interrupts;

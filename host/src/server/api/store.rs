@@ -24,8 +24,8 @@ use serde_json::{Map, Value, json};
 use super::extract::{JsonBody, no_content, ok};
 use super::records;
 use crate::server::error::ApiError;
-use crate::server::{AppState, Pending, as_caller};
-use crate::storage::{Filter, ItemQuery, NamespaceQuery, Object, wait};
+use crate::server::{AppState, Caller, Pending, as_caller};
+use crate::storage::{Filter, Item, ItemQuery, NamespaceQuery, Object, wait};
 use crate::types::{Action, Clause, Condition, Operator, Resource};
 
 /// Each label non-empty and without `.`; else the reference's plain-text 422.
@@ -93,33 +93,49 @@ pub(in crate::server) async fn put(
 ) -> Response {
     as_caller(pending, move |caller| {
         let body = body?;
-        validate(&body.namespace)?;
-        if !body.value.is_object() {
-            return Err(ApiError::unprocessable("value: must be an object"));
-        }
-        let value = json!({"namespace": body.namespace, "key": body.key, "value": body.value,
-                           "index": body.index, "ttl": body.ttl});
-        let authorized = caller.authorize(Resource::Store, Action::Put, value)?;
-        let value = authorized.value;
-        let namespace = namespace_of(&value)?;
-        let key = text_of(&value, "key", &body.key);
-        let item: Object = match value.get("value") {
-            Some(Value::Object(o)) => o.clone(),
-            _ => return Err(ApiError::unprocessable("value: must be an object")),
-        };
-        if !wait(
-            state
-                .storage
-                .put_item(&namespace, &key, &item, authorized.filter.as_ref()),
-        )? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "Forbidden: the item lies outside the caller's store scope",
-            ));
-        }
+        let extra = (body.index, body.ttl);
+        put_item(&state, caller, body.namespace, &body.key, body.value, extra)?;
         no_content()
     })
     .await
+}
+
+/// Writes an item as `caller`: its `store.put` event, then the write within
+/// the handler's scope (403 outside it). `extra` is the request's `index`
+/// and `ttl`, which the handler sees.
+pub(crate) fn put_item(
+    state: &AppState,
+    caller: &mut Caller,
+    namespace: Vec<String>,
+    key: &str,
+    value: Value,
+    (index, ttl): (Option<Value>, Option<Value>),
+) -> Result<(), ApiError> {
+    validate(&namespace)?;
+    if !value.is_object() {
+        return Err(ApiError::unprocessable("value: must be an object"));
+    }
+    let value = json!({"namespace": namespace, "key": key, "value": value,
+                       "index": index, "ttl": ttl});
+    let authorized = caller.authorize(Resource::Store, Action::Put, value)?;
+    let value = authorized.value;
+    let namespace = namespace_of(&value)?;
+    let key = text_of(&value, "key", key);
+    let item: Object = match value.get("value") {
+        Some(Value::Object(o)) => o.clone(),
+        _ => return Err(ApiError::unprocessable("value: must be an object")),
+    };
+    if !wait(
+        state
+            .storage
+            .put_item(&namespace, &key, &item, authorized.filter.as_ref()),
+    )? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden: the item lies outside the caller's store scope",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -156,23 +172,34 @@ pub(in crate::server) async fn get(
             .split('.')
             .map(str::to_owned)
             .collect();
-        validate(&namespace)?;
         let refresh = query
             .refresh_ttl
             .map(|r| matches!(r.as_str(), "true" | "1"));
-        let value = json!({"namespace": namespace, "key": key, "refresh_ttl": refresh});
-        let authorized = caller.authorize(Resource::Store, Action::Get, value)?;
-        let value = authorized.value;
-        let namespace = namespace_of(&value)?;
-        let key = text_of(&value, "key", &key);
-        ok(wait(
-            state
-                .storage
-                .item(&namespace, &key, authorized.filter.as_ref()),
-        )?
-        .map(records::Item::from))
+        ok(get_item(&state, caller, namespace, &key, refresh)?.map(records::Item::from))
     })
     .await
+}
+
+/// The item as `caller` sees it: its `store.get` event, then the read
+/// within the handler's scope (an item outside it is missing).
+pub(crate) fn get_item(
+    state: &AppState,
+    caller: &mut Caller,
+    namespace: Vec<String>,
+    key: &str,
+    refresh: Option<bool>,
+) -> Result<Option<Item>, ApiError> {
+    validate(&namespace)?;
+    let value = json!({"namespace": namespace, "key": key, "refresh_ttl": refresh});
+    let authorized = caller.authorize(Resource::Store, Action::Get, value)?;
+    let value = authorized.value;
+    let namespace = namespace_of(&value)?;
+    let key = text_of(&value, "key", key);
+    Ok(wait(state.storage.item(
+        &namespace,
+        &key,
+        authorized.filter.as_ref(),
+    ))?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -197,34 +224,46 @@ pub(in crate::server) async fn delete(
 ) -> Response {
     as_caller(pending, move |caller| {
         let body = body?;
-        validate(&body.namespace)?;
-        let value = json!({"namespace": body.namespace, "key": body.key});
-        let authorized = caller.authorize(Resource::Store, Action::Delete, value)?;
-        let value = authorized.value;
-        let namespace = namespace_of(&value)?;
-        let key = text_of(&value, "key", &body.key);
-        // An item outside the scope is as missing: 204, nothing deleted.
-        wait(
-            state
-                .storage
-                .delete_item(&namespace, &key, authorized.filter.as_ref()),
-        )?;
+        delete_item(&state, caller, body.namespace, &body.key)?;
         no_content()
     })
     .await
 }
 
+/// Deletes an item as `caller`: its `store.delete` event, then the delete
+/// within the handler's scope (an item outside it is as missing: nothing
+/// deleted, no error).
+pub(crate) fn delete_item(
+    state: &AppState,
+    caller: &mut Caller,
+    namespace: Vec<String>,
+    key: &str,
+) -> Result<(), ApiError> {
+    validate(&namespace)?;
+    let value = json!({"namespace": namespace, "key": key});
+    let authorized = caller.authorize(Resource::Store, Action::Delete, value)?;
+    let value = authorized.value;
+    let namespace = namespace_of(&value)?;
+    let key = text_of(&value, "key", key);
+    wait(
+        state
+            .storage
+            .delete_item(&namespace, &key, authorized.filter.as_ref()),
+    )?;
+    Ok(())
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(as = ItemSearch)]
-pub(in crate::server) struct Search {
+pub(crate) struct Search {
     #[serde(default)]
-    namespace_prefix: Vec<String>,
+    pub(crate) namespace_prefix: Vec<String>,
     #[schema(value_type = Option<Object>)]
-    filter: Option<Map<String, Value>>,
-    limit: Option<u64>,
-    offset: Option<u64>,
-    query: Option<String>,
-    refresh_ttl: Option<bool>,
+    pub(crate) filter: Option<Map<String, Value>>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) offset: Option<u64>,
+    pub(crate) query: Option<String>,
+    pub(crate) refresh_ttl: Option<bool>,
 }
 
 /// A client's item filter: `{k: v}`, `{k: {"$eq": v}}`, `{k: {"$contains": v}}`.
@@ -271,24 +310,7 @@ pub(in crate::server) async fn search(
 ) -> Response {
     as_caller(pending, move |caller| {
         let body = body?;
-        validate(&body.namespace_prefix)?;
-        let value = json!({"namespace": body.namespace_prefix, "filter": body.filter,
-            "limit": body.limit.unwrap_or(10), "offset": body.offset.unwrap_or(0),
-            "query": body.query, "refresh_ttl": body.refresh_ttl});
-        let authorized = caller.authorize(Resource::Store, Action::Search, value)?;
-        let value = authorized.value;
-        let filter = match value.get("filter") {
-            Some(Value::Object(f)) => client_filter(f)?,
-            _ => Filter::default(),
-        };
-        let query = ItemQuery {
-            prefix: namespace_of(&value)?,
-            filter,
-            scope: authorized.filter,
-            limit: value.get("limit").and_then(Value::as_u64).unwrap_or(10),
-            offset: value.get("offset").and_then(Value::as_u64).unwrap_or(0),
-        };
-        let items: Vec<Value> = wait(state.storage.search_items(&query))?
+        let items: Vec<Value> = search_items(&state, caller, body)?
             .into_iter()
             .map(|item| {
                 let mut v = serde_json::to_value(records::Item::from(item)).unwrap_or_default();
@@ -301,15 +323,42 @@ pub(in crate::server) async fn search(
     .await
 }
 
+/// The items `caller` finds: its `store.search` event, then the search
+/// within the handler's scope.
+pub(crate) fn search_items(
+    state: &AppState,
+    caller: &mut Caller,
+    search: Search,
+) -> Result<Vec<Item>, ApiError> {
+    validate(&search.namespace_prefix)?;
+    let value = json!({"namespace": search.namespace_prefix, "filter": search.filter,
+        "limit": search.limit.unwrap_or(10), "offset": search.offset.unwrap_or(0),
+        "query": search.query, "refresh_ttl": search.refresh_ttl});
+    let authorized = caller.authorize(Resource::Store, Action::Search, value)?;
+    let value = authorized.value;
+    let filter = match value.get("filter") {
+        Some(Value::Object(f)) => client_filter(f)?,
+        _ => Filter::default(),
+    };
+    let query = ItemQuery {
+        prefix: namespace_of(&value)?,
+        filter,
+        scope: authorized.filter,
+        limit: value.get("limit").and_then(Value::as_u64).unwrap_or(10),
+        offset: value.get("offset").and_then(Value::as_u64).unwrap_or(0),
+    };
+    Ok(wait(state.storage.search_items(&query))?)
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NamespaceSearch)]
-pub(in crate::server) struct Namespaces {
-    prefix: Option<Vec<String>>,
+pub(crate) struct Namespaces {
+    pub(crate) prefix: Option<Vec<String>>,
     #[serde(default)]
-    suffix: Vec<String>,
-    max_depth: Option<usize>,
-    limit: Option<u64>,
-    offset: Option<u64>,
+    pub(crate) suffix: Vec<String>,
+    pub(crate) max_depth: Option<usize>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 #[utoipa::path(
@@ -327,19 +376,29 @@ pub(in crate::server) async fn namespaces(
 ) -> Response {
     as_caller(pending, move |caller| {
         let body = body?;
-        let value = json!({"namespace": body.prefix, "suffix": body.suffix,
-            "max_depth": body.max_depth, "limit": body.limit.unwrap_or(100),
-            "offset": body.offset.unwrap_or(0)});
-        let authorized = caller.authorize(Resource::Store, Action::ListNamespaces, value)?;
-        let query = NamespaceQuery {
-            prefix: namespace_of(&authorized.value)?,
-            suffix: body.suffix,
-            max_depth: body.max_depth,
-            filter: authorized.filter.unwrap_or_default(),
-            limit: body.limit.unwrap_or(100),
-            offset: body.offset.unwrap_or(0),
-        };
-        ok(json!({"namespaces": wait(state.storage.list_namespaces(&query))?}))
+        ok(json!({"namespaces": list_namespaces(&state, caller, body)?}))
     })
     .await
+}
+
+/// The namespaces `caller` sees: its `store.list_namespaces` event, then
+/// those holding an item within the handler's scope.
+pub(crate) fn list_namespaces(
+    state: &AppState,
+    caller: &mut Caller,
+    list: Namespaces,
+) -> Result<Vec<Vec<String>>, ApiError> {
+    let value = json!({"namespace": list.prefix, "suffix": list.suffix,
+        "max_depth": list.max_depth, "limit": list.limit.unwrap_or(100),
+        "offset": list.offset.unwrap_or(0)});
+    let authorized = caller.authorize(Resource::Store, Action::ListNamespaces, value)?;
+    let query = NamespaceQuery {
+        prefix: namespace_of(&authorized.value)?,
+        suffix: list.suffix,
+        max_depth: list.max_depth,
+        filter: authorized.filter.unwrap_or_default(),
+        limit: list.limit.unwrap_or(100),
+        offset: list.offset.unwrap_or(0),
+    };
+    Ok(wait(state.storage.list_namespaces(&query))?)
 }
