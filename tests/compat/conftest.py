@@ -285,8 +285,9 @@ def start_server(tmp_path: Path) -> Callable[[Path], WardenServer]:
 def assistant(tmp_path_factory: pytest.TempPathFactory):
     """``examples/assistant`` (the reference policy, and a chat agent that asks before it
     sends an e-mail) served by its own ``warden serve``, its model a ``FakeModel`` on
-    127.0.0.1 (in ``allowed_hosts``): yields ``(url, model)``. On the session's
-    database with --postgres."""
+    127.0.0.1 (in ``allowed_hosts``), also as ``assistant_offlist`` (the model's host off
+    its allowlist) and ``assistant_hurried`` (a 3 s deadline): yields ``(url, model)``.
+    On the session's database with --postgres."""
     if external_url() is not None:
         pytest.skip("serves examples/assistant itself; not possible with WARDEN_COMPAT_URL")
     from fake_model import FakeModel
@@ -294,12 +295,18 @@ def assistant(tmp_path_factory: pytest.TempPathFactory):
     model = FakeModel().start()
     base = tmp_path_factory.mktemp("assistant")
     config = base / "langgraph.json"
+    agent = str(REPO / "examples" / "assistant" / "agent")
+    settings = {"base_url": model.base_url, "model": "test-model"}
     config.write_text(json.dumps({
-        "graphs": {"assistant": {
-            "path": str(REPO / "examples" / "assistant" / "agent"),
-            "config": {"base_url": model.base_url, "model": "test-model"},
-            "allowed_hosts": [model.origin],
-        }},
+        "graphs": {
+            "assistant": {"path": agent, "config": settings, "allowed_hosts": [model.origin]},
+            # The same graph, its model's host off its allowlist.
+            "assistant_offlist": {"path": agent, "config": settings,
+                                  "allowed_hosts": ["http://127.0.0.1:9"]},
+            # The same graph, with a short deadline.
+            "assistant_hurried": {"path": agent, "config": settings, "timeout_ms": 3000,
+                                  "allowed_hosts": [model.origin]},
+        },
         "auth": {"path": str(REPO / "examples" / "reference" / "auth"),
                  "disable_studio_auth": True},
     }))

@@ -21,6 +21,11 @@ def tokens(*parts: str) -> dict:
     return {"tokens": list(parts)}
 
 
+def hang() -> dict:
+    """An answer that sends one token, then nothing more while the test lasts."""
+    return {"hang": True}
+
+
 def tool_call(name: str, args: dict, call_id: str) -> dict:
     """An answer that calls tool ``name`` with ``args`` (split over two chunks)."""
     return {"tool_call": {"name": name, "args": args, "id": call_id}}
@@ -35,6 +40,8 @@ def _chunk(model: str, delta: dict, finish: Optional[str] = None) -> dict:
 
 def _chunks(model: str, answer: dict) -> list[dict]:
     out = [_chunk(model, {"role": "assistant", "content": ""})]
+    if answer.get("hang"):
+        return out + [_chunk(model, {"content": "Thinking"})]
     if "tokens" in answer:
         out += [_chunk(model, {"content": t}) for t in answer["tokens"]]
         out.append(_chunk(model, {}, "stop"))
@@ -63,6 +70,7 @@ class FakeModel:
         self._hold: Optional[threading.Event] = None
         self._lock = threading.Lock()
         self._server: Optional[ThreadingHTTPServer] = None
+        self._stopped = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -115,6 +123,9 @@ class FakeModel:
                     self.wfile.flush()
                     if i == 1 and hold is not None:
                         hold.wait(timeout=600)
+                if answer.get("hang"):
+                    model._stopped.wait()
+                    return
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
@@ -126,6 +137,7 @@ class FakeModel:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

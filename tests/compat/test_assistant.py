@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from compat_helpers import TOKENS, make_client
-from fake_model import tokens, tool_call
+from fake_model import hang, tokens, tool_call
 
 GRAPH = "assistant"
 
@@ -80,3 +80,28 @@ async def test_a_tool_call_pauses_for_approval_and_a_resume_sends_it(users):
     ]
     assert done["sent"] == [args]
     assert (await user1.threads.get(tid))["status"] == "idle"
+
+
+async def test_a_model_off_the_allowlist_is_an_error_the_graph_sees(users):
+    user1, _, model = users
+    thread = await user1.threads.create()
+    before = len(model.requests)
+    with pytest.raises(Exception) as failed:
+        await user1.runs.wait(thread["thread_id"], "assistant_offlist", input=ask("hi"))
+    assert "PermissionDeniedError" in str(failed.value)
+    assert "allowed_hosts" in str(failed.value)
+    (run,) = await user1.runs.list(thread["thread_id"])
+    assert run["status"] == "error"
+    assert len(model.requests) == before, "the request never left"
+
+
+async def test_a_hanging_model_ends_the_run_at_its_deadline(users):
+    user1, _, model = users
+    thread = await user1.threads.create()
+    model.answer(hang())
+    with pytest.raises(Exception) as failed:
+        await user1.runs.wait(thread["thread_id"], "assistant_hurried", input=ask("hi"))
+    assert "Timeout" in str(failed.value) or "deadline" in str(failed.value)
+    (run,) = await user1.runs.list(thread["thread_id"])
+    assert run["status"] == "error"
+    assert (await user1.threads.get(thread["thread_id"]))["status"] == "error"

@@ -31,6 +31,7 @@ function chunk(delta, finish = null) {
 
 function chunksOf(answer) {
   const out = [chunk({ role: "assistant", content: "" })];
+  if (answer.hang) return [...out, chunk({ content: "Thinking" })];
   if (answer.tokens) {
     for (const t of answer.tokens) out.push(chunk({ content: t }));
     out.push(chunk({}, "stop"));
@@ -69,6 +70,7 @@ function startModel() {
           res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
           if (i === 1 && hold) await hold.promise;
         }
+        if (answer.hang) return; // silent until the client leaves
         res.end("data: [DONE]\n\n");
       });
     });
@@ -93,12 +95,17 @@ let apiUrl = null;
 async function startWarden() {
   dir = mkdtempSync(join(tmpdir(), "warden-assistant-"));
   const config = join(dir, "langgraph.json");
+  const path = join(WARDEN_REPO, "examples/assistant/agent");
+  const settings = { base_url: `http://127.0.0.1:${model.port}/v1`, model: "test-model" };
+  const origin = `http://127.0.0.1:${model.port}`;
   writeFileSync(config, JSON.stringify({
-    graphs: { assistant: {
-      path: join(WARDEN_REPO, "examples/assistant/agent"),
-      config: { base_url: `http://127.0.0.1:${model.port}/v1`, model: "test-model" },
-      allowed_hosts: [`http://127.0.0.1:${model.port}`],
-    } },
+    graphs: {
+      assistant: { path, config: settings, allowed_hosts: [origin] },
+      // The same graph, its model's host off its allowlist.
+      assistant_offlist: { path, config: settings, allowed_hosts: ["http://127.0.0.1:9"] },
+      // The same graph, with a short deadline.
+      assistant_hurried: { path, config: settings, timeout_ms: 3000, allowed_hosts: [origin] },
+    },
     auth: { path: join(WARDEN_REPO, "examples/reference/auth"), disable_studio_auth: true },
   }));
   const portFile = join(dir, "port");
@@ -130,7 +137,10 @@ after(async () => {
     warden.kill();
     await new Promise((r) => warden.once("exit", r));
   }
-  if (model.server) model.server.close();
+  if (model.server) {
+    model.server.closeAllConnections();
+    model.server.close();
+  }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -188,4 +198,30 @@ test("a tool call waits for approval; another user cannot resume it; the owner c
   ]);
   assert.deepEqual(done.sent, [args]);
   assert.equal((await user1.threads.get(thread.thread_id)).status, "idle");
+});
+
+test("a model off the graph's allowlist is an error the graph sees", { skip }, async () => {
+  const user1 = as("user1-token");
+  const thread = await user1.threads.create();
+  const before = model.requests.length;
+  await assert.rejects(
+    user1.runs.wait(thread.thread_id, "assistant_offlist", { input: say("hi") }),
+    (error) => /PermissionDeniedError/.test(error.message) && /allowed_hosts/.test(error.message),
+  );
+  const [run] = await user1.runs.list(thread.thread_id);
+  assert.equal(run.status, "error");
+  assert.equal(model.requests.length, before, "the request never left");
+});
+
+test("a hanging model ends the run at its deadline", { skip }, async () => {
+  const user1 = as("user1-token");
+  const thread = await user1.threads.create();
+  model.answers.push({ hang: true });
+  await assert.rejects(
+    user1.runs.wait(thread.thread_id, "assistant_hurried", { input: say("hi") }),
+    (error) => /Timeout|deadline/.test(error.message),
+  );
+  const [run] = await user1.runs.list(thread.thread_id);
+  assert.equal(run.status, "error");
+  assert.equal((await user1.threads.get(thread.thread_id)).status, "error");
 });

@@ -784,12 +784,68 @@ fn invocation_to_wit(invocation: &Invocation) -> wit::Invocation {
         }),
     };
     wit::Invocation {
+        run: run_context(&invocation.config),
         start,
         values: invocation.values.to_string(),
         config: invocation.config.to_string(),
         context: invocation.context.to_string(),
         interrupt_before: invocation.interrupt_before.clone(),
         interrupt_after: invocation.interrupt_after.clone(),
+    }
+}
+
+/// The user a run acts for, from the `langgraph_auth_user` its config
+/// records (its mapping view: identity, display name, permissions, the
+/// plugin's other fields); none when the run records no user.
+pub fn recorded_user(recorded: &Value) -> Option<User> {
+    let fields = recorded.as_object()?;
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    let mut user = User::new(text("identity").unwrap_or_default());
+    user.display_name = text("display_name");
+    user.is_authenticated = fields
+        .get("is_authenticated")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    user.permissions = fields
+        .get("permissions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let known = [
+        "identity",
+        "display_name",
+        "is_authenticated",
+        "permissions",
+    ];
+    user.extra = fields
+        .iter()
+        .filter(|(key, _)| !known.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    Some(user)
+}
+
+/// The typed run context: the server's keys of the run's
+/// `config.configurable`, which the run's creation wrote.
+fn run_context(config: &Value) -> wit::RunContext {
+    let configurable = &config["configurable"];
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let user = recorded_user(&configurable["langgraph_auth_user"]).map(|user| wit::RunUser {
+        display_name: user.display_name.unwrap_or_else(|| user.identity.clone()),
+        identity: user.identity,
+        is_authenticated: user.is_authenticated,
+        permissions: user.permissions,
+        fields: Value::Object(user.extra).to_string(),
+    });
+    wit::RunContext {
+        run_id: text(&configurable["run_id"]),
+        thread_id: text(&configurable["thread_id"]),
+        assistant_id: text(&configurable["assistant_id"]),
+        graph_id: text(&configurable["graph_id"]),
+        user,
     }
 }
 
@@ -1134,5 +1190,40 @@ impl v0_1::warden::graph::stream::Host for GraphSandbox {
 
     fn message(&mut self, message: String, metadata: String) -> wasmtime::Result<()> {
         stream::Host::message(self, message, metadata)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_run_context_is_the_configurables_server_keys_typed() {
+        let config = json!({"configurable": {
+            "run_id": "r", "thread_id": "t", "assistant_id": "a", "graph_id": "g",
+            "langgraph_auth_user": {"identity": "user1", "display_name": "Alice",
+                "is_authenticated": true, "permissions": ["threads:read"], "team": "blue"},
+        }});
+        let run = run_context(&config);
+        assert_eq!(
+            (run.run_id, run.thread_id, run.assistant_id, run.graph_id),
+            ("r".into(), "t".into(), "a".into(), "g".into())
+        );
+        let user = run.user.expect("a user");
+        assert_eq!(
+            (user.identity.as_str(), user.display_name.as_str()),
+            ("user1", "Alice")
+        );
+        assert_eq!(user.permissions, ["threads:read"]);
+        assert_eq!(
+            serde_json::from_str::<Value>(&user.fields).unwrap(),
+            json!({"team": "blue"})
+        );
+        // Without an auth plugin a run records no user.
+        assert!(run_context(&json!({"configurable": {}})).user.is_none());
+        let bare = recorded_user(&json!({"identity": "u"})).unwrap();
+        assert!(bare.is_authenticated && bare.display_name.is_none());
     }
 }

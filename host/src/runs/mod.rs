@@ -45,7 +45,7 @@ pub use shared::{BadSetting, QueueSettings};
 
 use crate::config::LimitsConfig;
 use crate::plugin::{
-    GraphComponent, GraphEvent, GraphSlot, GraphStore, Outcome, RunFailure, RunStore,
+    GraphComponent, GraphEvent, GraphSlot, GraphStore, Outcome, RunFailure, RunStore, recorded_user,
 };
 use crate::storage::{
     Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
@@ -460,7 +460,8 @@ impl Runs {
         let store = self.graph_store.get()?.clone();
         Some(RunStore {
             store,
-            user: run_user(&spec.config["configurable"]["langgraph_auth_user"]),
+            user: recorded_user(&spec.config["configurable"]["langgraph_auth_user"])
+                .unwrap_or_default(),
         })
     }
 
@@ -1685,41 +1686,4 @@ impl StepWriter {
             self.write(checkpoint);
         }
     }
-}
-
-/// The user a run acts for, from the `langgraph_auth_user` its config
-/// records (the anonymous user when there is none).
-fn run_user(recorded: &Value) -> crate::types::User {
-    let Some(fields) = recorded.as_object() else {
-        return crate::types::User::default();
-    };
-    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
-    let mut user = crate::types::User::new(text("identity").unwrap_or_default());
-    user.display_name = text("display_name");
-    user.is_authenticated = fields
-        .get("is_authenticated")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    user.permissions = fields
-        .get("permissions")
-        .and_then(Value::as_array)
-        .map(|p| {
-            p.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    for (key, value) in fields {
-        let known = [
-            "identity",
-            "display_name",
-            "is_authenticated",
-            "permissions",
-        ];
-        if !known.contains(&key.as_str()) {
-            user.extra.insert(key.clone(), value.clone());
-        }
-    }
-    user
 }
