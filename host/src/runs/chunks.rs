@@ -172,8 +172,10 @@ fn parse_partial_json(text: &str) -> Option<Value> {
     if let Ok(value) = serde_json::from_str(text) {
         return Some(value);
     }
-    // Arguments longer than this are not re-read at every chunk.
-    const MAX: usize = 64 * 1024;
+    // Cutting back tries one prefix per character: the host does this at
+    // every chunk, so arguments longer than this (which a model, or a
+    // graph, could make never parse) are not read before they are whole.
+    const MAX: usize = 4 * 1024;
     if text.len() > MAX {
         return None;
     }
@@ -311,5 +313,21 @@ mod tests {
         );
         assert_eq!(partial["tool_calls"], json!([]));
         assert_eq!(partial["invalid_tool_calls"][0]["args"], "[1, 2");
+        // Long arguments are read once whole, not while they stream.
+        let long = format!("{{\"text\": \"{}", "x".repeat(5000));
+        let mut partials = Partials::default();
+        let cut = partials.add(
+            "run--4",
+            &chunk("", piece("send".into(), &long, "c".into()), json!({})),
+        );
+        assert_eq!(cut["invalid_tool_calls"][0]["name"], "send");
+        let end = chunk("", piece(Value::Null, "\"}", Value::Null), json!({}));
+        let whole = partials.add("run--4", &end);
+        assert_eq!(
+            whole["tool_calls"][0]["args"]["text"]
+                .as_str()
+                .map(str::len),
+            Some(5000)
+        );
     }
 }
