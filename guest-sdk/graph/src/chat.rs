@@ -232,7 +232,7 @@ impl ChatModel {
                 .map_err(|e| ChatError::InvalidResponse(format!("the answer is not JSON: {e}")))?;
             answer.absorb(&completion, true)?;
             let message = answer.message();
-            stream::message(&message, &Value::Null);
+            stream::message(&message, &self.metadata());
             return Ok(message);
         }
         let mut done = false;
@@ -259,7 +259,7 @@ impl ChatModel {
                 ))
             })?;
             if let Some(chunk) = answer.absorb(&chunk, false)? {
-                stream::message(&chunk, &Value::Null);
+                stream::message(&chunk, &self.metadata());
             }
         }
         if !done && answer.finish_reason.is_none() {
@@ -268,6 +268,23 @@ impl ChatModel {
             ));
         }
         Ok(answer.message())
+    }
+
+    /// What LangChain's chat models add to the metadata of the messages
+    /// they stream (`ls_provider`, `ls_model_name`, ...); the run adds
+    /// `langgraph_node` and the rest.
+    fn metadata(&self) -> Value {
+        let mut metadata = Map::new();
+        metadata.insert("ls_provider".into(), "openai".into());
+        metadata.insert("ls_model_name".into(), self.model.clone().into());
+        metadata.insert("ls_model_type".into(), "chat".into());
+        if let Some(temperature) = self.temperature {
+            metadata.insert("ls_temperature".into(), temperature.into());
+        }
+        if let Some(max_tokens) = self.max_tokens {
+            metadata.insert("ls_max_tokens".into(), max_tokens.into());
+        }
+        Value::Object(metadata)
     }
 
     /// The request's JSON body.

@@ -221,6 +221,11 @@ fn tokens_stream_as_chunks_and_the_whole_message_is_returned_once() {
     // "Hel", "lo", the end, the usage: the empty first chunk is skipped.
     let chunks: Vec<&Value> = run.messages.iter().map(|(m, _)| m).collect();
     assert_eq!(chunks.len(), 4, "{chunks:#?}");
+    // LangChain's chat-model metadata, beside the run's.
+    let metadata = &run.messages[0].1;
+    assert_eq!(metadata["ls_provider"], "openai", "{metadata}");
+    assert_eq!(metadata["ls_model_type"], "chat");
+    assert!(metadata["ls_model_name"].is_string());
     let id = message["id"].as_str().unwrap();
     let uuid = id.strip_prefix("run--").expect("a LangChain run id");
     assert_eq!(uuid::Uuid::parse_str(uuid).unwrap().get_version_num(), 4);
