@@ -73,6 +73,7 @@
 extern crate self as warden_graph;
 
 pub mod chat;
+mod command;
 mod config;
 mod error;
 mod graph;
@@ -85,6 +86,7 @@ pub mod stream;
 #[doc(hidden)]
 pub mod __private;
 
+pub use command::Command;
 pub use config::{AuthUser, DEFAULT_RECURSION_LIMIT, RunConfig};
 pub use error::{BuildError, GraphError};
 pub use graph::{Edge, Graph, GraphInfo, Route, State, StateGraph, Update};
@@ -151,7 +153,7 @@ pub const END: &str = "__end__";
 /// Everything a graph usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        BuildError, END, Graph, GraphError, RunConfig, START, State, StateGraph, Update, Value,
-        chat, interrupt, json, messages, stream,
+        BuildError, Command, END, Graph, GraphError, RunConfig, START, State, StateGraph, Update,
+        Value, chat, interrupt, json, messages, stream,
     };
 }

@@ -390,6 +390,7 @@ impl Graph {
             // Every node of the step sees the state as the step began.
             let mut writes = Vec::with_capacity(tasks.len());
             let mut interrupts = Vec::new();
+            let mut sent: Vec<String> = Vec::new();
             for task in &tasks {
                 set_node(&task.node, steps, task.answers.clone());
                 let returned = self.nodes[&task.node](&values, config);
@@ -400,7 +401,18 @@ impl Graph {
                     });
                     continue;
                 }
-                let mut update = returned?;
+                let (mut update, goto) = crate::command::take(returned?)?;
+                for node in goto {
+                    if node != crate::END && !self.nodes.contains_key(&node) {
+                        return Err(GraphError::value_error(format!(
+                            "'{}' sent the run to '{node}', which is not a node",
+                            task.node
+                        )));
+                    }
+                    if node != crate::END && !sent.contains(&node) {
+                        sent.push(node);
+                    }
+                }
                 match &mut update {
                     Value::Object(map) => messages_returned(map),
                     Value::Null => {}
@@ -422,7 +434,7 @@ impl Graph {
                 ));
             }
             self.apply_step(&mut values, &writes)?;
-            let mut next: Vec<String> = Vec::new();
+            let mut next: Vec<String> = sent;
             for write in &writes {
                 for node in self.next(&write.node, &values, config)? {
                     if !next.contains(&node) {

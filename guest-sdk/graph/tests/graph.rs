@@ -681,3 +681,60 @@ fn a_node_that_asks_in_a_parallel_step_pauses_the_step_which_runs_again_on_resum
     ]));
     assert_eq!(resumed.outcome, Ok(obj(json!({"trail": ["yes", "other"]}))));
 }
+
+/// `triage` decides where the run goes with a `Command`; `urgent` and
+/// `normal` have edges to the end.
+fn triage_graph() -> Graph {
+    StateGraph::new()
+        .node("triage", |state: &State, _: &RunConfig| {
+            let target = if state.get("severity") == Some(&json!("high")) {
+                "urgent"
+            } else {
+                "normal"
+            };
+            Ok(Command::goto(target)
+                .update(json!({"triaged": true}))
+                .into())
+        })
+        .node("urgent", |_: &State, _: &RunConfig| {
+            Ok(json!({"handled_by": "urgent"}))
+        })
+        .node("normal", |_: &State, _: &RunConfig| {
+            Ok(json!({"handled_by": "normal"}))
+        })
+        .edge(START, "triage")
+        .edge("urgent", END)
+        .edge("normal", END)
+        .compile()
+        .unwrap()
+}
+
+#[test]
+fn a_command_writes_its_update_and_sends_the_run_where_the_node_chose() {
+    let graph = triage_graph();
+    let high = run(&graph, json!({"severity": "high"}), json!({}));
+    let values = high.outcome.unwrap();
+    assert_eq!(values["triaged"], true);
+    assert_eq!(values["handled_by"], "urgent");
+    // The step shows the update alone, and the node chosen as next.
+    let triage = &high.steps[1];
+    assert_eq!(triage.writes[0].update, json!({"triaged": true}));
+    assert_eq!(triage.next, ["urgent"]);
+
+    let low = run(&graph, json!({"severity": "low"}), json!({}));
+    assert_eq!(low.outcome.unwrap()["handled_by"], "normal");
+}
+
+#[test]
+fn a_command_to_a_node_that_does_not_exist_fails_the_run() {
+    let graph = StateGraph::new()
+        .node("lost", |_: &State, _: &RunConfig| {
+            Ok(Command::goto("nowhere").into())
+        })
+        .edge(START, "lost")
+        .compile()
+        .unwrap();
+    let failed = run(&graph, json!({}), json!({})).outcome.unwrap_err();
+    assert_eq!(failed.error, "ValueError");
+    assert!(failed.message.contains("nowhere"), "{}", failed.message);
+}
