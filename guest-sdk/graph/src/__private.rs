@@ -4,7 +4,10 @@
 use serde_json::Value;
 
 use crate::log::Level;
-use crate::{BuildError, Graph, GraphError, GraphInfo, Invocation, Outcome, Start, Step, Task};
+use crate::{
+    BuildError, FinishedTask, Graph, GraphError, GraphInfo, Invocation, Outcome, Route, Send,
+    Start, Step, Task, TaskResult,
+};
 
 #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
 pub mod bindings {
@@ -95,14 +98,18 @@ impl<T: Component> Guest for T {
             Outcome::Paused(values, pause) => Ok(wit::Outcome::Paused(wit::Pause {
                 values: Value::Object(values).to_string(),
                 next: pause.next,
+                sends: pause.sends.iter().map(send_to_wit).collect(),
                 interrupts: pause
                     .interrupts
                     .into_iter()
                     .map(|i| wit::Interrupt {
                         node: i.node,
+                        // A step of more than 4 billion tasks never ran.
+                        send: i.send.map(|index| index as u32),
                         value: i.value.to_string(),
                     })
                     .collect(),
+                finished: pause.finished.into_iter().map(finished_to_wit).collect(),
             })),
         }
     }
@@ -142,9 +149,13 @@ fn invocation_from_wit(invocation: wit::Invocation) -> Result<Invocation, GraphE
                         .iter()
                         .map(|a| parse("resume value", a))
                         .collect::<Result<_, _>>()?;
+                    let arg = task.arg.map(|arg| parse("sent task's arg", &arg));
+                    let finished = task.finished.map(|result| result_from_wit(result, parse));
                     Ok(Task {
                         node: task.node,
+                        arg: arg.transpose()?,
                         answers,
+                        finished: finished.transpose()?,
                     })
                 })
                 .collect::<Result<_, GraphError>>()?,
@@ -191,6 +202,51 @@ fn info_to_wit(info: &GraphInfo) -> wit::GraphInfo {
     }
 }
 
+fn send_to_wit(send: &Send) -> wit::Send {
+    wit::Send {
+        node: send.node.clone(),
+        arg: send.arg.to_string(),
+    }
+}
+
+/// What a finished task returned, from the host: `parse` reads its JSON.
+fn result_from_wit(
+    result: wit::TaskResult,
+    parse: impl Fn(&str, &str) -> Result<Value, GraphError>,
+) -> Result<TaskResult, GraphError> {
+    let sends = result
+        .sends
+        .into_iter()
+        .map(|send| {
+            Ok(Send::new(
+                send.node,
+                parse("finished task's send", &send.arg)?,
+            ))
+        })
+        .collect::<Result<_, GraphError>>()?;
+    Ok(TaskResult {
+        update: parse("finished task's update", &result.update)?,
+        route: Route {
+            nodes: result.goto,
+            sends,
+        },
+    })
+}
+
+fn finished_to_wit(finished: FinishedTask) -> wit::FinishedTask {
+    let result = finished.result;
+    wit::FinishedTask {
+        node: finished.node,
+        // A step of more than 4 billion tasks never ran.
+        send: finished.send.map(|index| index as u32),
+        result: wit::TaskResult {
+            update: result.update.to_string(),
+            goto: result.route.nodes,
+            sends: result.route.sends.iter().map(send_to_wit).collect(),
+        },
+    }
+}
+
 fn error_to_wit(error: GraphError) -> wit::GraphError {
     wit::GraphError {
         error: error.error,
@@ -212,6 +268,7 @@ pub(crate) fn step_done(step: &Step) {
             .collect(),
         values: Value::Object(step.values.clone()).to_string(),
         next: step.next.clone(),
+        sends: step.sends.iter().map(send_to_wit).collect(),
     });
     #[cfg(not(target_arch = "wasm32"))]
     let _ = step;

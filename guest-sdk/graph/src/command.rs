@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{GraphError, Update};
+use crate::{GraphError, Route, Update};
 
 /// The key under which a [`Command`] travels as a node's [`Update`];
 /// the run takes it apart before anything sees it.
@@ -13,24 +13,43 @@ const KEY: &str = "__warden_command__";
 /// itself: `Ok(Command::goto("review").update(json!({...})).into())`. The
 /// `goto` nodes run in the next step, beside those its edges lead to
 /// (`END` ends nothing early: the other ways out still run).
+///
+/// It may also send tasks that run a node on their own state, as
+/// LangGraph's `Command(goto=Send(node, arg))`: see [`send`](Command::send).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Command {
     update: Value,
     goto: Vec<String>,
+    sends: Vec<crate::Send>,
 }
 
 impl Command {
     /// A command that sends the run to `node` next.
     pub fn goto(node: impl Into<String>) -> Self {
         Self {
-            update: Value::Null,
             goto: vec![node.into()],
+            ..Self::default()
+        }
+    }
+
+    /// A command that sends a task to the next step: `send.node` runs on
+    /// `send.arg` as its state, before the step's other nodes.
+    pub fn send(send: crate::Send) -> Self {
+        Self {
+            sends: vec![send],
+            ..Self::default()
         }
     }
 
     /// Sends the run to `node` too, in the same next step.
     pub fn and_goto(mut self, node: impl Into<String>) -> Self {
         self.goto.push(node.into());
+        self
+    }
+
+    /// Sends another task to the next step, after the ones already sent.
+    pub fn and_send(mut self, send: crate::Send) -> Self {
+        self.sends.push(send);
         self
     }
 
@@ -44,18 +63,18 @@ impl Command {
 
 impl From<Command> for Update {
     fn from(command: Command) -> Self {
-        json!({ KEY: {"update": command.update, "goto": command.goto} })
+        json!({ KEY: {"update": command.update, "goto": command.goto, "sends": command.sends} })
     }
 }
 
-/// A node's returned value, taken apart: the update, and the nodes a
-/// command sends the run to (none for a plain update).
-pub(crate) fn take(returned: Update) -> Result<(Update, Vec<String>), GraphError> {
+/// A node's returned value, taken apart: the update, and where a command
+/// sends the run (nowhere for a plain update).
+pub(crate) fn take(returned: Update) -> Result<(Update, Route), GraphError> {
     let Value::Object(mut map) = returned else {
-        return Ok((returned, Vec::new()));
+        return Ok((returned, Route::default()));
     };
     let Some(command) = map.remove(KEY) else {
-        return Ok((Value::Object(map), Vec::new()));
+        return Ok((Value::Object(map), Route::default()));
     };
     if !map.is_empty() {
         return Err(GraphError::invalid_update(
@@ -66,12 +85,18 @@ pub(crate) fn take(returned: Update) -> Result<(Update, Vec<String>), GraphError
         Value::Object(command) => command,
         _ => return Err(GraphError::invalid_update("A Command is not an object")),
     };
-    let goto = command
+    let nodes = command
         .remove("goto")
         .and_then(|g| g.as_array().cloned())
         .unwrap_or_default()
         .into_iter()
         .filter_map(|n| n.as_str().map(str::to_owned))
         .collect();
-    Ok((command.remove("update").unwrap_or(Value::Null), goto))
+    let sends = match command.remove("sends") {
+        Some(sends) => serde_json::from_value(sends)
+            .map_err(|e| GraphError::invalid_update(format!("A Command's sends are wrong: {e}")))?,
+        None => Vec::new(),
+    };
+    let update = command.remove("update").unwrap_or(Value::Null);
+    Ok((update, Route { nodes, sends }))
 }

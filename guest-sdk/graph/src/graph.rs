@@ -17,36 +17,91 @@ pub type Update = Value;
 
 pub(crate) type NodeFn =
     Box<dyn Fn(&State, &RunConfig) -> Result<Update, GraphError> + Send + Sync>;
-pub(crate) type RouterFn = Box<dyn Fn(&State, &RunConfig) -> Vec<String> + Send + Sync>;
+pub(crate) type RouterFn = Box<dyn Fn(&State, &RunConfig) -> Route + Send + Sync>;
 pub(crate) type ReducerFn =
     Box<dyn Fn(Option<&Value>, &Value) -> Result<Value, GraphError> + Send + Sync>;
 
 /// Where a router sends the run: one node (a `&str` or `String`) or
-/// several (a `Vec` or an array of them), which run in the same step.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route(pub Vec<String>);
+/// several (a `Vec` or an array of them), which run in the same step; or
+/// tasks with their own state (a [`Send`](crate::Send), or a `Vec` of
+/// them), which run in the next step before those nodes. Mix both with
+/// [`send`](Route::send):
+///
+/// ```
+/// use warden_graph::prelude::*;
+/// use warden_graph::Route;
+///
+/// let cats = warden_graph::Send::new("write", json!({"subject": "cats"}));
+/// let route = Route::from("summary").send(cats);
+/// assert_eq!(route.nodes, ["summary"]);
+/// assert_eq!(route.sends[0].node, "write");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    /// The nodes to run next, on the run's state.
+    pub nodes: Vec<String>,
+    /// The tasks to run next, each on its own state.
+    pub sends: Vec<crate::Send>,
+}
+
+impl Route {
+    /// Adds a task running `send.node` on `send.arg`.
+    #[must_use]
+    pub fn send(mut self, send: crate::Send) -> Self {
+        self.sends.push(send);
+        self
+    }
+
+    /// Adds `other`'s nodes (each once, without [`END`]) and its sends.
+    pub(crate) fn join(&mut self, other: Route) {
+        for node in other.nodes {
+            if node != END && !self.nodes.contains(&node) {
+                self.nodes.push(node);
+            }
+        }
+        self.sends.extend(other.sends);
+    }
+}
 
 impl From<&str> for Route {
     fn from(node: &str) -> Self {
-        Self(vec![node.to_owned()])
+        Self::from(vec![node])
     }
 }
 
 impl From<String> for Route {
     fn from(node: String) -> Self {
-        Self(vec![node])
+        Self::from(vec![node])
     }
 }
 
 impl<T: Into<String>> From<Vec<T>> for Route {
     fn from(nodes: Vec<T>) -> Self {
-        Self(nodes.into_iter().map(Into::into).collect())
+        Self {
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            sends: Vec::new(),
+        }
     }
 }
 
 impl<T: Into<String>, const N: usize> From<[T; N]> for Route {
     fn from(nodes: [T; N]) -> Self {
-        Self(nodes.into_iter().map(Into::into).collect())
+        Self::from(Vec::from(nodes))
+    }
+}
+
+impl From<crate::Send> for Route {
+    fn from(send: crate::Send) -> Self {
+        Self::from(vec![send])
+    }
+}
+
+impl From<Vec<crate::Send>> for Route {
+    fn from(sends: Vec<crate::Send>) -> Self {
+        Self {
+            nodes: Vec::new(),
+            sends,
+        }
     }
 }
 
@@ -121,8 +176,9 @@ impl StateGraph {
     }
 
     /// Adds conditional edges: after `from`, run the node `router` names
-    /// (or the nodes: a router may return a list), each one of `targets`
-    /// (node names or [`END`]).
+    /// (or the nodes: a router may return a list, or
+    /// [`Send`](crate::Send)s, see [`Route`]), each one of `targets` (node
+    /// names or [`END`]; a `Send` may not name [`END`]).
     pub fn conditional_edges<F, T, I>(
         mut self,
         from: impl Into<String>,
@@ -135,7 +191,7 @@ impl StateGraph {
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        let router: RouterFn = Box::new(move |state, config| router(state, config).into().0);
+        let router: RouterFn = Box::new(move |state, config| router(state, config).into());
         let targets = targets.into_iter().map(Into::into).collect();
         self.ways
             .push((from.into(), Way::Branch { router, targets }));
@@ -310,37 +366,59 @@ impl Graph {
         Ok(())
     }
 
-    /// The nodes to run after `from`, each once, in the order of its ways
-    /// out: none to finish.
+    /// Where the run goes after `from`, in the order of its ways out: the
+    /// nodes, each once (none to finish), and the tasks its routers sent.
     pub(crate) fn next(
         &self,
         from: &str,
         state: &State,
         config: &RunConfig,
-    ) -> Result<Vec<String>, GraphError> {
-        let mut next: Vec<String> = Vec::new();
+    ) -> Result<Route, GraphError> {
+        let mut next = Route::default();
         for way in self.ways.get(from).map(Vec::as_slice).unwrap_or_default() {
             let chosen = match way {
-                Way::Edge(target) => vec![target.clone()],
+                Way::Edge(target) => Route::from(target.as_str()),
                 Way::Branch { router, targets } => {
                     let chosen = router(state, config);
-                    if let Some(wrong) = chosen.iter().find(|t| !targets.contains(t)) {
+                    let sent = chosen.sends.iter().map(|s| &s.node);
+                    if let Some(wrong) = chosen
+                        .nodes
+                        .iter()
+                        .chain(sent)
+                        .find(|t| !targets.contains(t))
+                    {
                         return Err(GraphError::value_error(format!(
                             "The router after '{from}' returned '{wrong}', which is not one of \
                              its targets {targets:?}"
                         )));
                     }
+                    for send in &chosen.sends {
+                        check_send(send, from)?;
+                    }
                     chosen
                 }
             };
-            for target in chosen {
-                if target != END && !next.contains(&target) {
-                    next.push(target);
-                }
-            }
+            next.join(chosen);
         }
         Ok(next)
     }
+}
+
+/// Refuses a task sent after node `from` (by a router or a command) to
+/// [`END`], or with an `arg` that is not a JSON object.
+pub(crate) fn check_send(send: &crate::Send, from: &str) -> Result<(), GraphError> {
+    if send.node == END {
+        return Err(GraphError::invalid_update(format!(
+            "'{from}' sent a task to '{END}': cannot send a packet to the END node"
+        )));
+    }
+    if !send.arg.is_object() {
+        return Err(GraphError::invalid_update(format!(
+            "'{from}' sent a task to '{}' with arg {}: Send arg must be a JSON object",
+            send.node, send.arg
+        )));
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Graph {

@@ -64,6 +64,41 @@
 //! [`chat::ChatModel`] calls an OpenAI-compatible model, streaming its
 //! tokens to the run's `messages` stream.
 //!
+//! A router may return [`Send`]s, as LangGraph's `Send(node, arg)`, to map
+//! a node over several items: each runs the node in the next step, on its
+//! own `arg` as its state, and a reducer gathers what they return, in the
+//! order they were sent. (`Send` is not in the prelude, whose glob import
+//! would then hide `std::marker::Send`.)
+//!
+//! ```
+//! use warden_graph::prelude::*;
+//! use warden_graph::reducers::append;
+//!
+//! // One task per subject, each with its own state.
+//! fn per_subject(state: &State, _: &RunConfig) -> Vec<warden_graph::Send> {
+//!     let subjects = state["subjects"].as_array().map(Vec::as_slice).unwrap_or_default();
+//!     subjects
+//!         .iter()
+//!         .map(|subject| warden_graph::Send::new("write", json!({"subject": subject})))
+//!         .collect()
+//! }
+//!
+//! let graph = StateGraph::new()
+//!     .channel("jokes", append)
+//!     .node("write", |arg: &State, _: &RunConfig| {
+//!         let subject = arg["subject"].as_str().unwrap_or("?");
+//!         Ok(json!({"jokes": [format!("a joke about {subject}")]}))
+//!     })
+//!     .conditional_edges(START, per_subject, ["write"])
+//!     .edge("write", END)
+//!     .compile()?;
+//! let run = graph.run(json!({"subjects": ["cats", "dogs"]}), State::new(), json!({}), Value::Null);
+//! assert_eq!(run.nodes(), ["__start__", "write", "write"]);
+//! assert_eq!(run.steps[0].sends[1].arg, json!({"subject": "dogs"}));
+//! assert_eq!(run.outcome?["jokes"], json!(["a joke about cats", "a joke about dogs"]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Everything the host and the graph exchange is defined by the versioned
 //! WIT contract `warden:graph@0.2.0` ([`CONTRACT_VERSION`]). A graph may
 //! use `wasi:random` (message ids come from it) and nothing else from the
@@ -79,7 +114,9 @@ mod error;
 mod graph;
 pub mod log;
 pub mod messages;
+pub mod reducers;
 mod run;
+mod send;
 pub mod store;
 pub mod stream;
 
@@ -90,7 +127,11 @@ pub use command::Command;
 pub use config::{AuthUser, DEFAULT_RECURSION_LIMIT, RunConfig};
 pub use error::{BuildError, GraphError};
 pub use graph::{Edge, Graph, GraphInfo, Route, State, StateGraph, Update};
-pub use run::{Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task, Write};
+pub use run::{
+    FinishedTask, Interrupt, Invocation, Outcome, Pause, Run, Start, Step, Task, TaskResult, Write,
+};
+// Not in the prelude: its glob import would hide `std::marker::Send`.
+pub use send::Send;
 pub use serde_json::{Map, Value, json};
 /// The graph's `config` values and `secrets`, from its entry in
 /// `langgraph.json`'s `graphs`.
@@ -110,6 +151,8 @@ pub const CONTRACT_VERSION: &str = "0.2.0";
 /// the node's update is dropped. A later run with `command: {"resume":
 /// answer}` runs the node again from its start, and this call then returns
 /// `Ok(answer)`; a node's second call needs a second resume, and so on.
+/// The other tasks of the step keep what they returned and do not run
+/// again (LangGraph's pending writes: see [`Pause::finished`]).
 ///
 /// Return the error with `?`: a node that called `interrupt` without an
 /// answer pauses the run whatever it returns.

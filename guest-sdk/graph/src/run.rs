@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::graph::{Graph, State};
-use crate::{GraphError, RunConfig, START, messages};
+use crate::graph::{Graph, Route, State, check_send};
+use crate::{END, GraphError, RunConfig, START, Send, messages};
 
 /// What one node of a step returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,35 +24,85 @@ pub struct Write {
 }
 
 /// One step of a run (LangGraph's superstep): its nodes ran on the same
-/// state (or `__start__` took the input), then their updates were applied
-/// through the reducers, in order.
+/// state (or `__start__` took the input; sent tasks on their own), then
+/// their updates were applied through the reducers, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    /// The nodes that ran and what each returned, in order.
+    /// The nodes that ran and what each returned, in order: the sent
+    /// tasks first.
     pub writes: Vec<Write>,
     /// The whole state after the updates.
     pub values: State,
-    /// The nodes the edges lead to from here: empty when the run ends.
+    /// The nodes the edges lead to from here: empty (with `sends`) when
+    /// the run ends.
     pub next: Vec<String>,
+    /// The tasks the step's routers and commands sent, in order: they run
+    /// in the next step, before the nodes of `next`.
+    pub sends: Vec<Send>,
+}
+
+/// What a task returned: its update, and where a [`Command`](crate::Command)
+/// in it sent the run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskResult {
+    /// Its update: a JSON object (its messages already have their ids),
+    /// or `null` when it returned nothing.
+    pub update: Value,
+    /// The nodes its command sent the run to (`goto`) and the tasks it
+    /// sent; empty for a plain update.
+    pub route: Route,
+}
+
+/// A task of a paused step that finished before the step paused
+/// (LangGraph's pending writes): when the run resumes, it does not run
+/// again and what it returned joins the step's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTask {
+    /// The node.
+    pub node: String,
+    /// For a sent task: its index in the pause's [`sends`](Pause::sends).
+    /// `None` for a node of its `next`.
+    pub send: Option<usize>,
+    /// What it returned.
+    pub result: TaskResult,
 }
 
 /// A node a resumed run executes, and the answers to its
-/// [`interrupt`](crate::interrupt) calls, in call order.
+/// [`interrupt`](crate::interrupt) calls, in call order; or, for a task
+/// that finished before its step paused, what it returned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// The node.
     pub node: String,
+    /// For a task a [`Send`] made: the state it runs on (a JSON object).
+    /// `None` for a node that runs on the run's state.
+    pub arg: Option<Value>,
     /// What its `interrupt` calls return: the first call the first value,
     /// and so on; a call past the last one pauses the run again.
     pub answers: Vec<Value>,
+    /// For a task that finished before its step paused: what it returned.
+    /// It does not run again; its result joins the step's as if it had
+    /// just run (its messages are not reported again).
+    pub finished: Option<TaskResult>,
 }
 
 impl Task {
-    /// Node `node`, with no answers yet.
+    /// Node `node`, on the run's state, with no answers yet.
     pub fn new(node: impl Into<String>) -> Self {
         Self {
             node: node.into(),
+            arg: None,
             answers: Vec::new(),
+            finished: None,
+        }
+    }
+
+    /// A sent task: node `node` on `arg` (a JSON object) as its state, as
+    /// a pause's [`sends`](Pause::sends) lists it; no answers yet.
+    pub fn send(node: impl Into<String>, arg: Value) -> Self {
+        Self {
+            arg: Some(arg),
+            ..Self::new(node)
         }
     }
 
@@ -61,6 +111,21 @@ impl Task {
     pub fn answer(mut self, value: Value) -> Self {
         self.answers.push(value);
         self
+    }
+
+    /// Marks the task as finished before its step paused, with what it
+    /// returned (a pause's [`finished`](Pause::finished)): it does not run
+    /// again.
+    #[must_use]
+    pub fn finished(mut self, result: TaskResult) -> Self {
+        self.finished = Some(result);
+        self
+    }
+}
+
+impl From<Send> for Task {
+    fn from(send: Send) -> Self {
+        Self::send(send.node, send.arg)
     }
 }
 
@@ -77,7 +142,8 @@ pub enum Start {
     Resume {
         /// Writes applied before the tasks run.
         update: Value,
-        /// The nodes of the first step.
+        /// The tasks of the first step: the sent ones (with an `arg`)
+        /// run first.
         tasks: Vec<Task>,
     },
 }
@@ -165,17 +231,59 @@ impl From<Start> for Invocation {
 pub struct Interrupt {
     /// The node that called it.
     pub node: String,
+    /// For a sent task: its index in the pause's [`sends`](Pause::sends).
+    /// `None` for a node of its `next`.
+    pub send: Option<usize>,
     /// The value it passed.
     pub value: Value,
 }
 
 /// Where a paused run stopped.
+///
+/// A step paused by an [`interrupt`](crate::interrupt) keeps what its
+/// other tasks returned (LangGraph's pending writes): they are listed in
+/// [`finished`](Pause::finished), and when the run resumes they do not
+/// run again; only the tasks that asked do.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pause {
     /// The nodes to run when it resumes.
     pub next: Vec<String>,
+    /// The sent tasks to run when it resumes, before `next`: resume them
+    /// as [`Task`]s with their `arg` (`Task::from(send)`).
+    pub sends: Vec<Send>,
     /// The `interrupt` calls it paused on; empty at a breakpoint.
     pub interrupts: Vec<Interrupt>,
+    /// The tasks of the step that finished before it paused, in task
+    /// order; empty at a breakpoint. Resume them
+    /// [`finished`](Task::finished): they do not run again.
+    pub finished: Vec<FinishedTask>,
+}
+
+impl Pause {
+    /// The tasks to resume it with, in order: the sent ones, then the
+    /// nodes of `next`, each [`finished`](Task::finished) with its result
+    /// when it is one of the step's finished tasks. Add the answers for
+    /// those that asked.
+    pub fn tasks(&self) -> Vec<Task> {
+        let sent = self.sends.iter().cloned().map(Task::from).enumerate();
+        let sent = sent.map(|(index, task)| (Some(index), task));
+        let next = self
+            .next
+            .iter()
+            .map(|node| (None, Task::new(node.as_str())));
+        sent.chain(next)
+            .map(|(index, task)| {
+                let finished = self
+                    .finished
+                    .iter()
+                    .find(|f| f.send == index && (index.is_some() || f.node == task.node));
+                match finished {
+                    Some(finished) => task.finished(finished.result.clone()),
+                    None => task,
+                }
+            })
+            .collect()
+    }
 }
 
 /// How a run ended without an error.
@@ -235,14 +343,18 @@ impl Graph {
     /// then their updates are applied through the reducers in order (a
     /// channel without one takes one value per step), and every node their
     /// ways out lead to runs, once, in the next step, until
-    /// [`END`](crate::END) or nodes without a way out. More steps than
+    /// [`END`](crate::END) or nodes without a way out. The tasks their
+    /// routers and commands sent ([`Send`]) run in the next step too, each
+    /// on its own state, before those nodes. More steps than
     /// `config.recursion_limit` (default 25) fail the run with a
     /// `GraphRecursionError`.
     ///
     /// A node that calls [`interrupt`](crate::interrupt) pauses its step:
-    /// none of the step's updates is applied, and the whole step runs
-    /// again when the run resumes (LangGraph keeps the other nodes'
-    /// updates and runs only the one that asked).
+    /// none of the step's updates is applied yet. As in LangGraph, the
+    /// step's other tasks keep what they returned ([`Pause::finished`])
+    /// and do not run again when the run resumes: only the tasks that
+    /// asked do, then the step's updates are applied together, in task
+    /// order.
     ///
     /// Messages a node returns in LangGraph's serialised form (top-level
     /// values of its update, or in lists there) get an id when they lack
@@ -344,8 +456,8 @@ impl Graph {
                     node: START.to_owned(),
                     update,
                 }];
-                step_done(writes, &values, next.clone());
-                (next.into_iter().map(Task::new).collect::<Vec<_>>(), false)
+                step_done(writes, &values, &next);
+                (tasks_of(next), false)
             }
             Start::Resume { update, tasks } => {
                 match update {
@@ -355,7 +467,7 @@ impl Graph {
                 }
                 let mut runnable = Vec::new();
                 for task in tasks {
-                    if task.node == crate::END {
+                    if task.node == END && task.arg.is_none() {
                         continue;
                     }
                     if !self.nodes.contains_key(&task.node) {
@@ -366,6 +478,8 @@ impl Graph {
                     }
                     runnable.push(task);
                 }
+                // Sent tasks first, as in every step.
+                runnable.sort_by_key(|task| task.arg.is_none());
                 (runnable, true)
             }
         };
@@ -373,13 +487,7 @@ impl Graph {
         let mut steps = 0;
         while !tasks.is_empty() {
             if !resumed && stops(&before, &tasks) {
-                return Ok(Outcome::Paused(
-                    values,
-                    Pause {
-                        next: tasks.into_iter().map(|t| t.node).collect(),
-                        interrupts: Vec::new(),
-                    },
-                ));
+                return Ok(Outcome::Paused(values, pause(tasks, Vec::new())));
             }
             resumed = false;
             if steps == limit {
@@ -387,76 +495,107 @@ impl Graph {
             }
             steps += 1;
 
-            // Every node of the step sees the state as the step began.
-            let mut writes = Vec::with_capacity(tasks.len());
+            // Every node of the step sees the state as the step began; a
+            // sent task (they come first) sees its own.
+            let mut done = Vec::with_capacity(tasks.len());
             let mut interrupts = Vec::new();
-            let mut sent: Vec<String> = Vec::new();
-            for task in &tasks {
-                set_node(&task.node, steps, task.answers.clone());
-                let returned = self.nodes[&task.node](&values, config);
+            for (index, task) in tasks.iter().enumerate() {
+                let sent = task.arg.is_some().then_some(index);
+                if let Some(result) = &task.finished {
+                    // It finished before the step paused: it does not run
+                    // again, and its messages were reported then.
+                    self.check_result(&task.node, result)?;
+                    done.push((index, result.clone()));
+                    continue;
+                }
+                let state = match &task.arg {
+                    None => &values,
+                    Some(Value::Object(arg)) => arg,
+                    Some(other) => {
+                        return Err(GraphError::invalid_update(format!(
+                            "The task sent to '{}' has arg {other}: Send arg must be a JSON \
+                             object",
+                            task.node
+                        )));
+                    }
+                };
+                set_node(&task.node, steps, sent, task.answers.clone());
+                let returned = self.nodes[&task.node](state, config);
                 if let Some(value) = take_interrupt() {
                     interrupts.push(Interrupt {
                         node: task.node.clone(),
+                        send: sent,
                         value,
                     });
                     continue;
                 }
-                let (mut update, goto) = crate::command::take(returned?)?;
-                for node in goto {
-                    if node != crate::END && !self.nodes.contains_key(&node) {
-                        return Err(GraphError::value_error(format!(
-                            "'{}' sent the run to '{node}', which is not a node",
-                            task.node
-                        )));
-                    }
-                    if node != crate::END && !sent.contains(&node) {
-                        sent.push(node);
-                    }
+                let (update, route) = crate::command::take(returned?)?;
+                let mut result = TaskResult { update, route };
+                self.check_result(&task.node, &result)?;
+                if let Value::Object(map) = &mut result.update {
+                    messages_returned(map);
                 }
-                match &mut update {
-                    Value::Object(map) => messages_returned(map),
-                    Value::Null => {}
-                    other => return Err(expected_object(other)),
-                }
-                writes.push(Write {
-                    node: task.node.clone(),
-                    update,
-                });
+                done.push((index, result));
             }
             if !interrupts.is_empty() {
-                // The whole step runs again when the run resumes.
-                return Ok(Outcome::Paused(
-                    values,
-                    Pause {
-                        next: tasks.into_iter().map(|t| t.node).collect(),
-                        interrupts,
-                    },
-                ));
-            }
-            self.apply_step(&mut values, &writes)?;
-            let mut next: Vec<String> = sent;
-            for write in &writes {
-                for node in self.next(&write.node, &values, config)? {
-                    if !next.contains(&node) {
-                        next.push(node);
-                    }
+                // None of the step's updates is applied; the tasks that
+                // finished keep what they returned, and only those that
+                // asked run again when the run resumes.
+                for (index, result) in done {
+                    tasks[index].finished = Some(result);
                 }
+                return Ok(Outcome::Paused(values, pause(tasks, interrupts)));
+            }
+            let (writes, routes): (Vec<Write>, Vec<Route>) = done
+                .into_iter()
+                .map(|(index, result)| {
+                    let node = tasks[index].node.clone();
+                    let update = result.update;
+                    (Write { node, update }, result.route)
+                })
+                .unzip();
+            self.apply_step(&mut values, &writes)?;
+            // Task by task, where its command then its ways out lead.
+            let mut next = Route::default();
+            for (write, route) in writes.iter().zip(routes) {
+                next.join(route);
+                next.join(self.next(&write.node, &values, config)?);
             }
             let ran: Vec<Task> = std::mem::take(&mut tasks);
-            step_done(writes, &values, next.clone());
+            step_done(writes, &values, &next);
             // As LangGraph: a breakpoint after the last node does nothing.
-            if !next.is_empty() && stops(&after, &ran) {
-                return Ok(Outcome::Paused(
-                    values,
-                    Pause {
-                        next,
-                        interrupts: Vec::new(),
-                    },
-                ));
+            let more = !next.nodes.is_empty() || !next.sends.is_empty();
+            if more && stops(&after, &ran) {
+                return Ok(Outcome::Paused(values, pause(tasks_of(next), Vec::new())));
             }
-            tasks = next.into_iter().map(Task::new).collect();
+            tasks = tasks_of(next);
         }
         Ok(Outcome::Done(values))
+    }
+
+    /// Refuses what node `from` returned when it is not a JSON object (or
+    /// `null`), or its command sends the run to a node that does not
+    /// exist, or a task to `END`.
+    fn check_result(&self, from: &str, result: &TaskResult) -> Result<(), GraphError> {
+        let goto = &result.route;
+        for send in &goto.sends {
+            check_send(send, from)?;
+        }
+        let sent = goto.sends.iter().map(|s| &s.node);
+        let unknown = goto
+            .nodes
+            .iter()
+            .chain(sent)
+            .find(|node| *node != END && !self.nodes.contains_key(*node));
+        if let Some(node) = unknown {
+            return Err(GraphError::value_error(format!(
+                "'{from}' sent the run to '{node}', which is not a node"
+            )));
+        }
+        match &result.update {
+            Value::Object(_) | Value::Null => Ok(()),
+            other => Err(expected_object(other)),
+        }
     }
 
     /// Applies a step's writes through the reducers, in order: a channel
@@ -479,6 +618,35 @@ impl Graph {
         }
         Ok(())
     }
+}
+
+/// The tasks of a step that `route` leads to: the sent ones first.
+fn tasks_of(route: Route) -> Vec<Task> {
+    let sent = route.sends.into_iter().map(Task::from);
+    sent.chain(route.nodes.into_iter().map(Task::new)).collect()
+}
+
+/// Where a run paused before (or in) a step of `tasks`: they all run when
+/// it resumes, except those that finished.
+fn pause(tasks: Vec<Task>, interrupts: Vec<Interrupt>) -> Pause {
+    let mut pause = Pause {
+        interrupts,
+        ..Pause::default()
+    };
+    for (index, task) in tasks.into_iter().enumerate() {
+        if let Some(result) = task.finished {
+            pause.finished.push(FinishedTask {
+                node: task.node.clone(),
+                send: task.arg.is_some().then_some(index),
+                result,
+            });
+        }
+        match task.arg {
+            Some(arg) => pause.sends.push(Send::new(task.node, arg)),
+            None => pause.next.push(task.node),
+        }
+    }
+    pause
 }
 
 fn expected_object(value: &Value) -> GraphError {
@@ -553,7 +721,9 @@ impl Drop for Scope {
     }
 }
 
-fn set_node(node: &str, step: u64, answers: Vec<Value>) {
+/// Sets the metadata and answers of the task about to run: node `node`,
+/// the `sent`-th sent task of its step, if it is one.
+fn set_node(node: &str, step: u64, sent: Option<usize>, answers: Vec<Value>) {
     CONTEXT.with_borrow_mut(|context| {
         if let Some(context) = context {
             context.answers = answers.into_iter();
@@ -561,11 +731,16 @@ fn set_node(node: &str, step: u64, answers: Vec<Value>) {
             let metadata = &mut context.metadata;
             metadata.insert("langgraph_step".into(), step.into());
             metadata.insert("langgraph_node".into(), node.into());
-            metadata.insert(
-                "langgraph_triggers".into(),
-                json!([format!("branch:to:{node}")]),
-            );
-            metadata.insert("langgraph_path".into(), json!(["__pregel_pull", node]));
+            // As LangGraph: a sent task is a push task, the others pull.
+            let (triggers, path) = match sent {
+                Some(index) => (json!(["__pregel_push"]), json!(["__pregel_push", index])),
+                None => (
+                    json!([format!("branch:to:{node}")]),
+                    json!(["__pregel_pull", node]),
+                ),
+            };
+            metadata.insert("langgraph_triggers".into(), triggers);
+            metadata.insert("langgraph_path".into(), path);
         }
     });
 }
@@ -597,11 +772,12 @@ fn report(report: Report) {
     }
 }
 
-fn step_done(writes: Vec<Write>, values: &State, next: Vec<String>) {
+fn step_done(writes: Vec<Write>, values: &State, next: &Route) {
     report(Report::Step(Step {
         writes,
         values: values.clone(),
-        next,
+        next: next.nodes.clone(),
+        sends: next.sends.clone(),
     }));
 }
 

@@ -1,7 +1,13 @@
 //! The runner, the builder's checks and `describe`, through the public API.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use warden_graph::prelude::*;
-use warden_graph::{Edge, GraphInfo, Invocation, Map, Run, Start, Task};
+use warden_graph::reducers::append;
+
+use warden_graph::{
+    Edge, FinishedTask, GraphInfo, Invocation, Map, Route, Run, Send, Start, Task, TaskResult,
+};
 
 fn obj(value: Value) -> Map<String, Value> {
     value.as_object().expect("an object").clone()
@@ -565,16 +571,6 @@ fn interrupt_outside_a_run_is_an_error() {
     assert_eq!(interrupt(json!(1)).unwrap_err().error, "RuntimeError");
 }
 
-/// A reducer appending lists, like `Annotated[list, operator.add]`.
-fn append(current: Option<&Value>, update: &Value) -> Result<Value, GraphError> {
-    let mut list = current
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    list.extend(update.as_array().cloned().unwrap_or_default());
-    Ok(list.into())
-}
-
 fn mark(name: &'static str) -> impl Fn(&State, &RunConfig) -> Result<Update, GraphError> {
     move |_: &State, _: &RunConfig| Ok(json!({"trail": [name]}))
 }
@@ -657,29 +653,112 @@ fn two_nodes_of_a_step_writing_a_plain_channel_fail_the_run() {
     );
 }
 
+/// Counts the calls of node `name`, which marks the trail and sends the
+/// run to `after` with a `Command`.
+fn counted_goto(
+    calls: &Arc<AtomicUsize>,
+) -> impl Fn(&State, &RunConfig) -> Result<Update, GraphError> + use<> {
+    let calls = Arc::clone(calls);
+    move |_: &State, _: &RunConfig| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Command::goto("after")
+            .update(json!({"trail": ["other"]}))
+            .into())
+    }
+}
+
 #[test]
-fn a_node_that_asks_in_a_parallel_step_pauses_the_step_which_runs_again_on_resume() {
+fn a_node_that_asks_in_a_parallel_step_pauses_it_and_the_others_keep_what_they_returned() {
+    // START -> first -> (ask, other); other's command goes to `after`.
+    let other_calls = Arc::new(AtomicUsize::new(0));
     let graph = StateGraph::new()
         .channel("trail", append)
+        .node("first", mark("first"))
         .node("ask", |_: &State, _: &RunConfig| {
             let answer = interrupt(json!("ok?"))?;
             Ok(json!({"trail": [answer]}))
         })
-        .node("other", mark("other"))
-        .edge(START, "ask")
-        .edge(START, "other")
+        .node("other", counted_goto(&other_calls))
+        .node("after", mark("after"))
+        .edge(START, "first")
+        .edge("first", "ask")
+        .edge("first", "other")
+        .edge("after", END)
         .compile()
         .unwrap();
     let paused = run(&graph, json!({}), json!({}));
+    let values = paused.outcome.unwrap();
+    assert_eq!(
+        values,
+        obj(json!({"trail": ["first"]})),
+        "the step wrote nothing"
+    );
     let pause = paused.pause.unwrap();
     assert_eq!(pause.next, ["ask", "other"]);
     assert_eq!(pause.interrupts.len(), 1);
-    assert_eq!(paused.outcome, Ok(State::new()), "the step wrote nothing");
+    assert_eq!(
+        pause.finished,
+        [FinishedTask {
+            node: "other".into(),
+            send: None,
+            result: TaskResult {
+                update: json!({"trail": ["other"]}),
+                route: Route::from("after"),
+            },
+        }]
+    );
+    assert_eq!(other_calls.load(Ordering::SeqCst), 1);
+
+    let mut tasks = pause.tasks();
+    assert_eq!(tasks[1].finished, Some(pause.finished[0].result.clone()));
+    tasks[0] = tasks[0].clone().answer(json!("yes"));
+    let resumed = graph.run_with(Invocation::resume(tasks).values(values));
+    assert_eq!(
+        other_calls.load(Ordering::SeqCst),
+        1,
+        "other does not run again"
+    );
+    assert_eq!(writes(&resumed), [vec!["ask", "other"], vec!["after"]]);
+    assert_eq!(resumed.steps[0].next, ["after"], "its command still counts");
+    assert_eq!(
+        resumed.outcome,
+        Ok(obj(json!({"trail": ["first", "yes", "other", "after"]})))
+    );
+}
+
+#[test]
+fn a_task_resumed_finished_does_not_report_its_messages_again() {
+    let graph = StateGraph::new()
+        .channel("messages", messages::reducer)
+        .node("ask", |_: &State, _: &RunConfig| {
+            let answer = interrupt(json!("ok?"))?;
+            Ok(json!({"answer": answer}))
+        })
+        .node("reply", |_: &State, _: &RunConfig| {
+            Ok(json!({"messages": [messages::ai("hello")]}))
+        })
+        .edge(START, "ask")
+        .edge(START, "reply")
+        .compile()
+        .unwrap();
+    let paused = run(&graph, json!({}), json!({}));
+    assert_eq!(paused.messages.len(), 1);
+    let reported = paused.messages[0].0.clone();
+    assert_eq!(messages::text(&reported), "hello");
+    let pause = paused.pause.unwrap();
+    // The finished task's update holds the message with its id.
+    let finished = &pause.finished[0];
+    assert_eq!(finished.node, "reply");
+    assert_eq!(finished.result.update["messages"][0], reported);
+
     let resumed = graph.run_with(Invocation::resume([
         Task::new("ask").answer(json!("yes")),
-        Task::new("other"),
+        Task::new("reply").finished(finished.result.clone()),
     ]));
-    assert_eq!(resumed.outcome, Ok(obj(json!({"trail": ["yes", "other"]}))));
+    assert_eq!(resumed.messages, []);
+    let values = resumed.outcome.unwrap();
+    assert_eq!(values["messages"], json!([reported]));
+    assert_eq!(values["answer"], "yes");
 }
 
 /// `triage` decides where the run goes with a `Command`; `urgent` and
@@ -737,4 +816,311 @@ fn a_command_to_a_node_that_does_not_exist_fails_the_run() {
     let failed = run(&graph, json!({}), json!({})).outcome.unwrap_err();
     assert_eq!(failed.error, "ValueError");
     assert!(failed.message.contains("nowhere"), "{}", failed.message);
+}
+
+/// `START -> plan`, whose router sends `write` one task per subject (and
+/// runs `also` beside them when the input says so); `write -> collect ->
+/// END`. `write` asks the human about the subject `ask`.
+fn map_reduce() -> StateGraph {
+    map_reduce_counted(Arc::default())
+}
+
+/// [`map_reduce`], counting the calls of `write` in `write_calls`.
+fn map_reduce_counted(write_calls: Arc<AtomicUsize>) -> StateGraph {
+    StateGraph::new()
+        .channel("jokes", append)
+        .node("plan", |_: &State, _: &RunConfig| {
+            Ok(json!({"planned": true}))
+        })
+        .node("write", move |arg: &State, _: &RunConfig| {
+            write_calls.fetch_add(1, Ordering::SeqCst);
+            // A sent task sees its own state, not the run's.
+            assert_eq!(arg.keys().collect::<Vec<_>>(), ["subject"]);
+            let subject = arg["subject"].as_str().unwrap_or_default();
+            let joke = match subject {
+                "ask" => interrupt(json!("which joke?"))?,
+                _ => json!(format!("joke about {subject}")),
+            };
+            stream::message(&messages::ai(subject), &Value::Null);
+            Ok(json!({"jokes": [joke]}))
+        })
+        .node("also", mark("also"))
+        .node("collect", |state: &State, _: &RunConfig| {
+            Ok(json!({"count": state["jokes"].as_array().map_or(0, Vec::len)}))
+        })
+        .edge(START, "plan")
+        .conditional_edges(
+            "plan",
+            |state: &State, _: &RunConfig| {
+                let sends = state["subjects"].as_array().into_iter().flatten();
+                let sends = sends.map(|s| Send::new("write", json!({"subject": s})));
+                let route = match state.get("also") {
+                    Some(_) => Route::from("also"),
+                    None => Route::default(),
+                };
+                sends.fold(route, Route::send)
+            },
+            ["write", "also"],
+        )
+        .edge("write", "collect")
+        .edge("also", "collect")
+        .edge("collect", END)
+}
+
+fn writes(run: &Run) -> Vec<Vec<&str>> {
+    let steps = run.steps.iter();
+    steps
+        .map(|s| s.writes.iter().map(|w| w.node.as_str()).collect())
+        .collect()
+}
+
+fn subjects(subjects: &[&str]) -> Vec<Send> {
+    let send = |s: &&str| Send::new("write", json!({"subject": s}));
+    subjects.iter().map(send).collect()
+}
+
+#[test]
+fn a_router_sends_one_task_per_item_and_a_reducer_gathers_them_in_order() {
+    let graph = map_reduce().compile().unwrap();
+    let run = run(
+        &graph,
+        json!({"subjects": ["cats", "dogs", "owls"]}),
+        json!({}),
+    );
+    let values = run.outcome.clone().unwrap();
+    assert_eq!(
+        values["jokes"],
+        json!(["joke about cats", "joke about dogs", "joke about owls"])
+    );
+    assert_eq!(values["count"], 3);
+    assert_eq!(
+        writes(&run),
+        [
+            vec!["__start__"],
+            vec!["plan"],
+            vec!["write", "write", "write"],
+            vec!["collect"]
+        ]
+    );
+    let plan = &run.steps[1];
+    assert_eq!(plan.sends, subjects(&["cats", "dogs", "owls"]));
+    assert!(plan.next.is_empty());
+    assert_eq!(run.steps[2].next, ["collect"], "collect runs once");
+    assert!(run.steps[2].sends.is_empty());
+
+    // Each sent task streams as LangGraph's push tasks do.
+    let (message, meta) = &run.messages[1];
+    assert_eq!(messages::text(message), "dogs");
+    assert_eq!(meta["langgraph_node"], "write");
+    assert_eq!(meta["langgraph_path"], json!(["__pregel_push", 1]));
+    assert_eq!(meta["langgraph_triggers"], json!(["__pregel_push"]));
+}
+
+#[test]
+fn sent_tasks_run_before_the_nodes_of_the_same_step() {
+    let graph = map_reduce().channel("trail", append).compile().unwrap();
+    let run = run(
+        &graph,
+        json!({"subjects": ["cats"], "also": true}),
+        json!({}),
+    );
+    assert_eq!(run.steps[1].next, ["also"]);
+    assert_eq!(writes(&run)[2], ["write", "also"]);
+    let values = run.outcome.unwrap();
+    assert_eq!(values["count"], 1);
+    assert_eq!(values["trail"], json!(["also"]));
+}
+
+#[test]
+fn a_send_must_name_one_of_the_routers_targets_and_hold_an_object() {
+    let router = |send: Send| {
+        StateGraph::new()
+            .node("a", noop)
+            .node("b", noop)
+            .conditional_edges(
+                START,
+                move |_: &State, _: &RunConfig| send.clone(),
+                ["a", END],
+            )
+            .compile()
+            .unwrap()
+    };
+    let error = |graph: Graph| run(&graph, json!({}), json!({})).outcome.unwrap_err();
+
+    let elsewhere = error(router(Send::new("b", json!({}))));
+    assert_eq!(elsewhere.error, "ValueError");
+    assert!(elsewhere.message.contains("'b'"), "{}", elsewhere.message);
+    assert_eq!(
+        error(router(Send::new(END, json!({})))).error,
+        "InvalidUpdateError"
+    );
+    let not_object = error(router(Send::new("a", json!(["x"]))));
+    assert_eq!(not_object.error, "InvalidUpdateError");
+    assert!(
+        not_object
+            .message
+            .contains("Send arg must be a JSON object")
+    );
+    assert!(
+        run(&router(Send::new("a", json!({}))), json!({}), json!({}))
+            .outcome
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_command_sends_tasks_beside_its_update() {
+    let graph = StateGraph::new()
+        .channel("trail", append)
+        .node("fan", |_: &State, _: &RunConfig| {
+            Ok(Command::send(Send::new("echo", json!({"word": "one"})))
+                .and_send(Send::new("echo", json!({"word": "two"})))
+                .and_goto("last")
+                .update(json!({"trail": ["fan"]}))
+                .into())
+        })
+        .node("echo", |arg: &State, _: &RunConfig| {
+            Ok(json!({"trail": [arg["word"]]}))
+        })
+        .node("last", mark("last"))
+        .edge(START, "fan")
+        .compile()
+        .unwrap();
+    let sent = run(&graph, json!({}), json!({}));
+    assert_eq!(
+        sent.outcome,
+        Ok(obj(json!({"trail": ["fan", "one", "two", "last"]})))
+    );
+    assert_eq!(sent.steps[1].writes[0].update, json!({"trail": ["fan"]}));
+    assert_eq!(sent.steps[1].next, ["last"]);
+    assert_eq!(sent.steps[1].sends.len(), 2);
+    assert_eq!(writes(&sent)[2], ["echo", "echo", "last"]);
+
+    let lost = StateGraph::new()
+        .node("lost", |_: &State, _: &RunConfig| {
+            Ok(Command::send(Send::new("nowhere", json!({}))).into())
+        })
+        .edge(START, "lost")
+        .compile()
+        .unwrap();
+    let failed = run(&lost, json!({}), json!({})).outcome.unwrap_err();
+    assert_eq!(failed.error, "ValueError");
+    assert!(failed.message.contains("nowhere"), "{}", failed.message);
+}
+
+#[test]
+fn an_interrupt_in_a_sent_task_pauses_the_step_and_a_resume_runs_only_that_task() {
+    let write_calls = Arc::new(AtomicUsize::new(0));
+    let graph = map_reduce_counted(Arc::clone(&write_calls))
+        .channel("trail", append)
+        .compile()
+        .unwrap();
+    let input = json!({"subjects": ["cats", "ask", "dogs"], "also": true});
+    let paused = run(&graph, input, json!({}));
+    assert_eq!(writes(&paused).len(), 2, "the paused step reports nothing");
+    assert_eq!(write_calls.load(Ordering::SeqCst), 3);
+    let values = paused.outcome.unwrap();
+    assert_eq!(values.get("jokes"), None);
+    let pause = paused.pause.unwrap();
+    assert_eq!(pause.sends, subjects(&["cats", "ask", "dogs"]));
+    assert_eq!(pause.next, ["also"]);
+    assert_eq!(pause.interrupts.len(), 1);
+    assert_eq!(pause.interrupts[0].node, "write");
+    assert_eq!(pause.interrupts[0].send, Some(1));
+    assert_eq!(pause.interrupts[0].value, json!("which joke?"));
+    // The other tasks of the step finished: they keep what they returned.
+    let finished = |node: &str, send, update| FinishedTask {
+        node: node.into(),
+        send,
+        result: TaskResult {
+            update,
+            route: Route::default(),
+        },
+    };
+    assert_eq!(
+        pause.finished,
+        [
+            finished("write", Some(0), json!({"jokes": ["joke about cats"]})),
+            finished("write", Some(2), json!({"jokes": ["joke about dogs"]})),
+            finished("also", None, json!({"trail": ["also"]})),
+        ]
+    );
+
+    // The host resumes the sent tasks first, the finished ones with their
+    // result, the paused one answered.
+    let result = |index: usize| pause.finished[index].result.clone();
+    let [cats, ask, dogs] = [0, 1, 2].map(|i| Task::from(pause.sends[i].clone()));
+    let tasks = vec![
+        cats.finished(result(0)),
+        ask.answer(json!("the asked joke")),
+        dogs.finished(result(1)),
+        Task::new("also").finished(result(2)),
+    ];
+    let mut expected = pause.tasks();
+    expected[1] = expected[1].clone().answer(json!("the asked joke"));
+    assert_eq!(tasks, expected, "Pause::tasks gives the same");
+
+    // Resumed without the answer, it pauses again: the finished tasks are
+    // listed again, their writes still not applied.
+    let again = graph.run_with(Invocation::resume(pause.tasks()).values(values.clone()));
+    assert_eq!(
+        write_calls.load(Ordering::SeqCst),
+        4,
+        "only `ask` ran again"
+    );
+    assert_eq!(again.outcome.as_ref(), Ok(&values));
+    assert_eq!(again.pause.unwrap().finished, pause.finished);
+
+    let resumed = graph.run_with(Invocation::resume(tasks).values(values));
+    assert_eq!(resumed.pause, None);
+    assert_eq!(
+        write_calls.load(Ordering::SeqCst),
+        5,
+        "only `ask` ran again"
+    );
+    assert_eq!(
+        writes(&resumed),
+        [vec!["write", "write", "write", "also"], vec!["collect"]]
+    );
+    let done = resumed.outcome.unwrap();
+    assert_eq!(
+        done["jokes"],
+        json!(["joke about cats", "the asked joke", "joke about dogs"])
+    );
+    assert_eq!(done["trail"], json!(["also"]));
+    assert_eq!(done["count"], 3);
+}
+
+#[test]
+fn a_breakpoint_before_a_sent_node_pauses_with_the_sends() {
+    let graph = map_reduce().compile().unwrap();
+    let input = json!({"subjects": ["cats", "dogs"]});
+    let paused = graph.run_with(Invocation::input(input).interrupt_before(["write"]));
+    assert_eq!(writes(&paused), [vec!["__start__"], vec!["plan"]]);
+    let pause = paused.pause.unwrap();
+    assert_eq!(pause.sends, subjects(&["cats", "dogs"]));
+    assert!(pause.next.is_empty());
+    assert!(pause.interrupts.is_empty());
+
+    let tasks = [
+        Task::send("write", json!({"subject": "cats"})),
+        Task::send("write", json!({"subject": "dogs"})),
+    ];
+    let resumed = graph.run_with(
+        Invocation::resume(tasks)
+            .values(paused.outcome.unwrap())
+            .interrupt_before(["write"]),
+    );
+    assert_eq!(resumed.pause, None);
+    assert_eq!(resumed.outcome.unwrap()["count"], 2);
+}
+
+#[test]
+fn a_breakpoint_after_a_node_pauses_with_the_tasks_it_sent() {
+    let graph = map_reduce().compile().unwrap();
+    let input = json!({"subjects": ["cats"]});
+    let paused = graph.run_with(Invocation::input(input).interrupt_after(["plan"]));
+    let pause = paused.pause.unwrap();
+    assert_eq!(pause.sends, subjects(&["cats"]));
+    assert!(pause.next.is_empty());
 }

@@ -32,7 +32,7 @@ use super::outbound::{Bodies, Egress, EgressPolicy};
 use super::sandbox::MemoryCap;
 use super::settings::{GraphLimits, GraphSettings, Secrets, resolve_secrets};
 use super::waits::{self, BoundedIo, BoundedWaits, WaitLimit};
-use crate::storage::Item;
+use crate::storage::{FinishedTask, Item, SentTask, TaskResult};
 use crate::types::User;
 
 /// `warden:graph@0.1.0`: runs that start from their input and never pause.
@@ -62,10 +62,11 @@ pub const GRAPH_CONTRACT_VERSION: &str = "0.2.0";
 /// Every `warden:graph` contract version this host loads, oldest first.
 pub const GRAPH_CONTRACT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
 
-/// The contract version still in development: its WIT may change until it
-/// is released (listed in `wit/released.txt`), so components built against
-/// it may need a rebuild; every other version is frozen.
-pub const GRAPH_CONTRACT_IN_DEVELOPMENT: Option<&str> = Some("0.2.0");
+/// The contract version still in development, if any: its WIT may change
+/// until it is released (listed in `wit/released.txt`), so components built
+/// against it may need a rebuild; every other version is frozen. None now:
+/// every version this host speaks is released.
+pub const GRAPH_CONTRACT_IN_DEVELOPMENT: Option<&str> = None;
 
 /// The export interface whose presence marks a graph.
 const GRAPH_INTERFACE: &str = "warden:graph/graph";
@@ -108,8 +109,25 @@ pub struct GraphInfo {
 pub struct Task {
     /// The node.
     pub node: String,
+    /// For a task a `Send` made: the state the node runs on.
+    pub arg: Option<Value>,
     /// What its `interrupt` calls return.
     pub answers: Vec<Value>,
+    /// For a task that finished before its step paused: what it returned
+    /// (it does not run again).
+    pub finished: Option<TaskResult>,
+}
+
+impl Task {
+    /// Node `node` on the run's state, its `interrupt` calls unanswered.
+    pub fn node(node: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            arg: None,
+            answers: Vec::new(),
+            finished: None,
+        }
+    }
 }
 
 /// Where a run starts.
@@ -170,6 +188,8 @@ impl Invocation {
 pub struct Interrupt {
     /// The node that called it.
     pub node: String,
+    /// For a task a `Send` made: its index in the pause's `sends`.
+    pub send: Option<usize>,
     /// The value it passed.
     pub value: Value,
 }
@@ -180,14 +200,23 @@ pub enum Outcome {
     /// It reached the end: the thread's new values.
     Done(Value),
     /// It paused, to be resumed by a later run.
-    Paused {
-        /// The values when it paused.
-        values: Value,
-        /// The nodes to run when it resumes.
-        next: Vec<String>,
-        /// The `interrupt` calls it paused on; empty at a breakpoint.
-        interrupts: Vec<Interrupt>,
-    },
+    Paused(Pause),
+}
+
+/// Where a run paused: its values, and what is left to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pause {
+    /// The values when it paused.
+    pub values: Value,
+    /// The nodes to run when it resumes.
+    pub next: Vec<String>,
+    /// The sent tasks to run when it resumes, before `next`.
+    pub sends: Vec<SentTask>,
+    /// The `interrupt` calls it paused on; empty at a breakpoint.
+    pub interrupts: Vec<Interrupt>,
+    /// The tasks of the step that finished before it paused: they do not
+    /// run again when it resumes.
+    pub finished: Vec<FinishedTask>,
 }
 
 /// What a graph reports while it runs.
@@ -203,6 +232,8 @@ pub enum GraphEvent {
         /// The nodes it leads to (always empty from a `0.1.0` graph, which
         /// does not tell).
         next: Vec<String>,
+        /// The tasks it sent, to run before `next`.
+        sends: Vec<SentTask>,
     },
     /// A chunk of the `custom` stream mode.
     Custom(Value),
@@ -610,24 +641,62 @@ impl GraphComponent {
         match result {
             Ok(wit::Outcome::Done(values)) => Ok(Outcome::Done(object(&values, "run's values")?)),
             Ok(wit::Outcome::Paused(pause)) => {
+                let sends = pause
+                    .sends
+                    .into_iter()
+                    .map(|s| sent_from_wit(s).map_err(|e| failure(Fault::BadOutput(e))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // A task the pause names by its index among the sent ones
+                // must be one of them.
+                let unknown = |send: Option<u32>, node: &str| {
+                    send.is_some_and(|s| sends.get(s as usize).is_none_or(|s| s.node != node))
+                };
+                let finished = pause
+                    .finished
+                    .into_iter()
+                    .map(|f| {
+                        if unknown(f.send, &f.node) {
+                            return Err("a finished task names a sent task the pause does not \
+                                        hold"
+                                .to_owned());
+                        }
+                        Ok(FinishedTask {
+                            node: f.node,
+                            send: f.send.map(|s| s as usize),
+                            result: result_from_wit(f.result)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|e| failure(Fault::BadOutput(e)))?;
                 let interrupts = pause
                     .interrupts
                     .into_iter()
-                    .map(|i| match serde_json::from_str(&i.value) {
-                        Ok(value) => Ok(Interrupt {
-                            node: i.node,
-                            value,
-                        }),
-                        Err(e) => Err(failure(Fault::BadOutput(format!(
-                            "an interrupt's value is not JSON: {e}"
-                        )))),
+                    .map(|i| {
+                        let send = i.send.map(|s| s as usize);
+                        if unknown(i.send, &i.node) {
+                            return Err(failure(Fault::BadOutput(
+                                "an interrupt names a sent task the pause does not hold".into(),
+                            )));
+                        }
+                        match serde_json::from_str(&i.value) {
+                            Ok(value) => Ok(Interrupt {
+                                node: i.node,
+                                send,
+                                value,
+                            }),
+                            Err(e) => Err(failure(Fault::BadOutput(format!(
+                                "an interrupt's value is not JSON: {e}"
+                            )))),
+                        }
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(Outcome::Paused {
+                Ok(Outcome::Paused(Pause {
                     values: object(&pause.values, "paused run's values")?,
                     next: pause.next,
+                    sends,
                     interrupts,
-                })
+                    finished,
+                }))
             }
             Err((error, message)) => Err(RunFailure::Error {
                 error,
@@ -769,6 +838,52 @@ fn not_pausing() -> RunFailure {
     }
 }
 
+fn result_to_wit(result: &TaskResult) -> wit::TaskResult {
+    wit::TaskResult {
+        update: result.update.to_string(),
+        goto: result.goto.clone(),
+        sends: result
+            .sends
+            .iter()
+            .map(|s| wit::Send {
+                node: s.node.clone(),
+                arg: s.arg.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// A task a graph sent: its state must be a JSON object.
+fn sent_from_wit(send: wit::Send) -> Result<SentTask, String> {
+    match serde_json::from_str(&send.arg) {
+        Ok(arg @ Value::Object(_)) => Ok(SentTask {
+            node: send.node,
+            arg,
+        }),
+        Ok(_) => Err("a sent task's state is not a JSON object".into()),
+        Err(e) => Err(format!("a sent task's state is not JSON: {e}")),
+    }
+}
+
+/// What a task returned, as a graph reports it: its update must be a JSON
+/// object or `null`.
+fn result_from_wit(result: wit::TaskResult) -> Result<TaskResult, String> {
+    let update = match serde_json::from_str(&result.update) {
+        Ok(update @ (Value::Object(_) | Value::Null)) => update,
+        Ok(_) => return Err("a finished task's update is not a JSON object".into()),
+        Err(e) => return Err(format!("a finished task's update is not JSON: {e}")),
+    };
+    Ok(TaskResult {
+        update,
+        goto: result.goto,
+        sends: result
+            .sends
+            .into_iter()
+            .map(sent_from_wit)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 fn invocation_to_wit(invocation: &Invocation) -> wit::Invocation {
     let start = match &invocation.start {
         Start::Input(input) => wit::Start::Input(input.to_string()),
@@ -778,7 +893,9 @@ fn invocation_to_wit(invocation: &Invocation) -> wit::Invocation {
                 .iter()
                 .map(|t| wit::Task {
                     node: t.node.clone(),
+                    arg: t.arg.as_ref().map(Value::to_string),
                     answers: t.answers.iter().map(Value::to_string).collect(),
+                    finished: t.finished.as_ref().map(result_to_wit),
                 })
                 .collect(),
         }),
@@ -1128,10 +1245,21 @@ impl stream::Host for GraphSandbox {
             .map(|w| Ok((w.node, self.json(&w.update, "step's update")?)))
             .collect::<wasmtime::Result<_>>()?;
         let values = self.json(&step.values, "step's values")?;
+        let sends = step
+            .sends
+            .into_iter()
+            .map(|s| {
+                sent_from_wit(s).map_err(|reason| {
+                    self.bad_output = Some(reason.clone());
+                    wasmtime::Error::msg(reason)
+                })
+            })
+            .collect::<wasmtime::Result<_>>()?;
         (self.sink)(GraphEvent::Step {
             writes,
             values,
             next: step.next,
+            sends,
         });
         Ok(())
     }
@@ -1180,6 +1308,7 @@ impl v0_1::warden::graph::stream::Host for GraphSandbox {
                 }],
                 values: step.values,
                 next: Vec::new(),
+                sends: Vec::new(),
             },
         )
     }

@@ -64,7 +64,7 @@ pub use error::{Fault, LoadError};
 pub use graph::{
     Edge, EventSink, GRAPH_CONTRACT_IN_DEVELOPMENT, GRAPH_CONTRACT_VERSION,
     GRAPH_CONTRACT_VERSIONS, GraphComponent, GraphEvent, GraphInfo, GraphStore, Interrupt,
-    Invocation, Outcome, RunFailure, RunStore, Start, StoreError, Task, recorded_user,
+    Invocation, Outcome, Pause, RunFailure, RunStore, Start, StoreError, Task, recorded_user,
 };
 pub use poll::POLL;
 pub use settings::{

@@ -202,8 +202,9 @@ fn breakpoints(value: &Option<Value>, name: &str) -> Result<Vec<String>, String>
 }
 
 /// Checks a run's `command`: an object with `resume` (any value),
-/// `update` (an object of channel writes) and `goto` (a node name or a
-/// list of them).
+/// `update` (an object of channel writes) and `goto` (a node name, a
+/// `Send` — `{"node": name, "input": object or null}` — or a list of
+/// them).
 fn check_command(command: &Option<Value>) -> Result<(), String> {
     let Some(command) = command.as_ref().filter(|c| !c.is_null()) else {
         return Ok(());
@@ -216,9 +217,9 @@ fn check_command(command: &Option<Value>) -> Result<(), String> {
             "resume" => true,
             "update" => value.is_null() || value.is_object(),
             "goto" => match value {
-                Value::Null | Value::String(_) => true,
-                Value::Array(nodes) => nodes.iter().all(Value::is_string),
-                _ => false,
+                Value::Null => true,
+                Value::Array(targets) => targets.iter().all(is_goto_target),
+                target => is_goto_target(target),
             },
             _ => {
                 return Err(format!(
@@ -229,13 +230,28 @@ fn check_command(command: &Option<Value>) -> Result<(), String> {
         if !fits {
             return Err(match key.as_str() {
                 "update" => "command.update must be an object of channel writes".into(),
-                _ => "command.goto must be a node name or a list of node names (Send is not \
-                      supported yet)"
+                _ => "command.goto must be a node name, a Send ({\"node\": name, \"input\": \
+                      object}) or a list of them"
                     .into(),
             });
         }
     }
     Ok(())
+}
+
+/// A node name, or a `Send`: `{"node": name, "input": object or null}`.
+fn is_goto_target(target: &Value) -> bool {
+    match target {
+        Value::String(_) => true,
+        Value::Object(send) => {
+            send.get("node").is_some_and(Value::is_string)
+                && send
+                    .get("input")
+                    .is_none_or(|i| i.is_null() || i.is_object())
+                && send.keys().all(|k| k == "node" || k == "input")
+        }
+        _ => false,
+    }
 }
 
 impl RunCreate {

@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use crate::storage::{Checkpoint, PendingInterrupt};
+use crate::storage::{Checkpoint, NextTask, PendingInterrupt};
 use crate::timestamp::now;
 
 /// The config that names checkpoint `id`: the run's `configurable` with
@@ -28,11 +28,10 @@ fn config(configurable: &Value, c: &Checkpoint, id: &str) -> Value {
 /// its `next` make (their ids those of the thread state's `tasks`).
 pub(super) fn checkpoint(configurable: &Value, c: &Checkpoint) -> Value {
     let tasks: Vec<Value> = c
-        .next
-        .iter()
-        .map(|node| {
-            json!({"id": c.task_id(node), "name": node, "interrupts": c.interrupts_of(node),
-                   "state": null})
+        .tasks()
+        .map(|task| {
+            json!({"id": c.task_id(task.node, task.send()), "name": task.node,
+                   "interrupts": c.interrupts_of(&task), "state": null})
         })
         .collect();
     json!({
@@ -64,17 +63,23 @@ pub(super) fn step(c: &Checkpoint) -> i64 {
     c.metadata.get("step").and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// A `tasks` chunk: `node` starts from checkpoint `from`, on its values.
-pub(super) fn task_start(from: &Checkpoint, node: &str, metadata: &Value) -> Value {
-    json!({"id": from.task_id(node), "name": node, "input": from.values,
-           "triggers": [format!("branch:to:{node}")], "metadata": metadata})
+/// A `tasks` chunk: `task` starts from checkpoint `from`, on its values
+/// (a sent task on its own state).
+pub(super) fn task_start(from: &Checkpoint, task: NextTask<'_>, metadata: &Value) -> Value {
+    let node = task.node;
+    let (input, trigger) = match task.sent {
+        Some((_, arg)) => (arg, "__pregel_push".to_owned()),
+        None => (&from.values, format!("branch:to:{node}")),
+    };
+    json!({"id": from.task_id(node, task.send()), "name": node, "input": input,
+           "triggers": [trigger], "metadata": metadata})
 }
 
-/// A `tasks` chunk: `node`, started from checkpoint `from`, returned
+/// A `tasks` chunk: `task`, started from checkpoint `from`, returned
 /// `result` (its update) or paused on `interrupts`.
 pub(super) fn task_result(
     from: &Checkpoint,
-    node: &str,
+    task: NextTask<'_>,
     result: &Value,
     interrupts: &[&PendingInterrupt],
 ) -> Value {
@@ -82,8 +87,8 @@ pub(super) fn task_result(
         .iter()
         .map(|i| json!({"value": i.value, "id": i.id, "response_schema": null}))
         .collect();
-    json!({"id": from.task_id(node), "name": node, "error": null, "result": result,
-           "interrupts": interrupts})
+    json!({"id": from.task_id(task.node, task.send()), "name": task.node, "error": null,
+           "result": result, "interrupts": interrupts})
 }
 
 /// A `debug` chunk: `payload` of `kind` (`checkpoint`, `task`,

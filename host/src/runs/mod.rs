@@ -24,6 +24,7 @@ mod debug;
 mod events;
 mod resume;
 mod shared;
+mod steps;
 
 pub use create::{
     Authorizer, CreateError, Created, Graphs, MultitaskStrategy, RunCreate, Target,
@@ -48,10 +49,12 @@ use crate::plugin::{
     GraphComponent, GraphEvent, GraphSlot, GraphStore, Outcome, RunFailure, RunStore, recorded_user,
 };
 use crate::storage::{
-    Checkpoint, Durability, Object, Run, RunStatus, Storage, StorageError, ThreadStatus, wait,
+    Checkpoint, Durability, NextTask, Object, Run, RunStatus, Storage, StorageError, ThreadStatus,
+    wait,
 };
 use crate::telemetry::metrics::{PluginLabel, RunMetrics, StatusLabel};
 use crate::timestamp::now;
+use steps::{pending_tasks, ran, step_writes};
 
 /// The stream modes a run can produce.
 pub const STREAM_MODES: &[&str] = &[
@@ -917,8 +920,8 @@ impl Runs {
         writer.fence = self
             .shared()
             .map(|shared| (shared.queue.clone(), shared.replica.clone()));
-        if matches!(invocation.start, crate::plugin::Start::Resume { .. }) {
-            writer.resume(forks);
+        if let crate::plugin::Start::Resume { tasks, .. } = &invocation.start {
+            writer.resume(forks, tasks);
         }
         let writer = Arc::new(Mutex::new(writer));
         let sink = {
@@ -955,14 +958,11 @@ impl Runs {
                     spec.delete_thread,
                 ));
             }
-            Ok(Outcome::Paused {
-                mut values,
-                next,
-                interrupts,
-            }) => {
+            Ok(Outcome::Paused(pause)) => {
                 // As LangGraph: the run succeeded; its thread is
                 // `interrupted` until a run resumes it.
-                let interrupts = writer.pause(&values, next, interrupts, &invocation);
+                let mut values = pause.values.clone();
+                let interrupts = writer.pause(pause, &invocation);
                 drop(writer);
                 if !interrupts.is_empty()
                     && let Value::Object(map) = &mut values
@@ -1328,6 +1328,9 @@ struct StepWriter {
     /// The thread's latest checkpoint when the run started: the one a
     /// resumed run that pauses again without a step pauses on.
     latest: Option<Checkpoint>,
+    /// Which tasks of a resumed run's first step it was given as finished:
+    /// their updates were streamed by the run that ran them.
+    replayed: Vec<bool>,
 }
 
 impl StepWriter {
@@ -1377,6 +1380,7 @@ impl StepWriter {
             seen_messages: HashSet::new(),
             partials: chunks::Partials::default(),
             latest,
+            replayed: Vec::new(),
         }
     }
 
@@ -1390,6 +1394,7 @@ impl StepWriter {
                 writes,
                 values,
                 next,
+                sends,
             } => {
                 let input = writes.iter().any(|(node, _)| node == "__start__");
                 // The checkpoint the step's nodes started from: the last
@@ -1408,17 +1413,22 @@ impl StepWriter {
                 // As LangGraph's loop: the tasks start, then each node's
                 // update and result, then the state they made.
                 let from = from.filter(|_| !input && self.shows_tasks());
+                // A task a resumed run was given as finished did not run
+                // now: the run that ran it streamed it.
+                let replayed = std::mem::take(&mut self.replayed);
+                let ran_now = |i: &usize| !input && replayed.get(*i) != Some(&true);
                 if let Some(from) = &from {
-                    for (node, _) in &writes {
-                        self.task(from, "task", debug::task_start(from, node, &self.meta()));
+                    for (i, (node, _)) in writes.iter().enumerate().filter(|(i, _)| ran_now(i)) {
+                        let task = ran(from, i, node);
+                        self.task(from, "task", debug::task_start(from, task, &self.meta()));
                     }
                 }
-                for (node, update) in writes.iter().filter(|_| !input) {
+                for (i, (node, update)) in writes.iter().enumerate().filter(|(i, _)| ran_now(i)) {
                     if self.wants("updates") {
                         self.live.events.push("updates", &json!({ node: update }));
                     }
                     if let Some(from) = &from {
-                        let result = debug::task_result(from, node, update, &[]);
+                        let result = debug::task_result(from, ran(from, i, node), update, &[]);
                         self.task(from, "task_result", result);
                     }
                 }
@@ -1427,9 +1437,8 @@ impl StepWriter {
                 }
                 let source = if input { "input" } else { "loop" };
                 self.step += 1;
-                let writes: Object = writes.into_iter().collect();
-                let mut checkpoint = self.checkpoint(source, Value::Object(writes), &values);
-                checkpoint.next = next;
+                let mut checkpoint = self.checkpoint(source, step_writes(writes), &values);
+                (checkpoint.next, checkpoint.sends) = pending_tasks(next, sends);
                 self.pending = Some(checkpoint);
                 self.last_values = Some(values);
             }
@@ -1483,6 +1492,8 @@ impl StepWriter {
             metadata,
             created_at: now(),
             interrupts: Vec::new(),
+            sends: Vec::new(),
+            finished: Vec::new(),
         }
     }
 
@@ -1576,8 +1587,9 @@ impl StepWriter {
     }
 
     /// The run resumes the thread's latest checkpoint, which it streams
-    /// again (as LangGraph), or (`forks`) a past one.
-    fn resume(&mut self, forks: bool) {
+    /// again (as LangGraph), or (`forks`) a past one, with `tasks`.
+    fn resume(&mut self, forks: bool, tasks: &[crate::plugin::Task]) {
+        self.replayed = tasks.iter().map(|t| t.finished.is_some()).collect();
         match &self.latest {
             Some(latest) if !forks => self.show(latest),
             _ => self.fork(),
@@ -1593,24 +1605,26 @@ impl StepWriter {
         let mut copy = self.checkpoint("fork", Value::Null, &from.values);
         copy.metadata.remove("writes");
         copy.next = from.next.clone();
+        copy.sends = from.sends.clone();
         copy.interrupts = from.interrupts.clone();
         copy.parent_checkpoint_id = Some(from.checkpoint_id.clone());
         self.write(copy.clone());
         self.latest = Some(copy);
     }
 
-    /// The run paused with `values`, `next` to run: its last checkpoint
-    /// records that, and the `interrupt` calls it paused on; a run that
+    /// The run paused: its last checkpoint records its values, what is
+    /// left to run (the nodes, and the sent tasks), the `interrupt` calls it
+    /// paused on and what the step's finished tasks returned; a run that
     /// paused again before any step (a resume whose node asks once more)
     /// pauses on the checkpoint it resumed, as in LangGraph. Streams the
-    /// pause (`__interrupt__`) and returns the interrupts as recorded.
+    /// pause (the finished tasks' updates, then `__interrupt__`) and returns
+    /// the interrupts as recorded.
     fn pause(
         &mut self,
-        values: &Value,
-        next: Vec<String>,
-        interrupts: Vec<crate::plugin::Interrupt>,
+        pause: crate::plugin::Pause,
         invocation: &crate::plugin::Invocation,
     ) -> Vec<crate::storage::PendingInterrupt> {
+        let values = &pause.values;
         let (mut checkpoint, again) = match (self.pending.take(), self.latest.take()) {
             (Some(checkpoint), _) => (checkpoint, false),
             (None, Some(latest)) => (latest, true),
@@ -1620,8 +1634,15 @@ impl StepWriter {
             }
         };
         checkpoint.values = values.clone();
-        checkpoint.next = next;
-        checkpoint.interrupts = resume::pending(&checkpoint.checkpoint_id, interrupts, invocation);
+        (checkpoint.next, checkpoint.sends) = pending_tasks(pause.next, pause.sends);
+        checkpoint.interrupts =
+            resume::pending(&checkpoint.checkpoint_id, pause.interrupts, invocation);
+        // The ones that finished in this run; the others did in an earlier
+        // one, which streamed them.
+        let fresh: Vec<usize> = (0..pause.finished.len())
+            .filter(|&i| !resume::was_finished(&pause.finished[i], invocation))
+            .collect();
+        checkpoint.finished = pause.finished;
         let recorded = checkpoint.interrupts.clone();
         let checkpoint = if again {
             // Rewritten in place: the same id, parent and step (streamed
@@ -1631,13 +1652,42 @@ impl StepWriter {
         } else {
             self.write(checkpoint)
         };
-        // The nodes that paused on `interrupt` ran, and returned nothing.
-        let mut paused: Vec<&str> = recorded.iter().map(|i| i.node.as_str()).collect();
-        paused.dedup();
+        // The tasks that paused on `interrupt` ran, and returned nothing.
+        let mut paused: Vec<NextTask<'_>> = checkpoint
+            .tasks()
+            .filter(|t| {
+                recorded
+                    .iter()
+                    .any(|i| i.node == t.node && i.send == t.send())
+            })
+            .collect();
         paused.retain(|_| self.shows_tasks());
-        for node in &paused {
-            let chunk = debug::task_start(&checkpoint, node, &self.meta());
-            self.task(&checkpoint, "task", chunk);
+        let finished: Vec<(NextTask<'_>, &Value)> = fresh
+            .iter()
+            .map(|&i| &checkpoint.finished[i])
+            .filter_map(|f| {
+                let task = checkpoint
+                    .tasks()
+                    .find(|t| t.node == f.node && t.send() == f.send)?;
+                Some((task, &f.result.update))
+            })
+            .collect();
+        if self.shows_tasks() {
+            for task in finished.iter().map(|(t, _)| t).chain(&paused) {
+                let chunk = debug::task_start(&checkpoint, *task, &self.meta());
+                self.task(&checkpoint, "task", chunk);
+            }
+        }
+        for (task, update) in &finished {
+            if self.wants("updates") {
+                self.live
+                    .events
+                    .push("updates", &json!({ task.node: update }));
+            }
+            if self.shows_tasks() {
+                let chunk = debug::task_result(&checkpoint, *task, update, &[]);
+                self.task(&checkpoint, "task_result", chunk);
+            }
         }
         let shown = resume::shown(&recorded);
         if self.wants("updates") {
@@ -1645,9 +1695,12 @@ impl StepWriter {
                 .events
                 .push("updates", &json!({ "__interrupt__": shown }));
         }
-        for node in &paused {
-            let asked: Vec<_> = recorded.iter().filter(|i| i.node == *node).collect();
-            let chunk = debug::task_result(&checkpoint, node, &json!({}), &asked);
+        for task in &paused {
+            let asked: Vec<_> = recorded
+                .iter()
+                .filter(|i| i.node == task.node && i.send == task.send())
+                .collect();
+            let chunk = debug::task_result(&checkpoint, *task, &json!({}), &asked);
             self.task(&checkpoint, "task_result", chunk);
         }
         if !recorded.is_empty() && self.wants("values") {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::RunSpec;
 use crate::plugin::{Interrupt, Invocation, Start, Task};
-use crate::storage::{Checkpoint, PendingInterrupt};
+use crate::storage::{Checkpoint, FinishedTask, PendingInterrupt};
 
 /// What `spec` asks of its graph, on the thread's `values`, whose latest
 /// checkpoint is `latest`.
@@ -60,23 +60,16 @@ fn resume(command: &Map<String, Value>, latest: Option<&Checkpoint>) -> Start {
         .filter(|u| u.is_object())
         .cloned()
         .unwrap_or(Value::Null);
-    let goto: Vec<String> = match command.get("goto") {
-        Some(Value::String(node)) => vec![node.clone()],
-        Some(Value::Array(nodes)) => nodes
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
+    let goto = match command.get("goto") {
+        Some(Value::Array(targets)) => targets.iter().filter_map(goto_task).collect(),
+        Some(target) => goto_task(target).into_iter().collect(),
+        None => Vec::new(),
     };
     if !goto.is_empty() {
-        let tasks = goto
-            .into_iter()
-            .map(|node| Task {
-                node,
-                answers: Vec::new(),
-            })
-            .collect();
+        // Sent tasks run first, as LangGraph's push tasks.
+        let (mut tasks, pulls): (Vec<Task>, Vec<Task>) =
+            goto.into_iter().partition(|t| t.arg.is_some());
+        tasks.extend(pulls);
         return Start::Resume { update, tasks };
     }
     let Some(checkpoint) = latest else {
@@ -94,11 +87,11 @@ fn resume(command: &Map<String, Value>, latest: Option<&Checkpoint>) -> Start {
     });
     let mut answered_plainly = false;
     let tasks = checkpoint
-        .next
-        .iter()
-        .map(|node| {
+        .tasks()
+        .map(|task| {
             let mut answers = Vec::new();
-            if let Some(pending) = checkpoint.interrupts.iter().find(|i| &i.node == node) {
+            let paused = |i: &&PendingInterrupt| i.node == task.node && i.send == task.send();
+            if let Some(pending) = checkpoint.interrupts.iter().find(paused) {
                 answers.clone_from(&pending.answers);
                 let given = match by_id {
                     Some(ids) => ids.get(&pending.id).cloned(),
@@ -111,12 +104,31 @@ fn resume(command: &Map<String, Value>, latest: Option<&Checkpoint>) -> Start {
                 }
             }
             Task {
-                node: node.clone(),
+                node: task.node.to_owned(),
+                arg: task.sent.map(|(_, arg)| arg.clone()),
                 answers,
+                finished: checkpoint.finished_of(&task).cloned(),
             }
         })
         .collect();
     Start::Resume { update, tasks }
+}
+
+/// A task `command.goto` names: a node (`"name"`), or a `Send` (`{"node",
+/// "input"}`, LangGraph's `RunSend`: the node runs on `input`).
+fn goto_task(target: &Value) -> Option<Task> {
+    match target {
+        Value::String(node) => Some(Task::node(node.clone())),
+        Value::Object(send) => {
+            let mut task = Task::node(send.get("node")?.as_str()?);
+            task.arg = Some(match send.get("input") {
+                Some(input @ Value::Object(_)) => input.clone(),
+                _ => Value::Object(Map::new()),
+            });
+            Some(task)
+        }
+        _ => None,
+    }
 }
 
 /// The `interrupt` calls a run paused on, as the checkpoint records them:
@@ -130,27 +142,45 @@ pub(super) fn pending(
 ) -> Vec<PendingInterrupt> {
     interrupts
         .into_iter()
-        .map(|Interrupt { node, value }| {
+        .map(|Interrupt { node, send, value }| {
+            // The resumed tasks are in the checkpoint's order: sent ones first.
             let answers = match &invocation.start {
                 Start::Resume { tasks, .. } => tasks
                     .iter()
-                    .find(|t| t.node == node)
-                    .map(|t| t.answers.clone())
+                    .enumerate()
+                    .find(|(i, t)| t.node == node && t.arg.as_ref().map(|_| *i) == send)
+                    .map(|(_, t)| t.answers.clone())
                     .unwrap_or_default(),
                 Start::Input(_) => Vec::new(),
             };
-            let name = format!("{checkpoint_id}:{node}:{}", answers.len());
+            let name = match send {
+                None => format!("{checkpoint_id}:{node}:{}", answers.len()),
+                Some(i) => format!("{checkpoint_id}:{node}:push:{i}:{}", answers.len()),
+            };
             let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
                 .simple()
                 .to_string();
             PendingInterrupt {
                 node,
+                send,
                 id,
                 value,
                 answers,
             }
         })
         .collect()
+}
+
+/// Whether `task` was given to the run as finished (in an earlier run of
+/// its paused step), rather than finishing in this one.
+pub(super) fn was_finished(task: &FinishedTask, invocation: &Invocation) -> bool {
+    let Start::Resume { tasks, .. } = &invocation.start else {
+        return false;
+    };
+    // The resumed tasks are in the checkpoint's order: sent ones first.
+    tasks.iter().enumerate().any(|(i, t)| {
+        t.finished.is_some() && t.node == task.node && t.arg.as_ref().map(|_| i) == task.send
+    })
 }
 
 /// The interrupts as the run's stream and `wait` body show them

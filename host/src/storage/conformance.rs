@@ -740,6 +740,8 @@ fn checkpoint(thread_id: Uuid, run_id: Option<Uuid>, values: Value, step: i64) -
         metadata: object(json!({"step": step, "source": "loop"})),
         created_at: crate::timestamp::now(),
         interrupts: Vec::new(),
+        sends: Vec::new(),
+        finished: Vec::new(),
     }
 }
 
@@ -868,19 +870,23 @@ async fn checkpoints_keep_the_interrupts_a_run_paused_on(s: &dyn Storage) {
     s.put_checkpoint(&before, Durability::Durable)
         .await
         .unwrap();
-    // Two nodes paused: one at its first `interrupt` call, the other at
-    // its third, the first two answered by earlier resumes.
+    // Three tasks paused: two sent to `ask` (the second at its first
+    // `interrupt` call), and `review` at its third, the first two answered
+    // by earlier resumes.
     let mut paused = checkpoint(t.thread_id, None, json!({"v": 2}), 2);
-    paused.next = vec!["ask".into(), "review".into()];
+    paused.next = vec!["ask".into(), "ask".into(), "review".into()];
+    paused.sends = vec![json!({"subject": "cats"}), json!({"subject": "«é»"})];
     paused.interrupts = vec![
         PendingInterrupt {
             node: "ask".into(),
+            send: Some(1),
             id: "0f6c1d2e-0000-4000-8000-000000000001".into(),
             value: json!({"question": "Name? «é» \"quoted\"", "choices": [1, null, true]}),
             answers: Vec::new(),
         },
         PendingInterrupt {
             node: "review".into(),
+            send: None,
             id: "0f6c1d2e-0000-4000-8000-000000000002".into(),
             value: json!("third"),
             answers: vec![json!("yes"), json!({"edited": {"x": [1, 2]}})],
@@ -904,6 +910,8 @@ async fn checkpoints_keep_the_interrupts_a_run_paused_on(s: &dyn Storage) {
         .unwrap();
     assert_eq!(interrupts(&all), expected);
     assert_eq!(all[0].next, paused.next);
+    assert_eq!(all[0].sends, paused.sends);
+    assert!(all[1].sends.is_empty());
     // The thread shows them by task, as LangGraph's `Thread.interrupts`.
     let shown = s
         .thread(t.thread_id, None)
@@ -913,8 +921,17 @@ async fn checkpoints_keep_the_interrupts_a_run_paused_on(s: &dyn Storage) {
         .interrupts;
     assert_eq!(shown, paused.thread_interrupts());
     assert_eq!(
-        shown[paused.task_id("review").to_string()],
+        shown[paused.task_id("review", None).to_string()],
         json!([{"id": "0f6c1d2e-0000-4000-8000-000000000002", "value": "third"}])
+    );
+    assert_eq!(
+        shown[paused.task_id("ask", Some(1)).to_string()][0]["id"],
+        "0f6c1d2e-0000-4000-8000-000000000001"
+    );
+    assert!(
+        shown
+            .get(paused.task_id("ask", Some(0)).to_string())
+            .is_none()
     );
     let one = s
         .checkpoint(t.thread_id, &paused.checkpoint_id)
@@ -943,6 +960,7 @@ async fn checkpoints_keep_the_interrupts_a_run_paused_on(s: &dyn Storage) {
         .unwrap()
         .unwrap();
     assert_eq!(one.interrupts, paused.interrupts);
+    assert_eq!(one.sends, paused.sends);
     // Rewriting the checkpoint rewrites them (here: answered, none left).
     paused.interrupts.clear();
     s.put_checkpoint(&paused, Durability::Durable)

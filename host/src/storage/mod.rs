@@ -31,7 +31,8 @@ pub use patch::{AssistantPatch, CronPatch, SystemAssistant};
 pub use postgres::{ConnectError, PostgresStorage, redacted};
 pub use queue::RunQueue;
 pub use records::{
-    Assistant, AssistantVersion, Checkpoint, Cron, Item, PendingInterrupt, Run, Thread,
+    Assistant, AssistantVersion, Checkpoint, Cron, FinishedTask, Item, NextTask, PendingInterrupt,
+    Run, SentTask, TaskResult, Thread,
 };
 pub use sqlite::SqliteStorage;
 pub use status::{RunStatus, ThreadStatus, UnknownStatus};

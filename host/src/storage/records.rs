@@ -188,8 +188,12 @@ pub struct Checkpoint {
     pub run_id: Option<Uuid>,
     /// The state values.
     pub values: Value,
-    /// The nodes to run next (empty when the run ended).
+    /// The nodes of the tasks to run next (empty when the run ended): first
+    /// those a `Send` made, then those the edges lead to.
     pub next: Vec<String>,
+    /// The states of the tasks a `Send` made: the task of `next[i]` runs on
+    /// `sends[i]` (a JSON object), for each `i` below `sends.len()`.
+    pub sends: Vec<Value>,
     /// LangGraph's checkpoint metadata: `source`, `step`, `writes`,
     /// `parents`, and the run's metadata.
     pub metadata: Object,
@@ -197,6 +201,46 @@ pub struct Checkpoint {
     pub created_at: String,
     /// The interrupt calls the run paused on (empty unless it paused inside a node).
     pub interrupts: Vec<PendingInterrupt>,
+    /// The tasks of the paused step that finished before it paused: they
+    /// do not run again when the run resumes.
+    pub finished: Vec<FinishedTask>,
+}
+
+/// A task that runs a node on its own state (LangGraph's `Send(node,
+/// arg)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentTask {
+    /// The node.
+    pub node: String,
+    /// The state it runs on: a JSON object.
+    pub arg: Value,
+}
+
+/// What a task returned: its update, and where a `Command` in it sent the
+/// run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Its update: a JSON object, or `null`.
+    pub update: Value,
+    /// The nodes its `Command(goto=...)` named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goto: Vec<String>,
+    /// The tasks its `Command` sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<SentTask>,
+}
+
+/// A task of a paused step that finished before the step paused: it does
+/// not run again when the run resumes (LangGraph's pending writes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedTask {
+    /// The node.
+    pub node: String,
+    /// For a task a `Send` made, its index in the checkpoint's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<usize>,
+    /// What it returned.
+    pub result: TaskResult,
 }
 
 /// An `interrupt(value)` call that paused a run inside a node; a run with `command.resume` answers it.
@@ -204,6 +248,9 @@ pub struct Checkpoint {
 pub struct PendingInterrupt {
     /// The node that called it (one of the checkpoint's `next`).
     pub node: String,
+    /// For a task a `Send` made, its index in the checkpoint's `next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<usize>,
     /// Its id, which clients resume it by.
     pub id: String,
     /// The value the node passed to `interrupt`.
@@ -213,22 +260,67 @@ pub struct PendingInterrupt {
     pub answers: Vec<Value>,
 }
 
-impl Checkpoint {
-    /// The id of the task that runs `node` from this checkpoint: the same
-    /// for the state's `tasks` and the thread's `interrupts`.
-    pub fn task_id(&self, node: &str) -> Uuid {
-        Uuid::new_v5(
-            &Uuid::NAMESPACE_OID,
-            format!("{}:{node}", self.checkpoint_id).as_bytes(),
-        )
+/// A task a checkpoint has left to run: one of its `next`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NextTask<'a> {
+    /// The node it runs.
+    pub node: &'a str,
+    /// For a task a `Send` made: its index in `next`, and the state it
+    /// runs on.
+    pub sent: Option<(usize, &'a Value)>,
+}
+
+impl NextTask<'_> {
+    /// Its index in `next`, for a task a `Send` made.
+    pub fn send(&self) -> Option<usize> {
+        self.sent.map(|(i, _)| i)
     }
 
-    /// The `interrupt` calls `node` paused on here, as the API shows them
-    /// under the node's task: `[{"id", "value"}]`.
-    pub fn interrupts_of(&self, node: &str) -> Vec<Value> {
+    /// LangGraph's `path` of the task: `["__pregel_push", i]` for a task a
+    /// `Send` made, `["__pregel_pull", node]` otherwise.
+    pub fn path(&self) -> Value {
+        match self.send() {
+            Some(i) => serde_json::json!(["__pregel_push", i]),
+            None => serde_json::json!(["__pregel_pull", self.node]),
+        }
+    }
+}
+
+impl Checkpoint {
+    /// The tasks left to run, in order: those a `Send` made, then the
+    /// others.
+    pub fn tasks(&self) -> impl Iterator<Item = NextTask<'_>> {
+        self.next.iter().enumerate().map(|(i, node)| NextTask {
+            node,
+            sent: self.sends.get(i).map(|arg| (i, arg)),
+        })
+    }
+
+    /// The id of the task that runs `node` from this checkpoint (`send`:
+    /// the index of a task a `Send` made): the same for the state's
+    /// `tasks` and the thread's `interrupts`.
+    pub fn task_id(&self, node: &str, send: Option<usize>) -> Uuid {
+        let name = match send {
+            None => format!("{}:{node}", self.checkpoint_id),
+            Some(i) => format!("{}:{node}:push:{i}", self.checkpoint_id),
+        };
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+    }
+
+    /// What `task` returned before the step paused, if it finished.
+    pub fn finished_of(&self, task: &NextTask<'_>) -> Option<&TaskResult> {
+        self.finished
+            .iter()
+            .find(|f| f.node == task.node && f.send == task.send())
+            .map(|f| &f.result)
+    }
+
+    /// The `interrupt` calls a task paused on here, as the API shows them
+    /// under the task: `[{"id", "value"}]`.
+    pub fn interrupts_of(&self, task: &NextTask<'_>) -> Vec<Value> {
         self.interrupts
             .iter()
-            .filter(|i| i.node == node)
+            .filter(|i| i.node == task.node && i.send == task.send())
             .map(|i| serde_json::json!({"id": i.id, "value": i.value}))
             .collect()
     }
@@ -240,7 +332,7 @@ impl Checkpoint {
         for interrupt in &self.interrupts {
             let shown = serde_json::json!({"id": interrupt.id, "value": interrupt.value});
             let task = by_task
-                .entry(self.task_id(&interrupt.node).to_string())
+                .entry(self.task_id(&interrupt.node, interrupt.send).to_string())
                 .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(list) = task {
                 list.push(shown);

@@ -48,12 +48,6 @@ fn ask(text: &str) -> Value {
     json!({"messages": [{"role": "user", "content": text}]})
 }
 
-async fn state(user: &Client, thread: &str) -> Value {
-    let reply = user.get(&format!("/threads/{thread}/state")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    reply.json
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_models_tokens_stream_as_messages_tuple_chunks_before_the_run_ends() {
     let model = ModelServer::start();
@@ -104,7 +98,7 @@ async fn the_models_tokens_stream_as_messages_tuple_chunks_before_the_run_ends()
     }
     // The answer joined the conversation whole, under the chunks' id, and
     // was not streamed a second time when the node returned it.
-    let values = state(&user1, &thread).await["values"].clone();
+    let values = user1.state(&thread).await["values"].clone();
     let answer = &values["messages"][1];
     assert_eq!(answer["type"], "ai");
     assert_eq!(answer["content"], "Hello there");
@@ -200,7 +194,7 @@ async fn a_tool_call_waits_for_approval_and_only_its_owner_can_give_it() {
     assert_eq!(interrupt["value"]["tool_call"]["args"], args, "{paused}");
     assert_eq!(interrupt["value"]["tool_call"]["name"], "send_email");
     assert_eq!(user1.thread(&thread).await.status, "interrupted");
-    assert_eq!(state(&user1, &thread).await["next"], json!(["tools"]));
+    assert_eq!(user1.state(&thread).await["next"], json!(["tools"]));
 
     // Another tenant cannot answer it: the thread is not theirs.
     let theirs = user2
@@ -343,7 +337,7 @@ fn a_served_assistant_sends_its_secret_to_the_model_and_never_shows_it() {
         let everything = format!(
             "{body} {} {}",
             serde_json::to_string(&(&runs[0].rest, &runs[0].kwargs)).unwrap(),
-            state(&user1, &thread).await
+            user1.state(&thread).await
         );
         assert!(!everything.contains(key), "the key leaked: {everything}");
     });

@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Client, TestServer, events, unhurried_plugin};
+use crate::support::{TestServer, events, unhurried_plugin};
 
 /// The reference policy, the echo graph `agent`, the `approval` fixture
 /// (`draft -> review (interrupt) -> send`) and `old`, a graph built
@@ -23,12 +23,6 @@ fn server() -> TestServer {
 
 fn hello() -> Value {
     json!({"messages": [{"role": "user", "content": "hello"}]})
-}
-
-async fn state(user: &Client, thread: &str) -> Value {
-    let reply = user.get(&format!("/threads/{thread}/state")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    reply.json
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +51,7 @@ async fn a_breakpoint_before_a_node_pauses_the_run_and_a_null_input_runs_it() {
     assert_eq!(thread_now.rest["interrupts"], json!({}));
     let runs = user1.runs(&thread).await;
     assert_eq!(runs[0].status, "success", "a paused run succeeded");
-    let at_pause = state(&user1, &thread).await;
+    let at_pause = user1.state(&thread).await;
     assert_eq!(at_pause["next"], json!(["echo"]), "{at_pause}");
     assert_eq!(at_pause["tasks"][0]["name"], "echo");
     assert_eq!(at_pause["interrupts"], json!([]));
@@ -72,7 +66,7 @@ async fn a_breakpoint_before_a_node_pauses_the_run_and_a_null_input_runs_it() {
     assert_eq!(done["seen_user"], "user1", "{done}");
     assert_eq!(done["messages"].as_array().map(Vec::len), Some(2), "{done}");
     assert_eq!(user1.thread(&thread).await.status, "idle");
-    assert_eq!(state(&user1, &thread).await["next"], json!([]));
+    assert_eq!(user1.state(&thread).await["next"], json!([]));
 
     // `*` stops before every node; after the last node there is nothing to
     // stop before (as LangGraph, a breakpoint after it does nothing).
@@ -83,7 +77,7 @@ async fn a_breakpoint_before_a_node_pauses_the_run_and_a_null_input_runs_it() {
         )
         .await;
     assert_eq!(all["messages"].as_array().map(Vec::len), Some(3), "{all}");
-    assert_eq!(state(&user1, &thread).await["next"], json!(["echo"]));
+    assert_eq!(user1.state(&thread).await["next"], json!(["echo"]));
     let after_last = user1
         .wait_run(
             &thread,
@@ -122,7 +116,7 @@ async fn an_interrupt_in_a_node_pauses_the_run_and_a_resume_answers_it() {
     // The thread, its state and its task all show the pending question.
     let thread_now = user1.thread(&thread).await;
     assert_eq!(thread_now.status, "interrupted");
-    let at_pause = state(&user1, &thread).await;
+    let at_pause = user1.state(&thread).await;
     assert_eq!(at_pause["next"], json!(["review"]));
     let stored = json!([{"id": id, "value": shown[0]["value"]}]);
     assert_eq!(at_pause["interrupts"], stored, "{at_pause}");
@@ -154,7 +148,7 @@ async fn an_interrupt_in_a_node_pauses_the_run_and_a_resume_answers_it() {
     let thread_now = user1.thread(&thread).await;
     assert_eq!(thread_now.status, "idle");
     assert_eq!(thread_now.rest["interrupts"], json!({}));
-    assert_eq!(state(&user1, &thread).await["interrupts"], json!([]));
+    assert_eq!(user1.state(&thread).await["interrupts"], json!([]));
 
     // Resuming a thread with nothing paused runs nothing (as LangGraph).
     let idle = user1
@@ -393,7 +387,7 @@ async fn parallel_branches_run_in_one_step_and_pause_together() {
         )
         .await;
     assert_eq!(paused["trail"], json!(["plan"]), "{paused}");
-    let at_pause = state(&user1, &thread).await;
+    let at_pause = user1.state(&thread).await;
     assert_eq!(at_pause["next"], json!(["research", "draft"]), "{at_pause}");
     let names: Vec<_> = at_pause["tasks"]
         .as_array()

@@ -28,6 +28,7 @@ mod replicas;
 mod resolution;
 mod rollout;
 mod scaffold;
+mod sends;
 mod streams;
 mod support;
 mod time_travel;

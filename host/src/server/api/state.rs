@@ -33,12 +33,12 @@ fn checkpoint_ref(thread_id: Uuid, checkpoint_id: &str) -> Value {
 /// task.
 fn thread_state(c: &Checkpoint) -> Value {
     let tasks: Vec<Value> = c
-        .next
-        .iter()
-        .map(|node| {
-            json!({"id": c.task_id(node), "name": node, "path": ["__pregel_pull", node],
-                   "error": null, "interrupts": c.interrupts_of(node), "checkpoint": null,
-                   "state": null, "result": null})
+        .tasks()
+        .map(|task| {
+            json!({"id": c.task_id(task.node, task.send()), "name": task.node,
+                   "path": task.path(), "error": null, "interrupts": c.interrupts_of(&task),
+                   "checkpoint": null, "state": null,
+                   "result": c.finished_of(&task).map(|r| &r.update)})
         })
         .collect();
     let interrupts: Vec<Value> = c
@@ -263,9 +263,9 @@ pub(in crate::server) async fn update(
             .map(|slot| slot.current());
         // What runs next, as LangGraph decides it: after `as_node`, where
         // its edges lead (a router's choice is not known here: none); else
-        // what was to run before (its `interrupt` calls unanswered: they
-        // are asked again).
-        let next: Vec<String> = match (&body.as_node, &graph) {
+        // what was to run before, sent tasks included (its `interrupt`
+        // calls unanswered: they are asked again).
+        let (next, sends): (Vec<String>, Vec<Value>) = match (&body.as_node, &graph) {
             (Some(node), Some(graph)) => {
                 let ways: Vec<_> = graph
                     .info()
@@ -273,19 +273,20 @@ pub(in crate::server) async fn update(
                     .iter()
                     .filter(|e| &e.source == node)
                     .collect();
-                if ways.iter().any(|e| e.conditional) {
+                let next = if ways.iter().any(|e| e.conditional) {
                     Vec::new()
                 } else {
                     ways.iter()
                         .filter(|e| e.target != "__end__")
                         .map(|e| e.target.clone())
                         .collect()
-                }
+                };
+                (next, Vec::new())
             }
-            (Some(_), None) => Vec::new(),
+            (Some(_), None) => (Vec::new(), Vec::new()),
             (None, _) => previous
                 .as_ref()
-                .map(|c| c.next.clone())
+                .map(|c| (c.next.clone(), c.sends.clone()))
                 .unwrap_or_default(),
         };
         match (graph, &mut values, &update) {
@@ -342,6 +343,8 @@ pub(in crate::server) async fn update(
             metadata,
             created_at: now(),
             interrupts: Vec::new(),
+            sends,
+            finished: Vec::new(),
         };
         wait(
             state

@@ -905,6 +905,8 @@ mod tests {
             metadata: Default::default(),
             created_at: now(),
             interrupts: Vec::new(),
+            sends: Vec::new(),
+            finished: Vec::new(),
         };
         assert!(
             !queue

@@ -240,6 +240,8 @@ pub(super) async fn put_checkpoint(
         p.json(cp.metadata.clone().into()),
         p.text(cp.created_at.clone()),
         p.json(serde_json::to_value(&cp.interrupts)?),
+        p.json(Value::from(cp.sends.clone())),
+        p.json(serde_json::to_value(&cp.finished)?),
     ];
     // An attempt whose lease lapsed (its server stalled, another took the
     // run over) writes nothing more.
@@ -262,7 +264,8 @@ pub(super) async fn put_checkpoint(
          parent_checkpoint_id = excluded.parent_checkpoint_id, run_id = excluded.run_id, \
          state_values = excluded.state_values, next = excluded.next, \
          metadata = excluded.metadata, created_at = excluded.created_at, \
-         interrupts = excluded.interrupts RETURNING 1) \
+         interrupts = excluded.interrupts, sends = excluded.sends, \
+         finished = excluded.finished RETURNING 1) \
          UPDATE threads SET state_values = {}, interrupts = {thread_interrupts}, \
          state_updated_at = {created}, updated_at = {created} \
          WHERE thread_id = {} AND EXISTS (SELECT 1 FROM written)",
@@ -275,7 +278,7 @@ pub(super) async fn put_checkpoint(
 }
 
 const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
-     state_values, next, metadata, created_at, interrupts";
+     state_values, next, metadata, created_at, interrupts, sends, finished";
 
 fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
     Ok(Checkpoint {
@@ -288,6 +291,8 @@ fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
         metadata: object(row.try_get(6)?)?,
         created_at: row.try_get(7)?,
         interrupts: serde_json::from_value(row.try_get(8)?)?,
+        sends: serde_json::from_value(row.try_get(9)?)?,
+        finished: serde_json::from_value(row.try_get(10)?)?,
     })
 }
 
@@ -347,7 +352,7 @@ pub(super) async fn copy_state(
     let sql = format!(
         "INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) \
          SELECT {to}, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
-         created_at, interrupts FROM checkpoints WHERE thread_id = {from}"
+         created_at, interrupts, sends, finished FROM checkpoints WHERE thread_id = {from}"
     );
     execute(&tx, &sql, &p).await?;
     let sql = format!(

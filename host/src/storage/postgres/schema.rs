@@ -182,6 +182,13 @@ ALTER TABLE run_events SET (autovacuum_vacuum_scale_factor = 0.02);
     r#"
 ALTER TABLE checkpoints ADD COLUMN interrupts jsonb NOT NULL DEFAULT '[]';
 "#,
+    // The states of the tasks a `Send` made, the first of the checkpoint's
+    // `next`, and what the tasks of a paused step that finished returned
+    // (a checkpoint written before has none).
+    r#"
+ALTER TABLE checkpoints ADD COLUMN sends jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE checkpoints ADD COLUMN finished jsonb NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// Applies the migrations the database has not, in one transaction under
@@ -241,6 +248,8 @@ mod tests {
         "dc9f382b45317ed941741917fa67822fd67dff97199af6ab379189fed5fbf30b",
         "1d0a7dd46182bb12cb890057d280186dbeb39e7bb9593a27b6c4e0acfd58f2c4",
         "4c2a052189e46420cb89b621f0d7dc2db03ba66942747f6708255c11cd4b5437",
+        "96367cf02b9400933671eb4bc59fe4c0ee41e7f9ada9a276f6bd4afbeadf6f53",
+        "d7e607a2ae3d20a6d84f24246b89cd93f8d0f5de56c08ce1924362a5384b2b32",
     ];
 
     #[test]
@@ -258,7 +267,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_checkpoint_written_before_the_interrupts_column_has_none() {
+    async fn a_checkpoint_written_before_the_interrupts_and_sends_columns_has_none() {
         use crate::storage::Storage;
         use crate::storage::conformance::TestDatabase;
 
@@ -306,5 +315,7 @@ mod tests {
         let read = storage.checkpoint(thread, "c1").await.unwrap().unwrap();
         assert_eq!(read.next, ["node"]);
         assert!(read.interrupts.is_empty());
+        assert!(read.sends.is_empty());
+        assert!(read.finished.is_empty());
     }
 }

@@ -191,8 +191,8 @@ pub(super) fn put_checkpoint(conn: &mut Connection, c: &Checkpoint) -> Result<()
 fn insert_checkpoint(conn: &Connection, c: &Checkpoint) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, \
-         run_id, state_values, next, metadata, created_at, interrupts) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         run_id, state_values, next, metadata, created_at, interrupts, sends, finished) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         c.thread_id.to_string(),
@@ -204,11 +204,13 @@ fn insert_checkpoint(conn: &Connection, c: &Checkpoint) -> Result<()> {
         json_text(&c.metadata),
         c.created_at,
         json_text(&c.interrupts),
+        json_text(&c.sends),
+        json_text(&c.finished),
     ])?;
     Ok(())
 }
 
-const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at, interrupts";
+const CHECKPOINT_COLUMNS: &str = "thread_id, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, created_at, interrupts, sends, finished";
 
 fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
     let run_id: Option<String> = row.get(3)?;
@@ -222,6 +224,8 @@ fn checkpoint_row(row: &Row) -> Result<Checkpoint> {
         metadata: object(row.get(6)?)?,
         created_at: row.get(7)?,
         interrupts: serde_json::from_str(&row.get::<_, String>(8)?)?,
+        sends: serde_json::from_str(&row.get::<_, String>(9)?)?,
+        finished: serde_json::from_str(&row.get::<_, String>(10)?)?,
     })
 }
 
@@ -273,9 +277,9 @@ pub(super) fn copy_state(conn: &mut Connection, from: Uuid, to: Uuid) -> Result<
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO checkpoints (thread_id, checkpoint_id, parent_checkpoint_id, run_id, \
-         state_values, next, metadata, created_at, interrupts) \
+         state_values, next, metadata, created_at, interrupts, sends, finished) \
          SELECT ?2, checkpoint_id, parent_checkpoint_id, run_id, state_values, next, metadata, \
-         created_at, interrupts FROM checkpoints WHERE thread_id = ?1",
+         created_at, interrupts, sends, finished FROM checkpoints WHERE thread_id = ?1",
         params![from.to_string(), to.to_string()],
     )?;
     tx.execute(

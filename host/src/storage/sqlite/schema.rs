@@ -117,6 +117,13 @@ ALTER TABLE assistants ADD COLUMN server_owned INTEGER NOT NULL DEFAULT 0;
     r#"
 ALTER TABLE checkpoints ADD COLUMN interrupts TEXT NOT NULL DEFAULT '[]';
 "#,
+    // The states of the tasks a `Send` made, the first of the checkpoint's
+    // `next`, and what the tasks of a paused step that finished returned
+    // (JSON arrays; a checkpoint written before has none).
+    r#"
+ALTER TABLE checkpoints ADD COLUMN sends TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE checkpoints ADD COLUMN finished TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// Applies the migrations `conn`'s database has not, each in its own
@@ -144,6 +151,8 @@ mod tests {
         "f782f253fe6753d8c370c082c17b505bbf1902b22fcb00241cae9f1ef56dbf6c",
         "6279f8146476a889ef83a400a5402c1430743fcd9cdf1ea55e8ed1833c78931e",
         "17c639abab0caa8a74af96f999d3767bdcf075fdce944edd3ff15de474a78067",
+        "994af88ca4332f2952328c3744529846a0d5ad00f0cbe78e35331405c2d235a7",
+        "811fe6c4fb1ec582e4fa3c3276c699a62513c4579a9f3c55ce47c8de9d4e93f3",
     ];
 
     #[test]
@@ -185,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_written_before_the_interrupts_column_has_none() {
+    fn a_checkpoint_written_before_the_interrupts_and_sends_columns_has_none() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         for sql in &MIGRATIONS[..3] {
             conn.execute_batch(sql).unwrap();
@@ -211,5 +220,7 @@ mod tests {
             .unwrap();
         assert_eq!(read.next, ["node"]);
         assert!(read.interrupts.is_empty());
+        assert!(read.sends.is_empty());
+        assert!(read.finished.is_empty());
     }
 }

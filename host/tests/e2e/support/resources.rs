@@ -103,6 +103,11 @@ impl Client {
         expect(self.get(&format!("/threads/{id}")), 200).await
     }
 
+    /// `GET /threads/{id}/state`: the thread's state (`ThreadState`).
+    pub async fn state(&self, id: &str) -> Value {
+        expect(self.get(&format!("/threads/{id}/state")), 200).await
+    }
+
     /// Polls the thread until its status is `wanted` (a thread settles
     /// just after its last run ends): the thread then.
     pub async fn until_thread_is(&self, id: &str, wanted: &str) -> Thread {
