@@ -733,7 +733,10 @@ fn set_node(node: &str, step: u64, sent: Option<usize>, answers: Vec<Value>) {
             metadata.insert("langgraph_node".into(), node.into());
             // As LangGraph: a sent task is a push task, the others pull.
             let (triggers, path) = match sent {
-                Some(index) => (json!(["__pregel_push"]), json!(["__pregel_push", index])),
+                Some(index) => (
+                    json!(["__pregel_push"]),
+                    json!(["__pregel_push", index, false]),
+                ),
                 None => (
                     json!([format!("branch:to:{node}")]),
                     json!(["__pregel_pull", node]),

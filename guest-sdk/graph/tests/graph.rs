@@ -912,7 +912,7 @@ fn a_router_sends_one_task_per_item_and_a_reducer_gathers_them_in_order() {
     let (message, meta) = &run.messages[1];
     assert_eq!(messages::text(message), "dogs");
     assert_eq!(meta["langgraph_node"], "write");
-    assert_eq!(meta["langgraph_path"], json!(["__pregel_push", 1]));
+    assert_eq!(meta["langgraph_path"], json!(["__pregel_push", 1, false]));
     assert_eq!(meta["langgraph_triggers"], json!(["__pregel_push"]));
 }
 

@@ -39,7 +39,7 @@ pub(super) fn checkpoint(configurable: &Value, c: &Checkpoint) -> Value {
         "parent_config": c.parent_checkpoint_id.as_deref().map(|p| config(configurable, c, p)),
         "values": c.values,
         "metadata": c.metadata,
-        "next": c.next,
+        "next": c.nodes_to_run(),
         "tasks": tasks,
     })
 }

@@ -1414,18 +1414,27 @@ impl StepWriter {
                 // update and result, then the state they made.
                 let from = from.filter(|_| !input && self.shows_tasks());
                 // A task a resumed run was given as finished did not run
-                // now: the run that ran it streamed it.
+                // now: as LangGraph, its update streams again marked
+                // `cached`, and its task is not shown starting.
                 let replayed = std::mem::take(&mut self.replayed);
-                let ran_now = |i: &usize| !input && replayed.get(*i) != Some(&true);
+                let cached = |i: usize| replayed.get(i) == Some(&true);
                 if let Some(from) = &from {
-                    for (i, (node, _)) in writes.iter().enumerate().filter(|(i, _)| ran_now(i)) {
+                    for (i, (node, _)) in writes.iter().enumerate().filter(|(i, _)| !cached(*i)) {
                         let task = ran(from, i, node);
                         self.task(from, "task", debug::task_start(from, task, &self.meta()));
                     }
                 }
-                for (i, (node, update)) in writes.iter().enumerate().filter(|(i, _)| ran_now(i)) {
+                for (i, (node, update)) in writes.iter().enumerate().filter(|_| !input) {
                     if self.wants("updates") {
-                        self.live.events.push("updates", &json!({ node: update }));
+                        let chunk = if cached(i) {
+                            json!({ node: update, "__metadata__": {"cached": true} })
+                        } else {
+                            json!({ node: update })
+                        };
+                        self.live.events.push("updates", &chunk);
+                    }
+                    if cached(i) {
+                        continue;
                     }
                     if let Some(from) = &from {
                         let result = debug::task_result(from, ran(from, i, node), update, &[]);

@@ -276,11 +276,11 @@ impl NextTask<'_> {
         self.sent.map(|(i, _)| i)
     }
 
-    /// LangGraph's `path` of the task: `["__pregel_push", i]` for a task a
-    /// `Send` made, `["__pregel_pull", node]` otherwise.
+    /// LangGraph's `path` of the task: `["__pregel_push", i, false]` for a
+    /// task a `Send` made, `["__pregel_pull", node]` otherwise.
     pub fn path(&self) -> Value {
         match self.send() {
-            Some(i) => serde_json::json!(["__pregel_push", i]),
+            Some(i) => serde_json::json!(["__pregel_push", i, false]),
             None => serde_json::json!(["__pregel_pull", self.node]),
         }
     }
@@ -305,6 +305,15 @@ impl Checkpoint {
             Some(i) => format!("{}:{node}:push:{i}", self.checkpoint_id),
         };
         Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+    }
+
+    /// The nodes of the tasks still to run, as LangGraph's `next` shows
+    /// them: `next` without the tasks that finished before the step paused.
+    pub fn nodes_to_run(&self) -> Vec<&str> {
+        self.tasks()
+            .filter(|t| self.finished_of(t).is_none())
+            .map(|t| t.node)
+            .collect()
     }
 
     /// What `task` returned before the step paused, if it finished.

@@ -111,9 +111,9 @@ async fn a_router_sends_one_task_per_subject_and_the_reducer_gathers_them() {
     assert_eq!(
         paths,
         [
-            &json!(["__pregel_push", 0]),
-            &json!(["__pregel_push", 1]),
-            &json!(["__pregel_push", 2])
+            &json!(["__pregel_push", 0, false]),
+            &json!(["__pregel_push", 1, false]),
+            &json!(["__pregel_push", 2, false])
         ]
     );
     let step = history
@@ -168,8 +168,8 @@ async fn a_sent_task_that_asks_a_human_pauses_alone_and_the_others_do_not_run_ag
     assert_eq!(user1.thread(&thread).await.status, "interrupted");
 
     // The pause keeps all three sent tasks: the second asked, the others
-    // finished, with their results.
-    assert_eq!(at_pause["next"], json!(["write", "write", "write"]));
+    // finished, with their results; `next` is what is left to run.
+    assert_eq!(at_pause["next"], json!(["write"]));
     let tasks = at_pause["tasks"].as_array().unwrap();
     let interrupts: Vec<usize> = tasks
         .iter()
@@ -201,24 +201,34 @@ async fn a_sent_task_that_asks_a_human_pauses_alone_and_the_others_do_not_run_ag
         .await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.text);
 
-    // Only the task that asked runs again: its update alone streams before
-    // the next step's.
+    // Only the task that asked runs again; as LangGraph, the others'
+    // updates stream again, marked cached.
     let reply = user1
         .post(
             &format!("/threads/{thread}/runs/stream"),
             json!({"assistant_id": "fanout", "command": {"resume": "the owl and the pussycat"},
-                   "stream_mode": ["updates"]}),
+                   "stream_mode": ["updates", "tasks"]}),
         )
         .await;
     assert_eq!(
         updates_of(&reply.text),
         [
+            json!({"write": {"jokes": ["joke about cats"]}, "__metadata__": {"cached": true}}),
             json!({"write": {"jokes": ["the owl and the pussycat"]}}),
+            json!({"write": {"jokes": ["joke about owls"]}, "__metadata__": {"cached": true}}),
             json!({"collect": {"count": 3}})
         ],
         "{}",
         reply.text
     );
+    let started: Vec<Value> = events(&reply.text)
+        .into_iter()
+        .filter(|e| {
+            e.event == "tasks" && e.data["name"] == "write" && e.data.get("input").is_some()
+        })
+        .map(|e| e.data["input"].clone())
+        .collect();
+    assert_eq!(started, [json!({"subject": "ask"})], "{}", reply.text);
     let done = user1.state(&thread).await["values"].clone();
     assert_eq!(
         done["jokes"],

@@ -48,7 +48,7 @@ fn thread_state(c: &Checkpoint) -> Value {
         .collect();
     json!({
         "values": c.values,
-        "next": c.next,
+        "next": c.nodes_to_run(),
         "tasks": tasks,
         "metadata": c.metadata,
         "created_at": c.created_at,
