@@ -319,6 +319,28 @@ def assistant(tmp_path_factory: pytest.TempPathFactory):
         model.stop()
 
 
+@pytest.fixture(scope="session")
+def fanout(tmp_path_factory: pytest.TempPathFactory):
+    """``tests/fixtures/fanout-graph`` (a map-reduce over ``Send``: one ``write`` task per
+    subject, the subject ``ask`` asking a human) under the reference policy, served by its
+    own ``warden serve``: yields its URL. On the session's database with --postgres."""
+    if external_url() is not None:
+        pytest.skip("serves tests/fixtures/fanout-graph itself; not possible with WARDEN_COMPAT_URL")
+    base = tmp_path_factory.mktemp("fanout")
+    config = base / "langgraph.json"
+    config.write_text(json.dumps({
+        "graphs": {"fanout": str(REPO / "tests" / "fixtures" / "fanout-graph")},
+        "auth": {"path": str(REPO / "examples" / "reference" / "auth"),
+                 "disable_studio_auth": True},
+    }))
+    server = WardenServer(data_dir=base / "data", log_path=base / "server.log",
+                          label="fanout", config=str(config)).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 async def client(server_url: str):
     """Factory: ``client("user1")`` (a name of TOKENS), ``client(None)`` (no token), or
