@@ -5,17 +5,13 @@
 // its own server (WARDEN_BIN, WARDEN_REPO: run.sh sets them); it is skipped when the
 // suite runs against a server it did not start.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { Client } from "@langchain/langgraph-sdk";
 
-const { WARDEN_BIN, WARDEN_REPO } = process.env;
-const skip = !WARDEN_BIN || !WARDEN_REPO ? "needs WARDEN_BIN and WARDEN_REPO (run.sh)" : false;
+import { inRepo, serveWarden, skipUnlessServing as skip } from "./serve.mjs";
+
 const GRAPH = "assistant";
 const say = (text) => ({ messages: [{ role: "user", content: text }] });
 
@@ -89,16 +85,13 @@ function gate() {
 }
 
 let warden = null;
-let dir = null;
 let apiUrl = null;
 
 async function startWarden() {
-  dir = mkdtempSync(join(tmpdir(), "warden-assistant-"));
-  const config = join(dir, "langgraph.json");
-  const path = join(WARDEN_REPO, "examples/assistant/agent");
+  const path = inRepo("examples/assistant/agent");
   const settings = { base_url: `http://127.0.0.1:${model.port}/v1`, model: "test-model" };
   const origin = `http://127.0.0.1:${model.port}`;
-  writeFileSync(config, JSON.stringify({
+  warden = await serveWarden({
     graphs: {
       assistant: { path, config: settings, allowed_hosts: [origin] },
       // The same graph, its model's host off its allowlist.
@@ -106,20 +99,9 @@ async function startWarden() {
       // The same graph, with a short deadline.
       assistant_hurried: { path, config: settings, timeout_ms: 3000, allowed_hosts: [origin] },
     },
-    auth: { path: join(WARDEN_REPO, "examples/reference/auth"), disable_studio_auth: true },
-  }));
-  const portFile = join(dir, "port");
-  const log = join(dir, "warden.log");
-  const out = openSync(log, "w");
-  warden = spawn(WARDEN_BIN, ["serve", "--config", config, "--port", "0", "--port-file", portFile,
-    "--data-dir", join(dir, "data")], { stdio: ["ignore", out, out] });
-  for (let i = 0; i < 1200 && !(existsSync(portFile) && readFileSync(portFile, "utf8").trim()); i++) {
-    if (warden.exitCode !== null) {
-      throw new Error(`warden serve exited with ${warden.exitCode}:\n${readFileSync(log, "utf8")}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  apiUrl = `http://127.0.0.1:${readFileSync(portFile, "utf8").trim()}`;
+    auth: { path: inRepo("examples/reference/auth"), disable_studio_auth: true },
+  });
+  apiUrl = warden.url;
 }
 
 const as = (token) =>
@@ -133,15 +115,11 @@ before(async () => {
 });
 
 after(async () => {
-  if (warden) {
-    warden.kill();
-    await new Promise((r) => warden.once("exit", r));
-  }
+  if (warden) await warden.stop();
   if (model.server) {
     model.server.closeAllConnections();
     model.server.close();
   }
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test("the model's tokens arrive as messages-tuple chunks before the run ends", { skip }, async () => {

@@ -4,45 +4,18 @@
 // server (WARDEN_BIN, WARDEN_REPO: run.sh sets them); it is skipped when the suite runs
 // against a server it did not start.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { Client } from "@langchain/langgraph-sdk";
 
-const { WARDEN_BIN, WARDEN_REPO } = process.env;
-const skip = !WARDEN_BIN || !WARDEN_REPO ? "needs WARDEN_BIN and WARDEN_REPO (run.sh)" : false;
+import { inRepo, serveWarden, skipUnlessServing as skip } from "./serve.mjs";
+
 const GRAPH = "fanout";
 
 let warden = null;
-let dir = null;
-let apiUrl = null;
-
-async function startWarden() {
-  dir = mkdtempSync(join(tmpdir(), "warden-fanout-"));
-  const config = join(dir, "langgraph.json");
-  writeFileSync(config, JSON.stringify({
-    graphs: { fanout: join(WARDEN_REPO, "tests/fixtures/fanout-graph") },
-    auth: { path: join(WARDEN_REPO, "examples/reference/auth"), disable_studio_auth: true },
-  }));
-  const portFile = join(dir, "port");
-  const log = join(dir, "warden.log");
-  const out = openSync(log, "w");
-  warden = spawn(WARDEN_BIN, ["serve", "--config", config, "--port", "0", "--port-file", portFile,
-    "--data-dir", join(dir, "data")], { stdio: ["ignore", out, out] });
-  for (let i = 0; i < 1200 && !(existsSync(portFile) && readFileSync(portFile, "utf8").trim()); i++) {
-    if (warden.exitCode !== null) {
-      throw new Error(`warden serve exited with ${warden.exitCode}:\n${readFileSync(log, "utf8")}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  apiUrl = `http://127.0.0.1:${readFileSync(portFile, "utf8").trim()}`;
-}
 
 const as = (token) =>
-  new Client({ apiUrl, defaultHeaders: { Authorization: `Bearer ${token}` },
+  new Client({ apiUrl: warden.url, defaultHeaders: { Authorization: `Bearer ${token}` },
     callerOptions: { maxRetries: 0 } });
 
 async function updates(stream) {
@@ -52,15 +25,15 @@ async function updates(stream) {
 }
 
 before(async () => {
-  if (!skip) await startWarden();
+  if (skip) return;
+  warden = await serveWarden({
+    graphs: { fanout: inRepo("tests/fixtures/fanout-graph") },
+    auth: { path: inRepo("examples/reference/auth"), disable_studio_auth: true },
+  });
 });
 
 after(async () => {
-  if (warden) {
-    warden.kill();
-    await new Promise((r) => warden.once("exit", r));
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (warden) await warden.stop();
 });
 
 test("a task that asks pauses alone; the others keep their results; only its owner resumes it", { skip }, async () => {
