@@ -29,6 +29,14 @@
 #[allow(dead_code)]
 mod model_server;
 
+#[path = "../tests/e2e/support/background.rs"]
+mod background;
+
+/// What `model_server` takes from the tests' `support`.
+mod support {
+    pub use super::background::Background;
+}
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Command;

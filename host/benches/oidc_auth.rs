@@ -17,6 +17,14 @@
 #[allow(dead_code)]
 mod idp;
 
+#[path = "../tests/e2e/support/background.rs"]
+mod background;
+
+/// What `idp` takes from the tests' `support`.
+mod support {
+    pub use super::background::Background;
+}
+
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;

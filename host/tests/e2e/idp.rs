@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use warden_sdk::jwt::Algorithm;
 use warden_sdk::jwt::testing::SigningKey;
 
+use crate::support::Background;
+
 #[derive(Default)]
 struct Shared {
     issuer: Mutex<String>,
@@ -41,41 +43,24 @@ pub struct Idp {
     /// Its address.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: Background,
 }
 
 impl Idp {
     /// Starts serving on a free port of 127.0.0.1, publishing `keys`.
     pub fn start(keys: &[&SigningKey]) -> Self {
         let shared = Arc::new(Shared::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound, addr) = std::sync::mpsc::channel();
-        let state = shared.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                bound.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new()
-                    .route("/.well-known/openid-configuration", get(discovery))
-                    .route("/jwks", get(jwks))
-                    .route("/introspect", post(introspect))
-                    .with_state(state);
-                tokio::select! {
-                    _ = axum::serve(listener, app) => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        let addr = addr.recv().expect("the IdP binds");
-        *shared.issuer.lock().unwrap() = format!("http://{addr}");
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/introspect", post(introspect))
+            .with_state(shared.clone());
+        let server = Background::serve(app);
+        *shared.issuer.lock().unwrap() = format!("http://{}", server.addr);
         let idp = Self {
-            addr,
+            addr: server.addr,
             shared,
-            stop: Some(stop),
+            _server: server,
         };
         idp.publish(keys);
         idp
@@ -130,14 +115,6 @@ impl Idp {
             }
         }
         claims
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

@@ -17,9 +17,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
+
+use crate::support::Background;
 
 /// What the server answers the next request with.
 #[derive(Debug, Clone)]
@@ -66,41 +67,21 @@ pub struct ModelServer {
     /// Its address.
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: Background,
 }
 
 impl ModelServer {
     /// Starts serving on a free port of 127.0.0.1.
     pub fn start() -> Self {
         let shared = Arc::new(Shared::default());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound, addr) = std::sync::mpsc::channel();
-        let state = shared.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                bound.send(listener.local_addr().unwrap()).unwrap();
-                // Each token leaves when written, as from a real model server.
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let app = axum::Router::new()
-                    .route("/v1/chat/completions", post(completions))
-                    .with_state(state);
-                tokio::select! {
-                    _ = axum::serve(listener, app) => {}
-                    _ = stopped => {}
-                }
-            });
-        });
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(shared.clone());
+        let server = Background::serve(app);
         Self {
-            addr: addr.recv().expect("the model server binds"),
+            addr: server.addr,
             shared,
-            stop: Some(stop),
+            _server: server,
         }
     }
 
@@ -144,14 +125,6 @@ impl ModelServer {
     /// The requests received so far: their headers and JSON bodies.
     pub fn requests(&self) -> Vec<(HeaderMap, Value)> {
         self.shared.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ModelServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 

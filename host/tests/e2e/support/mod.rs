@@ -2,6 +2,7 @@
 //! runtime, the servers (in this process or the binary), the one HTTP
 //! client with its typed calls, and polling that ends on the event.
 
+mod background;
 mod client;
 mod postgres;
 mod resources;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use warden::plugin::{ArtefactKeySource, AuthPlugin, Limits, Runtime, RuntimeOptions};
 use warden::types::{Request, User};
 
+pub use background::Background;
 pub use client::{Client, Event, HttpRequest, Reply, Stream, events};
 pub use postgres::TestDatabase;
 pub use resources::{Assistant, Cron, Run, Thread};
