@@ -286,36 +286,83 @@ pub const DEFAULT_GRAPH_MEMORY_MIB: u64 = 256;
 /// "...", "timeout_ms": ..., "memory_mib": ..., "config": {...}, "secrets":
 /// {...}, "allowed_hosts": [...], "http_timeout_ms": ...,
 /// "http_max_response_kib": ...}`. The path names a graph component
-/// (`.wasm`) or a graph crate directory.
+/// (`.wasm`) or a graph crate directory. An unknown or ill-typed key is an
+/// error naming it: each one sets a sandbox limit or grant, and a misspelt
+/// one would leave the default in place unnoticed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "RawGraph")]
+// The derive reads the object form, as `GraphConfig::deserialize`; the
+// `Deserialize` impl below takes a path as well.
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct GraphConfig {
     /// Where the graph is, relative to the configuration file.
     pub path: String,
     /// Its description (the system assistant's).
+    #[serde(default)]
     pub description: Option<String>,
     /// The deadline of one run, in milliseconds.
+    #[serde(default = "default_graph_timeout_ms")]
     pub timeout_ms: u64,
     /// The memory cap of one run, in MiB.
+    #[serde(default = "default_graph_memory_mib")]
     pub memory_mib: u64,
     /// Values the graph reads with `warden:common/config.get`.
+    #[serde(default, deserialize_with = "scalar_map")]
     pub config: BTreeMap<String, String>,
     /// Secrets the graph reads with `warden:common/config.secret`: name →
     /// `env:VARIABLE`.
+    #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
     /// The hosts the graph may reach over `wasi:http` (the patterns of
     /// `auth.allowed_hosts`). Empty: no network.
+    #[serde(default)]
     pub allowed_hosts: Vec<HostPattern>,
     /// Deadline of one outbound HTTP request, response body included, in
     /// milliseconds; it never outlives the run's deadline.
+    #[serde(default = "default_graph_http_timeout_ms")]
     pub http_timeout_ms: u64,
     /// The most response-body bytes one outbound request may read, in KiB.
+    #[serde(default = "default_graph_http_max_response_kib")]
     pub http_max_response_kib: u64,
 }
 
+impl<'de> Deserialize<'de> for GraphConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, MapDeserializer};
+
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = GraphConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a graph's path, or an object with its `path` and settings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<GraphConfig, E> {
+                // A path alone is the object with only `path`: one set of
+                // defaults, the derive's.
+                let fields = MapDeserializer::new(std::iter::once(("path", path)));
+                GraphConfig::deserialize(fields)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<GraphConfig, A::Error> {
+                GraphConfig::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
+}
+
 impl From<&str> for GraphConfig {
+    /// The entry `"path"`: the graph at `path` with the default settings.
     fn from(path: &str) -> Self {
-        RawGraph::Path(path.to_owned()).into()
+        use serde::de::IntoDeserializer;
+        let entry: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+            path.into_deserializer();
+        <GraphConfig as Deserialize>::deserialize(entry)
+            .expect("a path alone is a valid graph entry")
     }
 }
 
@@ -349,34 +396,6 @@ impl GraphConfig {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawGraph {
-    Path(String),
-    Detailed(Box<DetailedGraph>),
-}
-
-#[derive(Deserialize)]
-struct DetailedGraph {
-    path: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default = "default_graph_timeout_ms")]
-    timeout_ms: u64,
-    #[serde(default = "default_graph_memory_mib")]
-    memory_mib: u64,
-    #[serde(default, deserialize_with = "scalar_map")]
-    config: BTreeMap<String, String>,
-    #[serde(default)]
-    secrets: BTreeMap<String, SecretSource>,
-    #[serde(default)]
-    allowed_hosts: Vec<HostPattern>,
-    #[serde(default = "default_graph_http_timeout_ms")]
-    http_timeout_ms: u64,
-    #[serde(default = "default_graph_http_max_response_kib")]
-    http_max_response_kib: u64,
-}
-
 fn default_graph_http_timeout_ms() -> u64 {
     crate::plugin::DEFAULT_GRAPH_HTTP_TIMEOUT_MS
 }
@@ -389,48 +408,6 @@ fn default_graph_timeout_ms() -> u64 {
 }
 fn default_graph_memory_mib() -> u64 {
     DEFAULT_GRAPH_MEMORY_MIB
-}
-
-impl From<RawGraph> for GraphConfig {
-    fn from(raw: RawGraph) -> Self {
-        match raw {
-            RawGraph::Path(path) => Self {
-                path,
-                description: None,
-                timeout_ms: DEFAULT_GRAPH_TIMEOUT_MS,
-                memory_mib: DEFAULT_GRAPH_MEMORY_MIB,
-                config: BTreeMap::new(),
-                secrets: BTreeMap::new(),
-                allowed_hosts: Vec::new(),
-                http_timeout_ms: default_graph_http_timeout_ms(),
-                http_max_response_kib: default_graph_http_max_response_kib(),
-            },
-            RawGraph::Detailed(graph) => {
-                let DetailedGraph {
-                    path,
-                    description,
-                    timeout_ms,
-                    memory_mib,
-                    config,
-                    secrets,
-                    allowed_hosts,
-                    http_timeout_ms,
-                    http_max_response_kib,
-                } = *graph;
-                Self {
-                    path,
-                    description,
-                    timeout_ms,
-                    memory_mib,
-                    config,
-                    secrets,
-                    allowed_hosts,
-                    http_timeout_ms,
-                    http_max_response_kib,
-                }
-            }
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -1094,6 +1071,31 @@ mod tests {
             let e = parse(&format!(r#"{{"limits": {text}}}"#)).unwrap_err();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_graph_entry_is_checked_key_by_key() {
+        // An ill-typed setting is named, with what was expected.
+        let e =
+            parse(r#"{"graphs": {"agent": {"path": "./a", "timeout_ms": "abc"}}}"#).unwrap_err();
+        assert!(e.contains("`graphs.agent.timeout_ms`"), "{e}");
+        assert!(e.contains("expected u64"), "{e}");
+        // A misspelt setting is an error, not a default silently kept.
+        let e = parse(r#"{"graphs": {"agent": {"path": "./a", "timout_ms": 5}}}"#).unwrap_err();
+        assert!(e.contains("unknown field `timout_ms`"), "{e}");
+        assert!(e.contains("`timeout_ms`"), "{e}");
+        let e = parse(r#"{"graphs": {"agent": {"description": "No path"}}}"#).unwrap_err();
+        assert!(e.contains("`graphs.agent`: missing field `path`"), "{e}");
+        // Neither a path nor an object: the error says what a graph is.
+        let e = parse(r#"{"graphs": {"agent": 5}}"#).unwrap_err();
+        assert!(e.contains("`graphs.agent`"), "{e}");
+        assert!(e.contains("expected a graph's path"), "{e}");
+        assert!(!e.contains("RawGraph"), "{e}");
+        // Both spellings of a plain graph agree.
+        let plain = parse(r#"{"graphs": {"a": "./a", "b": {"path": "./a"}}}"#).unwrap();
+        assert_eq!(plain.graphs["a"], plain.graphs["b"]);
+        assert_eq!(plain.graphs["a"], GraphConfig::from("./a"));
+        assert_eq!(plain.graphs["a"].timeout_ms, DEFAULT_GRAPH_TIMEOUT_MS);
     }
 
     #[test]
