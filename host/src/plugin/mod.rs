@@ -73,6 +73,7 @@ pub use settings::{
     GraphLimits, GraphSettings, HttpLimits, Limits, PluginSettings, SecretSource,
 };
 pub use slot::{GraphSlot, PluginSlot, ReloadError, Reloadable, Reloaded, SlotStatus, Swappable};
+pub(crate) use waits::observed_wait;
 #[cfg(test)]
 pub(crate) use waits::{WaitLimit, report_ran_long};
 pub use waits::{WaitObserver, observe_waits_on_this_thread};

@@ -111,8 +111,9 @@ impl WaitLimit {
     }
 }
 
-/// Told when a thread starts and stops waiting in a guest's host call, and
-/// when its plugin call is throttled for computing long.
+/// Told when a thread starts and stops waiting in a guest's host call (or
+/// for the database: [`crate::storage::wait`]), and when its plugin call is
+/// throttled for computing long.
 pub trait WaitObserver {
     /// The thread blocks: it does no work until [`WaitObserver::wait_ended`].
     fn wait_started(&self);
@@ -143,8 +144,14 @@ pub fn observe_waits_on_this_thread(observer: Arc<dyn WaitObserver>) {
 }
 
 /// A wait in progress, reported to the thread's observer until dropped.
-struct Waiting {
+pub(crate) struct Waiting {
     observer: Option<Arc<dyn WaitObserver>>,
+}
+
+/// Tells the thread's observer that the thread blocks (in the host, not in
+/// a guest: waiting for the database), until the returned guard drops.
+pub(crate) fn observed_wait() -> Waiting {
+    Waiting::start()
 }
 
 impl Waiting {

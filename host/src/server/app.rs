@@ -153,7 +153,11 @@ impl AppState {
             metrics,
             http: Arc::default(),
             decisions: None,
-            work: Arc::new(work_pool::WorkPool::for_this_machine()),
+            work: Arc::new(if storage.works_inline() {
+                work_pool::WorkPool::for_this_machine()
+            } else {
+                work_pool::WorkPool::for_computing()
+            }),
             disable_studio_auth: !config.auth.as_ref().is_some_and(|a| a.studio_bypass()),
             auth,
             storage,

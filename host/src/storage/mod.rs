@@ -66,6 +66,8 @@ fn wait_untimed<F: Future>(operation: F) -> F::Output {
         return done;
     }
     let runtime = tokio::runtime::Handle::current();
+    // The work pool gives this thread's slot to another job meanwhile.
+    let _waiting = crate::plugin::observed_wait();
     tokio::task::block_in_place(|| runtime.block_on(operation))
 }
 

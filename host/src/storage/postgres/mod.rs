@@ -50,10 +50,17 @@ pub(crate) const MIGRATIONS_APPLIED: usize = schema::MIGRATIONS.len();
 const POOL_SIZE: usize = 16;
 
 /// How many connections the point reads share ([`pipelined`]), of the
-/// pool's [`POOL_SIZE`]. One per core would do; fewer pipeline more (one:
-/// PostgreSQL's CPU per read fell from 94 to 44 µs under 16 clients, two:
-/// to 61 µs, four: to 70 µs) but queue more reads behind a slow one.
-const PIPELINED_CONNECTIONS: usize = 2;
+/// pool's [`POOL_SIZE`]: one per two cores, at least one. Fewer pipeline
+/// more (one: PostgreSQL's CPU per read fell from 94 to 44 µs under 16
+/// clients, two: to 61 µs, four: to 70 µs; on two cores, one connection
+/// against two: 17 042–17 641 reads/s against 14 249–15 152, at 71–74 µs
+/// of Warden's CPU per read against 82–88) but queue more reads behind a
+/// slow one, and one connection's reads take at most one of PostgreSQL's
+/// cores.
+fn pipelined_connections() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores / 2).clamp(1, POOL_SIZE / 4)
+}
 
 /// How long an operation waits for a connection, and a connection to be
 /// made, before the database counts as unavailable.
@@ -114,7 +121,7 @@ impl PostgresStorage {
         drop(client);
         let queue = queue::PgRunQueue::new(pool.clone(), deferred.clone(), config);
         Ok(Self {
-            pipelined: pipelined::Pipelined::new(pool.clone(), PIPELINED_CONNECTIONS),
+            pipelined: pipelined::Pipelined::new(pool.clone(), pipelined_connections()),
             pool,
             deferred,
             queue,

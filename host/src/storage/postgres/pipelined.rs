@@ -129,7 +129,7 @@ mod tests {
         let database = TestDatabase::create().await;
         let storage = database.storage().await;
         let (id, _) = owned_threads(&storage, 1).await[0].clone();
-        for _ in 0..super::super::PIPELINED_CONNECTIONS {
+        for _ in 0..super::super::pipelined_connections() {
             assert!(storage.thread(id, None).await.unwrap().is_some());
         }
         // PostgreSQL drops every connection to the database (a restart, an
@@ -147,7 +147,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(dropped >= super::super::PIPELINED_CONNECTIONS as u64);
+        assert!(dropped >= super::super::pipelined_connections() as u64);
         // A read that finds its shared connection dropped evicts it and
         // runs again on a fresh one, so reads fail only when that one was
         // dropped too (an idle one of the pool whose end the driver has
